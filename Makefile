@@ -1,0 +1,46 @@
+# callbackd — build and test. `make test` works on a fresh Debian machine that has Go:
+# it installs redis-server (the test suite runs against a real one) when it is missing.
+
+GO       ?= go
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN      := bin/callbackd
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test test-short vet fmt bench fuzz deps demo clean
+
+all: vet test build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/callbackd
+
+# deps installs what the tests need from Debian: redis-server, and gcc for the race detector.
+deps:
+	@command -v redis-server >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || { \
+		echo "installing redis-server and gcc with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server gcc libc6-dev; }
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-short: deps
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./queue/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseE164 -fuzztime 30s ./internal/phone/
+
+demo:
+	$(GO) run ./cmd/callbackd demo
+
+clean:
+	rm -rf bin
