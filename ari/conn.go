@@ -1,0 +1,405 @@
+package ari
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/internal/clock"
+)
+
+// Default application names. The monitor app watches everything (subscribeAll) and is never a
+// Stasis() target; the control app owns the callback legs. One app doing both would receive
+// every event of its own legs twice, and a subscribeAll app is torn down on disconnect in a way
+// that loses StasisEnd for channels still inside it (notes §1, §5).
+const (
+	DefaultMonitorApp = "callbackd-monitor"
+	DefaultControlApp = "callbackd"
+)
+
+// maxFrame is the largest event frame accepted. A ChannelVarset of a long variable or a
+// bridge with many members can pass the websocket library's 32 KiB default.
+const maxFrame = 8 << 20
+
+// ErrUnauthorized is wrapped when Asterisk rejects the username or password.
+var ErrUnauthorized = errors.New("ARI rejected the username or password (check ari.conf)")
+
+// Options configure a Conn.
+type Options struct {
+	// Name identifies this Asterisk in logs and metrics ("pbx1"); default the URL's host.
+	Name string
+	// URL is the ARI base, "http://host:8088/ari".
+	URL                string
+	Username, Password string
+	// MonitorApp and ControlApp default to DefaultMonitorApp and DefaultControlApp.
+	MonitorApp, ControlApp string
+	// MonitorEvents is the monitor app's event filter; default DefaultMonitorEvents.
+	MonitorEvents []string
+	// RequestTimeout bounds each REST call and each WebSocket handshake.
+	RequestTimeout time.Duration
+	// Backoff is the reconnect schedule; the zero value means DefaultBackoff.
+	Backoff Backoff
+	// Clock times reconnects and stamps snapshots; default clock.Real{}.
+	Clock clock.Clock
+	// Logger defaults to zap.NewNop().
+	Logger *zap.Logger
+	// Rand returns numbers in [0, 1) for jitter; default math/rand/v2.Float64.
+	Rand func() float64
+	// Metrics is optional.
+	Metrics *Metrics
+	// OnState, when set, is called with up=true once the sockets are connected and resynced
+	// and with up=false when a connection drops. Calls come from Run's goroutine, in order;
+	// it must not block.
+	OnState func(name string, up bool)
+	// HTTPClient is used for REST and the WebSocket handshakes; default a fresh client.
+	HTTPClient *http.Client
+}
+
+// Conn is the connection to one Asterisk: the monitor and control event sockets, reconnects
+// and resyncs, and the REST client.
+//
+// Each app's events are handled by one goroutine, in the order Asterisk wrote them to the
+// socket. That single ordered stream is all "ordered per-call processing" needs: Asterisk
+// emits the events of one channel in order, the detector groups them per call (linkedid)
+// itself, and nothing in the detector is slow enough to be worth parallelising per call at
+// the price of reordering across the channels of one call.
+type Conn struct {
+	opts    Options
+	client  *Client
+	clk     clock.Clock
+	log     *zap.Logger
+	rnd     func() float64
+	backoff Backoff
+	events  string // base ws URL of /events, without query
+
+	mu          sync.Mutex
+	running     bool
+	up          bool
+	asteriskID  string
+	lastStartup time.Time
+}
+
+// NewConn checks opts and returns a Conn; it does not connect until Run.
+func NewConn(opts Options) (*Conn, error) {
+	base, err := parseBaseURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = base.Host
+	}
+	if opts.MonitorApp == "" {
+		opts.MonitorApp = DefaultMonitorApp
+	}
+	if opts.ControlApp == "" {
+		opts.ControlApp = DefaultControlApp
+	}
+	if opts.MonitorApp == opts.ControlApp {
+		return nil, fmt.Errorf("ari: %s: monitor and control app are both %q; they must differ", opts.Name, opts.MonitorApp)
+	}
+	if opts.MonitorEvents == nil {
+		opts.MonitorEvents = DefaultMonitorEvents
+	}
+	opts.Backoff = opts.Backoff.withDefaults()
+	if err := opts.Backoff.validate(); err != nil {
+		return nil, fmt.Errorf("ari: %s: %w", opts.Name, err)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	client, err := NewClient(ClientOptions{URL: opts.URL, Username: opts.Username, Password: opts.Password,
+		RequestTimeout: opts.RequestTimeout, HTTPClient: opts.HTTPClient, Metrics: opts.Metrics})
+	if err != nil {
+		return nil, fmt.Errorf("ari: %s: %w", opts.Name, err)
+	}
+	ev := *base
+	ev.Path = base.Path + "/events"
+	return &Conn{
+		opts: opts, client: client, clk: opts.Clock, rnd: opts.Rand, backoff: opts.Backoff,
+		log:    opts.Logger.With(zap.String("asterisk", opts.Name), zap.String("ari_url", client.BaseURL())),
+		events: ev.String(),
+	}, nil
+}
+
+// Name is Options.Name.
+func (c *Conn) Name() string { return c.opts.Name }
+
+// Client is the REST client of this Asterisk.
+func (c *Conn) Client() *Client { return c.client }
+
+// Connected reports whether the event sockets are up and the last resync succeeded.
+func (c *Conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up
+}
+
+// AsteriskID is the entity id Asterisk reported at the last resync, "" before the first.
+func (c *Conn) AsteriskID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asteriskID
+}
+
+// Run connects, resyncs and delivers events until ctx ends, reconnecting with backoff
+// whenever a socket drops. monitor receives the monitor app's events and is required; control
+// receives the control app's and may be nil, in which case the control app is not registered
+// at all, so Stasis(control app) fails at once instead of parking callers nobody handles.
+// Run returns nil once ctx ends, or an error for bad arguments.
+func (c *Conn) Run(ctx context.Context, monitor, control Handler) error {
+	if monitor == nil {
+		return fmt.Errorf("ari: %s: run: monitor handler is nil", c.opts.Name)
+	}
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return fmt.Errorf("ari: %s: run: already running", c.opts.Name)
+	}
+	c.running = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	monQ := newQueue()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.consume(ctx, "monitor", monQ, monitor)
+	}()
+	var ctlQ *queue
+	if control != nil {
+		ctlQ = newQueue()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.consume(ctx, "control", ctlQ, control)
+		}()
+	}
+
+	attempt := 0
+	for {
+		resynced, err := c.session(ctx, monQ, ctlQ)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if resynced {
+			// A connection that got as far as a resync was healthy: start the schedule over.
+			attempt = 0
+		}
+		delay := c.backoff.Delay(attempt, c.rnd())
+		if errors.Is(err, ErrUnauthorized) {
+			// Retrying a wrong password quickly only fills Asterisk's security log.
+			delay = c.backoff.Delay(1<<20, c.rnd())
+			c.log.Error("ARI rejected the credentials; check username/password in the config and ari.conf",
+				zap.String("username", c.opts.Username), zap.Duration("retry_in", delay))
+		} else {
+			c.log.Warn("ARI connection lost or failed; reconnecting", zap.Error(err), zap.Duration("retry_in", delay))
+		}
+		attempt++
+		select {
+		case <-c.clk.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
+		c.opts.Metrics.reconnect(c.opts.Name)
+	}
+}
+
+// session runs one connection: both sockets, the resync, then reading until a socket fails.
+// resynced tells whether the snapshot was taken and handed on.
+func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, err error) {
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel below, so the readers stop promptly
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+
+	type socket struct {
+		app  string
+		all  bool
+		q    *queue
+		gate *gate
+	}
+	socks := []*socket{{app: c.opts.MonitorApp, all: true, q: monQ}}
+	if ctlQ != nil {
+		socks = append(socks, &socket{app: c.opts.ControlApp, q: ctlQ})
+	}
+	for _, s := range socks {
+		ws, err := c.dial(sctx, s.app, s.all)
+		if err != nil {
+			return false, err
+		}
+		s.gate = &gate{q: s.q}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- c.read(sctx, ws, s.app, s.gate)
+		}()
+	}
+	snap, err := c.resync(sctx)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range socks {
+		s.gate.openWith(snap)
+	}
+	c.setUp(true, snap)
+	c.log.Info("ARI connected and resynced", zap.String("asterisk_id", snap.AsteriskID),
+		zap.Int("channels", len(snap.Channels)), zap.Int("bridges", len(snap.Bridges)),
+		zap.Bool("restarted", snap.Restarted))
+	defer c.setUp(false, Snapshot{})
+	select {
+	case err = <-errc:
+		return true, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// dial opens the events socket of app. Credentials go in the Authorization header, never in
+// the URL (api_key=), so no URL that reaches a log or an error carries them.
+func (c *Conn) dial(ctx context.Context, app string, subscribeAll bool) (*websocket.Conn, error) {
+	q := url.Values{"app": {app}}
+	if subscribeAll {
+		q.Set("subscribeAll", "true")
+	}
+	u := c.events + "?" + q.Encode()
+	hc := *c.opts.HTTPClient
+	hc.Timeout = c.client.timeout // the library applies it to the handshake only
+	auth := base64.StdEncoding.EncodeToString([]byte(c.opts.Username + ":" + c.opts.Password))
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: &hc,
+		HTTPHeader: http.Header{"Authorization": {"Basic " + auth}},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("ari: connecting events socket of %s: %w", app, ErrUnauthorized)
+		}
+		return nil, fmt.Errorf("ari: connecting events socket of %s: %w", app, err)
+	}
+	ws.SetReadLimit(maxFrame)
+	return ws, nil
+}
+
+// read copies frames from ws into g until the socket fails. It never waits on anything but
+// the socket: see queue.
+func (c *Conn) read(ctx context.Context, ws *websocket.Conn, app string, g *gate) error {
+	defer ws.CloseNow()
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("ari: reading events of %s: %w", app, err)
+		}
+		g.push(data)
+	}
+}
+
+// resync re-applies the monitor's event filter (Asterisk forgets it with the socket) and
+// takes the snapshot.
+func (c *Conn) resync(ctx context.Context) (Snapshot, error) {
+	if err := c.client.SetEventFilter(ctx, c.opts.MonitorApp, c.opts.MonitorEvents); err != nil {
+		return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+	}
+	info, err := c.client.Info(ctx)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+	}
+	chans, err := c.client.Channels(ctx)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+	}
+	bridges, err := c.client.Bridges(ctx)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+	}
+	c.mu.Lock()
+	restarted := !c.lastStartup.IsZero() && !c.lastStartup.Equal(info.StartupTime)
+	c.lastStartup = info.StartupTime
+	c.asteriskID = info.EntityID
+	c.mu.Unlock()
+	return Snapshot{AsteriskID: info.EntityID, StartupTime: info.StartupTime, Restarted: restarted,
+		At: c.clk.Now(), Channels: chans, Bridges: bridges}, nil
+}
+
+func (c *Conn) setUp(up bool, snap Snapshot) {
+	c.mu.Lock()
+	changed := c.up != up
+	c.up = up
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	c.opts.Metrics.setConnected(c.opts.Name, up)
+	if c.opts.OnState != nil {
+		c.opts.OnState(c.opts.Name, up)
+	}
+}
+
+// consume hands one app's stream to h, in order, until ctx ends.
+func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
+	asteriskID := ""
+	for {
+		its, err := q.popAll(ctx)
+		if err != nil {
+			return
+		}
+		for i := range its {
+			if ctx.Err() != nil {
+				return
+			}
+			if s := its[i].snap; s != nil {
+				asteriskID = s.AsteriskID
+				h.Resync(*s)
+				continue
+			}
+			c.deliver(role, its[i].frame, asteriskID, h)
+		}
+	}
+}
+
+func (c *Conn) deliver(role string, frame []byte, asteriskID string, h Handler) {
+	ev, err := Decode(frame)
+	if err != nil {
+		c.opts.Metrics.malformedEvent()
+		// The frame itself may hold phone numbers: log its size, not its content.
+		c.log.Debug("skipping malformed ARI event", zap.String("app", role), zap.Int("bytes", len(frame)), zap.Error(err))
+		return
+	}
+	if !knownEventTypes[ev.Type] {
+		c.opts.Metrics.unknownEvent()
+		c.log.Debug("skipping ARI event of unknown type", zap.String("app", role), zap.String("type", ev.Type))
+		return
+	}
+	c.opts.Metrics.event(ev.Type)
+	if ev.AsteriskID == "" {
+		ev.AsteriskID = asteriskID
+	}
+	if ev.Type == "ApplicationReplaced" {
+		c.log.Error("another client took over an ARI application; this daemon no longer receives its events",
+			zap.String("app", ev.Application))
+	}
+	h.HandleEvent(ev)
+}

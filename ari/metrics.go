@@ -1,0 +1,92 @@
+package ari
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the connection manager's Prometheus series. A nil *Metrics records nothing, so
+// tests and tools need not build one.
+type Metrics struct {
+	connected  *prometheus.GaugeVec
+	reconnects *prometheus.CounterVec
+	events     *prometheus.CounterVec
+	unknown    prometheus.Counter
+	malformed  prometheus.Counter
+	rest       *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them on reg. It panics if they are already
+// registered there, as prometheus.MustRegister does: that is a wiring bug, found at start-up.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "callbackd_ari_connected",
+			Help: "1 while the ARI event sockets of an Asterisk are up and resynced, else 0.",
+		}, []string{"asterisk"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_ari_reconnects_total",
+			Help: "ARI connection attempts after the first, per Asterisk.",
+		}, []string{"asterisk"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_ari_events_total",
+			Help: "ARI events received, by type.",
+		}, []string{"type"}),
+		unknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callbackd_ari_unknown_events_total",
+			Help: "ARI events of a type callbackd does not know; skipped.",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callbackd_ari_malformed_events_total",
+			Help: "ARI event frames that were not a JSON object with a type; skipped.",
+		}),
+		rest: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_ari_rest_requests_total",
+			Help: "ARI REST requests by method and HTTP status (\"error\" when no reply came).",
+		}, []string{"method", "status"}),
+	}
+	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest)
+	// Known types start at 0 so rate() and absent() alerts work before the first event.
+	for t := range knownEventTypes {
+		m.events.WithLabelValues(t)
+	}
+	return m
+}
+
+func (m *Metrics) setConnected(asterisk string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.connected.WithLabelValues(asterisk).Set(v)
+}
+
+func (m *Metrics) reconnect(asterisk string) {
+	if m != nil {
+		m.reconnects.WithLabelValues(asterisk).Inc()
+	}
+}
+
+func (m *Metrics) event(typ string) {
+	if m != nil {
+		m.events.WithLabelValues(typ).Inc()
+	}
+}
+
+func (m *Metrics) unknownEvent() {
+	if m != nil {
+		m.unknown.Inc()
+	}
+}
+
+func (m *Metrics) malformedEvent() {
+	if m != nil {
+		m.malformed.Inc()
+	}
+}
+
+func (m *Metrics) restRequest(method, status string) {
+	if m != nil {
+		m.rest.WithLabelValues(method, status).Inc()
+	}
+}
