@@ -133,15 +133,19 @@ func (s *Server) restOriginate(r *http.Request, _ []string) (int, any, error) {
 	if !ok {
 		return 0, nil, fail(http.StatusInternalServerError, "Allocation failed")
 	}
-	name, number := parseCallerID(q.Get("callerId"))
-	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), CallerName: name,
-		CallerNumber: number, State: "Down"})
+	// The channel is born with the endpoint's own identity (traces 07 and 10: ChannelCreated
+	// shows "Agent 1003" <1003>); the originate's callerId replaces it a moment later.
+	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), CallerName: b.CallerName,
+		CallerNumber: b.CallerNumber, State: "Down"})
 	ch.snap.Dialplan.AppName, ch.snap.Dialplan.AppData = "AppDial2", "(Outgoing Line)"
 	s.chanEventLocked("ChannelCreated", ch, nil)
 	for _, k := range sortedKeys(vars) {
 		s.setVarLocked(ch, k, vars[k])
 	}
 	s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": "AppDial2", "dialplan_app_data": "(Outgoing Line)"})
+	if cid := q.Get("callerId"); cid != "" {
+		ch.snap.Caller.Name, ch.snap.Caller.Number = parseCallerID(cid)
+	}
 	s.chanEventLocked("ChannelCallerId", ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
 	ch.snap.Connected = ch.snap.Caller
 	s.chanEventLocked("ChannelConnectedLine", ch, nil)
@@ -192,10 +196,14 @@ func (s *Server) restCreate(r *http.Request, _ []string) (int, any, error) {
 	if id := q.Get("channelId"); id != "" && s.channels[id] != nil {
 		return 0, nil, fail(http.StatusConflict, "Channel with given unique ID already exists")
 	}
-	if _, ok := s.behaviorLocked(ep); !ok {
+	b, ok := s.behaviorLocked(ep)
+	if !ok {
 		return 0, nil, fail(http.StatusInternalServerError, "Allocation failed")
 	}
-	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), State: "Down"})
+	// As with originate, a created channel starts with the endpoint's own caller id (trace 07:
+	// ChannelCreated <2001>) until CALLERID() variables overwrite it.
+	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), CallerName: b.CallerName,
+		CallerNumber: b.CallerNumber, State: "Down"})
 	s.chanEventLocked("ChannelCreated", ch, nil)
 	ch.subs[appName] = true
 	for _, k := range sortedKeys(vars) {
@@ -257,7 +265,7 @@ func (s *Server) startAriDialLocked(ch *channel, b Behavior, timeout time.Durati
 	s.dialEventLocked(ch, "RINGING", "")
 	epoch := s.epoch
 	originate := onAnswer != nil
-	s.goScript(func() {
+	s.goScriptLocked(func() {
 		type outcome int
 		const (
 			answer outcome = iota
@@ -296,7 +304,7 @@ func (s *Server) startAriDialLocked(ch *channel, b Behavior, timeout time.Durati
 				onAnswer()
 			}
 			if b.HangupAfter > 0 {
-				s.goScript(func() {
+				s.goScriptLocked(func() {
 					if s.sleep(epoch, b.HangupAfter, ch.gone) != nil {
 						return
 					}
@@ -388,7 +396,7 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	reply := pb(0, "queued")
 	s.emitLocked("PlaybackStarted", fields{"playback": pb(0, "playing")}, s.chanTargetsLocked(ch))
 	epoch := s.epoch
-	s.goScript(func() {
+	s.goScriptLocked(func() {
 		for i := range media {
 			err := s.sleep(epoch, mediaDuration(media[i]), ch.gone)
 			if err == errStopped {

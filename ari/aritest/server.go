@@ -69,6 +69,7 @@ type Server struct {
 	apps      map[string]*app
 	endpoints map[string]Behavior
 	devices   map[string]string // Stasis: device states set over REST
+	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
 	closed    bool
 
 	done chan struct{}
@@ -109,6 +110,7 @@ type app struct {
 	disallowed   map[string]bool
 	endpoints    map[string]bool
 	deviceNames  map[string]bool
+	sent         int // events handed to a socket, for tests that wait for delivery
 }
 
 // New starts a fake Asterisk listening on 127.0.0.1 on a free port.
@@ -141,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		apps:      map[string]*app{},
 		endpoints: map[string]Behavior{},
 		devices:   map[string]string{},
+		vmCount:   map[string]int{},
 		done:      make(chan struct{}),
 	}
 	s.hs = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -310,6 +313,7 @@ func (s *Server) emitLocked(typ string, f fields, targets []string) {
 			s.logf("aritest: encoding %s: %v", typ, err)
 			continue
 		}
+		a.sent++
 		if !a.conn.send(data) {
 			// Asterisk closes a socket that does not keep up; so do we.
 			a.conn.abort()
@@ -727,19 +731,19 @@ func (s *Server) sleep(epoch int, d time.Duration, gone <-chan struct{}) error {
 
 var errGone = errors.New("aritest: channel gone")
 
-// goScript runs fn in a goroutine that Close waits for.
-func (s *Server) goScript(fn func()) {
-	s.mu.Lock()
+// goScriptLocked runs fn in a goroutine that Close waits for. The caller holds s.mu, which
+// is what makes the closed check and wg.Add atomic with respect to Close. It reports false
+// (and runs nothing) once the server is closed.
+func (s *Server) goScriptLocked(fn func()) bool {
 	if s.closed {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.wg.Add(1)
-	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		fn()
 	}()
+	return true
 }
 
 // Drive advances a fake clock in steps of step until done is closed or the guard (wall
