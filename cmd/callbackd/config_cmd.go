@@ -2,12 +2,75 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/callbackd/callbackd/config"
 )
 
-// Placeholder until the config package lands; owned by the config work.
-func runConfig(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "callbackd config: not built yet")
-	return 1
+// runConfig implements `callbackd config check -c FILE`.
+func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	return runConfigWithEnv(args, os.Environ(), stdout, stderr)
+}
+
+// runConfigWithEnv takes the environment as an argument so tests can check overrides without
+// touching the process environment.
+func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: callbackd config check -c FILE")
+		fmt.Fprintln(stderr, "\nValidates FILE plus CALLBACKD_* environment overrides. Prints every problem and")
+		fmt.Fprintln(stderr, "exits 1, or prints the effective configuration (secrets masked) and exits 0.")
+	}
+	if len(args) == 0 || args[0] != "check" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			usage()
+			return 0
+		}
+		usage()
+		return 2
+	}
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = usage
+	file := fs.String("c", "", "configuration `FILE` to check")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *file == "" || fs.NArg() > 0 {
+		usage()
+		return 2
+	}
+	cfg, err := config.LoadEnviron(*file, environ)
+	if err != nil {
+		var verr *config.ValidationError
+		if !errors.As(err, &verr) {
+			fmt.Fprintf(stderr, "config %s: %v\n", *file, err)
+			return 1
+		}
+		noun := "problems"
+		if len(verr.Problems) == 1 {
+			noun = "problem"
+		}
+		fmt.Fprintf(stderr, "config %s: %d %s:\n", *file, len(verr.Problems), noun)
+		for _, p := range verr.Problems {
+			fmt.Fprintf(stderr, "  %s\n", p)
+		}
+		return 1
+	}
+	out, err := config.Marshal(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "config %s: %v\n", *file, err)
+		return 1
+	}
+	if _, err := stdout.Write(out); err != nil {
+		fmt.Fprintf(stderr, "config %s: writing effective config: %v\n", *file, err)
+		return 1
+	}
+	return 0
 }

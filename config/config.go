@@ -1,0 +1,346 @@
+// Package config holds the one Config type of the daemon: loaded from a YAML file, overridden by
+// CALLBACKD_* environment variables, filled with documented defaults and validated so that every
+// problem is reported at once with the YAML path it belongs to.
+package config
+
+import (
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the whole daemon configuration. The yaml tags are the file's keys; the same keys,
+// upper-cased and joined with "_", are the CALLBACKD_* environment overrides.
+type Config struct {
+	Redis     Redis         `yaml:"redis"`
+	Asterisk  []Asterisk    `yaml:"asterisk"`
+	Detector  Detector      `yaml:"detector"`
+	Queues    []Queue       `yaml:"queues"`
+	Agents    []Agent       `yaml:"agents"`
+	Dialer    Dialer        `yaml:"dialer"`
+	HTTP      HTTP          `yaml:"http"`
+	Log       Log           `yaml:"log"`
+	Retention Duration      `yaml:"retention"`
+	compiled  *compiledRefs `yaml:"-"`
+}
+
+// Redis says where the promise store lives. Exactly one of Addr, URL, Sentinel or Cluster is
+// used; Addr is only defaulted when none of the others is configured.
+type Redis struct {
+	Addr        string    `yaml:"addr"`
+	URL         SecretURL `yaml:"url"`
+	Sentinel    Sentinel  `yaml:"sentinel"`
+	Cluster     Cluster   `yaml:"cluster"`
+	Username    string    `yaml:"username"`
+	Password    Secret    `yaml:"password"`
+	DB          int       `yaml:"db"`
+	KeyPrefix   string    `yaml:"key_prefix"`
+	DialTimeout Duration  `yaml:"dial_timeout"`
+}
+
+// Sentinel configures Redis Sentinel discovery of the current master.
+type Sentinel struct {
+	MasterName string   `yaml:"master_name"`
+	Addrs      []string `yaml:"addrs"`
+}
+
+// Cluster configures Redis Cluster seed nodes.
+type Cluster struct {
+	Addrs []string `yaml:"addrs"`
+}
+
+// Mode reports which of the mutually exclusive connection modes is configured: "addr", "url",
+// "sentinel", "cluster" or "" when none is.
+func (r Redis) Mode() string {
+	switch {
+	case r.URL != "":
+		return "url"
+	case r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0:
+		return "sentinel"
+	case len(r.Cluster.Addrs) > 0:
+		return "cluster"
+	case r.Addr != "":
+		return "addr"
+	}
+	return ""
+}
+
+// Asterisk is one ARI connection. Two Stasis applications are used so that passively watching
+// every call (monitor) never competes with the channels callbackd controls itself.
+type Asterisk struct {
+	Name           string    `yaml:"name"`
+	URL            SecretURL `yaml:"url"`
+	Username       string    `yaml:"username"`
+	Password       Secret    `yaml:"password"`
+	MonitorApp     string    `yaml:"monitor_app"`
+	ControlApp     string    `yaml:"control_app"`
+	RequestTimeout Duration  `yaml:"request_timeout"`
+	Reconnect      Backoff   `yaml:"reconnect"`
+}
+
+// Backoff is an exponential backoff window.
+type Backoff struct {
+	Initial Duration `yaml:"initial"`
+	Max     Duration `yaml:"max"`
+}
+
+// Detector decides which calls are customer calls and which destinations are internal.
+type Detector struct {
+	InboundContexts    []string `yaml:"inbound_contexts"`
+	InternalExtension  string   `yaml:"internal_extension"`
+	CustomerNumber     string   `yaml:"customer_number"`
+	DefaultCountryCode string   `yaml:"default_country_code"`
+	DefaultQueue       string   `yaml:"default_queue"`
+}
+
+// IsInternal reports whether ext looks like an internal extension. It is false until the
+// config has been validated by Load or Parse, so an unchecked config never classifies calls.
+func (c *Config) IsInternal(ext string) bool {
+	return c.compiled != nil && c.compiled.internal.MatchString(ext)
+}
+
+// IsCustomerNumber reports whether n looks like an external customer's number. False until the
+// config has been validated by Load or Parse.
+func (c *Config) IsCustomerNumber(n string) bool {
+	return c.compiled != nil && c.compiled.customer.MatchString(n)
+}
+
+// Queue is one callback queue: which promises it makes and how hard it tries to keep them.
+type Queue struct {
+	Name            string       `yaml:"name"`
+	Deadline        Deadlines    `yaml:"deadline"`
+	MaxAttempts     int          `yaml:"max_attempts"`
+	RetryBackoff    Duration     `yaml:"retry_backoff"`
+	CallingHours    CallingHours `yaml:"calling_hours"`
+	OwnerPreference float64      `yaml:"owner_preference"`
+}
+
+// Deadlines is the promised time-to-callback per reason a promise was made.
+type Deadlines struct {
+	Voicemail          Duration `yaml:"voicemail"`
+	UnansweredTransfer Duration `yaml:"unanswered_transfer"`
+	Offer              Duration `yaml:"offer"`
+	API                Duration `yaml:"api"`
+}
+
+// Reasons a promise can be made for; the keys of Deadlines.
+const (
+	ReasonVoicemail          = "voicemail"
+	ReasonUnansweredTransfer = "unanswered_transfer"
+	ReasonOffer              = "offer"
+	ReasonAPI                = "api"
+)
+
+// For returns the deadline promised for reason, and false for an unknown reason.
+func (d Deadlines) For(reason string) (time.Duration, bool) {
+	switch reason {
+	case ReasonVoicemail:
+		return d.Voicemail.D(), true
+	case ReasonUnansweredTransfer:
+		return d.UnansweredTransfer.D(), true
+	case ReasonOffer:
+		return d.Offer.D(), true
+	case ReasonAPI:
+		return d.API.D(), true
+	}
+	return 0, false
+}
+
+// CallingHours is when customers of a queue may be rung, in the queue's own time zone.
+type CallingHours struct {
+	Timezone string   `yaml:"timezone"`
+	Days     []string `yaml:"days"`
+	Start    string   `yaml:"start"`
+	End      string   `yaml:"end"`
+}
+
+// Agent is a person who makes callbacks from one endpoint.
+type Agent struct {
+	ID        string   `yaml:"id"`
+	Name      string   `yaml:"name"`
+	Endpoint  string   `yaml:"endpoint"`
+	Queues    []string `yaml:"queues"`
+	Extension string   `yaml:"extension"`
+}
+
+// Serves reports whether the agent takes callbacks for queue; an empty list means all queues.
+func (a Agent) Serves(queue string) bool {
+	if len(a.Queues) == 0 {
+		return true
+	}
+	for _, q := range a.Queues {
+		if q == queue {
+			return true
+		}
+	}
+	return false
+}
+
+// Dialer configures how callbacks are placed.
+type Dialer struct {
+	CustomerDialTemplate string   `yaml:"customer_dial_template"`
+	CallerID             CallerID `yaml:"caller_id"`
+	Allow                []string `yaml:"allow"`
+	AgentRingTimeout     Duration `yaml:"agent_ring_timeout"`
+	CustomerRingTimeout  Duration `yaml:"customer_ring_timeout"`
+	AgentCooldown        Duration `yaml:"agent_cooldown"`
+	WrapUp               Duration `yaml:"wrap_up"`
+	Lease                Duration `yaml:"lease"`
+}
+
+// CallerID is what the customer sees when called back.
+type CallerID struct {
+	Number string `yaml:"number"`
+	Name   string `yaml:"name"`
+}
+
+// NumberPlaceholder is replaced by the customer's number in Dialer.CustomerDialTemplate.
+const NumberPlaceholder = "{number}"
+
+// CustomerDialString turns the dial template into the Asterisk endpoint for number.
+func (d Dialer) CustomerDialString(number string) string {
+	return strings.ReplaceAll(d.CustomerDialTemplate, NumberPlaceholder, number)
+}
+
+// Allowed reports whether number (E.164) matches the dial allow-list. It fails closed: false
+// until the config has been validated by Load or Parse, because the allow-list is the toll-fraud
+// guard and an unchecked list must never let a call out.
+func (c *Config) Allowed(number string) bool {
+	if c.compiled == nil {
+		return false
+	}
+	for _, re := range c.compiled.allow {
+		if re.MatchString(number) {
+			return true
+		}
+	}
+	return false
+}
+
+// HTTP is the admin/metrics listener.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	Token  Secret `yaml:"token"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level       string `yaml:"level"`
+	Format      string `yaml:"format"`
+	MaskNumbers bool   `yaml:"mask_numbers"`
+}
+
+// Queue returns the queue called name.
+func (c *Config) Queue(name string) (Queue, bool) {
+	for _, q := range c.Queues {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return Queue{}, false
+}
+
+// Location returns the time zone of the queue's calling hours.
+func (h CallingHours) Location() (*time.Location, error) {
+	return time.LoadLocation(h.Timezone)
+}
+
+// Open reports whether t falls inside the calling hours, evaluated in their time zone. Invalid
+// calling hours (which validation rejects) are never open, so a bad config never rings anyone.
+func (h CallingHours) Open(t time.Time) bool {
+	loc, err := h.Location()
+	if err != nil {
+		return false
+	}
+	start, err1 := parseClock(h.Start)
+	end, err2 := parseClock(h.End)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	local := t.In(loc)
+	day := strings.ToLower(local.Weekday().String()[:3])
+	found := false
+	for _, d := range h.Days {
+		if d == day {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	minute := local.Hour()*60 + local.Minute()
+	return minute >= start && minute < end
+}
+
+// compiledRefs keeps the regexps that validation compiled, so callers never recompile or
+// handle errors validation already reported.
+type compiledRefs struct {
+	internal *regexp.Regexp
+	customer *regexp.Regexp
+	allow    []*regexp.Regexp
+}
+
+// Defaults documented in the example file and the reference.
+const (
+	DefaultRedisAddr = "127.0.0.1:6379"
+)
+
+// Default returns the configuration used for every key the file and the environment leave out.
+// It has no Asterisk connections and no queues, so it is not valid on its own.
+func Default() *Config {
+	return &Config{
+		Redis: Redis{
+			Addr:        DefaultRedisAddr,
+			KeyPrefix:   "callbackd",
+			DialTimeout: Duration(5 * time.Second),
+		},
+		Detector: Detector{
+			InternalExtension:  `^[0-9]{2,6}$`,
+			CustomerNumber:     `^(\+[0-9]{6,15}|[0-9]{7,15})$`,
+			DefaultCountryCode: "31",
+		},
+		Dialer: Dialer{
+			Allow:               []string{`^\+31[1-9][0-9]{8}$`},
+			AgentRingTimeout:    Duration(20 * time.Second),
+			CustomerRingTimeout: Duration(30 * time.Second),
+			AgentCooldown:       Duration(2 * time.Minute),
+			WrapUp:              Duration(30 * time.Second),
+			Lease:               Duration(60 * time.Second),
+		},
+		HTTP:      HTTP{Listen: "127.0.0.1:9464"},
+		Log:       Log{Level: "info", Format: "json", MaskNumbers: true},
+		Retention: Duration(720 * time.Hour),
+	}
+}
+
+// DefaultAsterisk is what every entry of the asterisk list starts from.
+func DefaultAsterisk() Asterisk {
+	return Asterisk{
+		MonitorApp:     "callbackd-monitor",
+		ControlApp:     "callbackd",
+		RequestTimeout: Duration(5 * time.Second),
+		Reconnect:      Backoff{Initial: Duration(500 * time.Millisecond), Max: Duration(30 * time.Second)},
+	}
+}
+
+// DefaultQueue is what every entry of the queues list starts from.
+func DefaultQueue() Queue {
+	return Queue{
+		Deadline: Deadlines{
+			Voicemail:          Duration(4 * time.Hour),
+			UnansweredTransfer: Duration(2 * time.Hour),
+			Offer:              Duration(1 * time.Hour),
+			API:                Duration(4 * time.Hour),
+		},
+		MaxAttempts:  3,
+		RetryBackoff: Duration(10 * time.Minute),
+		CallingHours: CallingHours{
+			Timezone: "Europe/Amsterdam",
+			Days:     []string{"mon", "tue", "wed", "thu", "fri"},
+			Start:    "08:30",
+			End:      "17:30",
+		},
+		OwnerPreference: 0.5,
+	}
+}

@@ -1,0 +1,453 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callbackd/callbackd/internal/phone"
+)
+
+var (
+	nameRE         = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	endpointRE     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*/\S+$`)
+	digitsRE       = regexp.MustCompile(`^[0-9]{1,3}$`)
+	callerDigitsRE = regexp.MustCompile(`^[0-9]{3,15}$`)
+	weekdays       = map[string]bool{"mon": true, "tue": true, "wed": true, "thu": true, "fri": true, "sat": true, "sun": true}
+)
+
+// validator collects problems; it never stops at the first so one run of `config check`
+// shows the administrator everything to fix.
+type validator struct {
+	where    map[string]string
+	problems []Problem
+}
+
+// addf records a problem at path, pointing at where its value (or, for a missing key, its
+// nearest enclosing key) came from.
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...), Where: v.locate(path)})
+}
+
+func (v *validator) locate(path string) string {
+	for path != "" {
+		if w, ok := v.where[path]; ok {
+			return w
+		}
+		if strings.HasSuffix(path, "]") {
+			path = path[:strings.LastIndex(path, "[")]
+		} else if i := strings.LastIndex(path, "."); i >= 0 {
+			path = path[:i]
+		} else {
+			return ""
+		}
+	}
+	return ""
+}
+
+func (v *validator) set(path string) bool {
+	_, ok := v.where[path]
+	return ok
+}
+
+// normalize fills defaults that depend on other keys.
+func (v *validator) normalize(c *Config) {
+	// The built-in Redis address is a default, not a choice: it must not collide with a URL,
+	// Sentinel or Cluster the administrator configured.
+	if !v.set("redis.addr") && (c.Redis.URL != "" || c.Redis.Sentinel.MasterName != "" ||
+		len(c.Redis.Sentinel.Addrs) > 0 || len(c.Redis.Cluster.Addrs) > 0) {
+		c.Redis.Addr = ""
+	}
+	if c.Detector.DefaultQueue == "" && len(c.Queues) > 0 {
+		c.Detector.DefaultQueue = c.Queues[0].Name
+	}
+}
+
+func (v *validator) config(c *Config) {
+	v.redis(c.Redis)
+	v.asterisk(c.Asterisk)
+	queues := v.queues(c.Queues)
+	refs := &compiledRefs{}
+	v.detector(c.Detector, queues, refs)
+	v.agents(c.Agents, queues, refs.internal)
+	v.dialer(c.Dialer, len(c.Agents) > 0, refs)
+	v.http(c.HTTP)
+	v.log(c.Log)
+	v.positive("retention", c.Retention)
+	if len(v.problems) == 0 {
+		c.compiled = refs
+	}
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.addf(path, "must be > 0")
+	}
+}
+
+func (v *validator) required(path, value string) bool {
+	if strings.TrimSpace(value) == "" {
+		v.addf(path, "required")
+		return false
+	}
+	return true
+}
+
+// hostPort checks a host:port address and reports the problem at path.
+func (v *validator) hostPort(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.addf(path, "invalid address %q: want host:port", addr)
+		return
+	}
+	if strings.ContainsAny(host, " \t") {
+		v.addf(path, "invalid address %q: host contains whitespace", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.addf(path, "invalid address %q: port must be a number from 1 to 65535", addr)
+	}
+}
+
+func (v *validator) redis(r Redis) {
+	var modes []string
+	if r.Addr != "" {
+		modes = append(modes, "addr")
+	}
+	if r.URL != "" {
+		modes = append(modes, "url")
+	}
+	if r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0 {
+		modes = append(modes, "sentinel")
+	}
+	if len(r.Cluster.Addrs) > 0 {
+		modes = append(modes, "cluster")
+	}
+	switch {
+	case len(modes) == 0:
+		v.addf("redis", "one of addr, url, sentinel or cluster is required")
+	case len(modes) > 1:
+		v.addf("redis", "%s are mutually exclusive; configure only one", strings.Join(modes, " and "))
+	}
+	if r.Addr != "" {
+		v.hostPort("redis.addr", r.Addr)
+	}
+	if r.URL != "" {
+		u, err := url.Parse(r.URL.Reveal())
+		switch {
+		case err != nil:
+			v.addf("redis.url", "invalid URL: %v", unwrapURLError(err))
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			v.addf("redis.url", "scheme must be redis:// or rediss://, got %q", u.Scheme)
+		case u.Host == "":
+			v.addf("redis.url", "missing host")
+		}
+	}
+	if r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0 {
+		v.required("redis.sentinel.master_name", r.Sentinel.MasterName)
+		if len(r.Sentinel.Addrs) == 0 {
+			v.addf("redis.sentinel.addrs", "at least one sentinel address is required")
+		}
+		for i, a := range r.Sentinel.Addrs {
+			v.hostPort(fmt.Sprintf("redis.sentinel.addrs[%d]", i), a)
+		}
+	}
+	for i, a := range r.Cluster.Addrs {
+		v.hostPort(fmt.Sprintf("redis.cluster.addrs[%d]", i), a)
+	}
+	switch {
+	case r.DB < 0:
+		v.addf("redis.db", "must be >= 0")
+	case r.DB != 0 && len(r.Cluster.Addrs) > 0:
+		v.addf("redis.db", "must be 0 with Redis Cluster (a cluster has only database 0)")
+	}
+	switch {
+	case r.KeyPrefix == "":
+		v.addf("redis.key_prefix", "required")
+	case strings.ContainsAny(r.KeyPrefix, "{}"):
+		v.addf("redis.key_prefix", "must not contain { or } (they are Redis Cluster hash tags)")
+	case strings.ContainsAny(r.KeyPrefix, " \t\r\n"):
+		v.addf("redis.key_prefix", "must not contain whitespace")
+	}
+	v.positive("redis.dial_timeout", r.DialTimeout)
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (v *validator) asterisk(list []Asterisk) {
+	if len(list) == 0 {
+		v.addf("asterisk", "at least one Asterisk connection is required")
+	}
+	names := map[string]int{}
+	for i, a := range list {
+		p := fmt.Sprintf("asterisk[%d]", i)
+		if v.required(p+".name", a.Name) {
+			if !nameRE.MatchString(a.Name) {
+				v.addf(p+".name", "must match %s", nameRE)
+			} else if j, dup := names[a.Name]; dup {
+				v.addf(p+".name", "duplicate name %q (also asterisk[%d])", a.Name, j)
+			} else {
+				names[a.Name] = i
+			}
+		}
+		if v.required(p+".url", a.URL.Reveal()) {
+			u, err := url.Parse(a.URL.Reveal())
+			switch {
+			case err != nil:
+				v.addf(p+".url", "invalid URL: %v", unwrapURLError(err))
+			case u.Scheme != "http" && u.Scheme != "https":
+				v.addf(p+".url", "scheme must be http:// or https:// (the ARI base URL, e.g. http://127.0.0.1:8088/ari), got %q", u.Scheme)
+			case u.Host == "":
+				v.addf(p+".url", "missing host")
+			case u.User != nil:
+				v.addf(p+".url", "must not contain credentials; use username and password")
+			}
+		}
+		v.required(p+".username", a.Username)
+		v.required(p+".password", a.Password.Reveal())
+		monitorOK := v.required(p+".monitor_app", a.MonitorApp)
+		controlOK := v.required(p+".control_app", a.ControlApp)
+		if monitorOK && controlOK && a.MonitorApp == a.ControlApp {
+			v.addf(p+".control_app", "must differ from monitor_app (%q): watching calls and controlling callbacks need separate Stasis applications", a.MonitorApp)
+		}
+		v.positive(p+".request_timeout", a.RequestTimeout)
+		v.positive(p+".reconnect.initial", a.Reconnect.Initial)
+		v.positive(p+".reconnect.max", a.Reconnect.Max)
+		if a.Reconnect.Initial > 0 && a.Reconnect.Max > 0 && a.Reconnect.Initial > a.Reconnect.Max {
+			v.addf(p+".reconnect.initial", "must be <= reconnect.max (%s)", a.Reconnect.Max)
+		}
+	}
+}
+
+// queues validates the queue list and returns the valid queue names.
+func (v *validator) queues(list []Queue) map[string]bool {
+	if len(list) == 0 {
+		v.addf("queues", "at least one queue is required")
+	}
+	names := map[string]bool{}
+	first := map[string]int{}
+	for i, q := range list {
+		p := fmt.Sprintf("queues[%d]", i)
+		switch {
+		case q.Name == "":
+			v.addf(p+".name", "required")
+		case strings.ContainsAny(q.Name, "{}"):
+			v.addf(p+".name", "must not contain { or } (they are Redis Cluster hash tags)")
+		case !nameRE.MatchString(q.Name):
+			v.addf(p+".name", "must be 1 to 64 letters, digits, '_', '.' or '-'")
+		default:
+			if j, dup := first[q.Name]; dup {
+				v.addf(p+".name", "duplicate queue name %q (also queues[%d])", q.Name, j)
+			} else {
+				first[q.Name] = i
+				names[q.Name] = true
+			}
+		}
+		v.positive(p+".deadline.voicemail", q.Deadline.Voicemail)
+		v.positive(p+".deadline.unanswered_transfer", q.Deadline.UnansweredTransfer)
+		v.positive(p+".deadline.offer", q.Deadline.Offer)
+		v.positive(p+".deadline.api", q.Deadline.API)
+		if q.MaxAttempts < 1 {
+			v.addf(p+".max_attempts", "must be >= 1")
+		}
+		v.positive(p+".retry_backoff", q.RetryBackoff)
+		v.callingHours(p+".calling_hours", q.CallingHours)
+		if q.OwnerPreference < 0 || q.OwnerPreference > 1 {
+			v.addf(p+".owner_preference", "must be between 0 and 1 (a share of the time to the deadline)")
+		}
+	}
+	return names
+}
+
+func (v *validator) callingHours(p string, h CallingHours) {
+	if v.required(p+".timezone", h.Timezone) {
+		if _, err := time.LoadLocation(h.Timezone); err != nil {
+			v.addf(p+".timezone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", h.Timezone)
+		}
+	}
+	if len(h.Days) == 0 {
+		v.addf(p+".days", "at least one day is required")
+	}
+	seen := map[string]bool{}
+	for i, d := range h.Days {
+		dp := fmt.Sprintf("%s.days[%d]", p, i)
+		switch {
+		case !weekdays[d]:
+			v.addf(dp, "unknown day %q (use mon, tue, wed, thu, fri, sat, sun)", d)
+		case seen[d]:
+			v.addf(dp, "duplicate day %q", d)
+		}
+		seen[d] = true
+	}
+	start, errS := parseClock(h.Start)
+	if errS != nil {
+		v.addf(p+".start", "%v", errS)
+	}
+	end, errE := parseClock(h.End)
+	if errE != nil {
+		v.addf(p+".end", "%v", errE)
+	}
+	if errS == nil && errE == nil && start >= end {
+		v.addf(p+".end", "must be after start (%s)", h.Start)
+	}
+}
+
+func (v *validator) regexp(path, expr string) *regexp.Regexp {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		v.addf(path, "invalid regexp %q: %s", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		return nil
+	}
+	return re
+}
+
+func (v *validator) detector(d Detector, queues map[string]bool, refs *compiledRefs) {
+	for i, ctx := range d.InboundContexts {
+		if strings.TrimSpace(ctx) == "" {
+			v.addf(fmt.Sprintf("detector.inbound_contexts[%d]", i), "must not be empty")
+		}
+	}
+	if v.required("detector.internal_extension", d.InternalExtension) {
+		refs.internal = v.regexp("detector.internal_extension", d.InternalExtension)
+	}
+	if v.required("detector.customer_number", d.CustomerNumber) {
+		refs.customer = v.regexp("detector.customer_number", d.CustomerNumber)
+	}
+	if !digitsRE.MatchString(d.DefaultCountryCode) {
+		v.addf("detector.default_country_code", "must be 1 to 3 digits without + (e.g. 31), got %q", d.DefaultCountryCode)
+	}
+	if d.DefaultQueue != "" && len(queues) > 0 && !queues[d.DefaultQueue] {
+		v.addf("detector.default_queue", "unknown queue %q", d.DefaultQueue)
+	}
+}
+
+func (v *validator) agents(list []Agent, queues map[string]bool, internal *regexp.Regexp) {
+	ids := map[string]int{}
+	exts := map[string]int{}
+	for i, a := range list {
+		p := fmt.Sprintf("agents[%d]", i)
+		if v.required(p+".id", a.ID) {
+			if j, dup := ids[a.ID]; dup {
+				v.addf(p+".id", "duplicate agent id %q (also agents[%d])", a.ID, j)
+			} else {
+				ids[a.ID] = i
+			}
+		}
+		if v.required(p+".endpoint", a.Endpoint) && !endpointRE.MatchString(a.Endpoint) {
+			v.addf(p+".endpoint", "must be TECH/resource, e.g. PJSIP/1001, got %q", a.Endpoint)
+		}
+		for j, q := range a.Queues {
+			if !queues[q] {
+				v.addf(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)
+			}
+		}
+		if a.Extension != "" {
+			if internal != nil && !internal.MatchString(a.Extension) {
+				v.addf(p+".extension", "%q does not match detector.internal_extension", a.Extension)
+			}
+			if j, dup := exts[a.Extension]; dup {
+				v.addf(p+".extension", "extension %q already belongs to agents[%d]", a.Extension, j)
+			} else {
+				exts[a.Extension] = i
+			}
+		}
+	}
+}
+
+func (v *validator) dialer(d Dialer, haveAgents bool, refs *compiledRefs) {
+	t := d.CustomerDialTemplate
+	switch {
+	case t == "" && haveAgents:
+		v.addf("dialer.customer_dial_template", "required when agents are configured (e.g. PJSIP/{number}@provider)")
+	case t == "":
+	case !strings.Contains(t, NumberPlaceholder):
+		v.addf("dialer.customer_dial_template", "must contain {number} (e.g. PJSIP/{number}@provider), got %q", t)
+	case !endpointRE.MatchString(d.CustomerDialString("0")):
+		v.addf("dialer.customer_dial_template", "must be TECH/resource (e.g. PJSIP/{number}@provider), got %q", t)
+	}
+	switch {
+	case d.CallerID.Number == "" && haveAgents:
+		v.addf("dialer.caller_id.number", "required when agents are configured: customers must see who is calling back")
+	case d.CallerID.Number == "":
+	default:
+		// Some trunks want the national form, so plain digits are accepted beside E.164.
+		if _, err := phone.ParseE164(d.CallerID.Number); err != nil && !callerDigitsRE.MatchString(d.CallerID.Number) {
+			v.addf("dialer.caller_id.number", "must be an E.164 number such as +31201234567 or plain digits, got %q", d.CallerID.Number)
+		}
+	}
+	if strings.ContainsAny(d.CallerID.Name, "\"<>\r\n") {
+		v.addf("dialer.caller_id.name", "must not contain quotes, < > or line breaks")
+	}
+	if len(d.Allow) == 0 && haveAgents {
+		v.addf("dialer.allow", "at least one pattern is required: no number could ever be called back")
+	}
+	for i, pat := range d.Allow {
+		p := fmt.Sprintf("dialer.allow[%d]", i)
+		if strings.TrimSpace(pat) == "" {
+			v.addf(p, "must not be empty")
+			continue
+		}
+		if re := v.regexp(p, pat); re != nil {
+			// Anchoring here means a pattern like \+31.* can never match a longer number
+			// that merely contains an allowed one.
+			refs.allow = append(refs.allow, regexp.MustCompile(`^(?:`+pat+`)$`))
+		}
+	}
+	v.positive("dialer.agent_ring_timeout", d.AgentRingTimeout)
+	v.positive("dialer.customer_ring_timeout", d.CustomerRingTimeout)
+	if d.AgentCooldown < 0 {
+		v.addf("dialer.agent_cooldown", "must be >= 0")
+	}
+	if d.WrapUp < 0 {
+		v.addf("dialer.wrap_up", "must be >= 0")
+	}
+	v.positive("dialer.lease", d.Lease)
+}
+
+func (v *validator) http(h HTTP) {
+	if !v.required("http.listen", h.Listen) {
+		return
+	}
+	host, port, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		v.addf("http.listen", "invalid address %q: want host:port", h.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.addf("http.listen", "invalid address %q: port must be a number from 0 to 65535", h.Listen)
+		return
+	}
+	if !isLoopback(host) && h.Token == "" {
+		v.addf("http.token", "required when http.listen (%s) is not a loopback address", h.Listen)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) log(l Log) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.addf("log.level", "must be debug, info, warn or error, got %q", l.Level)
+	}
+	switch l.Format {
+	case "json", "console":
+	default:
+		v.addf("log.format", "must be json or console, got %q", l.Format)
+	}
+}
