@@ -1,13 +1,182 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"time"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/internal/clock"
 )
 
-// Placeholder until the detector lands; owned by the detector work.
-func runReplay(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "callbackd replay: not built yet")
-	return 1
+// defaultMonitorApp is used when a recording does not say which socket subscribed to everything.
+const defaultMonitorApp = "callbackd-monitor"
+
+// runReplay feeds a recorded ARI trace through the detector and prints what it detects, one
+// JSON object per line: the tool an administrator uses to check the detector on their PBX.
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tracePath := fs.String("trace", "", "recorded trace (JSON lines) to replay")
+	configPath := fs.String("config", "", "configuration file whose detector settings to use")
+	app := fs.String("app", "", "monitor application whose events to replay (default: the subscribeAll socket of the trace)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callbackd replay --trace FILE.jsonl [--config FILE] [--app NAME]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "callbackd replay: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *tracePath == "" {
+		fmt.Fprintln(stderr, "callbackd replay: --trace is required")
+		fs.Usage()
+		return 2
+	}
+
+	opts := detect.Options{}
+	if *configPath != "" {
+		var err error
+		if opts, err = detectorOptions(*configPath); err != nil {
+			fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
+			return 1
+		}
+	}
+	data, err := os.ReadFile(*tracePath)
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd replay: reading trace: %v\n", err)
+		return 1
+	}
+	apps, err := detect.ScanTraceApps(bytes.NewReader(data))
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
+		return 1
+	}
+	controlApps := opts.ControlApps
+	if controlApps == nil {
+		controlApps = []string{"callbackd"}
+	}
+	monitor := *app
+	if monitor == "" {
+		monitor = chooseMonitorApp(apps, controlApps)
+	}
+	// Every other application in a recording is a socket of the daemon itself (the control
+	// app): its channels are callback legs, never customer calls.
+	for _, a := range apps.Events {
+		if a != monitor {
+			controlApps = append(controlApps, a)
+		}
+	}
+	opts.ControlApps = controlApps
+
+	out := &jsonSink{enc: json.NewEncoder(stdout)}
+	// The recording's own timestamps drive the clock, so idle expiry behaves as it did live.
+	clk := clock.NewFake(time.Time{})
+	opts.Sink, opts.Clock = out, clk
+	det := detect.New(opts)
+	st, err := detect.ReadTrace(bytes.NewReader(data), monitor, func(ev *ari.Event) {
+		if t, err := ev.Time(); err == nil {
+			clk.Set(t)
+		}
+		det.HandleEvent(ev)
+	})
+	for _, le := range st.Errors {
+		fmt.Fprintf(stderr, "callbackd replay: %s: skipped %v\n", *tracePath, le)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
+		return 1
+	}
+	if out.err != nil {
+		fmt.Fprintf(stderr, "callbackd replay: writing output: %v\n", out.err)
+		return 1
+	}
+	ds := det.Stats()
+	fmt.Fprintf(stderr, "callbackd replay: app %s: %d events, %d malformed lines, %d unknown types, %d malformed events, %d calls, %d requests, %d resolved, %d calls still open\n",
+		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Calls, ds.Requests, ds.Resolutions, det.Tracked())
+	if st.Events == 0 {
+		fmt.Fprintf(stderr, "callbackd replay: no events for app %q (apps with events: %v); choose one with --app\n", monitor, apps.Events)
+	}
+	_ = ctx
+	return 0
+}
+
+// chooseMonitorApp picks the monitor application of a recording: the socket that subscribed to
+// everything, else the conventional name, else the first application that is not ours.
+func chooseMonitorApp(apps detect.TraceApps, control []string) string {
+	if len(apps.Monitor) > 0 {
+		return apps.Monitor[0]
+	}
+	for _, a := range apps.Events {
+		if a == defaultMonitorApp {
+			return a
+		}
+	}
+	for _, a := range apps.Events {
+		isControl := false
+		for _, c := range control {
+			isControl = isControl || a == c
+		}
+		if !isControl {
+			return a
+		}
+	}
+	return defaultMonitorApp
+}
+
+// jsonSink prints requests and resolutions as JSON lines.
+type jsonSink struct {
+	enc *json.Encoder
+	err error
+}
+
+type requestLine struct {
+	Number   string `json:"number"`
+	Reason   string `json:"reason"`
+	Target   string `json:"target"`
+	LinkedID string `json:"linkedid"`
+	At       string `json:"at"`
+}
+
+type resolvedLine struct {
+	Resolved bool   `json:"resolved"`
+	Number   string `json:"number"`
+	Target   string `json:"target"`
+	LinkedID string `json:"linkedid"`
+	At       string `json:"at"`
+}
+
+func (s *jsonSink) Request(r detect.Request) {
+	s.write(requestLine{Number: r.Number, Reason: r.Reason, Target: r.Target, LinkedID: r.LinkedID,
+		At: r.At.UTC().Format(time.RFC3339Nano)})
+}
+
+func (s *jsonSink) Resolved(r detect.Resolution) {
+	s.write(resolvedLine{Resolved: true, Number: r.Number, Target: r.Target, LinkedID: r.LinkedID,
+		At: r.At.UTC().Format(time.RFC3339Nano)})
+}
+
+func (s *jsonSink) write(v any) {
+	if s.err == nil {
+		s.err = s.enc.Encode(v)
+	}
+}
+
+// errConfigUnavailable is returned until the config package can be wired in.
+var errConfigUnavailable = errors.New("--config is not available yet in this build")
+
+// detectorOptions reads the detector settings of a configuration file.
+func detectorOptions(path string) (detect.Options, error) {
+	return detect.Options{}, fmt.Errorf("loading %s: %w", path, errConfigUnavailable)
 }

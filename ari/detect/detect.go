@@ -1,0 +1,348 @@
+// Package detect turns ARI events into callback requests: it follows every call on the PBX and,
+// when a customer's call is over, says whom the customer tried to reach and did not.
+//
+// # Grouping channels into calls
+//
+// A call is the set of channels sharing an Asterisk linkedid. ARI snapshots carry no linkedid
+// field, so ari.conf must export it:
+//
+//	[general]
+//	channelvars = CHANNEL(linkedid)
+//
+// Without that setting the detector falls back to building the groups itself: a Dial peer
+// joins its caller's call, the ";2" half of a Local pair joins the ";1" half, and channels that
+// meet in a bridge join the oldest call in it (what Asterisk does to linkedids). The fallback
+// follows every recorded flow but can split a call whose legs meet only in ways ARI does not
+// show (a masquerade, a pickup), so exporting the linkedid is required for production.
+//
+// A call is over only when its last channel is destroyed: app_voicemail reports VMSTATUS and
+// VM_MESSAGEFILE after the caller hung up, sometimes after the caller's channel is gone.
+//
+// # Who is the customer
+//
+// The customer is the call's originating channel (the one whose id is the linkedid) when it is
+// not a Local channel and its caller number is not an internal extension and either it entered
+// the dialplan in a configured inbound context or its caller number looks external.
+//
+// # What counts as tried and reached
+//
+// Tried: a dialplan Dial() of an internal extension by a non-staff channel of the call (the
+// customer's or a Local channel's: a staff phone's own dials are the staff member's business),
+// the Dial events of such a channel, a successful blind transfer (BridgeBlindTransfer exten)
+// and a successful attended transfer (BridgeAttendedTransfer transfer target). Dial() is read
+// from the dialplan application because an unregistered extension yields no Dial event at all
+// (only DIALSTATUS=CHANUNAVAIL).
+//
+// Reached: a Dial ANSWER from the extension, or the extension's phone in one bridge with a
+// channel of the call. Reached is sticky: the synthetic NOANSWER Asterisk emits for the old
+// identity of a masqueraded channel, the late DIALSTATUS=ANSWER of a blind transfer and the
+// connected line (which keeps the last party dialled) are therefore never read as outcomes.
+//
+// A ring group — one Dial() of several extensions — is one destination: reached when any member
+// answered; if none did, one request whose target is the dialplan extension that rang the group
+// when it is internal (the number the customer or operator chose, e.g. 600), else the first
+// member.
+//
+// Voicemail: a message was left for mailbox X when VM_MESSAGEFILE is set on a channel of the
+// call (app_voicemail sets it only once the file is stored; a hang-up in the greeting leaves
+// it unset). It wins over an unanswered attempt for the same target.
+//
+// # Our own calls
+//
+// Callback legs are placed by callbackd through ARI and must never become promises. A channel
+// is ours, and its whole call is never a customer call, when any of these holds: the event came
+// from one of the control applications (they see only channels they own); the channel entered
+// Stasis() of a control application; it was dialled by ARI (a Dial event without a caller:
+// dialplan Dial() always has one, ARI originate and /channels/{id}/dial never do); it runs
+// AppDial2, the placeholder Asterisk gives to channels originated by ARI. The last two need no
+// configuration, so the rule holds whatever the control application is called.
+//
+// # Resolved signals
+//
+// The detector remembers the (number, target) of the most recent requests (bounded); when a
+// later customer call from that number reaches that target it emits a Resolution at once, so the
+// dialer can close the open promise before ringing an agent. Reaches of targets nobody asked
+// about emit nothing: after a restart the memory is empty and the promise then simply runs.
+package detect
+
+import (
+	"regexp"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/phone"
+)
+
+// Reasons a request is made.
+const (
+	ReasonVoicemail          = "voicemail"
+	ReasonUnansweredTransfer = "unanswered_transfer"
+)
+
+// Defaults used when Options leave a field empty.
+var (
+	DefaultInternalExtension = `^[0-9]{2,6}$`
+	DefaultCustomerNumber    = `^(\+[0-9]{6,15}|[0-9]{7,15})$`
+)
+
+const (
+	defaultCountryCode    = "31"
+	defaultRecentRequests = 10000
+	// idleLimit drops a call that has seen no event for this long, so lost ChannelDestroyed
+	// events (a socket drop without resync) cannot grow memory without bound.
+	idleLimit     = 12 * time.Hour
+	sweepInterval = time.Minute
+)
+
+// Sink receives what the detector decides. It is called without the detector's lock held but
+// from the goroutine that delivered the event, so it should not block for long.
+type Sink interface {
+	Request(Request)
+	Resolved(Resolution)
+}
+
+// Request asks for a callback: the customer Number tried to reach Target and did not.
+type Request struct {
+	AsteriskID string
+	LinkedID   string
+	Number     string // E.164
+	Name       string
+	Reason     string // ReasonVoicemail or ReasonUnansweredTransfer
+	Target     string // extension, or mailbox without @context
+	Channel    string // the customer's channel id
+	At         time.Time
+}
+
+// Resolution says the customer Number reached Target after a request was made for that pair.
+type Resolution struct {
+	Number     string
+	Target     string
+	AsteriskID string
+	LinkedID   string
+	At         time.Time
+}
+
+// Stats are the detector's counters since New.
+type Stats struct {
+	Events      uint64 // events handled
+	Unknown     uint64 // events of a type the detector does not know, skipped
+	Malformed   uint64 // events missing what their type must carry, skipped
+	Calls       uint64 // calls tracked
+	Requests    uint64 // requests emitted
+	Resolutions uint64 // resolved signals emitted
+}
+
+// Options configure a Detector. Zero values take the documented defaults.
+type Options struct {
+	// InboundContexts are dialplan contexts where calls from outside arrive (trunk contexts).
+	InboundContexts []string
+	// InternalExtension matches internal extensions; nil → DefaultInternalExtension.
+	InternalExtension *regexp.Regexp
+	// CustomerNumber matches external caller numbers; nil → DefaultCustomerNumber.
+	CustomerNumber *regexp.Regexp
+	// DefaultCountryCode turns national numbers (0201234502) into E.164; "" → "31".
+	DefaultCountryCode string
+	// ControlApps are callbackd's own Stasis applications; nil → ["callbackd"].
+	ControlApps []string
+	// RecentRequests bounds the memory used for resolved signals; 0 → 10000.
+	RecentRequests int
+	Sink           Sink
+	Clock          clock.Clock
+	Logger         *zap.Logger
+}
+
+// Detector is an ari.Handler that emits callback requests. It is safe for use by several
+// connections at once.
+type Detector struct {
+	inbound     map[string]bool
+	internal    *regexp.Regexp
+	customer    *regexp.Regexp
+	countryCode string
+	control     map[string]bool
+	sink        Sink
+	clock       clock.Clock
+	log         *zap.Logger
+
+	mu        sync.Mutex
+	servers   map[string]*server
+	stats     Stats
+	recent    *recentSet
+	lastSweep time.Time
+	outbox    []func()
+	evAt      time.Time // the current event's time, for calls a move leaves empty
+}
+
+var _ ari.Handler = (*Detector)(nil)
+
+// New returns a Detector with opts applied over the defaults.
+func New(opts Options) *Detector {
+	d := &Detector{
+		inbound:     map[string]bool{},
+		internal:    opts.InternalExtension,
+		customer:    opts.CustomerNumber,
+		countryCode: opts.DefaultCountryCode,
+		control:     map[string]bool{},
+		sink:        opts.Sink,
+		clock:       opts.Clock,
+		log:         opts.Logger,
+		servers:     map[string]*server{},
+	}
+	if d.internal == nil {
+		d.internal = regexp.MustCompile(DefaultInternalExtension)
+	}
+	if d.customer == nil {
+		d.customer = regexp.MustCompile(DefaultCustomerNumber)
+	}
+	if d.countryCode == "" {
+		d.countryCode = defaultCountryCode
+	}
+	for _, c := range opts.InboundContexts {
+		d.inbound[c] = true
+	}
+	apps := opts.ControlApps
+	if apps == nil {
+		apps = []string{"callbackd"}
+	}
+	for _, a := range apps {
+		d.control[a] = true
+	}
+	if d.sink == nil {
+		d.sink = discardSink{}
+	}
+	if d.clock == nil {
+		d.clock = clock.Real{}
+	}
+	if d.log == nil {
+		d.log = zap.NewNop()
+	}
+	n := opts.RecentRequests
+	if n <= 0 {
+		n = defaultRecentRequests
+	}
+	d.recent = newRecentSet(n)
+	return d
+}
+
+// Stats returns a copy of the counters.
+func (d *Detector) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// Tracked is the number of calls currently followed (for tests and a gauge).
+func (d *Detector) Tracked() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, s := range d.servers {
+		n += len(s.calls)
+	}
+	return n
+}
+
+// HandleEvent implements ari.Handler.
+func (d *Detector) HandleEvent(ev *ari.Event) {
+	d.mu.Lock()
+	d.handle(ev)
+	out := d.takeOutbox()
+	d.mu.Unlock()
+	for _, f := range out {
+		f()
+	}
+}
+
+// Resync implements ari.Handler: calls of snap.AsteriskID none of whose live channels are in
+// the snapshot ended while we were not listening, and are finalized as if their last channel
+// had just been destroyed; after a restart every call of that server is over.
+func (d *Detector) Resync(snap ari.Snapshot) {
+	d.mu.Lock()
+	d.resync(snap)
+	out := d.takeOutbox()
+	d.mu.Unlock()
+	for _, f := range out {
+		f()
+	}
+}
+
+func (d *Detector) takeOutbox() []func() {
+	out := d.outbox
+	d.outbox = nil
+	return out
+}
+
+func (d *Detector) emitRequest(r Request) {
+	d.stats.Requests++
+	d.recent.add(r.Number, r.Target)
+	d.log.Info("callback request",
+		zap.String("number", phone.Mask(r.Number)), zap.String("reason", r.Reason),
+		zap.String("target", r.Target), zap.String("linkedid", r.LinkedID))
+	sink := d.sink
+	d.outbox = append(d.outbox, func() { sink.Request(r) })
+}
+
+func (d *Detector) emitResolved(r Resolution) {
+	d.stats.Resolutions++
+	d.log.Info("customer reached target",
+		zap.String("number", phone.Mask(r.Number)), zap.String("target", r.Target),
+		zap.String("linkedid", r.LinkedID))
+	sink := d.sink
+	d.outbox = append(d.outbox, func() { sink.Resolved(r) })
+}
+
+type discardSink struct{}
+
+func (discardSink) Request(Request)     {}
+func (discardSink) Resolved(Resolution) {}
+
+// recentSet is a bounded FIFO set of (number, target) pairs recently requested.
+type recentSet struct {
+	max   int
+	order []recentKey
+	head  int
+	set   map[recentKey]int // pair → how many times it is in order
+}
+
+type recentKey struct{ number, target string }
+
+func newRecentSet(max int) *recentSet {
+	return &recentSet{max: max, set: map[recentKey]int{}}
+}
+
+func (s *recentSet) add(number, target string) {
+	k := recentKey{number, target}
+	if len(s.order) < s.max {
+		s.order = append(s.order, k)
+	} else {
+		old := s.order[s.head]
+		if s.set[old] > 1 {
+			s.set[old]--
+		} else {
+			delete(s.set, old)
+		}
+		s.order[s.head] = k
+		s.head = (s.head + 1) % s.max
+	}
+	s.set[k]++
+}
+
+// take reports whether the pair is remembered and forgets it: one reach resolves it once.
+func (s *recentSet) take(number, target string) bool {
+	k := recentKey{number, target}
+	if s.set[k] == 0 {
+		return false
+	}
+	// Reaches are rare next to events, so clearing the slots by a scan is cheap enough; the
+	// empty key left behind is never looked up.
+	for i := range s.order {
+		if s.order[i] == k {
+			s.order[i] = recentKey{}
+		}
+	}
+	delete(s.set, k)
+	return true
+}
