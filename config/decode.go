@@ -69,7 +69,7 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	if isNull(n) {
 		return
 	}
-	if path != "" {
+	if _, ok := d.where[path]; !ok && path != "" {
 		d.where[path] = line(n)
 	}
 	t := v.Type()
@@ -128,6 +128,11 @@ func (d *decoder) decodeStruct(path string, n *yaml.Node, v reflect.Value) {
 			d.add(p, line(k), "unknown key")
 			continue
 		}
+		// The key's line, not the value's: for a nested mapping the value starts a line later,
+		// and a problem with the section as a whole belongs to the line that names it.
+		if !isNull(val) {
+			d.where[p] = line(k)
+		}
 		d.decode(p, val, f)
 	}
 }
@@ -154,6 +159,11 @@ func (d *decoder) decodeSlice(path string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	t := v.Type()
+	if len(n.Content) == 0 {
+		// nil, not empty: an empty list and an absent one mean the same, and compare equal.
+		v.Set(reflect.Zero(t))
+		return
+	}
 	out := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
@@ -263,10 +273,10 @@ func parseBool(s string) (bool, error) {
 // splitList splits an environment value on commas that are not inside (), [] or {}, so regexps
 // such as ^[0-9]{2,6}$ survive being put in one variable.
 func splitList(s string) []string {
-	out := []string{}
 	if strings.TrimSpace(s) == "" {
-		return out
+		return nil
 	}
+	var out []string
 	depth, start := 0, 0
 	for i, r := range s {
 		switch r {

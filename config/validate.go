@@ -217,7 +217,12 @@ func (v *validator) asterisk(list []Asterisk) {
 		monitorOK := v.required(p+".monitor_app", a.MonitorApp)
 		controlOK := v.required(p+".control_app", a.ControlApp)
 		if monitorOK && controlOK && a.MonitorApp == a.ControlApp {
-			v.addf(p+".control_app", "must differ from monitor_app (%q): watching calls and controlling callbacks need separate Stasis applications", a.MonitorApp)
+			// Blame the key the administrator wrote; the other one is probably the default.
+			key, other := ".control_app", "monitor_app"
+			if !v.set(p+key) && v.set(p+".monitor_app") {
+				key, other = ".monitor_app", "control_app"
+			}
+			v.addf(p+key, "must differ from %s (both %q): watching calls and controlling callbacks need separate Stasis applications", other, a.MonitorApp)
 		}
 		v.positive(p+".request_timeout", a.RequestTimeout)
 		v.positive(p+".reconnect.initial", a.Reconnect.Initial)
