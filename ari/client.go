@@ -146,9 +146,12 @@ type call struct {
 func (c *Client) do(ctx context.Context, rc call) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	u := *c.base
-	u.Path = c.base.Path + rc.path
-	u.RawQuery = rc.query.Encode()
+	// rc.path is already escaped segment by segment (seg), so it is appended as text: going
+	// through url.URL.Path would escape the escapes.
+	u := c.base.String() + rc.path
+	if len(rc.query) > 0 {
+		u += "?" + rc.query.Encode()
+	}
 	var body io.Reader
 	if rc.body != nil {
 		data, err := json.Marshal(rc.body)
@@ -157,7 +160,7 @@ func (c *Client) do(ctx context.Context, rc call) error {
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, rc.method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, rc.method, u, body)
 	if err != nil {
 		return fmt.Errorf("ari: %s: building request: %w", rc.op, err)
 	}

@@ -7,7 +7,7 @@ package ari
 var knownEventTypes = map[string]bool{
 	"ApplicationMoveFailed": true, "ApplicationRegistered": true, "ApplicationReplaced": true,
 	"ApplicationUnregistered": true,
-	"BridgeAttendedTransfer": true, "BridgeBlindTransfer": true, "BridgeCreated": true,
+	"BridgeAttendedTransfer":  true, "BridgeBlindTransfer": true, "BridgeCreated": true,
 	"BridgeDestroyed": true, "BridgeMerged": true, "BridgeVideoSourceChanged": true,
 	"CallBrokenEvent": true,
 	"ChannelCallerId": true, "ChannelConnectedLine": true, "ChannelCreated": true,
