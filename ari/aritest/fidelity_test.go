@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,7 @@ func TestCallbackFlowsMatchRecordings(t *testing.T) {
 		{"08-callback-customer-busy.jsonl", nil},
 		{"09-callback-customer-noanswer.jsonl", nil},
 		{"10-callback-agent-unavailable.jsonl", nil},
+		{"11-control-socket-drop.jsonl", nil},
 		{"12-callback-customer-rejects.jsonl", func(s *Server) { s.SetEndpoint("PJSIP/2001", Busy(2*time.Second)) }},
 		{"13-callback-customer-rings-noanswer.jsonl", func(s *Server) { s.SetEndpoint("PJSIP/2001", Rings()) }},
 	}
@@ -138,6 +140,47 @@ func TestCallbackFlowsMatchRecordings(t *testing.T) {
 	}
 }
 
+// shortfall describes what covers found missing, for the failure message.
+func shortfall(got, want map[string][]string) string {
+	var parts []string
+	for group, w := range want {
+		if len(got[group]) < len(w) {
+			parts = append(parts, fmt.Sprintf("%s has %d of %d (%v)", group, len(got[group]), len(w), w[len(got[group]):]))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// awaitRecorded waits until both sockets have received, per channel and playback, the
+// significant events the recording had received before cutoff. The recorder reacted to
+// whichever app's copy came first (trace 08 hangs up the agent on the monitor's
+// PlaybackFinished), so both apps' events count.
+func awaitRecorded(t *testing.T, rec []traceLine, cutoff time.Time, before string, mon, ctl *eventSocket) {
+	t.Helper()
+	seen := map[string][]map[string]any{}
+	for _, e := range rec {
+		if e.Kind == "event" && e.At.Before(cutoff) {
+			seen[e.App] = append(seen[e.App], e.Event)
+		}
+	}
+	wantCtl, wantMon := normalise(seen["cbctl"]), normalise(seen["cbmon"])
+	waitFor(t, fmt.Sprintf("%d control and %d monitor events before %s", countKeys(wantCtl), countKeys(wantMon), before), func() bool {
+		return covers(normalise(ctl.byApp("cbctl")), wantCtl) && covers(normalise(mon.byApp("cbmon")), wantMon)
+	}, func() string {
+		return "control: " + shortfall(normalise(ctl.byApp("cbctl")), wantCtl) + "; monitor: " + shortfall(normalise(mon.byApp("cbmon")), wantMon)
+	})
+}
+
+func hasLater(rec []traceLine, app, state string) bool {
+	for _, l := range rec {
+		if l.Kind == "ws" && l.App == app && l.State == state {
+			return true
+		}
+	}
+	return false
+}
+
 // covers reports whether got has, for every channel or playback, at least as many
 // significant events as want: counting per group keeps one leg's extra events from standing in
 // for another leg's missing ones.
@@ -166,24 +209,32 @@ func replayREST(t *testing.T, s *Server, rec []traceLine, mon, ctl *eventSocket)
 	t.Helper()
 	ids := map[string]string{}
 	for i, l := range rec {
+		if l.Kind == "ws" && l.App == "cbctl" && i+1 < len(rec) {
+			// Trace 11: the control socket goes away mid-call and comes back; events for the
+			// app in between are lost, as on a real Asterisk.
+			switch l.State {
+			case "closed":
+				if hasLater(rec[i+1:], "cbctl", "connected") {
+					awaitRecorded(t, rec[:i], l.At, "closing the control socket", mon, ctl)
+					ctl.close()
+					waitFor(t, "the fake to see the control socket go", func() bool { return !s.Connected("cbctl") })
+				}
+			case "connected":
+				if !s.Connected("cbctl") {
+					awaitRecorded(t, rec[:i], l.At, "reopening the control socket", mon, ctl)
+					ctl.open()
+					waitFor(t, "the fake to see the control socket back", func() bool { return s.Connected("cbctl") })
+				}
+			}
+			continue
+		}
 		if l.Kind != "rest" {
 			continue
 		}
 		// The recorder logs a REST line when the reply arrives, so events the request itself
 		// caused (PlaybackStarted of a play) can come before it in the file. Only events
 		// received before the request was sent are its preconditions.
-		// The recorder reacted to whichever app's copy came first (trace 08 hangs up the agent
-		// on the monitor's PlaybackFinished), so both apps' events count.
-		seen := map[string][]map[string]any{}
-		for _, e := range rec[:i] {
-			if e.Kind == "event" && e.At.Before(l.SentAt) {
-				seen[e.App] = append(seen[e.App], e.Event)
-			}
-		}
-		wantCtl, wantMon := normalise(seen["cbctl"]), normalise(seen["cbmon"])
-		waitFor(t, fmt.Sprintf("%d control and %d monitor events before %s %s", countKeys(wantCtl), countKeys(wantMon), l.Method, l.Path), func() bool {
-			return covers(normalise(ctl.byApp("cbctl")), wantCtl) && covers(normalise(mon.byApp("cbmon")), wantMon)
-		})
+		awaitRecorded(t, rec[:i], l.SentAt, fmt.Sprintf("%s %s", l.Method, l.Path), mon, ctl)
 		path := l.Path
 		for rid, fid := range ids {
 			path = strings.ReplaceAll(path, url.PathEscape(rid), url.PathEscape(fid))

@@ -54,8 +54,13 @@ func basicAuth(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
-// eventSocket is a test client of /ari/events that keeps every message it receives.
+// eventSocket is a test client of /ari/events that keeps every message it receives, across
+// reconnects (reopen).
 type eventSocket struct {
+	t     *testing.T
+	s     *Server
+	query string
+
 	mu     sync.Mutex
 	events []map[string]any
 	conn   *websocket.Conn
@@ -64,17 +69,28 @@ type eventSocket struct {
 
 func dialEvents(t *testing.T, s *Server, query string) *eventSocket {
 	t.Helper()
+	es := &eventSocket{t: t, s: s, query: query}
+	es.open()
+	t.Cleanup(func() { es.close() })
+	return es
+}
+
+func (es *eventSocket) open() {
+	es.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL(), "http")+"/ari/events?"+query,
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(es.s.URL(), "http")+"/ari/events?"+es.query,
 		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {basicAuth("callbackd", "callbackd-secret")}}})
 	if err != nil {
-		t.Fatalf("connecting events socket %q: %v", query, err)
+		es.t.Fatalf("connecting events socket %q: %v", es.query, err)
 	}
 	c.SetReadLimit(1 << 22)
-	es := &eventSocket{conn: c, closed: make(chan struct{})}
+	closed := make(chan struct{})
+	es.mu.Lock()
+	es.conn, es.closed = c, closed
+	es.mu.Unlock()
 	go func() {
-		defer close(es.closed)
+		defer close(closed)
 		for {
 			_, data, err := c.Read(context.Background())
 			if err != nil {
@@ -82,7 +98,7 @@ func dialEvents(t *testing.T, s *Server, query string) *eventSocket {
 			}
 			var ev map[string]any
 			if err := json.Unmarshal(data, &ev); err != nil {
-				t.Errorf("event is not JSON: %v: %s", err, data)
+				es.t.Errorf("event is not JSON: %v: %s", err, data)
 				return
 			}
 			es.mu.Lock()
@@ -90,8 +106,16 @@ func dialEvents(t *testing.T, s *Server, query string) *eventSocket {
 			es.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { _ = c.CloseNow() })
-	return es
+}
+
+// close ends the socket from the client side, as the recorder did in trace 11, and waits for
+// its reader to stop.
+func (es *eventSocket) close() {
+	es.mu.Lock()
+	c, closed := es.conn, es.closed
+	es.mu.Unlock()
+	_ = c.CloseNow()
+	<-closed
 }
 
 func (es *eventSocket) snapshot() []map[string]any {
@@ -126,7 +150,8 @@ func waitDelivered(t *testing.T, s *Server, es *eventSocket, app string) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond until it holds; explain, if given, says what was missing when it never did.
+func waitFor(t *testing.T, what string, cond func() bool, explain ...func() string) {
 	t.Helper()
 	deadline := time.NewTimer(guard)
 	defer deadline.Stop()
@@ -135,7 +160,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	for !cond() {
 		select {
 		case <-deadline.C:
-			t.Fatalf("gave up waiting for %s", what)
+			detail := ""
+			for _, e := range explain {
+				detail += ": " + e()
+			}
+			t.Fatalf("gave up waiting for %s%s", what, detail)
 		case <-tick.C:
 		}
 	}
@@ -185,6 +214,7 @@ type traceLine struct {
 	At       time.Time       `json:"at"`
 	SentAt   time.Time       `json:"sent_at"`
 	App      string          `json:"app"`
+	State    string          `json:"state"`
 	Event    map[string]any  `json:"event"`
 	Method   string          `json:"method"`
 	Path     string          `json:"path"`
