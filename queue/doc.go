@@ -1,0 +1,49 @@
+// Package queue is the durable store of callback promises, kept in Redis.
+//
+// A promise (Job) is made by Enqueue, leased by Claim to one worker at a time, and finished by
+// Complete, Retry (out of attempts), Cancel, Resolve or Reclaim. Every state change is one Lua
+// script (scripts/*.lua, embedded), so it is atomic and costs one round trip; a promise's whole
+// life (enqueue, claim, complete) is three.
+//
+// States and transitions:
+//
+//	                 Enqueue (a request for a number that already has an open promise
+//	                    │     in the queue merges into it instead: earliest deadline kept)
+//	                    ▼
+//	   ┌──────────► pending ◄───────────────┐
+//	   │  Retry /       │                   │ Reclaim: lease expired
+//	   │  Release       │ Claim             │ (counts as an attempt)
+//	   │                ▼                   │
+//	   ├─────────── dialing ────────────────┤
+//	   │                │ MarkConnected     │
+//	   │                ▼                   │
+//	   └────────── connected ───────────────┘
+//	                    │
+//	      Complete ─────┼──────► kept   (connected no later than the deadline)
+//	                    └──────► late   (connected after it)
+//
+//	dialing | connected ── Complete ──► unreachable | failed | expired | cancelled | resolved
+//	dialing | connected ── Retry on the last attempt, or Reclaim of the last attempt ──► unreachable
+//	pending | dialing | connected ── Cancel ──► cancelled
+//	pending | dialing | connected ── Resolve (the customer reached us) ──► resolved
+//
+// Any other change is refused with ErrWrongState; a change by a worker whose lease was
+// reclaimed (or that never held it) is refused with ErrStaleToken.
+//
+// Keys, all of queue Q under the Redis Cluster hash tag {Q} (prefix default "callbackd"):
+//
+//	<prefix>:{Q}:job:<id>       hash: the job; history, reasons and targets as JSON arrays
+//	<prefix>:{Q}:ready          zset id → deadline ms: due now, claimed earliest deadline first
+//	<prefix>:{Q}:delayed        zset id → not-before ms: moved to ready by Claim when due
+//	<prefix>:{Q}:leases         zset id → lease expiry ms: dialing and connected jobs
+//	<prefix>:{Q}:done           zset id → finish ms: finished jobs still retained
+//	<prefix>:{Q}:dedupe:<E164>  string → the number's open job id
+//	<prefix>:{Q}:outcomes       stream: one entry per finished promise (audit, webhooks)
+//	<prefix>:{Q}:fence          counter: fencing tokens
+//	<prefix>:{Q}:totals         hash: lifetime counters (made, merged, one per outcome)
+//
+// Guarantees: a pending job is in exactly one of ready and delayed, a leased one only in
+// leases, a finished one only in done; no two claimers get the same job; an expired lease is
+// reclaimed exactly once; a finished job's hash expires after the retention period; "now" in
+// every script is the caller's clock, never Redis TIME.
+package queue

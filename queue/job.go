@@ -1,0 +1,239 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// State is where a promise is in its life; see the diagram in doc.go.
+type State string
+
+// The states of a promise. The first three are open; the rest are final.
+const (
+	StatePending     State = "pending"     // waiting for its not-before, or due and waiting for an agent
+	StateDialing     State = "dialing"     // claimed by a worker holding a lease
+	StateConnected   State = "connected"   // the customer answered; the call is being bridged
+	StateKept        State = "kept"        // connected no later than the deadline
+	StateLate        State = "late"        // connected, but after the deadline
+	StateUnreachable State = "unreachable" // every attempt used without reaching the customer
+	StateCancelled   State = "cancelled"   // withdrawn (by an operator, the API or a worker)
+	StateResolved    State = "resolved"    // the customer reached the business themselves
+	StateExpired     State = "expired"     // given up without dialling: the deadline made it pointless
+	StateFailed      State = "failed"      // can never be dialled, e.g. the number was refused
+)
+
+// States lists every state, open ones first.
+func States() []State {
+	return []State{StatePending, StateDialing, StateConnected, StateKept, StateLate,
+		StateUnreachable, StateCancelled, StateResolved, StateExpired, StateFailed}
+}
+
+// Open reports whether the promise still waits for a call.
+func (s State) Open() bool {
+	return s == StatePending || s == StateDialing || s == StateConnected
+}
+
+func (s State) valid() bool {
+	for _, x := range States() {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Reason says why a customer is owed a call.
+type Reason string
+
+// The reasons a promise is made.
+const (
+	ReasonVoicemail          Reason = "voicemail"           // the customer left a message
+	ReasonUnansweredTransfer Reason = "unanswered_transfer" // an internal target never answered
+	ReasonOffer              Reason = "offer"               // the customer accepted a callback offer
+	ReasonAPI                Reason = "api"                 // created through the API (web form, CRM)
+)
+
+func (r Reason) valid() bool {
+	switch r {
+	case ReasonVoicemail, ReasonUnansweredTransfer, ReasonOffer, ReasonAPI:
+		return true
+	}
+	return false
+}
+
+// Source says which Asterisk call a promise came from, so an agent or an auditor can find it.
+type Source struct {
+	AsteriskID string
+	LinkedID   string
+	Channel    string
+}
+
+// Attempt is one line of a promise's history: a claim, a dial result, a merge, a lease expiry.
+type Attempt struct {
+	At     time.Time
+	Result string
+	Detail string
+}
+
+// Lease is a worker's exclusive hold on a job. Token is the fencing token: every fenced call
+// must present it, and it stops working the moment the lease is reclaimed.
+type Lease struct {
+	Token   int64
+	Expires time.Time
+	Worker  string
+}
+
+// Ref names a job. Job ids do not encode their queue, and every key of a queue lives under the
+// queue's hash tag, so both are needed to find a job.
+type Ref struct {
+	Queue string
+	ID    string
+}
+
+// Job is a callback promise. Times are stored with millisecond precision.
+type Job struct {
+	ID     string
+	Queue  string
+	Number string // E.164
+	Name   string
+	// Reasons holds the reason of the first request and then every new reason merged in.
+	Reasons []Reason
+	// Target is the extension, mailbox or queue the customer first tried to reach.
+	Target string
+	// Targets is Target followed by every different target merged in.
+	Targets []string
+	// Owner is the agent who should preferably make the call: the first target.
+	Owner       string
+	Created     time.Time
+	NotBefore   time.Time
+	Deadline    time.Time
+	Attempts    int
+	MaxAttempts int
+	State       State
+	Source      Source
+	History     []Attempt
+	// Lease is set while the job is dialing or connected.
+	Lease Lease
+	// ConnectedAt is when the customer answered, zero until then.
+	ConnectedAt time.Time
+	Outcome     State
+	FinishedAt  time.Time
+	Note        string
+}
+
+// Ref returns the job's reference.
+func (j Job) Ref() Ref { return Ref{Queue: j.Queue, ID: j.ID} }
+
+// Reason returns the primary reason: the one the promise was made for.
+func (j Job) Reason() Reason {
+	if len(j.Reasons) == 0 {
+		return ""
+	}
+	return j.Reasons[0]
+}
+
+type historyEntry struct {
+	At     float64 `json:"at"`
+	Result string  `json:"result"`
+	Detail string  `json:"detail"`
+}
+
+// jobFromReply decodes an HGETALL reply as the scripts return it.
+func jobFromReply(v any) (Job, error) {
+	flat, ok := v.([]any)
+	if !ok || len(flat)%2 != 0 {
+		return Job{}, fmt.Errorf("decoding job: reply is %T, not a field/value list", v)
+	}
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		val, _ := flat[i+1].(string)
+		h[k] = val
+	}
+	return jobFromHash(h)
+}
+
+func jobFromHash(h map[string]string) (Job, error) {
+	if h["id"] == "" {
+		return Job{}, fmt.Errorf("decoding job: hash has no id")
+	}
+	j := Job{
+		ID: h["id"], Queue: h["queue"], Number: h["number"], Name: h["name"],
+		Target: h["target"], Owner: h["owner"], State: State(h["state"]),
+		Outcome: State(h["outcome"]), Note: h["note"],
+		Source: Source{AsteriskID: h["src_asterisk"], LinkedID: h["src_linkedid"], Channel: h["src_channel"]},
+	}
+	var err error
+	fail := func(field string, e error) error {
+		return fmt.Errorf("decoding job %s field %s: %w", j.ID, field, e)
+	}
+	var attempts, maxAttempts, token int64
+	for field, dst := range map[string]*int64{"attempts": &attempts, "max_attempts": &maxAttempts, "token": &token} {
+		if *dst, err = parseInt(h[field]); err != nil {
+			return Job{}, fail(field, err)
+		}
+	}
+	j.Attempts, j.MaxAttempts, j.Lease.Token = int(attempts), int(maxAttempts), token
+	times := []struct {
+		field string
+		dst   *time.Time
+	}{
+		{"created", &j.Created}, {"not_before", &j.NotBefore}, {"deadline", &j.Deadline},
+		{"lease_expires", &j.Lease.Expires}, {"connected", &j.ConnectedAt}, {"finished", &j.FinishedAt},
+	}
+	for _, f := range times {
+		if *f.dst, err = parseMillis(h[f.field]); err != nil {
+			return Job{}, fail(f.field, err)
+		}
+	}
+	j.Lease.Worker = h["worker"]
+	if err := decodeList(h["reasons"], &j.Reasons); err != nil {
+		return Job{}, fail("reasons", err)
+	}
+	if err := decodeList(h["targets"], &j.Targets); err != nil {
+		return Job{}, fail("targets", err)
+	}
+	var hist []historyEntry
+	if err := decodeList(h["history"], &hist); err != nil {
+		return Job{}, fail("history", err)
+	}
+	for _, e := range hist {
+		j.History = append(j.History, Attempt{At: time.UnixMilli(int64(e.At)).UTC(), Result: e.Result, Detail: e.Detail})
+	}
+	return j, nil
+}
+
+// decodeList reads a JSON array field. Lua's cjson writes an empty array as "{}".
+func decodeList(raw string, dst any) error {
+	if raw == "" || raw == "{}" || raw == "[]" {
+		return nil
+	}
+	return json.Unmarshal([]byte(raw), dst)
+}
+
+func parseInt(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	// Lua may write a whole number through a float formatter ("1.7e+12"), so fall back to it.
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	return int64(f), nil
+}
+
+func parseMillis(s string) (time.Time, error) {
+	ms, err := parseInt(s)
+	if err != nil || ms == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }

@@ -1,0 +1,52 @@
+package queue
+
+import (
+	"embed"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed scripts/*.lua
+var luaFiles embed.FS
+
+// scripts holds one redis.Script per state change. Run sends EVALSHA and falls back to EVAL
+// only when the server has not seen the script yet, so a warm store needs one round trip.
+type scripts struct {
+	enqueue, claim, extend, connected, complete, retry, cancel, resolve, reclaim, list *redis.Script
+}
+
+func loadScripts() (scripts, error) {
+	common, err := luaFiles.ReadFile("scripts/common.lua")
+	if err != nil {
+		return scripts{}, fmt.Errorf("reading embedded common.lua: %w", err)
+	}
+	load := func(name string) (*redis.Script, error) {
+		body, err := luaFiles.ReadFile("scripts/" + name + ".lua")
+		if err != nil {
+			return nil, fmt.Errorf("reading embedded %s.lua: %w", name, err)
+		}
+		return redis.NewScript(string(common) + "\n" + string(body)), nil
+	}
+	var s scripts
+	for _, e := range []struct {
+		name string
+		dst  **redis.Script
+	}{
+		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend},
+		{"connected", &s.connected}, {"complete", &s.complete}, {"retry", &s.retry},
+		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"list", &s.list},
+	} {
+		sc, err := load(e.name)
+		if err != nil {
+			return scripts{}, err
+		}
+		*e.dst = sc
+	}
+	return s, nil
+}
+
+func (s scripts) all() []*redis.Script {
+	return []*redis.Script{s.enqueue, s.claim, s.extend, s.connected, s.complete, s.retry,
+		s.cancel, s.resolve, s.reclaim, s.list}
+}

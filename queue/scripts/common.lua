@@ -1,0 +1,115 @@
+-- common.lua is prepended to every state-changing script (see scripts.go), so each script is
+-- still one atomic EVALSHA while the bookkeeping every transition shares is written once.
+--
+-- Every script receives the same first nine KEYS, all under the queue's hash tag {Q}:
+--   KEYS[1] <prefix>:{Q}:job:      job-key prefix; job keys are KEYS[1]..id. It is declared so
+--                                  the cluster routes the script to the slot of every job key.
+--   KEYS[2] <prefix>:{Q}:ready     zset id -> deadline ms (due now, EDF order)
+--   KEYS[3] <prefix>:{Q}:delayed   zset id -> not-before ms
+--   KEYS[4] <prefix>:{Q}:leases    zset id -> lease expiry ms
+--   KEYS[5] <prefix>:{Q}:done      zset id -> finish ms (finished jobs still retained)
+--   KEYS[6] <prefix>:{Q}:outcomes  stream of finished promises
+--   KEYS[7] <prefix>:{Q}:fence     counter for fencing tokens
+--   KEYS[8] <prefix>:{Q}:dedupe:   dedupe-key prefix; dedupe keys are KEYS[8]..E164
+--   KEYS[9] <prefix>:{Q}:totals    hash of lifetime counters (made, merged, one per outcome)
+-- and the same first three ARGV:
+--   ARGV[1] now, unix ms, from the caller's clock (never Redis TIME, so fake clocks work)
+--   ARGV[2] retention ms: how long a finished job stays readable
+--   ARGV[3] queue name
+-- Scripts answer {'ok', <HGETALL of the job>} or {'err', code, detail}, code one of
+-- NOTFOUND, STALE, STATE, OUTCOME, EMPTY.
+
+local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local NOW = tonumber(ARGV[1])
+local RETENTION = tonumber(ARGV[2])
+local QUEUE = ARGV[3]
+
+local OPEN = {pending = true, dialing = true, connected = true}
+local LEASED = {dialing = true, connected = true}
+
+local function fail(code, detail)
+  return {'err', code, detail or ''}
+end
+
+local function answer(jk)
+  return {'ok', redis.call('HGETALL', jk)}
+end
+
+-- json_list decodes a JSON array field; cjson turns an empty array into '{}', so both mean empty.
+local function json_list(jk, field)
+  local raw = redis.call('HGET', jk, field)
+  if not raw or raw == '' or raw == '{}' then
+    return {}
+  end
+  return cjson.decode(raw)
+end
+
+local function note(jk, result, detail)
+  local h = json_list(jk, 'history')
+  h[#h + 1] = {at = NOW, result = result, detail = detail or ''}
+  redis.call('HSET', jk, 'history', cjson.encode(h))
+end
+
+-- place puts a pending job where Claim will find it: delayed until its not-before, then ready
+-- ordered by deadline.
+local function place(jk, id)
+  local nb, dl = unpack(redis.call('HMGET', jk, 'not_before', 'deadline'))
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  if tonumber(nb) > NOW then
+    redis.call('ZADD', K_DELAYED, nb, id)
+  else
+    redis.call('ZADD', K_READY, dl, id)
+  end
+end
+
+-- fenced checks that the caller holds the job's current lease. The token is compared before the
+-- state so a worker whose lease was reclaimed learns exactly that, not a confusing state error.
+local function fenced(jk, token, allowed)
+  if redis.call('EXISTS', jk) == 0 then
+    return fail('NOTFOUND')
+  end
+  local st, tok = unpack(redis.call('HMGET', jk, 'state', 'token'))
+  if tok ~= token then
+    return fail('STALE', st)
+  end
+  if not allowed[st] then
+    return fail('STATE', st)
+  end
+  return nil
+end
+
+-- finish closes a promise: out of every open set, into done, onto the outcome stream, dedupe
+-- released so the next request for this number opens a new promise, and the hash set to expire.
+local function finish(jk, id, outcome, detail)
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0)
+  note(jk, outcome, detail)
+  local number, deadline, attempts, target, reasons_raw = unpack(redis.call('HMGET', jk,
+    'number', 'deadline', 'attempts', 'target', 'reasons'))
+  local dk = K_DEDUPEP .. number
+  if redis.call('GET', dk) == id then
+    redis.call('DEL', dk)
+  end
+  local reasons = json_list(jk, 'reasons')
+  redis.call('ZADD', K_DONE, NOW, id)
+  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (NOW - RETENTION))
+  redis.call('XADD', K_OUT, 'MAXLEN', '~', 100000, '*',
+    'id', id, 'queue', QUEUE, 'number', number, 'reason', reasons[1] or '',
+    'reasons', reasons_raw, 'target', target, 'outcome', outcome, 'deadline', deadline,
+    'finished', NOW, 'attempts', attempts, 'detail', detail or '')
+  redis.call('HINCRBY', K_TOTALS, outcome, 1)
+  redis.call('PEXPIRE', jk, RETENTION)
+end
+
+-- release_lease hands a leased job back to pending. Clearing the token is the fence: whoever
+-- held the old one is refused from now on, and the next Claim issues a higher one.
+local function release_lease(jk, id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('HSET', jk, 'state', 'pending', 'token', '0', 'worker', '', 'lease_expires', 0,
+    'connected', 0)
+  place(jk, id)
+end

@@ -1,0 +1,85 @@
+-- enqueue.lua: open a promise, or merge the request into the number's open promise.
+-- KEYS[1..9] as in common.lua
+-- KEYS[10]   <prefix>:{Q}:dedupe:<E164>  open job id for this number
+-- KEYS[11]   <prefix>:{Q}:job:<new id>   hash of the job to create
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] new id   ARGV[5] number (E.164)   ARGV[6] name   ARGV[7] reason   ARGV[8] target
+-- ARGV[9] not-before ms   ARGV[10] deadline ms   ARGV[11] max attempts
+-- ARGV[12] asterisk id   ARGV[13] linkedid   ARGV[14] channel   ARGV[15] note
+-- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
+
+local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local nb, deadline = tonumber(ARGV[9]), tonumber(ARGV[10])
+
+local function contains(list, v)
+  for _, x in ipairs(list) do
+    if x == v then
+      return true
+    end
+  end
+  return false
+end
+
+local open = redis.call('GET', KEYS[10])
+if open then
+  local jk = K_JOBP .. open
+  local st = redis.call('HGET', jk, 'state')
+  if st and OPEN[st] then
+    local changes = {'reason=' .. reason}
+    local reasons = json_list(jk, 'reasons')
+    if not contains(reasons, reason) then
+      reasons[#reasons + 1] = reason
+      redis.call('HSET', jk, 'reasons', cjson.encode(reasons))
+    end
+    if target ~= '' then
+      changes[#changes + 1] = 'target=' .. target
+      local targets = json_list(jk, 'targets')
+      if not contains(targets, target) then
+        targets[#targets + 1] = target
+        redis.call('HSET', jk, 'targets', cjson.encode(targets))
+      end
+      if redis.call('HGET', jk, 'target') == '' then
+        redis.call('HSET', jk, 'target', target, 'owner', target)
+      end
+    end
+    if name ~= '' and redis.call('HGET', jk, 'name') == '' then
+      redis.call('HSET', jk, 'name', name)
+    end
+    local old_dl = tonumber(redis.call('HGET', jk, 'deadline'))
+    if deadline < old_dl then
+      redis.call('HSET', jk, 'deadline', deadline)
+      changes[#changes + 1] = 'deadline moved earlier'
+    end
+    local old_nb = tonumber(redis.call('HGET', jk, 'not_before'))
+    if nb < old_nb then
+      redis.call('HSET', jk, 'not_before', nb)
+    end
+    -- A leased job is being dialled; its new deadline takes effect in the hash, and its place
+    -- in the sets is left to whoever finishes the call.
+    if st == 'pending' then
+      place(jk, open)
+    end
+    note(jk, 'merged', table.concat(changes, ' '))
+    redis.call('HINCRBY', K_TOTALS, 'merged', 1)
+    return {'merged', redis.call('HGETALL', jk)}
+  end
+  -- The dedupe key outlived its job (it should not); fall through and open a new promise.
+end
+
+local jk = KEYS[11]
+local targets = '[]'
+if target ~= '' then
+  targets = cjson.encode({target})
+end
+redis.call('HSET', jk,
+  'id', id, 'queue', QUEUE, 'number', number, 'name', name,
+  'reasons', cjson.encode({reason}), 'target', target, 'targets', targets, 'owner', target,
+  'created', NOW, 'not_before', nb, 'deadline', deadline,
+  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending',
+  'src_asterisk', ARGV[12], 'src_linkedid', ARGV[13], 'src_channel', ARGV[14],
+  'history', '[]', 'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
+  'outcome', '', 'finished', 0, 'note', ARGV[15])
+place(jk, id)
+redis.call('SET', KEYS[10], id)
+redis.call('HINCRBY', K_TOTALS, 'made', 1)
+return answer(jk)

@@ -1,0 +1,30 @@
+-- retry.lua: hand a leased job back to pending, to be dialled again after not-before.
+-- KEYS[1..9] as in common.lua
+-- KEYS[10] <prefix>:{Q}:job:<id>
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] id   ARGV[5] fencing token   ARGV[6] not-before ms   ARGV[7] detail
+-- ARGV[8] '1' when the customer was dialled (uses an attempt), '0' when not (agent no-answer)
+-- Returns {'ok', job}: state pending, or unreachable when that was the last attempt;
+-- or {'err', NOTFOUND|STALE|STATE, state}.
+
+local jk, id, detail = KEYS[10], ARGV[4], ARGV[7]
+local bad = fenced(jk, ARGV[5], LEASED)
+if bad then
+  return bad
+end
+if ARGV[8] == '1' then
+  local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
+  local max = tonumber(redis.call('HGET', jk, 'max_attempts'))
+  if attempts >= max then
+    finish(jk, id, 'unreachable', 'attempt ' .. attempts .. ' of ' .. max .. ': ' .. detail)
+    return answer(jk)
+  end
+end
+redis.call('HSET', jk, 'not_before', ARGV[6])
+release_lease(jk, id)
+if ARGV[8] == '1' then
+  note(jk, 'retry', detail)
+else
+  note(jk, 'released', detail)
+end
+return answer(jk)

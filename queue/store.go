@@ -1,0 +1,259 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callbackd/callbackd/internal/clock"
+)
+
+// Errors callers tell apart with errors.Is. Every returned error wraps one of them with the
+// job, queue or value concerned.
+var (
+	ErrUnknownQueue = errors.New("unknown queue")
+	ErrInvalidQueue = errors.New("invalid queue name")
+	ErrInvalid      = errors.New("invalid request")
+	ErrNotFound     = errors.New("job not found")
+	ErrWrongState   = errors.New("job is in the wrong state for this change")
+	ErrStaleToken   = errors.New("fencing token is stale: the lease was lost")
+	ErrOutcome      = errors.New("outcome contradicts the recorded connect time")
+	ErrEmpty        = errors.New("no job is due")
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultPrefix    = "callbackd"
+	DefaultRetention = 720 * time.Hour
+)
+
+const (
+	promoteBatch   = 100   // delayed jobs a single Claim moves to ready
+	preferWindow   = 32    // due jobs a Claim may pass over to find the claimer's own
+	reclaimBatch   = 100   // expired leases one Reclaim script handles
+	listCap        = 10000 // delayed or leased jobs List reads
+	maxListLimit   = 1000  // most jobs one List returns
+	maxFieldLength = 256   // name, target, source fields, detail
+	maxAttempts    = 100   // a sanity bound, not a policy
+	maxLease       = 24 * time.Hour
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// Options configures a Store.
+type Options struct {
+	// Prefix starts every key; DefaultPrefix when empty.
+	Prefix string
+	// Clock supplies "now" to every script; clock.Real when nil.
+	Clock clock.Clock
+	// Retention is how long a finished promise stays readable; DefaultRetention when zero.
+	Retention time.Duration
+	// Queues are the known queue names; Enqueue to any other is ErrUnknownQueue.
+	Queues []string
+}
+
+// Store is the promise store. It is safe for concurrent use; all coordination between
+// workers (even in different processes) happens inside Redis scripts.
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	clk       clock.Clock
+	retention time.Duration
+	queues    map[string]bool
+	sc        scripts
+}
+
+// New returns a Store on rdb. It checks the options and talks to Redis only when used.
+func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("creating queue store: %w: no Redis client", ErrInvalid)
+	}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, clk: opts.Clock, retention: opts.Retention,
+		queues: map[string]bool{}}
+	if s.prefix == "" {
+		s.prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(s.prefix) {
+		return nil, fmt.Errorf("creating queue store: %w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : - (braces are Redis Cluster hash tags)", ErrInvalid, s.prefix)
+	}
+	if s.clk == nil {
+		s.clk = clock.Real{}
+	}
+	if s.retention == 0 {
+		s.retention = DefaultRetention
+	}
+	if s.retention < time.Millisecond {
+		return nil, fmt.Errorf("creating queue store: %w: retention %v must be positive", ErrInvalid, s.retention)
+	}
+	if len(opts.Queues) == 0 {
+		return nil, fmt.Errorf("creating queue store: %w: no queues configured", ErrInvalid)
+	}
+	for _, q := range opts.Queues {
+		if err := ValidateQueueName(q); err != nil {
+			return nil, fmt.Errorf("creating queue store: %w", err)
+		}
+		if s.queues[q] {
+			return nil, fmt.Errorf("creating queue store: %w: queue %q is listed twice", ErrInvalid, q)
+		}
+		s.queues[q] = true
+	}
+	var err error
+	if s.sc, err = loadScripts(); err != nil {
+		return nil, fmt.Errorf("creating queue store: %w", err)
+	}
+	return s, nil
+}
+
+// ValidateQueueName reports why name cannot be a queue name, or nil.
+func ValidateQueueName(name string) error {
+	if strings.ContainsAny(name, "{}") {
+		return fmt.Errorf("%w: %q contains '{' or '}', which Redis Cluster reads as a hash tag", ErrInvalidQueue, name)
+	}
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: %q must be 1-64 characters of A-Z a-z 0-9 _ . -", ErrInvalidQueue, name)
+	}
+	return nil
+}
+
+// Load sends every script to Redis (SCRIPT LOAD), so that the first call of each operation
+// is already a single EVALSHA. Optional: scripts load themselves on first use.
+func (s *Store) Load(ctx context.Context) error {
+	for _, sc := range s.sc.all() {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("loading queue scripts into Redis: %w", err)
+		}
+	}
+	return nil
+}
+
+// Queues returns the known queue names.
+func (s *Store) Queues() []string {
+	out := make([]string, 0, len(s.queues))
+	for q := range s.queues {
+		out = append(out, q)
+	}
+	return out
+}
+
+func (s *Store) checkQueue(q string) error {
+	if err := ValidateQueueName(q); err != nil {
+		return err
+	}
+	if !s.queues[q] {
+		return fmt.Errorf("%w: %q", ErrUnknownQueue, q)
+	}
+	return nil
+}
+
+func (s *Store) checkRef(ref Ref) error {
+	if err := s.checkQueue(ref.Queue); err != nil {
+		return err
+	}
+	if _, err := ulid.ParseStrict(ref.ID); err != nil {
+		return fmt.Errorf("%w: job id %q is not a ULID", ErrInvalid, ref.ID)
+	}
+	return nil
+}
+
+// keyspace is the layout of one queue's keys, all under the hash tag {queue}.
+type keyspace struct{ base string }
+
+func (s *Store) ks(q string) keyspace { return keyspace{base: s.prefix + ":{" + q + "}:"} }
+
+func (k keyspace) job(id string) string        { return k.base + "job:" + id }
+func (k keyspace) dedupe(number string) string { return k.base + "dedupe:" + number }
+func (k keyspace) ready() string               { return k.base + "ready" }
+func (k keyspace) delayed() string             { return k.base + "delayed" }
+func (k keyspace) leases() string              { return k.base + "leases" }
+func (k keyspace) done() string                { return k.base + "done" }
+func (k keyspace) totals() string              { return k.base + "totals" }
+
+// common is KEYS[1..9] of every script; see scripts/common.lua.
+func (k keyspace) common(extra ...string) []string {
+	return append([]string{k.base + "job:", k.ready(), k.delayed(), k.leases(), k.done(),
+		k.base + "outcomes", k.base + "fence", k.base + "dedupe:", k.totals()}, extra...)
+}
+
+// run executes a script with the common ARGV (now, retention, queue) followed by args.
+func (s *Store) run(ctx context.Context, sc *redis.Script, q string, keys []string, now time.Time, args ...any) ([]any, error) {
+	argv := append([]any{millis(now), s.retention.Milliseconds(), q}, args...)
+	v, err := sc.Run(ctx, s.rdb, keys, argv...).Result()
+	if err != nil {
+		return nil, err
+	}
+	res, ok := v.([]any)
+	if !ok || len(res) == 0 {
+		return nil, fmt.Errorf("unexpected script reply %T", v)
+	}
+	return res, nil
+}
+
+// scriptError turns a script's {'err', code, detail} into the matching sentinel error.
+func scriptError(res []any, what string) error {
+	code, _ := res[1].(string)
+	detail := ""
+	if len(res) > 2 {
+		detail, _ = res[2].(string)
+	}
+	switch code {
+	case "NOTFOUND":
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	case "STALE":
+		return fmt.Errorf("%s: %w (job is now %s)", what, ErrStaleToken, detail)
+	case "STATE":
+		return fmt.Errorf("%s: %w: job is %s", what, ErrWrongState, detail)
+	case "OUTCOME":
+		return fmt.Errorf("%s: %w: %s", what, ErrOutcome, detail)
+	case "EMPTY":
+		return fmt.Errorf("%s: %w", what, ErrEmpty)
+	}
+	return fmt.Errorf("%s: unexpected script error %q %q", what, code, detail)
+}
+
+// jobResult decodes the {'ok', job} answer of a script, or maps its error.
+func jobResult(res []any, what string) (Job, error) {
+	if status, _ := res[0].(string); status == "err" {
+		return Job{}, scriptError(res, what)
+	}
+	if len(res) < 2 {
+		return Job{}, fmt.Errorf("%s: script reply has no job", what)
+	}
+	j, err := jobFromReply(res[1])
+	if err != nil {
+		return Job{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return j, nil
+}
+
+func newID(now time.Time) (string, error) {
+	id, err := ulid.New(ulid.Timestamp(now), rand.Reader)
+	if err != nil {
+		return "", fmt.Errorf("making job id: %w", err)
+	}
+	return id.String(), nil
+}
+
+// checkText refuses text that would be unreadable in a log line or an agent's display.
+func checkText(field, v string) error {
+	if len(v) > maxFieldLength {
+		return fmt.Errorf("%w: %s is %d bytes, at most %d allowed", ErrInvalid, field, len(v), maxFieldLength)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %s contains the control character %U", ErrInvalid, field, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,820 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callbackd/callbackd/internal/clock"
+)
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no queues", Options{}, "no queues"},
+		{"hash tag in queue name", Options{Queues: []string{"sales{1}"}}, "hash tag"},
+		{"closing brace alone", Options{Queues: []string{"sa}les"}}, "hash tag"},
+		{"empty queue name", Options{Queues: []string{""}}, "1-64 characters"},
+		{"space in queue name", Options{Queues: []string{"sales team"}}, "1-64 characters"},
+		{"queue listed twice", Options{Queues: []string{"a", "a"}}, "listed twice"},
+		{"brace in prefix", Options{Prefix: "cb{x}", Queues: []string{"a"}}, "hash tags"},
+		{"negative retention", Options{Retention: -time.Hour, Queues: []string{"a"}}, "retention"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(rdb, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New(%+v) error = %v, want one saying %q", tt.opts, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnqueueStoresThePromise(t *testing.T) {
+	tests := []struct {
+		name      string
+		change    func(*Request)
+		wantSet   string
+		wantNB    time.Time
+		wantNum   string
+		wantTargs []string
+	}{
+		{"due now goes to ready", func(*Request) {}, "ready", t0, alice, []string{"201"}},
+		{"later not-before goes to delayed", func(r *Request) { r.NotBefore = t0.Add(10 * time.Minute) }, "delayed", t0.Add(10 * time.Minute), alice, []string{"201"}},
+		{"number typed with spaces is stored as E.164", func(r *Request) { r.Number = "+31 20 123 4501" }, "ready", t0, alice, []string{"201"}},
+		{"no target", func(r *Request) { r.Target = ""; r.Reason = ReasonAPI }, "ready", t0, alice, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := request(alice)
+			tt.change(&r)
+			j, res, err := f.s.Enqueue(f.ctx, r)
+			wantErr(t, err, nil)
+			if res.Merged {
+				t.Errorf("first request reported as merged")
+			}
+			if j.State != StatePending || j.Number != tt.wantNum || j.Queue != testQueue || j.Attempts != 0 || j.MaxAttempts != 3 {
+				t.Errorf("job = %+v", j)
+			}
+			if !j.Created.Equal(t0) || !j.NotBefore.Equal(tt.wantNB) || !j.Deadline.Equal(r.Deadline) {
+				t.Errorf("times: created %v not-before %v deadline %v", j.Created, j.NotBefore, j.Deadline)
+			}
+			if j.Reason() != r.Reason || fmt.Sprint(j.Targets) != fmt.Sprint(tt.wantTargs) || j.Owner != r.Target {
+				t.Errorf("reasons %v targets %v owner %q", j.Reasons, j.Targets, j.Owner)
+			}
+			if j.Source != r.Source {
+				t.Errorf("source = %+v, want %+v", j.Source, r.Source)
+			}
+			if got := f.get(t, j.Ref()); fmt.Sprint(got) != fmt.Sprint(j) {
+				t.Errorf("Get = %+v\nwant  %+v", got, j)
+			}
+			f.assertIn(t, j.ID, tt.wantSet)
+			if id, _ := f.rdb.Get(f.ctx, f.s.ks(testQueue).dedupe(alice)).Result(); id != j.ID {
+				t.Errorf("dedupe key holds %q, want %q", id, j.ID)
+			}
+		})
+	}
+}
+
+func TestEnqueueMergesARequestForAnOpenPromise(t *testing.T) {
+	tests := []struct {
+		name         string
+		second       func(*Request)
+		before       func(f fixture, t *testing.T) // runs between the two requests
+		wantDeadline time.Time
+		wantReasons  []Reason
+		wantTargets  []string
+		wantState    State
+	}{
+		{
+			name:         "later deadline keeps the earlier",
+			second:       func(r *Request) { r.Deadline = t0.Add(2 * time.Hour) },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+		},
+		{
+			name:         "earlier deadline moves the promise forward",
+			second:       func(r *Request) { r.Deadline = t0.Add(30 * time.Minute) },
+			wantDeadline: t0.Add(30 * time.Minute), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+		},
+		{
+			name:         "a new reason and target are both recorded",
+			second:       func(r *Request) { r.Reason = ReasonUnansweredTransfer; r.Target = "202" },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail, ReasonUnansweredTransfer}, wantTargets: []string{"201", "202"}, wantState: StatePending,
+		},
+		{
+			name:         "a promise being dialled absorbs the request too",
+			second:       func(r *Request) { r.Deadline = t0.Add(20 * time.Minute) },
+			before:       func(f fixture, t *testing.T) { f.claim(t, ClaimOptions{}) },
+			wantDeadline: t0.Add(20 * time.Minute), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StateDialing,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			first := f.enqueue(t, request(alice))
+			if tt.before != nil {
+				tt.before(f, t)
+			}
+			r := request(alice)
+			tt.second(&r)
+			j, res, err := f.s.Enqueue(f.ctx, r)
+			wantErr(t, err, nil)
+			if !res.Merged || j.ID != first.ID {
+				t.Fatalf("merged=%v id=%s, want merged into %s", res.Merged, j.ID, first.ID)
+			}
+			if !j.Deadline.Equal(tt.wantDeadline) || fmt.Sprint(j.Reasons) != fmt.Sprint(tt.wantReasons) ||
+				fmt.Sprint(j.Targets) != fmt.Sprint(tt.wantTargets) || j.State != tt.wantState {
+				t.Errorf("deadline %v reasons %v targets %v state %s", j.Deadline, j.Reasons, j.Targets, j.State)
+			}
+			if last := j.History[len(j.History)-1]; last.Result != "merged" {
+				t.Errorf("history ends with %+v, want a merge", last)
+			}
+			if j.State == StatePending {
+				if score, _ := f.zscore(t, f.s.ks(testQueue).ready(), j.ID); int64(score) != tt.wantDeadline.UnixMilli() {
+					t.Errorf("ready score %v, want the merged deadline %d", score, tt.wantDeadline.UnixMilli())
+				}
+			}
+			st, err := f.s.Stats(f.ctx, testQueue)
+			wantErr(t, err, nil)
+			if st.Made != 1 || st.Merged != 1 {
+				t.Errorf("stats made=%d merged=%d, want 1 and 1", st.Made, st.Merged)
+			}
+		})
+	}
+}
+
+func TestEnqueueAfterThePromiseFinishedOpensANewOne(t *testing.T) {
+	f := newFixture(t)
+	first := f.enqueue(t, request(alice))
+	if _, err := f.s.Cancel(f.ctx, first.Ref(), "duplicate"); err != nil {
+		t.Fatal(err)
+	}
+	second, res, err := f.s.Enqueue(f.ctx, request(alice))
+	wantErr(t, err, nil)
+	if res.Merged || second.ID == first.ID {
+		t.Fatalf("merged=%v id=%s: a finished promise must not absorb new requests", res.Merged, second.ID)
+	}
+}
+
+func TestEnqueueRefusesBadInputAndWritesNothing(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Request)
+		want   error
+		says   string
+	}{
+		{"empty number", func(r *Request) { r.Number = "" }, ErrInvalid, "empty"},
+		{"number without country code", func(r *Request) { r.Number = "0201234501" }, ErrInvalid, "country code"},
+		{"letters in number", func(r *Request) { r.Number = "+3120CALLME" }, ErrInvalid, "character"},
+		{"deadline in the past", func(r *Request) { r.Deadline = t0.Add(-time.Minute) }, ErrInvalid, "deadline"},
+		{"deadline now", func(r *Request) { r.Deadline = t0 }, ErrInvalid, "deadline"},
+		{"no deadline", func(r *Request) { r.Deadline = time.Time{} }, ErrInvalid, "no deadline"},
+		{"not-before at the deadline", func(r *Request) { r.NotBefore = r.Deadline }, ErrInvalid, "not-before"},
+		{"unknown queue", func(r *Request) { r.Queue = "billing" }, ErrUnknownQueue, "billing"},
+		{"hash tag in queue", func(r *Request) { r.Queue = "{sales}" }, ErrInvalidQueue, "hash tag"},
+		{"unknown reason", func(r *Request) { r.Reason = "whim" }, ErrInvalid, "whim"},
+		{"zero max attempts", func(r *Request) { r.MaxAttempts = 0 }, ErrInvalid, "max attempts"},
+		{"control character in name", func(r *Request) { r.Name = "Eve\x1b[2J" }, ErrInvalid, "control character"},
+		{"overlong target", func(r *Request) { r.Target = strings.Repeat("9", 300) }, ErrInvalid, "target"},
+		{"invalid UTF-8 in channel", func(r *Request) { r.Source.Channel = "PJSIP/\xff" }, ErrInvalid, "UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.enqueue(t, request(bob)) // something to not disturb
+			before := f.snapshot(t)
+			r := request(alice)
+			tt.change(&r)
+			_, _, err := f.s.Enqueue(f.ctx, r)
+			wantErr(t, err, tt.want)
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("error %q does not say %q", err, tt.says)
+			}
+			if strings.Contains(err.Error(), "1234501") {
+				t.Errorf("error %q shows the customer's number unmasked", err)
+			}
+			f.assertUnchanged(t, before)
+		})
+	}
+}
+
+func TestClaimTakesTheEarliestDeadlineFirst(t *testing.T) {
+	f := newFixture(t)
+	// Deadlines in scrambled order, enqueued in that order, so EDF cannot be insertion order.
+	const n = 200
+	want := make([]string, n)
+	for i := 0; i < n; i++ {
+		slot := (i * 37) % n
+		r := request(fmt.Sprintf("+3120%07d", i))
+		r.Deadline = t0.Add(time.Duration(slot+1) * time.Minute)
+		want[slot] = f.enqueue(t, r).ID
+	}
+	for i := 0; i < n; i++ {
+		j := f.claim(t, ClaimOptions{})
+		if j.ID != want[i] {
+			t.Fatalf("claim %d got job %s (deadline %v), want %s", i, j.ID, j.Deadline, want[i])
+		}
+	}
+	_, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w1", Lease: time.Minute})
+	wantErr(t, err, ErrEmpty)
+}
+
+func TestClaimRespectsNotBefore(t *testing.T) {
+	f := newFixture(t)
+	r := request(alice)
+	r.NotBefore = t0.Add(10 * time.Minute)
+	j := f.enqueue(t, r)
+
+	_, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w1", Lease: time.Minute})
+	wantErr(t, err, ErrEmpty)
+	next, ok, err := f.s.NextDue(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if !ok || !next.Equal(r.NotBefore) {
+		t.Errorf("NextDue = %v %v, want %v", next, ok, r.NotBefore)
+	}
+
+	f.clk.Set(r.NotBefore.Add(-time.Millisecond))
+	_, err = f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w1", Lease: time.Minute})
+	wantErr(t, err, ErrEmpty)
+
+	f.clk.Set(r.NotBefore)
+	got := f.claim(t, ClaimOptions{})
+	if got.ID != j.ID || got.State != StateDialing {
+		t.Fatalf("claimed %+v, want job %s dialing", got, j.ID)
+	}
+	f.assertIn(t, j.ID, "leases")
+	if _, ok, _ := f.s.NextDue(f.ctx, testQueue); ok {
+		t.Errorf("NextDue reports a job with the queue empty")
+	}
+}
+
+func TestClaimPrefersTheClaimersOwnJob(t *testing.T) {
+	tests := []struct {
+		name   string
+		prefer string
+		share  float64
+		at     time.Duration // clock offset from t0 at claim time
+		want   string        // which job: "early" (target 201) or "own" (target 305)
+	}{
+		{"no preference: earliest deadline", "", 0, 0, "early"},
+		{"preferred target is taken first", "305", 0, 0, "own"},
+		{"preference without a matching job", "999", 0, 0, "early"},
+		{"inside the preference window", "305", 0.5, 50 * time.Minute, "own"},
+		{"after the preference window", "305", 0.5, 61 * time.Minute, "early"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			early := request(alice)
+			early.Deadline = t0.Add(90 * time.Minute)
+			own := request(bob)
+			own.Target = "305"
+			own.Deadline = t0.Add(2 * time.Hour) // window with share 0.5 ends at t0+60m
+			ids := map[string]string{"early": f.enqueue(t, early).ID, "own": f.enqueue(t, own).ID}
+			f.clk.Set(t0.Add(tt.at))
+			j := f.claim(t, ClaimOptions{Prefer: tt.prefer, PreferShare: tt.share})
+			if j.ID != ids[tt.want] {
+				t.Errorf("claimed target %s, want the %s job", j.Target, tt.want)
+			}
+		})
+	}
+}
+
+func TestClaimRefusesBadOptions(t *testing.T) {
+	tests := []struct {
+		name  string
+		queue string
+		o     ClaimOptions
+		want  error
+	}{
+		{"unknown queue", "billing", ClaimOptions{Worker: "w", Lease: time.Minute}, ErrUnknownQueue},
+		{"no worker", testQueue, ClaimOptions{Lease: time.Minute}, ErrInvalid},
+		{"no lease", testQueue, ClaimOptions{Worker: "w"}, ErrInvalid},
+		{"negative lease", testQueue, ClaimOptions{Worker: "w", Lease: -time.Second}, ErrInvalid},
+		{"share above one", testQueue, ClaimOptions{Worker: "w", Lease: time.Minute, PreferShare: 1.5}, ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.enqueue(t, request(alice))
+			before := f.snapshot(t)
+			_, err := f.s.Claim(f.ctx, tt.queue, tt.o)
+			wantErr(t, err, tt.want)
+			f.assertUnchanged(t, before)
+		})
+	}
+}
+
+// leased enqueues a job for alice and claims it, returning the claimed job.
+func leased(t *testing.T, f fixture, maxAttempts int) *Job {
+	t.Helper()
+	r := request(alice)
+	r.MaxAttempts = maxAttempts
+	f.enqueue(t, r)
+	return f.claim(t, ClaimOptions{})
+}
+
+func TestFencedChangesRefuseWrongTokensStatesAndIDs(t *testing.T) {
+	ops := map[string]func(f fixture, ref Ref, token int64) error{
+		"Extend": func(f fixture, ref Ref, token int64) error {
+			_, err := f.s.Extend(f.ctx, ref, token, time.Minute)
+			return err
+		},
+		"MarkConnected": func(f fixture, ref Ref, token int64) error {
+			_, err := f.s.MarkConnected(f.ctx, ref, token, f.clk.Now())
+			return err
+		},
+		"Complete": func(f fixture, ref Ref, token int64) error {
+			_, err := f.s.Complete(f.ctx, ref, token, StateUnreachable, "no answer")
+			return err
+		},
+		"Retry": func(f fixture, ref Ref, token int64) error {
+			_, err := f.s.Retry(f.ctx, ref, token, f.clk.Now(), "busy")
+			return err
+		},
+		"Release": func(f fixture, ref Ref, token int64) error {
+			_, err := f.s.Release(f.ctx, ref, token, f.clk.Now(), "agent busy")
+			return err
+		},
+	}
+	cases := []struct {
+		name  string
+		setup func(f fixture, j *Job) (Ref, int64)
+		want  error
+	}{
+		{"token the lease never had", func(f fixture, j *Job) (Ref, int64) { return j.Ref(), j.Lease.Token + 100 }, ErrStaleToken},
+		{"job that does not exist", func(f fixture, j *Job) (Ref, int64) {
+			return Ref{Queue: testQueue, ID: "01KAQZZZZZZZZZZZZZZZZZZZZZ"}, j.Lease.Token
+		}, ErrNotFound},
+		{"id that is not a ULID", func(f fixture, j *Job) (Ref, int64) { return Ref{Queue: testQueue, ID: "x:*"}, j.Lease.Token }, ErrInvalid},
+		{"job in another queue", func(f fixture, j *Job) (Ref, int64) { return Ref{Queue: otherQ, ID: j.ID}, j.Lease.Token }, ErrNotFound},
+		{"zero token", func(f fixture, j *Job) (Ref, int64) { return j.Ref(), 0 }, ErrInvalid},
+		{"finished job", func(f fixture, j *Job) (Ref, int64) {
+			if _, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateFailed, "refused"); err != nil {
+				t.Fatal(err)
+			}
+			return j.Ref(), j.Lease.Token
+		}, ErrWrongState},
+	}
+	for opName, op := range ops {
+		for _, tt := range cases {
+			t.Run(opName+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t)
+				j := leased(t, f, 3)
+				ref, token := tt.setup(f, j)
+				before := f.snapshot(t)
+				wantErr(t, op(f, ref, token), tt.want)
+				f.assertUnchanged(t, before)
+			})
+		}
+	}
+}
+
+func TestExtendMovesTheLease(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 3)
+	f.clk.Advance(50 * time.Second)
+	got, err := f.s.Extend(f.ctx, j.Ref(), j.Lease.Token, 2*time.Minute)
+	wantErr(t, err, nil)
+	want := t0.Add(50*time.Second + 2*time.Minute)
+	if !got.Lease.Expires.Equal(want) {
+		t.Errorf("lease expires %v, want %v", got.Lease.Expires, want)
+	}
+	if score, _ := f.zscore(t, f.s.ks(testQueue).leases(), j.ID); int64(score) != want.UnixMilli() {
+		t.Errorf("leases score %v, want %d", score, want.UnixMilli())
+	}
+	f.clk.Advance(time.Minute + 30*time.Second) // past the original lease, inside the new one
+	n, err := f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if n.Reclaimed != 0 {
+		t.Errorf("Reclaim took back an extended lease")
+	}
+}
+
+func TestCompleteFinishesWithTheOutcome(t *testing.T) {
+	tests := []struct {
+		name      string
+		connectAt time.Duration // offset from t0; negative: never connected
+		outcome   State
+		want      error
+	}{
+		{"kept when connected before the deadline", 10 * time.Minute, StateKept, nil},
+		{"kept when connected at the deadline", time.Hour, StateKept, nil},
+		{"kept refused when connected after the deadline", time.Hour + time.Second, StateKept, ErrOutcome},
+		{"late when connected after the deadline", 2 * time.Hour, StateLate, nil},
+		{"late refused when connected in time", 10 * time.Minute, StateLate, ErrOutcome},
+		{"kept refused when never connected", -1, StateKept, ErrWrongState},
+		{"unreachable while dialing", -1, StateUnreachable, nil},
+		{"failed for a refused number", -1, StateFailed, nil},
+		{"expired while dialing", -1, StateExpired, nil},
+		{"cancelled by the worker", -1, StateCancelled, nil},
+		{"unreachable after connecting", 5 * time.Minute, StateUnreachable, nil},
+		{"pending is not an outcome", -1, StatePending, ErrInvalid},
+		{"made-up outcome", -1, State("great"), ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			j := leased(t, f, 3)
+			if tt.connectAt >= 0 {
+				c, err := f.s.MarkConnected(f.ctx, j.Ref(), j.Lease.Token, t0.Add(tt.connectAt))
+				wantErr(t, err, nil)
+				if c.State != StateConnected || !c.ConnectedAt.Equal(t0.Add(tt.connectAt)) {
+					t.Fatalf("after MarkConnected: state %s connected %v", c.State, c.ConnectedAt)
+				}
+			}
+			f.clk.Advance(3 * time.Minute)
+			before := f.snapshot(t)
+			got, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, tt.outcome, "done")
+			wantErr(t, err, tt.want)
+			if tt.want != nil {
+				f.assertUnchanged(t, before)
+				return
+			}
+			assertFinished(t, f, got, tt.outcome)
+		})
+	}
+}
+
+// assertFinished checks everything a finished promise leaves behind.
+func assertFinished(t *testing.T, f fixture, j Job, outcome State) {
+	t.Helper()
+	if j.State != outcome || j.Outcome != outcome || !j.FinishedAt.Equal(f.clk.Now()) {
+		t.Errorf("state %s outcome %s finished %v, want %s at %v", j.State, j.Outcome, j.FinishedAt, outcome, f.clk.Now())
+	}
+	if last := j.History[len(j.History)-1]; last.Result != string(outcome) {
+		t.Errorf("history ends with %+v, want %s", last, outcome)
+	}
+	f.assertIn(t, j.ID, "done")
+	k := f.s.ks(testQueue)
+	if n, _ := f.rdb.Exists(f.ctx, k.dedupe(j.Number)).Result(); n != 0 {
+		t.Errorf("dedupe key still there after the promise finished")
+	}
+	ttl, err := f.rdb.PTTL(f.ctx, k.job(j.ID)).Result()
+	if err != nil || ttl <= 0 || ttl > DefaultRetention {
+		t.Errorf("job hash TTL %v (%v), want the retention period", ttl, err)
+	}
+	if got := f.get(t, j.Ref()); got.State != outcome {
+		t.Errorf("Get after finish: state %s", got.State)
+	}
+	msgs, err := f.rdb.XRange(f.ctx, k.base+"outcomes", "-", "+").Result()
+	if err != nil || len(msgs) == 0 {
+		t.Fatalf("outcome stream: %v entries, %v", len(msgs), err)
+	}
+	v := msgs[len(msgs)-1].Values
+	if v["id"] != j.ID || v["outcome"] != string(outcome) || v["number"] != j.Number || v["reason"] != string(j.Reason()) ||
+		v["deadline"] != fmt.Sprint(j.Deadline.UnixMilli()) || v["finished"] != fmt.Sprint(j.FinishedAt.UnixMilli()) {
+		t.Errorf("outcome entry %v does not describe job %s finishing %s", v, j.ID, outcome)
+	}
+	st, err := f.s.Stats(f.ctx, testQueue)
+	if err != nil || st.Finished[outcome] != 1 || st.Leased != 0 || st.Retained != 1 {
+		t.Errorf("stats %+v (%v) after one %s", st, err, outcome)
+	}
+}
+
+func TestRetryUsesAnAttemptAndWaitsForNotBefore(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 3)
+	nb := t0.Add(5 * time.Minute)
+	got, err := f.s.Retry(f.ctx, j.Ref(), j.Lease.Token, nb, "busy")
+	wantErr(t, err, nil)
+	if got.State != StatePending || got.Attempts != 1 || !got.NotBefore.Equal(nb) || got.Lease.Token != 0 {
+		t.Fatalf("after Retry: %+v", got)
+	}
+	f.assertIn(t, j.ID, "delayed")
+	_, err = f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateKept, "")
+	wantErr(t, err, ErrStaleToken)
+	_, err = f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w2", Lease: time.Minute})
+	wantErr(t, err, ErrEmpty)
+	f.clk.Set(nb)
+	again := f.claim(t, ClaimOptions{Worker: "w2"})
+	if again.ID != j.ID || again.Lease.Token <= j.Lease.Token {
+		t.Errorf("reclaimed job %s token %d, want %s with a token above %d", again.ID, again.Lease.Token, j.ID, j.Lease.Token)
+	}
+}
+
+func TestRetryOnTheLastAttemptGivesUp(t *testing.T) {
+	tests := []struct {
+		name        string
+		maxAttempts int
+		retries     int
+		want        State
+	}{
+		{"one attempt allowed", 1, 1, StateUnreachable},
+		{"third of three", 3, 3, StateUnreachable},
+		{"second of three", 3, 2, StatePending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			leased(t, f, tt.maxAttempts)
+			var got Job
+			for i := 0; i < tt.retries; i++ {
+				if i > 0 {
+					f.claim(t, ClaimOptions{})
+				}
+				cur, err := f.s.List(f.ctx, testQueue, ListOptions{States: []State{StateDialing}})
+				wantErr(t, err, nil)
+				got, err = f.s.Retry(f.ctx, cur[0].Ref(), cur[0].Lease.Token, f.clk.Now(), "no answer")
+				wantErr(t, err, nil)
+			}
+			if got.State != tt.want || got.Attempts != tt.retries {
+				t.Fatalf("after %d retries: state %s attempts %d, want %s", tt.retries, got.State, got.Attempts, tt.want)
+			}
+			if tt.want == StateUnreachable {
+				assertFinished(t, f, got, StateUnreachable)
+			}
+		})
+	}
+}
+
+func TestReleaseDoesNotUseAnAttempt(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 1)
+	got, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, time.Time{}, "agent did not answer")
+	wantErr(t, err, nil)
+	if got.State != StatePending || got.Attempts != 0 {
+		t.Fatalf("after Release: state %s attempts %d", got.State, got.Attempts)
+	}
+	f.assertIn(t, j.ID, "ready")
+}
+
+func TestCancelAndResolveCloseAnOpenPromise(t *testing.T) {
+	tests := []struct {
+		name    string
+		state   State // the promise's state when it is closed
+		resolve bool
+	}{
+		{"cancel pending", StatePending, false},
+		{"cancel dialing", StateDialing, false},
+		{"cancel connected", StateConnected, false},
+		{"resolve pending", StatePending, true},
+		{"resolve dialing", StateDialing, true},
+		{"resolve connected", StateConnected, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			j := f.enqueue(t, request(alice))
+			token := int64(0)
+			if tt.state != StatePending {
+				token = f.claim(t, ClaimOptions{}).Lease.Token
+			}
+			if tt.state == StateConnected {
+				if _, err := f.s.MarkConnected(f.ctx, j.Ref(), token, t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got Job
+			var err error
+			want := StateCancelled
+			if tt.resolve {
+				want = StateResolved
+				got, err = f.s.Resolve(f.ctx, testQueue, "+31 20 1234501", "customer called in")
+			} else {
+				got, err = f.s.Cancel(f.ctx, j.Ref(), "operator")
+			}
+			wantErr(t, err, nil)
+			assertFinished(t, f, got, want)
+			if token != 0 {
+				_, err := f.s.Complete(f.ctx, j.Ref(), token, StateUnreachable, "")
+				wantErr(t, err, ErrWrongState)
+			}
+			before := f.snapshot(t)
+			_, err = f.s.Cancel(f.ctx, j.Ref(), "again")
+			wantErr(t, err, ErrWrongState)
+			_, err = f.s.Resolve(f.ctx, testQueue, alice, "again")
+			wantErr(t, err, ErrNotFound)
+			f.assertUnchanged(t, before)
+		})
+	}
+}
+
+func TestCancelAndResolveRefuseBadInput(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request(alice))
+	before := f.snapshot(t)
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"cancel unknown id", func() error {
+			_, err := f.s.Cancel(f.ctx, Ref{Queue: testQueue, ID: "01KAQZZZZZZZZZZZZZZZZZZZZZ"}, "")
+			return err
+		}, ErrNotFound},
+		{"cancel in unknown queue", func() error {
+			_, err := f.s.Cancel(f.ctx, Ref{Queue: "billing", ID: "01KAQZZZZZZZZZZZZZZZZZZZZZ"}, "")
+			return err
+		}, ErrUnknownQueue},
+		{"resolve number without promise", func() error { _, err := f.s.Resolve(f.ctx, testQueue, bob, ""); return err }, ErrNotFound},
+		{"resolve empty number", func() error { _, err := f.s.Resolve(f.ctx, testQueue, "", ""); return err }, ErrInvalid},
+		{"resolve in the other queue", func() error { _, err := f.s.Resolve(f.ctx, otherQ, alice, ""); return err }, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErr(t, tt.call(), tt.want)
+			f.assertUnchanged(t, before)
+		})
+	}
+}
+
+func TestReclaimTakesBackAnExpiredLeaseOnce(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 3)
+	f.clk.Advance(59 * time.Second)
+	n, err := f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if n.Reclaimed != 0 {
+		t.Fatalf("reclaimed %d jobs before the lease expired", n.Reclaimed)
+	}
+	if exp, ok, _ := f.s.NextLeaseExpiry(f.ctx, testQueue); !ok || !exp.Equal(t0.Add(time.Minute)) {
+		t.Errorf("NextLeaseExpiry = %v %v, want %v", exp, ok, t0.Add(time.Minute))
+	}
+
+	f.clk.Advance(time.Second)
+	n, err = f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if n.Reclaimed != 1 || n.GaveUp != 0 {
+		t.Fatalf("Reclaim = %+v, want one job back", n)
+	}
+	n, err = f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if n.Reclaimed != 0 {
+		t.Fatalf("second Reclaim took %d jobs back again", n.Reclaimed)
+	}
+	got := f.get(t, j.Ref())
+	if got.State != StatePending || got.Attempts != 1 || got.History[len(got.History)-1].Result != "lease expired" {
+		t.Errorf("after Reclaim: state %s attempts %d history %+v", got.State, got.Attempts, got.History)
+	}
+	f.assertIn(t, j.ID, "ready")
+
+	// The crashed worker wakes up: everything it tries is refused.
+	_, err = f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateUnreachable, "")
+	wantErr(t, err, ErrStaleToken)
+	_, err = f.s.Extend(f.ctx, j.Ref(), j.Lease.Token, time.Minute)
+	wantErr(t, err, ErrStaleToken)
+
+	// A new worker gets it with a newer token, and the old one still cannot finish it.
+	again := f.claim(t, ClaimOptions{Worker: "w2"})
+	if again.ID != j.ID || again.Lease.Token <= j.Lease.Token {
+		t.Fatalf("claim after reclaim: %s token %d", again.ID, again.Lease.Token)
+	}
+	_, err = f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateUnreachable, "")
+	wantErr(t, err, ErrStaleToken)
+	_, err = f.s.Complete(f.ctx, j.Ref(), again.Lease.Token, StateUnreachable, "")
+	wantErr(t, err, nil)
+}
+
+func TestReclaimOfTheLastAttemptGivesUp(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 1)
+	f.clk.Advance(2 * time.Minute)
+	n, err := f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	if n.Reclaimed != 1 || n.GaveUp != 1 {
+		t.Fatalf("Reclaim = %+v, want one job given up", n)
+	}
+	assertFinished(t, f, f.get(t, j.Ref()), StateUnreachable)
+}
+
+func TestFinishedPromisesAreRetainedThenForgotten(t *testing.T) {
+	srvF := newFixture(t)
+	clk := clock.NewFake(t0)
+	s, err := New(srvF.rdb, Options{Clock: clk, Queues: []string{testQueue}, Retention: time.Hour})
+	wantErr(t, err, nil)
+	f := fixture{s: s, clk: clk, rdb: srvF.rdb, ctx: srvF.ctx}
+	first := f.enqueue(t, request(alice))
+	if _, err := f.s.Cancel(f.ctx, first.Ref(), ""); err != nil {
+		t.Fatal(err)
+	}
+	ttl, _ := f.rdb.PTTL(f.ctx, f.s.ks(testQueue).job(first.ID)).Result()
+	if ttl <= 0 || ttl > time.Hour {
+		t.Errorf("finished job TTL %v, want at most the one-hour retention", ttl)
+	}
+	done, err := f.s.List(f.ctx, testQueue, ListOptions{States: []State{StateCancelled}})
+	if err != nil || len(done) != 1 {
+		t.Fatalf("List cancelled = %d jobs, %v", len(done), err)
+	}
+
+	// An hour on, the next finish trims the first one from the done index.
+	f.clk.Advance(time.Hour + time.Millisecond)
+	r := request(bob)
+	r.Deadline = f.clk.Now().Add(time.Hour)
+	second := f.enqueue(t, r)
+	if _, err := f.s.Cancel(f.ctx, second.Ref(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if in := f.where(t, first.ID); len(in) != 0 {
+		t.Errorf("job finished past the retention is still indexed in %v", in)
+	}
+}
+
+func TestListFiltersByStateInDeadlineOrder(t *testing.T) {
+	f := newFixture(t)
+	mk := func(number string, deadline, notBefore time.Duration) Job {
+		r := request(number)
+		r.Deadline = t0.Add(deadline)
+		if notBefore > 0 {
+			r.NotBefore = t0.Add(notBefore)
+		}
+		return f.enqueue(t, r)
+	}
+	dialing := mk("+31201230001", 10*time.Minute, 0) // earliest: claimed first
+	f.claim(t, ClaimOptions{})
+	late := mk("+31201230002", 50*time.Minute, 0)
+	delayed := mk("+31201230003", 20*time.Minute, 5*time.Minute)
+	soon := mk("+31201230004", 30*time.Minute, 0)
+	cancelled := mk("+31201230005", 40*time.Minute, 0)
+	if _, err := f.s.Cancel(f.ctx, cancelled.Ref(), ""); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		o    ListOptions
+		want []Job
+	}{
+		{"everything", ListOptions{}, []Job{dialing, delayed, soon, cancelled, late}},
+		{"pending only", ListOptions{States: []State{StatePending}}, []Job{delayed, soon, late}},
+		{"open with a limit", ListOptions{States: []State{StatePending, StateDialing}, Limit: 2}, []Job{dialing, delayed}},
+		{"finished", ListOptions{States: []State{StateCancelled, StateKept}}, []Job{cancelled}},
+		{"nothing kept yet", ListOptions{States: []State{StateKept}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := f.s.List(f.ctx, testQueue, tt.o)
+			wantErr(t, err, nil)
+			var ids, want []string
+			for _, j := range got {
+				ids = append(ids, j.ID)
+			}
+			for _, j := range tt.want {
+				want = append(want, j.ID)
+			}
+			if fmt.Sprint(ids) != fmt.Sprint(want) {
+				t.Errorf("List = %v, want %v", ids, want)
+			}
+		})
+	}
+	for _, bad := range []ListOptions{{Limit: -1}, {Limit: 5000}, {States: []State{"limbo"}}} {
+		_, err := f.s.List(f.ctx, testQueue, bad)
+		wantErr(t, err, ErrInvalid)
+	}
+	_, err := f.s.List(f.ctx, "billing", ListOptions{})
+	wantErr(t, err, ErrUnknownQueue)
+}
+
+func TestQueuesAreIsolated(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request(alice))
+	r := request(alice)
+	r.Queue = otherQ
+	j, res, err := f.s.Enqueue(f.ctx, r)
+	wantErr(t, err, nil)
+	if res.Merged {
+		t.Errorf("a request in another queue merged across queues")
+	}
+	_, err = f.s.Claim(f.ctx, otherQ, ClaimOptions{Worker: "w", Lease: time.Minute})
+	wantErr(t, err, nil)
+	_, err = f.s.Claim(f.ctx, otherQ, ClaimOptions{Worker: "w", Lease: time.Minute})
+	wantErr(t, err, ErrEmpty)
+	if !strings.Contains(f.s.ks(otherQ).job(j.ID), "{"+otherQ+"}") {
+		t.Errorf("job key %s is not under the queue's hash tag", f.s.ks(otherQ).job(j.ID))
+	}
+}
+
+// roundTrips counts what reaches Redis: a command or a whole pipeline is one round trip.
+type roundTrips struct{ n int }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n++; return next(ctx, cmd) }
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n++; return next(ctx, cmds) }
+}
+
+func TestAPromiseLifetimeTakesThreeRoundTrips(t *testing.T) {
+	f := newFixture(t)
+	wantErr(t, f.s.Load(f.ctx), nil)
+	counter := &roundTrips{}
+	f.rdb.AddHook(counter)
+	j := f.enqueue(t, request(alice))
+	c := f.claim(t, ClaimOptions{})
+	if _, err := f.s.Complete(f.ctx, j.Ref(), c.Lease.Token, StateUnreachable, "no answer"); err != nil {
+		t.Fatal(err)
+	}
+	if counter.n > 3 {
+		t.Errorf("enqueue → claim → complete took %d round trips, want at most 3", counter.n)
+	}
+}
