@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -46,9 +47,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	opts := detect.Options{}
+	var monitors []string
 	if *configPath != "" {
 		var err error
-		if opts, err = detectorOptions(*configPath); err != nil {
+		if opts, monitors, err = detectorOptions(*configPath); err != nil {
 			fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
 			return 1
 		}
@@ -69,7 +71,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	monitor := *app
 	if monitor == "" {
-		monitor = chooseMonitorApp(apps, controlApps)
+		monitor = chooseMonitorApp(apps, monitors, controlApps)
 	}
 	// Every other application in a recording is a socket of the daemon itself (the control
 	// app): its channels are callback legs, never customer calls.
@@ -113,14 +115,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // chooseMonitorApp picks the monitor application of a recording: the socket that subscribed to
-// everything, else the conventional name, else the first application that is not ours.
-func chooseMonitorApp(apps detect.TraceApps, control []string) string {
+// everything, else a configured monitor app or the default name, else the first application
+// that is not ours.
+func chooseMonitorApp(apps detect.TraceApps, configured, control []string) string {
 	if len(apps.Monitor) > 0 {
 		return apps.Monitor[0]
 	}
-	for _, a := range apps.Events {
-		if a == defaultMonitorApp {
-			return a
+	for _, m := range append(configured, defaultMonitorApp) {
+		for _, a := range apps.Events {
+			if a == m {
+				return a
+			}
 		}
 	}
 	for _, a := range apps.Events {
@@ -173,10 +178,34 @@ func (s *jsonSink) write(v any) {
 	}
 }
 
-// errConfigUnavailable is returned until the config package can be wired in.
-var errConfigUnavailable = errors.New("--config is not available yet in this build")
-
-// detectorOptions reads the detector settings of a configuration file.
-func detectorOptions(path string) (detect.Options, error) {
-	return detect.Options{}, fmt.Errorf("loading %s: %w", path, errConfigUnavailable)
+// detectorOptions reads the detector settings of a configuration file, with the same
+// CALLBACKD_* overrides the daemon applies.
+func detectorOptions(path string) (detect.Options, []string, error) {
+	cfg, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		return detect.Options{}, nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	dc := cfg.Detector
+	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
+	// Load has validated the expressions; compiling them again cannot fail on a loaded config.
+	if dc.InternalExtension != "" {
+		if opts.InternalExtension, err = regexp.Compile(dc.InternalExtension); err != nil {
+			return detect.Options{}, nil, fmt.Errorf("%s: detector.internal_extension: %w", path, err)
+		}
+	}
+	if dc.CustomerNumber != "" {
+		if opts.CustomerNumber, err = regexp.Compile(dc.CustomerNumber); err != nil {
+			return detect.Options{}, nil, fmt.Errorf("%s: detector.customer_number: %w", path, err)
+		}
+	}
+	var monitors []string
+	for _, a := range cfg.Asterisk {
+		if a.ControlApp != "" {
+			opts.ControlApps = append(opts.ControlApps, a.ControlApp)
+		}
+		if a.MonitorApp != "" {
+			monitors = append(monitors, a.MonitorApp)
+		}
+	}
+	return opts, monitors, nil
 }

@@ -185,3 +185,41 @@ func TestReplayChoosesTheMonitorApp(t *testing.T) {
 		t.Errorf("--app callbackd: exit %d, stdout %q; want 0 and nothing", code, stdout)
 	}
 }
+
+func TestReplayUsesTheConfigsDetectorSettings(t *testing.T) {
+	base := `asterisk:
+  - name: pbx1
+    url: http://127.0.0.1:8088/ari
+    username: callbackd
+    password: change-me
+queues:
+  - name: support
+`
+	write := func(t *testing.T, yaml string) string {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "callbackd.yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	trace := filepath.Join(tracesDir, "01-dial-noanswer.jsonl")
+
+	code, stdout, stderr := replay(t, "--trace", trace, "--config", write(t, base))
+	if code != 0 || len(parseOutput(t, stdout)) != 1 {
+		t.Errorf("default detector settings: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// With extensions numbered 2xxx, 1003 is not internal: nobody internal was tried.
+	code, stdout, stderr = replay(t, "--trace", trace, "--config",
+		write(t, base+"detector:\n  internal_extension: '^2[0-9]{3}$'\n"))
+	if code != 0 || stdout != "" {
+		t.Errorf("internal_extension 2xxx: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	code, stdout, stderr = replay(t, "--trace", trace, "--config",
+		write(t, base+"detector:\n  internal_extension: '(['\n"))
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "internal_extension") {
+		t.Errorf("bad regexp: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
