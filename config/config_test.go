@@ -759,3 +759,16 @@ func FuzzParse(f *testing.F) {
 }
 
 func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+func BenchmarkParseExample(b *testing.B) {
+	data, err := os.ReadFile("../deploy/callbackd.example.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
