@@ -26,6 +26,9 @@ const (
 	DefaultControlApp = "callbackd"
 )
 
+// DefaultPingInterval is Options.PingInterval's default.
+const DefaultPingInterval = 20 * time.Second
+
 // maxFrame is the largest event frame accepted. A ChannelVarset of a long variable or a
 // bridge with many members can pass the websocket library's 32 KiB default.
 const maxFrame = 8 << 20
@@ -44,8 +47,12 @@ type Options struct {
 	MonitorApp, ControlApp string
 	// MonitorEvents is the monitor app's event filter; default DefaultMonitorEvents.
 	MonitorEvents []string
-	// RequestTimeout bounds each REST call and each WebSocket handshake.
+	// RequestTimeout bounds each REST call, each WebSocket handshake and each ping.
 	RequestTimeout time.Duration
+	// PingInterval is how often each events socket is pinged; default DefaultPingInterval,
+	// negative to never ping. Without pings a PBX that vanished without closing TCP (power
+	// loss, a firewall dropping state) would leave the reader waiting forever.
+	PingInterval time.Duration
 	// Backoff is the reconnect schedule; the zero value means DefaultBackoff.
 	Backoff Backoff
 	// Clock times reconnects and stamps snapshots; default clock.Real{}.
@@ -105,6 +112,9 @@ func NewConn(opts Options) (*Conn, error) {
 	}
 	if opts.MonitorApp == opts.ControlApp {
 		return nil, fmt.Errorf("ari: %s: monitor and control app are both %q; they must differ", opts.Name, opts.MonitorApp)
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
 	}
 	if opts.MonitorEvents == nil {
 		opts.MonitorEvents = DefaultMonitorEvents
@@ -210,7 +220,7 @@ func (c *Conn) Run(ctx context.Context, monitor, control Handler) error {
 			attempt = 0
 		}
 		delay := c.backoff.Delay(attempt, c.rnd())
-		if errors.Is(err, ErrUnauthorized) {
+		if errors.Is(err, ErrUnauthorized) || StatusOf(err) == http.StatusUnauthorized {
 			// Retrying a wrong password quickly only fills Asterisk's security log.
 			delay = c.backoff.Delay(1<<20, c.rnd())
 			c.log.Error("ARI rejected the credentials; check username/password in the config and ari.conf",
@@ -235,7 +245,7 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 	defer wg.Wait() // runs after cancel below, so the readers stop promptly
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 4) // a reader and a pinger per socket
 
 	type socket struct {
 		app  string
@@ -253,10 +263,14 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 			return false, err
 		}
 		s.gate = &gate{q: s.q}
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			errc <- c.read(sctx, ws, s.app, s.gate)
+		}()
+		go func() {
+			defer wg.Done()
+			errc <- c.keepalive(sctx, ws, s.app)
 		}()
 	}
 	snap, err := c.resync(sctx)
@@ -317,11 +331,39 @@ func (c *Conn) read(ctx context.Context, ws *websocket.Conn, app string, g *gate
 	}
 }
 
+// keepalive pings ws every PingInterval; a ping that gets no pong within RequestTimeout
+// closes the socket, which ends the session.
+func (c *Conn) keepalive(ctx context.Context, ws *websocket.Conn, app string) error {
+	if c.opts.PingInterval < 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.clk.After(c.opts.PingInterval):
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.client.timeout)
+		err := ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			ws.CloseNow()
+			return fmt.Errorf("ari: pinging events socket of %s: %w", app, err)
+		}
+	}
+}
+
 // resync re-applies the monitor's event filter (Asterisk forgets it with the socket) and
 // takes the snapshot.
 func (c *Conn) resync(ctx context.Context) (Snapshot, error) {
 	if err := c.client.SetEventFilter(ctx, c.opts.MonitorApp, c.opts.MonitorEvents); err != nil {
-		return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+		if !filterUnsupported(err) {
+			return Snapshot{}, fmt.Errorf("ari: resync: %w", err)
+		}
+		// Asterisk before 16.29/18.15/19.7 has no eventFilter: everything still works, the
+		// monitor just reads more events.
+		c.log.Warn("this Asterisk cannot filter ARI events; the monitor app receives all of them", zap.Error(err))
 	}
 	info, err := c.client.Info(ctx)
 	if err != nil {
@@ -342,6 +384,22 @@ func (c *Conn) resync(ctx context.Context) (Snapshot, error) {
 	c.mu.Unlock()
 	return Snapshot{AsteriskID: info.EntityID, StartupTime: info.StartupTime, Restarted: restarted,
 		At: c.clk.Now(), Channels: chans, Bridges: bridges}, nil
+}
+
+// filterUnsupported tells "this Asterisk has no eventFilter resource" from real failures,
+// such as the app being unknown ("Application not found").
+func filterUnsupported(err error) bool {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		return false
+	}
+	switch he.Status {
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	case http.StatusNotFound:
+		return he.Message != "Application not found"
+	}
+	return false
 }
 
 func (c *Conn) setUp(up bool, snap Snapshot) {

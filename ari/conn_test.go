@@ -127,6 +127,12 @@ func (r *recorder) trail() []string {
 	return out
 }
 
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.log)
+}
+
 func (r *recorder) isOpen(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -204,14 +210,17 @@ func newQuietFake(t *testing.T, id string) *aritest.Server {
 	return srv
 }
 
-// reconnect waits until conn noticed the drop and sleeps in its backoff, then moves its clock
-// past the longest possible delay.
-func reconnect(t *testing.T, conn *ari.Conn, clk *clock.Fake) {
+// reconnect moves conn's clock on until done holds, so that whatever backoff conn chose has
+// passed; it does not care when conn starts waiting.
+func reconnect(t *testing.T, clk *clock.Fake, what string, done func() bool) {
 	t.Helper()
-	waitUntil(t, "the connection to notice the drop and back off", func() bool {
-		return !conn.Connected() && clk.Waiters() > 0
+	waitUntil(t, what, func() bool {
+		if done() {
+			return true
+		}
+		clk.Advance(ari.DefaultBackoff.Max)
+		return false
 	})
-	clk.Advance(ari.DefaultBackoff.Max)
 }
 
 func TestConnDeliversEventsAfterAResync(t *testing.T) {
@@ -279,8 +288,7 @@ func TestConnSurvivesAWebSocketDrop(t *testing.T) {
 	srv.DropWebSockets()
 	waitUntil(t, "disconnect noticed", func() bool { return !conn.Connected() })
 	srv.Hangup(call.ID, 16) // while nobody listens: Asterisk drops these events
-	reconnect(t, conn, clk)
-	waitUntil(t, "the second resync", func() bool { return len(mon.resyncs()) == 2 })
+	reconnect(t, clk, "the second resync", func() bool { return len(mon.resyncs()) == 2 })
 
 	snap := mon.resyncs()[1]
 	if snap.Restarted {
@@ -321,8 +329,7 @@ func TestConnMarksARestartedAsterisk(t *testing.T) {
 	waitUntil(t, "call seen", func() bool { return mon.isOpen(call.ID) })
 
 	srv.Restart()
-	reconnect(t, conn, clk)
-	waitUntil(t, "the second resync", func() bool { return len(mon.resyncs()) == 2 })
+	reconnect(t, clk, "the second resync", func() bool { return len(mon.resyncs()) == 2 })
 	snaps := mon.resyncs()
 	if snaps[0].Restarted || !snaps[1].Restarted {
 		t.Errorf("Restarted = %v then %v; want false then true", snaps[0].Restarted, snaps[1].Restarted)
@@ -337,15 +344,17 @@ func TestConnMarksARestartedAsterisk(t *testing.T) {
 
 // fakeEvents is a minimal ARI: REST answers for the resync and an events socket that writes
 // the given frames on connect, each write bounded like Asterisk's websocket_write_timeout
-// (generously: a write that cannot complete at all is what the test looks for).
+// (generously: a write that cannot complete at all is what the tests look for). A silent
+// fake never reads from its sockets, so it never answers a ping either.
 type fakeEvents struct {
 	*httptest.Server
 	written chan error // the outcome of writing all frames, once per socket
 }
 
-func newFakeEvents(t *testing.T, frames [][]byte) *fakeEvents {
+func newFakeEvents(t *testing.T, frames [][]byte, silent bool) *fakeEvents {
 	t.Helper()
-	f := &fakeEvents{written: make(chan error, 4)}
+	f := &fakeEvents{written: make(chan error, 16)}
+	stop := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ari/events", func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != testUser || p != testPassword {
@@ -357,7 +366,10 @@ func newFakeEvents(t *testing.T, frames [][]byte) *fakeEvents {
 			return
 		}
 		defer c.CloseNow()
-		ctx := c.CloseRead(r.Context())
+		ctx := r.Context()
+		if !silent {
+			ctx = c.CloseRead(ctx)
+		}
 		var werr error
 		for _, fr := range frames {
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -368,7 +380,10 @@ func newFakeEvents(t *testing.T, frames [][]byte) *fakeEvents {
 			}
 		}
 		f.written <- werr
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
 	})
 	mux.HandleFunc("PUT /ari/applications/{app}/eventFilter", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{}`))
@@ -381,6 +396,7 @@ func newFakeEvents(t *testing.T, frames [][]byte) *fakeEvents {
 	mux.HandleFunc("GET /ari/bridges", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`[]`)) })
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
+	t.Cleanup(func() { close(stop) }) // runs first: lets silent sockets' handlers return
 	return f
 }
 
@@ -430,7 +446,7 @@ func TestUnknownAndMalformedEventsAreCountedAndSkipped(t *testing.T) {
 		[]byte(`{"no":"type"}`),
 		varset(2, ""),
 	}
-	f := newFakeEvents(t, frames)
+	f := newFakeEvents(t, frames, false)
 	reg := prometheus.NewRegistry()
 	m := ari.NewMetrics(reg)
 	conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch), func(o *ari.Options) { o.Metrics = m })
@@ -478,7 +494,7 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 	for i := range frames {
 		frames[i] = varset(i, pad)
 	}
-	f := newFakeEvents(t, frames)
+	f := newFakeEvents(t, frames, false)
 	conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch))
 	mon := newRecorder()
 	unblock := mon.blocking()
@@ -493,11 +509,29 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 		t.Fatalf("the fake could not write every event while the handler was blocked")
 	}
 	unblock()
-	waitUntil(t, "every event", func() bool { return len(mon.events()) == n })
+	waitUntil(t, "every event", func() bool { return mon.len() == n+1 }) // and the resync
 	for i, ev := range mon.events() {
 		if ev.Value != strconv.Itoa(i) {
 			t.Fatalf("event %d carries SEQ %s; want them in order", i, ev.Value)
 		}
+	}
+}
+
+func TestAPeerThatStopsAnsweringPingsIsReconnected(t *testing.T) {
+	f := newFakeEvents(t, [][]byte{varset(1, "")}, true)
+	clk := clock.NewFake(epoch)
+	conn := newConn(t, f.URL+"/ari", clk, func(o *ari.Options) {
+		// Long enough for the resync's REST calls on a loaded machine; it is also how long the
+		// unanswered ping is waited for.
+		o.RequestTimeout = time.Second
+		o.PingInterval = 10 * time.Second
+	})
+	mon := newRecorder()
+	running(t, conn, mon, nil)
+	reconnect(t, clk, "the first resync", func() bool { return len(mon.resyncs()) >= 1 })
+	reconnect(t, clk, "a new connection after the unanswered ping", func() bool { return len(mon.resyncs()) == 2 })
+	if got := strings.Join(mon.trail(), " "); !strings.HasPrefix(got, "resync ChannelVarset:1763888400.1 resync") {
+		t.Errorf("monitor saw %q; want a resync, the event, and a resync for the new socket", got)
 	}
 }
 
