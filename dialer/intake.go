@@ -1,0 +1,266 @@
+// Package dialer is callbackd's engine: it turns what the detector saw into promises (Intake)
+// and, from the dialer milestone on, keeps them by ringing agents and customers.
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/phone"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// PromiseStore is what Intake needs from the promise store.
+type PromiseStore interface {
+	Enqueue(ctx context.Context, r queue.Request) (queue.Job, queue.EnqueueResult, error)
+	Resolve(ctx context.Context, queueName, number, detail string) (queue.Job, error)
+}
+
+// IntakeResult is one thing Intake did, for timelines and tests.
+type IntakeResult struct {
+	// Request is the detector's request, or zero for a resolution.
+	Request detect.Request
+	// Resolution is set when the customer reached the target themselves.
+	Resolution *detect.Resolution
+	// Job is the promise made, merged into or resolved.
+	Job    queue.Job
+	Merged bool
+	// Err is set when the request was refused for good (bad number, no such queue).
+	Err error
+}
+
+// IntakeOptions configure an Intake.
+type IntakeOptions struct {
+	Config *config.Config
+	Store  PromiseStore
+	Clock  clock.Clock
+	Logger *zap.Logger
+	// Retry is the first wait after Redis failed; it doubles up to RetryMax. Defaults 500ms/30s.
+	Retry, RetryMax time.Duration
+	// OnResult, when set, is called after each request or resolution is settled.
+	OnResult func(IntakeResult)
+}
+
+// Intake is a detect.Sink that turns callback requests into promises in the store: the queue
+// of the target (the agent whose extension or mailbox it is, else the default queue), the
+// deadline of that queue for the reason.
+//
+// The detector calls Request from the goroutine that delivers ARI events, which must never
+// wait for Redis; Intake therefore only appends to a backlog, and Run stores it. When Redis is
+// down the backlog waits and is retried with backoff, so a Redis restart loses no request —
+// only a daemon crash during an outage would.
+type Intake struct {
+	opts IntakeOptions
+	log  *zap.Logger
+
+	mu      sync.Mutex
+	backlog []item
+	wake    chan struct{}
+}
+
+type item struct {
+	req *detect.Request
+	res *detect.Resolution
+}
+
+// NewIntake checks the options and returns an Intake; call Run to start storing.
+func NewIntake(opts IntakeOptions) (*Intake, error) {
+	if opts.Config == nil || opts.Store == nil {
+		return nil, errors.New("dialer: intake needs a config and a promise store")
+	}
+	if len(opts.Config.Queues) == 0 {
+		return nil, errors.New("dialer: intake needs at least one queue")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = 500 * time.Millisecond
+	}
+	if opts.RetryMax < opts.Retry {
+		opts.RetryMax = 30 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Intake{opts: opts, log: log, wake: make(chan struct{}, 1)}, nil
+}
+
+// Request implements detect.Sink.
+func (in *Intake) Request(r detect.Request) { in.push(item{req: &r}) }
+
+// Resolved implements detect.Sink.
+func (in *Intake) Resolved(r detect.Resolution) { in.push(item{res: &r}) }
+
+func (in *Intake) push(it item) {
+	in.mu.Lock()
+	in.backlog = append(in.backlog, it)
+	in.mu.Unlock()
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Pending is how many requests wait to be stored.
+func (in *Intake) Pending() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.backlog)
+}
+
+// Run stores the backlog in order until ctx ends.
+func (in *Intake) Run(ctx context.Context) error {
+	wait := in.opts.Retry
+	for {
+		in.mu.Lock()
+		var next *item
+		if len(in.backlog) > 0 {
+			next = &in.backlog[0]
+		}
+		in.mu.Unlock()
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-in.wake:
+			}
+			continue
+		}
+		if err := in.settle(ctx, *next); err != nil {
+			in.log.Warn("storing callback request failed; will retry", zap.Error(err), zap.Duration("retry_in", wait))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-in.opts.Clock.After(wait):
+			}
+			wait = min(2*wait, in.opts.RetryMax)
+			continue
+		}
+		wait = in.opts.Retry
+		in.mu.Lock()
+		in.backlog = in.backlog[1:]
+		in.mu.Unlock()
+	}
+}
+
+// settle stores one item. It returns an error only when trying again may help.
+func (in *Intake) settle(ctx context.Context, it item) error {
+	if it.res != nil {
+		return in.resolve(ctx, *it.res)
+	}
+	r := *it.req
+	q := in.QueueFor(r.Target)
+	result := IntakeResult{Request: r}
+	req, err := in.promise(r, q)
+	if err == nil {
+		result.Job, result.Merged, err = in.enqueue(ctx, req)
+	}
+	if err != nil && (retryable(err) || ctx.Err() != nil) {
+		return err
+	}
+	result.Err = err
+	fields := []zap.Field{zap.String("number", phone.Mask(r.Number)), zap.String("reason", r.Reason),
+		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("linkedid", r.LinkedID)}
+	switch {
+	case err != nil:
+		in.log.Error("callback request refused", append(fields, zap.Error(err))...)
+	case result.Merged:
+		in.log.Info("callback request merged into open promise", append(fields, zap.String("job", result.Job.ID))...)
+	default:
+		in.log.Info("callback promise made", append(fields, zap.String("job", result.Job.ID), zap.Time("deadline", result.Job.Deadline))...)
+	}
+	in.report(result)
+	return nil
+}
+
+func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bool, error) {
+	job, res, err := in.opts.Store.Enqueue(ctx, req)
+	return job, res.Merged, err
+}
+
+// promise builds the store request for a detector request in queue q.
+func (in *Intake) promise(r detect.Request, q config.Queue) (queue.Request, error) {
+	d, ok := q.Deadline.For(r.Reason)
+	if !ok {
+		return queue.Request{}, fmt.Errorf("dialer: no deadline for reason %q in queue %s", r.Reason, q.Name)
+	}
+	return queue.Request{
+		Queue:       q.Name,
+		Number:      r.Number,
+		Name:        r.Name,
+		Reason:      queue.Reason(r.Reason),
+		Target:      r.Target,
+		Deadline:    in.opts.Clock.Now().Add(d),
+		MaxAttempts: q.MaxAttempts,
+		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
+	}, nil
+}
+
+// resolve closes the customer's open promise in every queue: they reached the person they
+// were to be called back by, so a callback would only disturb them.
+func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
+	for _, q := range in.opts.Config.Queues {
+		job, err := in.opts.Store.Resolve(ctx, q.Name, r.Number, "customer reached "+r.Target+" (linkedid "+r.LinkedID+")")
+		switch {
+		case errors.Is(err, queue.ErrNotFound):
+			continue
+		case err != nil && (retryable(err) || ctx.Err() != nil):
+			return err
+		case err != nil:
+			in.log.Error("resolving promise failed", zap.String("number", phone.Mask(r.Number)), zap.Error(err))
+			continue
+		}
+		in.log.Info("promise resolved: customer reached the target", zap.String("number", phone.Mask(r.Number)),
+			zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("job", job.ID))
+		res := r
+		in.report(IntakeResult{Resolution: &res, Job: job})
+	}
+	return nil
+}
+
+func (in *Intake) report(r IntakeResult) {
+	if in.opts.OnResult != nil {
+		in.opts.OnResult(r)
+	}
+}
+
+// QueueFor returns the queue a promise for target belongs to: the first queue of the agent
+// who owns that extension or mailbox, else the configured default queue, else the first one.
+func (in *Intake) QueueFor(target string) config.Queue {
+	c := in.opts.Config
+	for _, a := range c.Agents {
+		if a.Extension == "" || a.Extension != target {
+			continue
+		}
+		for _, name := range a.Queues {
+			if q, ok := c.Queue(name); ok {
+				return q
+			}
+		}
+	}
+	if q, ok := c.Queue(c.Detector.DefaultQueue); ok {
+		return q
+	}
+	return c.Queues[0]
+}
+
+// retryable tells a store failure that may pass (Redis down, a timeout) from a request the
+// store refused on its merits, which must not be retried forever.
+func retryable(err error) bool {
+	for _, permanent := range []error{queue.ErrInvalid, queue.ErrUnknownQueue, queue.ErrInvalidQueue, queue.ErrWrongState, phone.ErrInvalid} {
+		if errors.Is(err, permanent) {
+			return false
+		}
+	}
+	return true
+}
