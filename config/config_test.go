@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // load parses a testdata file with the given environment.
@@ -53,6 +55,13 @@ var badFiles = []struct {
 			`agents[1].endpoint: must be TECH/resource, e.g. PJSIP/1001, got "1002" (line 12)`,
 			`dialer.customer_dial_template: required when agents are configured (e.g. PJSIP/{number}@provider)`,
 			`dialer.caller_id.number: required when agents are configured: customers must see who is calling back`,
+		},
+	},
+	{
+		file: "agents_dial_safety.bad.yml",
+		want: []string{
+			`agents[1].endpoint: endpoint "PJSIP/1001" already belongs to agents[0] (line 13)`,
+			`dialer.allow: at least one pattern is required: no number could ever be called back (line 18)`,
 		},
 	},
 	{
@@ -752,6 +761,9 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		if c.compiled == nil {
+			t.Fatal("a config returned as valid has no compiled patterns")
+		}
 		if _, err := Marshal(c); err != nil {
 			t.Fatalf("valid config does not marshal: %v", err)
 		}
@@ -770,5 +782,61 @@ func BenchmarkParseExample(b *testing.B) {
 		if _, err := Parse(data, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Duration also works with plain yaml.Unmarshal, for code that embeds it in its own types.
+func TestDurationWithPlainYAML(t *testing.T) {
+	tests := []struct {
+		doc     string
+		want    time.Duration
+		wantErr string
+	}{
+		{"d: 90s", 90 * time.Second, ""},
+		{"d: 2h", 2 * time.Hour, ""},
+		{"d: soon", 0, `line 1: invalid duration "soon" (use Go duration syntax such as 30s, 10m, 4h)`},
+		{"d: [1s]", 0, "line 1: expected a duration, got a list"},
+	}
+	for _, tc := range tests {
+		var v struct {
+			D Duration `yaml:"d"`
+		}
+		err := yaml.Unmarshal([]byte(tc.doc), &v)
+		if tc.wantErr != "" {
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("%q: error %v, want %q", tc.doc, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || v.D.D() != tc.want {
+			t.Errorf("%q: got %v, %v; want %v", tc.doc, v.D.D(), err, tc.want)
+		}
+	}
+}
+
+func TestURLProblemsDoNotEchoPasswords(t *testing.T) {
+	data := []byte(`redis:
+  url: "redis://u:hunter2@host:port-is-%zz/0"
+asterisk:
+  - name: pbx1
+    url: "http://u:hunter3@[::1/ari"
+    username: u
+    password: p
+queues:
+  - name: q
+`)
+	_, err := Parse(data, nil)
+	if err == nil {
+		t.Fatal("accepted malformed URLs")
+	}
+	for _, secret := range []string{"hunter2", "hunter3"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error leaks %q:\n%v", secret, err)
+		}
+	}
+	want := "redis.url: invalid URL (details withheld: it contains credentials) (line 2)\n" +
+		"asterisk[0].url: invalid URL (details withheld: it contains credentials) (line 5)"
+	if err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -140,7 +141,7 @@ func (v *validator) redis(r Redis) {
 		u, err := url.Parse(r.URL.Reveal())
 		switch {
 		case err != nil:
-			v.addf("redis.url", "invalid URL: %v", unwrapURLError(err))
+			v.addf("redis.url", "%s", urlProblem(r.URL, err))
 		case u.Scheme != "redis" && u.Scheme != "rediss":
 			v.addf("redis.url", "scheme must be redis:// or rediss://, got %q", u.Scheme)
 		case u.Host == "":
@@ -176,11 +177,16 @@ func (v *validator) redis(r Redis) {
 	v.positive("redis.dial_timeout", r.DialTimeout)
 }
 
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
+// urlProblem describes why u does not parse without echoing a password that may be in it.
+func urlProblem(u SecretURL, err error) string {
+	if strings.Contains(u.Reveal(), "@") {
+		return "invalid URL (details withheld: it contains credentials)"
 	}
-	return err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return "invalid URL: " + err.Error()
 }
 
 func (v *validator) asterisk(list []Asterisk) {
@@ -203,7 +209,7 @@ func (v *validator) asterisk(list []Asterisk) {
 			u, err := url.Parse(a.URL.Reveal())
 			switch {
 			case err != nil:
-				v.addf(p+".url", "invalid URL: %v", unwrapURLError(err))
+				v.addf(p+".url", "%s", urlProblem(a.URL, err))
 			case u.Scheme != "http" && u.Scheme != "https":
 				v.addf(p+".url", "scheme must be http:// or https:// (the ARI base URL, e.g. http://127.0.0.1:8088/ari), got %q", u.Scheme)
 			case u.Host == "":
@@ -338,6 +344,7 @@ func (v *validator) detector(d Detector, queues map[string]bool, refs *compiledR
 func (v *validator) agents(list []Agent, queues map[string]bool, internal *regexp.Regexp) {
 	ids := map[string]int{}
 	exts := map[string]int{}
+	endpoints := map[string]int{}
 	for i, a := range list {
 		p := fmt.Sprintf("agents[%d]", i)
 		if v.required(p+".id", a.ID) {
@@ -347,8 +354,15 @@ func (v *validator) agents(list []Agent, queues map[string]bool, internal *regex
 				ids[a.ID] = i
 			}
 		}
-		if v.required(p+".endpoint", a.Endpoint) && !endpointRE.MatchString(a.Endpoint) {
-			v.addf(p+".endpoint", "must be TECH/resource, e.g. PJSIP/1001, got %q", a.Endpoint)
+		if v.required(p+".endpoint", a.Endpoint) {
+			if !endpointRE.MatchString(a.Endpoint) {
+				v.addf(p+".endpoint", "must be TECH/resource, e.g. PJSIP/1001, got %q", a.Endpoint)
+			} else if j, dup := endpoints[a.Endpoint]; dup {
+				// One phone cannot be two free agents; the dispatcher would ring it twice.
+				v.addf(p+".endpoint", "endpoint %q already belongs to agents[%d]", a.Endpoint, j)
+			} else {
+				endpoints[a.Endpoint] = i
+			}
 		}
 		for j, q := range a.Queues {
 			if !queues[q] {
