@@ -269,6 +269,16 @@ func TestScenarios(t *testing.T) {
 			want: []string{},
 		},
 		{
+			name: "DTMF attended transfer completed while the target rings, nobody answers",
+			build: func(s *sim) { s.dtmfAttendedTransfer(true) },
+			want:  []string{"unanswered_transfer 1003 +31201234504"},
+		},
+		{
+			name: "DTMF consultation abandoned by the operator: no attempt on the customer's behalf",
+			build: func(s *sim) { s.dtmfAttendedTransfer(false) },
+			want:  []string{},
+		},
+		{
 			name: "ring group where one answers: nothing",
 			build: func(s *sim) {
 				c := s.customer("c1", "+31201234501")
@@ -729,4 +739,40 @@ func TestRecentMemoryIsBounded(t *testing.T) {
 	if len(r.set) > 2 {
 		t.Errorf("memory grew past its bound: %v", r.set)
 	}
+}
+
+// dtmfAttendedTransfer: the operator answers, consults 1003 with the *2 feature (a Local pair
+// in the customer's linkedid carrying ATTENDEDTRANSFER), 1003 rings and never answers; the
+// operator either completes the transfer while it rings or gives up and talks on.
+func (s *sim) dtmfAttendedTransfer(complete bool) {
+	s.t.Helper()
+	c := s.customer("c1", "+31201234504")
+	op := s.phone("op", "1001", "c1")
+	s.created(c)
+	s.dialplan(c, "Dial", "PJSIP/1001,20,t")
+	s.created(op)
+	s.dial(c, op, "ANSWER")
+	s.bridge("b1", c, op)
+	l1 := s.channel("l1", "Local/1003@cb-internal-00000009;1", "1001", "cb-internal", "1003", "c1")
+	l2 := s.channel("l2", "Local/1003@cb-internal-00000009;2", "1001", "cb-internal", "1003", "c1")
+	s.created(l1)
+	s.created(l2)
+	s.varset(l1, "ATTENDEDTRANSFER", op.Name)
+	s.dialplan(l2, "Dial", "PJSIP/1003,10")
+	tgt := s.phone("t1", "1003", "c1")
+	s.created(tgt)
+	s.dial(l2, tgt, "RINGING")
+	if complete {
+		s.attended(op, l1, c, l1, "Success")
+		s.destroyed(op)
+		s.left(c, "b1")
+		s.enter(c, "b2", c)
+		s.enter(l1, "b2", c, l1)
+	}
+	s.dial(l2, tgt, "NOANSWER")
+	s.destroyed(tgt, l2, l1)
+	if !complete {
+		s.destroyed(op)
+	}
+	s.destroyed(c)
 }

@@ -34,6 +34,8 @@ type chanInfo struct {
 	hasLinkedVar bool
 	ours         bool
 	destroyed    bool
+	consult      bool // a Local half of a DTMF attended-transfer consultation
+	transferred  bool // …whose transfer was completed
 	app, appData string
 	group        *dialGroup // the Dial() this channel is running
 	mailboxes    []string   // the VoiceMail() this channel is running
@@ -312,7 +314,9 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 			key = ch.exten
 		}
 		ch.group = &dialGroup{key: key, members: members}
-		ch.call.tried(key, members)
+		if !d.consulting(srv, ch) {
+			ch.call.tried(key, members)
+		}
 	case strings.EqualFold(app, "VoiceMail"):
 		ch.mailboxes = voicemailBoxes(data)
 	case d.ariApp(app, data):
@@ -325,6 +329,10 @@ func (d *Detector) onVarset(srv *server, ev *ari.Event, fromControl bool, now ti
 	ch := d.observe(srv, ev.Channel, fromControl, now)
 	if ch == nil {
 		return false
+	}
+	if ev.Variable == "ATTENDEDTRANSFER" && ch.local {
+		ch.consult = true
+		return true
 	}
 	if ev.Variable != "VM_MESSAGEFILE" || strings.TrimSpace(ev.Value) == "" {
 		return true
@@ -379,7 +387,7 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 	if !peer.hasLinkedVar && peer.call != caller.call {
 		d.move(srv, peer, caller.call.linkedID, now, at)
 	}
-	if caller.ours || d.isStaff(caller) {
+	if caller.ours || d.isStaff(caller) || d.consulting(srv, caller) {
 		return true
 	}
 	res := peer.res
@@ -483,8 +491,16 @@ func (d *Detector) onAttendedTransfer(srv *server, ev *ari.Event, fromControl bo
 		return true
 	}
 	ext := d.phoneExt(tgt)
-	if tgt.local && d.internal.MatchString(tgt.res) {
-		ext = tgt.res
+	if tgt.local {
+		tgt.transferred = true
+		d.replayGroup(tgt)
+		if p := d.partner(srv, tgt); p != nil {
+			p.transferred = true
+			d.replayGroup(p)
+		}
+		if d.internal.MatchString(tgt.res) {
+			ext = tgt.res
+		}
 	}
 	if ext == "" {
 		return true
@@ -496,6 +512,37 @@ func (d *Detector) onAttendedTransfer(srv *server, ev *ari.Event, fromControl bo
 		d.reached(srv, tee.call, ext, at)
 	}
 	return true
+}
+
+// consulting reports whether ch is a Local half of a DTMF attended-transfer consultation that
+// has not been completed. The operator's consultation shares the customer's linkedid (the
+// operator's leg has it), but the customer is sent to the target only if the operator
+// completes the transfer (BridgeAttendedTransfer); an abandoned consultation is not an attempt.
+func (d *Detector) consulting(srv *server, ch *chanInfo) bool {
+	if !ch.local {
+		return false
+	}
+	p := d.partner(srv, ch)
+	consult := ch.consult || (p != nil && p.consult)
+	done := ch.transferred || (p != nil && p.transferred)
+	return consult && !done
+}
+
+// partner is the other half of a Local pair, if known.
+func (d *Detector) partner(srv *server, ch *chanInfo) *chanInfo {
+	name, ok := localPartner(ch.name)
+	if !ok {
+		return nil
+	}
+	return srv.chans[srv.byName[name]]
+}
+
+// replayGroup registers the Dial() a consultation channel is running once its transfer is
+// completed: from then on the customer is the one waiting for that target.
+func (d *Detector) replayGroup(ch *chanInfo) {
+	if g := ch.group; g != nil && ch.call != nil {
+		ch.call.tried(g.key, g.members)
+	}
 }
 
 // isStaff reports whether a channel is an internal phone user's: its caller number is an
@@ -640,13 +687,18 @@ func (d *Detector) maybeSweep(now time.Time) {
 		return
 	}
 	d.lastSweep = now
-	for _, srv := range d.servers {
+	for id, srv := range d.servers {
 		for _, c := range srv.calls {
 			if now.Sub(c.lastSeen) > idleLimit {
 				d.log.Warn("dropping a call idle for too long (lost ChannelDestroyed?)",
 					zap.String("asterisk_id", srv.id), zap.String("linkedid", c.linkedID))
 				d.forget(srv, c)
 			}
+		}
+		// Events naming servers that have nothing to follow (or a hostile stream of made-up
+		// asterisk_ids) leave no state behind.
+		if len(srv.calls) == 0 {
+			delete(d.servers, id)
 		}
 	}
 }
