@@ -269,12 +269,12 @@ func TestScenarios(t *testing.T) {
 			want: []string{},
 		},
 		{
-			name: "DTMF attended transfer completed while the target rings, nobody answers",
+			name:  "DTMF attended transfer completed while the target rings, nobody answers",
 			build: func(s *sim) { s.dtmfAttendedTransfer(true) },
 			want:  []string{"unanswered_transfer 1003 +31201234504"},
 		},
 		{
-			name: "DTMF consultation abandoned by the operator: no attempt on the customer's behalf",
+			name:  "DTMF consultation abandoned by the operator: no attempt on the customer's behalf",
 			build: func(s *sim) { s.dtmfAttendedTransfer(false) },
 			want:  []string{},
 		},
