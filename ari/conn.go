@@ -419,6 +419,7 @@ func (c *Conn) setUp(up bool, snap Snapshot) {
 // consume hands one app's stream to h, in order, until ctx ends.
 func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
 	asteriskID := ""
+	defer c.opts.Metrics.watchBacklog(c.opts.Name, role, func() float64 { return float64(q.pending.Load()) })()
 	for {
 		its, err := q.popAll(ctx)
 		if err != nil {
@@ -431,9 +432,11 @@ func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
 			if s := its[i].snap; s != nil {
 				asteriskID = s.AsteriskID
 				h.Resync(*s)
-				continue
+			} else {
+				c.deliver(role, its[i].frame, asteriskID, h)
 			}
-			c.deliver(role, its[i].frame, asteriskID, h)
+			its[i] = item{} // the batch can be large: let handled frames go
+			q.done()
 		}
 	}
 }

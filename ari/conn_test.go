@@ -351,7 +351,16 @@ type fakeEvents struct {
 	written chan error // the outcome of writing all frames, once per socket
 }
 
-func newFakeEvents(t *testing.T, frames [][]byte, silent bool) *fakeEvents {
+// fakeBehaviour varies the fakeEvents server.
+type fakeBehaviour struct {
+	// silent: never read from the socket, so pings go unanswered.
+	silent bool
+	// filterStatus, when set, is the reply to PUT eventFilter, with message filterMessage.
+	filterStatus  int
+	filterMessage string
+}
+
+func newFakeEvents(t *testing.T, frames [][]byte, fb fakeBehaviour) *fakeEvents {
 	t.Helper()
 	f := &fakeEvents{written: make(chan error, 16)}
 	stop := make(chan struct{})
@@ -367,7 +376,7 @@ func newFakeEvents(t *testing.T, frames [][]byte, silent bool) *fakeEvents {
 		}
 		defer c.CloseNow()
 		ctx := r.Context()
-		if !silent {
+		if !fb.silent {
 			ctx = c.CloseRead(ctx)
 		}
 		var werr error
@@ -386,6 +395,11 @@ func newFakeEvents(t *testing.T, frames [][]byte, silent bool) *fakeEvents {
 		}
 	})
 	mux.HandleFunc("PUT /ari/applications/{app}/eventFilter", func(w http.ResponseWriter, r *http.Request) {
+		if fb.filterStatus != 0 {
+			w.WriteHeader(fb.filterStatus)
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": fb.filterMessage})
+			return
+		}
 		_, _ = w.Write([]byte(`{}`))
 	})
 	mux.HandleFunc("GET /ari/asterisk/info", func(w http.ResponseWriter, r *http.Request) {
@@ -446,7 +460,7 @@ func TestUnknownAndMalformedEventsAreCountedAndSkipped(t *testing.T) {
 		[]byte(`{"no":"type"}`),
 		varset(2, ""),
 	}
-	f := newFakeEvents(t, frames, false)
+	f := newFakeEvents(t, frames, fakeBehaviour{})
 	reg := prometheus.NewRegistry()
 	m := ari.NewMetrics(reg)
 	conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch), func(o *ari.Options) { o.Metrics = m })
@@ -494,8 +508,9 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 	for i := range frames {
 		frames[i] = varset(i, pad)
 	}
-	f := newFakeEvents(t, frames, false)
-	conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch))
+	f := newFakeEvents(t, frames, fakeBehaviour{})
+	reg := prometheus.NewRegistry()
+	conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch), func(o *ari.Options) { o.Metrics = ari.NewMetrics(reg) })
 	mon := newRecorder()
 	unblock := mon.blocking()
 	running(t, conn, mon, nil)
@@ -508,8 +523,15 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 	case <-time.After(guard):
 		t.Fatalf("the fake could not write every event while the handler was blocked")
 	}
+	backlog := func() float64 {
+		return metric(t, reg, "callbackd_ari_event_backlog", map[string]string{"asterisk": "pbx1", "app": "monitor"})
+	}
+	waitUntil(t, "the reader to take every event off the socket", func() bool { return backlog() == n })
 	unblock()
 	waitUntil(t, "every event", func() bool { return mon.len() == n+1 }) // and the resync
+	if b := backlog(); b != 0 {
+		t.Errorf("backlog after catching up = %v; want 0", b)
+	}
 	for i, ev := range mon.events() {
 		if ev.Value != strconv.Itoa(i) {
 			t.Fatalf("event %d carries SEQ %s; want them in order", i, ev.Value)
@@ -518,7 +540,7 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 }
 
 func TestAPeerThatStopsAnsweringPingsIsReconnected(t *testing.T) {
-	f := newFakeEvents(t, [][]byte{varset(1, "")}, true)
+	f := newFakeEvents(t, [][]byte{varset(1, "")}, fakeBehaviour{silent: true})
 	clk := clock.NewFake(epoch)
 	conn := newConn(t, f.URL+"/ari", clk, func(o *ari.Options) {
 		// Long enough for the resync's REST calls on a loaded machine; it is also how long the
@@ -533,6 +555,48 @@ func TestAPeerThatStopsAnsweringPingsIsReconnected(t *testing.T) {
 	if got := strings.Join(mon.trail(), " "); !strings.HasPrefix(got, "resync ChannelVarset:1763888400.1 resync") {
 		t.Errorf("monitor saw %q; want a resync, the event, and a resync for the new socket", got)
 	}
+}
+
+func TestAnAsteriskWithoutEventFilterStillConnects(t *testing.T) {
+	tests := []struct {
+		name      string
+		fb        fakeBehaviour
+		connected bool
+	}{
+		{"405 from an Asterisk without the resource", fakeBehaviour{filterStatus: 405, filterMessage: "Invalid method"}, true},
+		{"404 Resource not found", fakeBehaviour{filterStatus: 404, filterMessage: "Resource not found"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeEvents(t, [][]byte{varset(1, "")}, tt.fb)
+			conn := newConn(t, f.URL+"/ari", clock.NewFake(epoch))
+			mon := newRecorder()
+			running(t, conn, mon, nil)
+			waitUntil(t, "the event", func() bool { return len(mon.events()) == 1 })
+			if !conn.Connected() {
+				t.Errorf("not connected")
+			}
+		})
+	}
+	t.Run("404 Application not found is a failed resync", func(t *testing.T) {
+		f := newFakeEvents(t, [][]byte{varset(1, "")}, fakeBehaviour{filterStatus: 404, filterMessage: "Application not found"})
+		clk := &recordingClock{Fake: clock.NewFake(epoch)}
+		conn := newConn(t, f.URL+"/ari", clk)
+		mon := newRecorder()
+		running(t, conn, mon, nil)
+		backoff := ari.DefaultBackoff.Delay(0, 0.5)
+		waitUntil(t, "a backoff after the failed resync", func() bool {
+			for _, d := range clk.recorded() {
+				if d == backoff {
+					return true
+				}
+			}
+			return false
+		})
+		if n := len(mon.entries()); n != 0 || conn.Connected() {
+			t.Errorf("handler got %d entries, connected=%v; want nothing delivered and not connected", n, conn.Connected())
+		}
+	})
 }
 
 // recordingClock notes every wait it is asked for.

@@ -1,6 +1,10 @@
 package ari
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the connection manager's Prometheus series. A nil *Metrics records nothing, so
 // tests and tools need not build one.
@@ -11,6 +15,7 @@ type Metrics struct {
 	unknown    prometheus.Counter
 	malformed  prometheus.Counter
 	rest       *prometheus.CounterVec
+	backlog    *backlogCollector
 }
 
 // NewMetrics creates the series and registers them on reg. It panics if they are already
@@ -41,8 +46,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callbackd_ari_rest_requests_total",
 			Help: "ARI REST requests by method and HTTP status (\"error\" when no reply came).",
 		}, []string{"method", "status"}),
+		backlog: &backlogCollector{
+			desc: prometheus.NewDesc("callbackd_ari_event_backlog",
+				"ARI events read from the socket and not yet handled, per Asterisk and app (monitor, control).",
+				[]string{"asterisk", "app"}, nil),
+			sources: map[[2]string]func() float64{},
+		},
 	}
-	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest)
+	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest, m.backlog)
 	// Known types start at 0 so rate() and absent() alerts work before the first event.
 	for t := range knownEventTypes {
 		m.events.WithLabelValues(t)
@@ -88,5 +99,39 @@ func (m *Metrics) malformedEvent() {
 func (m *Metrics) restRequest(method, status string) {
 	if m != nil {
 		m.rest.WithLabelValues(method, status).Inc()
+	}
+}
+
+// watchBacklog makes the backlog series of (asterisk, app) read f at every scrape, so it is
+// current even while a Handler is stuck; the returned func removes the series.
+func (m *Metrics) watchBacklog(asterisk, app string, f func() float64) (stop func()) {
+	if m == nil {
+		return func() {}
+	}
+	key := [2]string{asterisk, app}
+	m.backlog.mu.Lock()
+	m.backlog.sources[key] = f
+	m.backlog.mu.Unlock()
+	return func() {
+		m.backlog.mu.Lock()
+		delete(m.backlog.sources, key)
+		m.backlog.mu.Unlock()
+	}
+}
+
+// backlogCollector reports queue lengths at scrape time.
+type backlogCollector struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	sources map[[2]string]func() float64
+}
+
+func (b *backlogCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
+
+func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, f := range b.sources {
+		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, f(), k[0], k[1])
 	}
 }

@@ -3,6 +3,7 @@ package ari
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // item is one entry of an app's event stream: a raw frame, or the snapshot that must reach
@@ -20,6 +21,9 @@ type queue struct {
 	mu     sync.Mutex
 	items  []item
 	signal chan struct{} // holds a token while items may be non-empty
+	// pending counts items pushed and not yet handled (taken by popAll but still being worked
+	// through included): the backlog an operator wants to see.
+	pending atomic.Int64
 }
 
 func newQueue() *queue { return &queue{signal: make(chan struct{}, 1)} }
@@ -28,11 +32,15 @@ func (q *queue) push(its ...item) {
 	q.mu.Lock()
 	q.items = append(q.items, its...)
 	q.mu.Unlock()
+	q.pending.Add(int64(len(its)))
 	select {
 	case q.signal <- struct{}{}:
 	default:
 	}
 }
+
+// done marks one popped item as handled.
+func (q *queue) done() { q.pending.Add(-1) }
 
 // popAll takes everything queued, waiting for at least one item; it fails only when ctx ends.
 func (q *queue) popAll(ctx context.Context) ([]item, error) {
