@@ -279,6 +279,58 @@ func TestScenarios(t *testing.T) {
 			want:  []string{},
 		},
 		{
+			name: "queue nobody answers: one request for the queue",
+			build: func(s *sim) {
+				c := s.customer("c1", "+31201234501")
+				a1 := s.channel("a1", "Local/agent7@agents-00000003;1", "+31201234501", "agents", "agent7", "c1")
+				a2 := s.phone("a2", "1002", "c1")
+				s.created(c)
+				s.dialplan(c, "Queue", "support,t,,,60")
+				s.created(a1)
+				s.dial(c, a1, "RINGING")
+				s.dial(c, a1, "NOANSWER")
+				s.created(a2)
+				s.dial(c, a2, "NOANSWER")
+				s.destroyed(a1, a2, c)
+			},
+			want: []string{"unanswered_transfer support +31201234501"},
+		},
+		{
+			name: "queue answered by a member: nothing",
+			build: func(s *sim) {
+				c := s.customer("c1", "+31201234501")
+				a1, a2 := s.phone("a1", "1001", "c1"), s.phone("a2", "1002", "c1")
+				s.created(c)
+				s.dialplan(c, "Queue", "support")
+				s.created(a1)
+				s.dial(c, a1, "NOANSWER")
+				s.created(a2)
+				s.dial(c, a2, "ANSWER")
+				s.bridge("b1", c, a2)
+				s.destroyed(a1, a2, c)
+			},
+			want: []string{},
+		},
+		{
+			name: "extension forwards to a mobile that answers: nothing",
+			build: func(s *sim) {
+				c := s.customer("c1", "+31201234501")
+				p := s.phone("p1", "1003", "c1")
+				mob := s.channel("m1", "PJSIP/trunk-m1", "+31612345678", "from-sip", "s", "c1")
+				s.created(c)
+				s.dialplan(c, "Dial", "PJSIP/1003,20")
+				s.created(p)
+				s.dial(c, p, "RINGING")
+				s.created(mob)
+				s.add(&ari.Event{Type: "Dial", Caller: s.snap(c), Peer: s.snap(p), Forwarded: s.snap(mob),
+					Forward: "PJSIP/+31612345678@trunk", DialStatus: "CANCEL"})
+				s.dial(c, mob, "ANSWER")
+				s.bridge("b1", c, mob)
+				s.destroyed(p, mob, c)
+			},
+			want: []string{},
+		},
+		{
 			name: "ring group where one answers: nothing",
 			build: func(s *sim) {
 				c := s.customer("c1", "+31201234501")

@@ -34,8 +34,9 @@ type chanInfo struct {
 	hasLinkedVar bool
 	ours         bool
 	destroyed    bool
-	consult      bool // a Local half of a DTMF attended-transfer consultation
-	transferred  bool // …whose transfer was completed
+	forwardOf    string // the extension whose call forward created this channel
+	consult      bool   // a Local half of a DTMF attended-transfer consultation
+	transferred  bool   // …whose transfer was completed
 	app, appData string
 	group        *dialGroup // the Dial() this channel is running
 	mailboxes    []string   // the VoiceMail() this channel is running
@@ -46,6 +47,7 @@ type chanInfo struct {
 type dialGroup struct {
 	key     string
 	members []string
+	queue   bool // Queue(): members are whoever it rings
 }
 
 // call is the channels of one linkedid.
@@ -317,6 +319,16 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		if !d.consulting(srv, ch) {
 			ch.call.tried(key, members)
 		}
+	case strings.EqualFold(app, "Queue"):
+		// A queue is one destination whatever members it rings; its name is the target.
+		name, _, _ := strings.Cut(data, ",")
+		if name = strings.TrimSpace(name); name == "" || d.isStaff(ch) || ch.ours {
+			return true
+		}
+		ch.group = &dialGroup{key: name, queue: true}
+		if !d.consulting(srv, ch) {
+			ch.call.tried(name, nil)
+		}
 	case strings.EqualFold(app, "VoiceMail"):
 		ch.mailboxes = voicemailBoxes(data)
 	case d.ariApp(app, data):
@@ -391,17 +403,37 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 		return true
 	}
 	res := peer.res
-	if !d.internal.MatchString(res) {
+	if peer.forwardOf != "" {
+		res = peer.forwardOf
+	}
+	if !d.internal.MatchString(res) && !(caller.group != nil && caller.group.queue) {
 		res, _, _ = strings.Cut(ev.DialString, "@")
 		if !d.internal.MatchString(res) {
 			return true
 		}
 	}
+	if res == "" {
+		return true
+	}
 	key, members := res, []string{res}
-	if g := caller.group; g != nil && slices.Contains(g.members, res) {
+	if g := caller.group; g != nil && (g.queue || slices.Contains(g.members, res)) {
+		if g.queue && !slices.Contains(g.members, res) {
+			g.members = append(g.members, res)
+		}
 		key, members = g.key, g.members
 	}
-	caller.call.tried(key, members)
+	t := caller.call.target(key, members)
+	t.tried = true
+	if !slices.Contains(t.members, res) {
+		t.members = append(t.members, res)
+	}
+	if ev.Forwarded != nil {
+		// The extension forwarded the call (to a mobile, say): whoever answers the forward
+		// answers for it.
+		if fwd := d.observe(srv, ev.Forwarded, fromControl, now); fwd != nil {
+			fwd.forwardOf = res
+		}
+	}
 	if ev.DialStatus == "ANSWER" {
 		d.reached(srv, caller.call, res, at)
 	}
