@@ -360,7 +360,7 @@ type fakeBehaviour struct {
 	filterMessage string
 }
 
-func newFakeEvents(t *testing.T, frames [][]byte, fb fakeBehaviour) *fakeEvents {
+func newFakeEvents(t testing.TB, frames [][]byte, fb fakeBehaviour) *fakeEvents {
 	t.Helper()
 	f := &fakeEvents{written: make(chan error, 16)}
 	stop := make(chan struct{})
