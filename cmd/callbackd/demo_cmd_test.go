@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/redistest"
+)
+
+// The demo is the README's first command: it must run the real pipeline (fake Asterisk over
+// HTTP/WebSocket, detector, intake, promise store) and show what a PBX administrator expects
+// from the scripted calls. The test runs it against a real redis-server.
+func TestDemoTurnsTheScriptedCallsIntoPromises(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if code := runDemo(ctx, []string{"--redis", srv.Addr(), "--speed", "50"}, &out, &errOut); code != 0 {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	got := out.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`ARI: connected to fake-pbx`),
+		regexp.MustCompile(`MADE: call back \+31\*+01 \(unanswered_transfer → 1003\) in queue support`),
+		regexp.MustCompile(`MADE: call back \+31\*+02 \(voicemail → 1003\) in queue support`),
+		regexp.MustCompile(`MADE: call back \+31\*+04 \(voicemail → 1003\) in queue support`),
+		regexp.MustCompile(`MADE: call back \+31\*+05 \(unanswered_transfer → 1004\) in queue reception`),
+		regexp.MustCompile(`RESOLVED: \+31\*+02 reached 1003`),
+		regexp.MustCompile(`MERGED: \+31\*+05`),
+		regexp.MustCompile(`8 customer calls: 4 promises made, 1 repeat request\(s\) merged, 1 resolved`),
+	} {
+		if !want.MatchString(got) {
+			t.Errorf("demo output lacks %q\n%s", want, got)
+		}
+	}
+	for _, never := range []string{"+31*******03", "+31*******06"} {
+		if strings.Contains(got, "call back "+never) {
+			t.Errorf("demo made a promise for %s, whose call needs no callback", never)
+		}
+	}
+	if strings.Contains(got, "+31201234") {
+		t.Errorf("demo output shows an unmasked number:\n%s", got)
+	}
+	// The promises are really in Redis, under the demo's own prefix.
+	keys, err := srv.Client().Keys(context.Background(), "callbackd-demo:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Errorf("no demo keys in Redis (%v)", err)
+	}
+}
+
+func TestDemoConfigIsAValidConfigFile(t *testing.T) {
+	if _, err := config.Parse([]byte(demoConfig), nil); err != nil {
+		t.Fatalf("the demo's config does not pass validation: %v", err)
+	}
+}
+
+func TestDemoRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--speed", "0"}, {"--speed", "x"}, {"extra"}} {
+		var out, errOut bytes.Buffer
+		if code := runDemo(context.Background(), args, &out, &errOut); code != 2 || out.Len() != 0 {
+			t.Errorf("demo %v: exit %d, stdout %q; want exit 2 and nothing on stdout", args, code, out.String())
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// This file turns a validated Config into the daemon's parts, so that every subcommand that
+// runs the pipeline (demo now, run with the dialer) builds it the same way.
+
+// detectorFor returns the detector settings of cfg (sink, clock and logger are the caller's).
+func detectorFor(cfg *config.Config) (detect.Options, error) {
+	dc := cfg.Detector
+	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
+	var err error
+	if dc.InternalExtension != "" {
+		if opts.InternalExtension, err = regexp.Compile(dc.InternalExtension); err != nil {
+			return detect.Options{}, fmt.Errorf("detector.internal_extension: %w", err)
+		}
+	}
+	if dc.CustomerNumber != "" {
+		if opts.CustomerNumber, err = regexp.Compile(dc.CustomerNumber); err != nil {
+			return detect.Options{}, fmt.Errorf("detector.customer_number: %w", err)
+		}
+	}
+	for _, a := range cfg.Asterisk {
+		opts.ControlApps = append(opts.ControlApps, a.ControlApp)
+	}
+	return opts, nil
+}
+
+// connectionsFor returns one ARI connection per configured Asterisk.
+func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
+	var conns []*ari.Conn
+	for i, a := range cfg.Asterisk {
+		c, err := ari.NewConn(ari.Options{
+			Name:           a.Name,
+			URL:            a.URL.Reveal(),
+			Username:       a.Username,
+			Password:       a.Password.Reveal(),
+			MonitorApp:     a.MonitorApp,
+			ControlApp:     a.ControlApp,
+			RequestTimeout: a.RequestTimeout.D(),
+			Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
+				Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
+			Clock:   clk,
+			Logger:  log.With(zap.String("asterisk", a.Name)),
+			Metrics: metrics,
+			OnState: onState,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("asterisk[%d] (%s): %w", i, a.Name, err)
+		}
+		conns = append(conns, c)
+	}
+	return ari.NewManager(conns...)
+}
+
+// redisFor returns a client for cfg's Redis: standalone (addr or URL), Sentinel or Cluster.
+func redisFor(rc config.Redis) (redis.UniversalClient, error) {
+	switch rc.Mode() {
+	case "url":
+		opts, err := redis.ParseURL(rc.URL.Reveal())
+		if err != nil {
+			// The URL may carry a password: name the key, not the value.
+			return nil, fmt.Errorf("redis.url does not parse as a redis:// or rediss:// URL")
+		}
+		opts.DialTimeout = rc.DialTimeout.D()
+		return redis.NewClient(opts), nil
+	default:
+		u := &redis.UniversalOptions{
+			Addrs:       []string{rc.Addr},
+			Username:    rc.Username,
+			Password:    rc.Password.Reveal(),
+			DB:          rc.DB,
+			DialTimeout: rc.DialTimeout.D(),
+		}
+		switch rc.Mode() {
+		case "sentinel":
+			u.Addrs, u.MasterName = rc.Sentinel.Addrs, rc.Sentinel.MasterName
+		case "cluster":
+			u.Addrs = rc.Cluster.Addrs
+			return redis.NewClusterClient(u.Cluster()), nil
+		}
+		return redis.NewUniversalClient(u), nil
+	}
+}
+
+// storeFor returns the promise store for cfg's queues on rdb.
+func storeFor(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
+	names := make([]string, 0, len(cfg.Queues))
+	for _, q := range cfg.Queues {
+		names = append(names, q.Name)
+	}
+	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention), Queues: names})
+}
