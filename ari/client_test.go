@@ -471,3 +471,46 @@ func TestBaseURLGetsTheARIPath(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorRepliesOfEveryShapeAreExplained(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"ARI message", 404, `{"message":"Channel not found"}`, "ari: hang up channel c1: 404 Channel not found"},
+		{"ARI error key", 500, `{"error":"Allocation failed"}`, "ari: hang up channel c1: 500 Allocation failed"},
+		{"proxy page", 502, "<html>bad gateway</html>", "ari: hang up channel c1: 502 <html>bad gateway</html>"},
+		{"no body", 503, "", "ari: hang up channel c1: 503 Service Unavailable"},
+		{"huge body is cut", 500, strings.Repeat("x", 500), "ari: hang up channel c1: 500 " + strings.Repeat("x", 200) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeREST(t, tt.status, tt.body)
+			err := newClient(t, f.URL+"/ari").Hangup(context.Background(), "c1", "")
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error = %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInfoRejectsRepliesItCannotUse(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"no entity id", `{"system":{},"status":{"startup_time":"2026-11-23T08:00:00.000+0000"}}`, "no system.entity_id"},
+		{"bad startup time", `{"system":{"entity_id":"e"},"status":{"startup_time":"yesterday"}}`, `startup_time "yesterday"`},
+		{"not JSON", `<html>`, "decoding reply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeREST(t, http.StatusOK, tt.body)
+			_, err := newClient(t, f.URL+"/ari").Info(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "ari: asterisk info: ") {
+				t.Errorf("Info error = %v; want one saying %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -793,6 +793,9 @@ func TestManagerRunsSeveralAsterisksAndTagsTheirEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
+	if got := m.Conns(); len(got) != 2 || got[0] != ca || got[1] != cb {
+		t.Errorf("Conns() = %v; want amsterdam, rotterdam in configuration order", got)
+	}
 	h := &sharedRecorder{recorder: newRecorder()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
