@@ -1,0 +1,186 @@
+package queue
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// numbers hands out distinct valid customer numbers across a benchmark's runs.
+type numbers struct{ n atomic.Int64 }
+
+func (g *numbers) next() string { return fmt.Sprintf("+31%09d", 100000000+g.n.Add(1)) }
+
+func benchRequest(num string, i int64) Request {
+	r := request(num)
+	// Spread deadlines so the ready set really is ordered, all far enough to stay valid.
+	r.Deadline = t0.Add(time.Hour + time.Duration(i%100000)*time.Second)
+	return r
+}
+
+// fill enqueues n promises with 16 concurrent clients, so large queues build quickly.
+func fill(b *testing.B, f fixture, g *numbers, n int) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if _, _, err := f.s.Enqueue(f.ctx, benchRequest(g.next(), i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// redisTime reports the Redis server's own time per operation, read from INFO commandstats:
+// unlike ns/op it does not include the network and the client, so it stays comparable on a
+// busy machine. Call resetRedisTime where the timed part starts.
+func redisTime(b *testing.B, f fixture) {
+	b.Helper()
+	info, err := f.rdb.Info(f.ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var usec float64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		for _, field := range strings.Split(strings.TrimSpace(line[strings.Index(line, ":")+1:]), ",") {
+			if v, ok := strings.CutPrefix(field, "usec="); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("parsing commandstats %q: %v", line, err)
+				}
+				usec += n
+			}
+		}
+	}
+	b.ReportMetric(usec/float64(b.N), "redis-us/op")
+}
+
+func resetRedisTime(b *testing.B, f fixture) {
+	b.Helper()
+	if err := f.rdb.ConfigResetStat(f.ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+}
+
+func loaded(b *testing.B) fixture {
+	b.Helper()
+	f := newFixture(b)
+	if err := f.s.Load(f.ctx); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	f := loaded(b)
+	var g numbers
+	resetRedisTime(b, f)
+	for i := 0; i < b.N; i++ {
+		if _, _, err := f.s.Enqueue(f.ctx, benchRequest(g.next(), int64(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	redisTime(b, f)
+}
+
+func BenchmarkClaim(b *testing.B) {
+	f := loaded(b)
+	var g numbers
+	fill(b, f, &g, b.N)
+	resetRedisTime(b, f)
+	for i := 0; i < b.N; i++ {
+		if _, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w", Lease: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	redisTime(b, f)
+}
+
+func BenchmarkComplete(b *testing.B) {
+	f := loaded(b)
+	var g numbers
+	fill(b, f, &g, b.N)
+	claimed := make([]*Job, b.N)
+	for i := range claimed {
+		j, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w", Lease: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		claimed[i] = j
+	}
+	resetRedisTime(b, f)
+	for _, j := range claimed {
+		if _, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateUnreachable, "no answer"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	redisTime(b, f)
+}
+
+// BenchmarkLifetime runs whole promises (enqueue → claim → complete) and reports the Redis
+// round trips each one took.
+func BenchmarkLifetime(b *testing.B) {
+	f := loaded(b)
+	counter := &roundTrips{}
+	f.rdb.AddHook(counter)
+	var g numbers
+	resetRedisTime(b, f)
+	counter.n = 0
+	for i := 0; i < b.N; i++ {
+		if _, _, err := f.s.Enqueue(f.ctx, benchRequest(g.next(), int64(i))); err != nil {
+			b.Fatal(err)
+		}
+		j, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w", Lease: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateUnreachable, "no answer"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(counter.n)/float64(b.N), "roundtrips/job")
+	redisTime(b, f)
+}
+
+// BenchmarkClaimQueueSize claims from a queue holding at least size open promises: the cost
+// must not grow with the queue, because Claim reads the head of a sorted set and nothing else.
+func BenchmarkClaimQueueSize(b *testing.B) {
+	for _, size := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("open=%d", size), func(b *testing.B) {
+			f := loaded(b)
+			var g numbers
+			fill(b, f, &g, size+b.N)
+			resetRedisTime(b, f)
+			for i := 0; i < b.N; i++ {
+				if _, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w", Lease: time.Minute}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			redisTime(b, f)
+			st, err := f.s.Stats(f.ctx, testQueue)
+			if err != nil || st.Ready < int64(size) {
+				b.Fatalf("queue held %d ready jobs (%v), want at least %d", st.Ready, err, size)
+			}
+		})
+	}
+}
