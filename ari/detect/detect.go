@@ -84,7 +84,7 @@ const (
 )
 
 // Defaults used when Options leave a field empty.
-var (
+const (
 	DefaultInternalExtension = `^[0-9]{2,6}$`
 	DefaultCustomerNumber    = `^(\+[0-9]{6,15}|[0-9]{7,15})$`
 )

@@ -75,24 +75,29 @@ type customerInfo struct {
 	number, name, channel string
 }
 
-// eventsIgnored are event types the detector knows and does not need.
-var eventsIgnored = map[string]bool{
-	"BridgeCreated": true, "BridgeMerged": true, "BridgeVideoSourceChanged": true,
-	"DeviceStateChanged": true, "PeerStatusChange": true, "ContactStatusChange": true,
-	"EndpointStateChange": true, "PlaybackStarted": true, "PlaybackContinuing": true,
-	"PlaybackFinished": true, "RecordingStarted": true, "RecordingFinished": true,
-	"RecordingFailed": true, "ApplicationReplaced": true, "ApplicationMoveFailed": true,
-	"ApplicationRegistered": true, "ApplicationUnregistered": true, "TextMessageReceived": true,
-	"ChannelTransfer": true, "MissingParams": true,
+// ignoredEvent reports the event types the detector knows and does not need.
+func ignoredEvent(typ string) bool {
+	switch typ {
+	case "BridgeCreated", "BridgeMerged", "BridgeVideoSourceChanged", "DeviceStateChanged",
+		"PeerStatusChange", "ContactStatusChange", "EndpointStateChange", "PlaybackStarted",
+		"PlaybackContinuing", "PlaybackFinished", "RecordingStarted", "RecordingFinished",
+		"RecordingFailed", "ApplicationReplaced", "ApplicationMoveFailed", "ApplicationRegistered",
+		"ApplicationUnregistered", "TextMessageReceived", "ChannelTransfer", "MissingParams":
+		return true
+	}
+	return false
 }
 
-// channelEvents are the types whose only job here is to keep the channel snapshot current.
-var channelEvents = map[string]bool{
-	"ChannelCreated": true, "ChannelStateChange": true, "ChannelCallerId": true,
-	"ChannelConnectedLine": true, "ChannelHangupRequest": true, "ChannelHold": true,
-	"ChannelUnhold": true, "ChannelTalkingStarted": true, "ChannelTalkingFinished": true,
-	"ChannelDtmfReceived": true, "ChannelUserevent": true, "ChannelToneDetected": true,
-	"StasisStart": true, "StasisEnd": true,
+// snapshotEvent reports the types whose only use here is keeping the channel snapshot current.
+func snapshotEvent(typ string) bool {
+	switch typ {
+	case "ChannelCreated", "ChannelStateChange", "ChannelCallerId", "ChannelConnectedLine",
+		"ChannelHangupRequest", "ChannelHold", "ChannelUnhold", "ChannelTalkingStarted",
+		"ChannelTalkingFinished", "ChannelDtmfReceived", "ChannelUserevent", "ChannelToneDetected",
+		"StasisStart", "StasisEnd":
+		return true
+	}
+	return false
 }
 
 func (d *Detector) server(id string) *server {
@@ -124,7 +129,7 @@ func (d *Detector) handle(ev *ari.Event) {
 	fromControl := d.control[ev.Application]
 	ok := true
 	switch {
-	case channelEvents[ev.Type]:
+	case snapshotEvent(ev.Type):
 		ok = d.observe(srv, ev.Channel, fromControl, now) != nil
 	case ev.Type == "ChannelDialplan":
 		ok = d.onDialplan(srv, ev, fromControl, now, at)
@@ -152,7 +157,7 @@ func (d *Detector) handle(ev *ari.Event) {
 		ok = d.onBlindTransfer(srv, ev, fromControl, now, at)
 	case ev.Type == "BridgeAttendedTransfer":
 		ok = d.onAttendedTransfer(srv, ev, fromControl, now, at)
-	case eventsIgnored[ev.Type]:
+	case ignoredEvent(ev.Type):
 	default:
 		d.stats.Unknown++
 		return
