@@ -307,10 +307,16 @@ func TestConnSurvivesAWebSocketDrop(t *testing.T) {
 	after := srv.CreateChannel(aritest.ChannelSpec{Endpoint: "PJSIP/trunk", CallerNumber: "+31202220000"})
 	srv.Hangup(staying.ID, 16)
 	want := []string{"resync", "ChannelCreated:" + call.ID, "ChannelCreated:" + staying.ID, "resync",
-		"ChannelCreated:" + after.ID, "ChannelHangupRequest:" + staying.ID, "ChannelDestroyed:" + staying.ID,
-		"DeviceStateChanged"}
-	waitUntil(t, "events after the reconnect", func() bool { return len(mon.trail()) >= len(want) })
-	if got := mon.trail(); strings.Join(got, " ") != strings.Join(want, " ") {
+		"ChannelCreated:" + after.ID, "ChannelHangupRequest:" + staying.ID, "ChannelDestroyed:" + staying.ID}
+	waitUntil(t, "events after the reconnect", func() bool { return mon.saw("ChannelDestroyed", staying.ID) })
+	// Device states are not what this test is about; the fake's choice of them may change.
+	var got []string
+	for _, e := range mon.trail() {
+		if !strings.HasPrefix(e, "DeviceStateChanged") {
+			got = append(got, e)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("monitor saw\n %q\nwant\n %q", got, want)
 	}
 	if !mon.isOpen(after.ID) || mon.isOpen(staying.ID) {
