@@ -43,6 +43,12 @@
 // when it is internal (the number the customer or operator chose, e.g. 600), else the first
 // member.
 //
+// A Queue() is one destination too, named after the queue, whatever members it rings. A Dial
+// answered through a call forward (the Dial's "forwarded" channel) answers for the extension
+// that forwarded. A DTMF attended-transfer consultation (a Local pair with ATTENDEDTRANSFER,
+// sharing the customer's linkedid through the operator's leg) counts only once the operator
+// completes the transfer: an abandoned consultation did not send the customer anywhere.
+//
 // Voicemail: a message was left for mailbox X when VM_MESSAGEFILE is set on a channel of the
 // call (app_voicemail sets it only once the file is stored; a hang-up in the greeting leaves
 // it unset). It wins over an unanswered attempt for the same target.
