@@ -828,3 +828,38 @@ func (s *sim) dtmfAttendedTransfer(complete bool) {
 	}
 	s.destroyed(c)
 }
+
+// TestSharedBySeveralServers: one detector serves several Asterisk connections at once; the
+// same recorded ids on different servers are different calls.
+func TestSharedBySeveralServers(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(tracesDir, "01-dial-noanswer.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, rec := newTestDetector(t, Options{})
+	servers := []string{"pbx-a", "pbx-b", "pbx-c", "pbx-d"}
+	done := make(chan error, len(servers))
+	for _, id := range servers {
+		go func() {
+			_, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+				ev.AsteriskID = id
+				det.HandleEvent(ev)
+			})
+			done <- err
+		}()
+	}
+	for range servers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	for _, r := range rec.requests {
+		got[r.AsteriskID]++
+	}
+	for _, id := range servers {
+		if got[id] != 1 {
+			t.Errorf("server %s: %d requests, want 1 (all: %v)", id, got[id], got)
+		}
+	}
+}
