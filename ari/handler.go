@@ -7,7 +7,8 @@ import "time"
 // Handler that serves one connection needs no locking of its own; a Handler shared by several
 // connections (several Asterisk servers) must lock.
 type Handler interface {
-	// HandleEvent receives every decoded event, known type or not.
+	// HandleEvent receives every decoded event of a known type; event types this version does
+	// not know are counted (callbackd_ari_events_total) and skipped before they get here.
 	HandleEvent(ev *Event)
 	// Resync is called after every (re)connect, once the REST snapshot has been taken and
 	// before any event received on the new socket is handed on. Whatever the Handler tracks
