@@ -863,3 +863,30 @@ func TestSharedBySeveralServers(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTypesCoverTheRecordings: an eventFilter built from EventTypes keeps every outcome.
+func TestEventTypesCoverTheRecordings(t *testing.T) {
+	allowed := map[string]bool{}
+	for _, typ := range EventTypes() {
+		allowed[typ] = true
+	}
+	exp := loadExpected(t)
+	files, _ := filepath.Glob(filepath.Join(tracesDir, "*.jsonl"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		det, rec := newTestDetector(t, Options{})
+		if _, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+			if allowed[ev.Type] {
+				det.HandleEvent(ev)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := rec.summary(), expectedSummary(exp[filepath.Base(f)]); !slices.Equal(got, want) {
+			t.Errorf("%s filtered: got %s, want %s", filepath.Base(f), join(got), join(want))
+		}
+	}
+}

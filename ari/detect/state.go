@@ -75,6 +75,17 @@ type customerInfo struct {
 	number, name, channel string
 }
 
+// EventTypes lists the event types the detector reads, for the monitor app's ARI eventFilter:
+// Asterisk can then drop playback, device-state and endpoint events before they reach us.
+// ChannelVarset stays: VM_MESSAGEFILE and ATTENDEDTRANSFER arrive as variables.
+func EventTypes() []string {
+	return []string{
+		"ChannelCreated", "ChannelDestroyed", "ChannelDialplan", "ChannelVarset", "ChannelCallerId",
+		"ChannelStateChange", "Dial", "ChannelEnteredBridge", "ChannelLeftBridge", "BridgeDestroyed",
+		"BridgeBlindTransfer", "BridgeAttendedTransfer", "StasisStart",
+	}
+}
+
 // ignoredEvent reports the event types the detector knows and does not need.
 func ignoredEvent(typ string) bool {
 	switch typ {

@@ -88,6 +88,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	opts.Sink, opts.Clock = out, clk
 	det := detect.New(opts)
 	st, err := detect.ReadTrace(bytes.NewReader(data), monitor, func(ev *ari.Event) {
+		if ctx.Err() != nil {
+			return
+		}
 		if t, err := ev.Time(); err == nil {
 			clk.Set(t)
 		}
@@ -110,7 +113,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if st.Events == 0 {
 		fmt.Fprintf(stderr, "callbackd replay: no events for app %q (apps with events: %v); choose one with --app\n", monitor, apps.Events)
 	}
-	_ = ctx
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "callbackd replay: interrupted; the output above is incomplete")
+		return 1
+	}
 	return 0
 }
 
