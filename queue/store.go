@@ -59,6 +59,9 @@ type Options struct {
 	Retention time.Duration
 	// Queues are the known queue names; Enqueue to any other is ErrUnknownQueue.
 	Queues []string
+
+	// strictSlots makes Redis 7 check that scripts touch only their declared slot (tests).
+	strictSlots bool
 }
 
 // Store is the promise store. It is safe for concurrent use; all coordination between
@@ -107,7 +110,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		s.queues[q] = true
 	}
 	var err error
-	if s.sc, err = loadScripts(); err != nil {
+	if s.sc, err = loadScripts(opts.strictSlots); err != nil {
 		return nil, fmt.Errorf("creating queue store: %w", err)
 	}
 	return s, nil
