@@ -189,7 +189,8 @@ func (s *Store) fencedCall(ctx context.Context, sc *redis.Script, ref Ref, token
 	return jobResult(res, what)
 }
 
-// Extend moves the lease's expiry to now + d. Fenced.
+// Extend moves the lease's expiry to now + d. Fenced. A lease that ran out but was not yet
+// reclaimed can still be extended: the token, not the clock, decides who owns the job.
 func (s *Store) Extend(ctx context.Context, ref Ref, token int64, d time.Duration) (Job, error) {
 	if err := checkLease(d); err != nil {
 		return Job{}, fmt.Errorf("extending lease of job %s: %w", ref.ID, err)

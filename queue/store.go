@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -144,6 +145,7 @@ func (s *Store) Queues() []string {
 	for q := range s.queues {
 		out = append(out, q)
 	}
+	sort.Strings(out)
 	return out
 }
 

@@ -113,3 +113,24 @@ func TestTransitions(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryStaysBoundedThroughEndlessReleases(t *testing.T) {
+	f := newFixture(t)
+	j := leased(t, f, 3)
+	for i := 0; i < 80; i++ {
+		got, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, time.Time{}, "agent did not answer")
+		wantErr(t, err, nil)
+		if got.State != StatePending {
+			t.Fatalf("release %d: state %s", i, got.State)
+		}
+		j = f.claim(t, ClaimOptions{})
+	}
+	got := f.get(t, j.Ref())
+	if len(got.History) != 100 || got.History[0].Result != "claimed" || got.History[99].Result != "claimed" {
+		t.Errorf("history has %d entries from %q to %q, want the first and the latest 99", len(got.History),
+			got.History[0].Result, got.History[len(got.History)-1].Result)
+	}
+	if got.Attempts != 0 {
+		t.Errorf("releases used %d attempts", got.Attempts)
+	}
+}

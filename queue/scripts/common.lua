@@ -45,9 +45,14 @@ local function json_list(jk, field)
   return cjson.decode(raw)
 end
 
+-- note appends to the job's history. Releases (agent did not answer) can repeat without end,
+-- so the history keeps its first entry and the latest ones, at most 100 in all.
 local function note(jk, result, detail)
   local h = json_list(jk, 'history')
   h[#h + 1] = {at = NOW, result = result, detail = detail or ''}
+  while #h > 100 do
+    table.remove(h, 2)
+  end
   redis.call('HSET', jk, 'history', cjson.encode(h))
 end
 
