@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
@@ -185,33 +184,19 @@ func (s *jsonSink) write(v any) {
 }
 
 // detectorOptions reads the detector settings of a configuration file, with the same
-// CALLBACKD_* overrides the daemon applies.
+// CALLBACKD_* overrides (and the same check for misspelt ones) the daemon applies.
 func detectorOptions(path string) (detect.Options, []string, error) {
-	cfg, err := config.Load(path, os.LookupEnv)
+	cfg, err := config.LoadEnviron(path, os.Environ())
 	if err != nil {
 		return detect.Options{}, nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	dc := cfg.Detector
-	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
-	// Load has validated the expressions; compiling them again cannot fail on a loaded config.
-	if dc.InternalExtension != "" {
-		if opts.InternalExtension, err = regexp.Compile(dc.InternalExtension); err != nil {
-			return detect.Options{}, nil, fmt.Errorf("%s: detector.internal_extension: %w", path, err)
-		}
-	}
-	if dc.CustomerNumber != "" {
-		if opts.CustomerNumber, err = regexp.Compile(dc.CustomerNumber); err != nil {
-			return detect.Options{}, nil, fmt.Errorf("%s: detector.customer_number: %w", path, err)
-		}
+	opts, err := detectorFor(cfg)
+	if err != nil {
+		return detect.Options{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var monitors []string
 	for _, a := range cfg.Asterisk {
-		if a.ControlApp != "" {
-			opts.ControlApps = append(opts.ControlApps, a.ControlApp)
-		}
-		if a.MonitorApp != "" {
-			monitors = append(monitors, a.MonitorApp)
-		}
+		monitors = append(monitors, a.MonitorApp)
 	}
 	return opts, monitors, nil
 }
