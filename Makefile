@@ -34,10 +34,15 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./queue/
+	$(GO) test -run '^$$' -bench . -benchmem ./queue/ ./ari/ ./ari/detect/ ./config/
 
+# fuzz runs every fuzzer for FUZZTIME each (go test -fuzz takes one target at a time).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseE164 -fuzztime 30s ./internal/phone/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ari/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndDetect$$' -fuzztime $(FUZZTIME) ./ari/detect/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseE164$$' -fuzztime $(FUZZTIME) ./internal/phone/
 
 demo:
 	$(GO) run ./cmd/callbackd demo
