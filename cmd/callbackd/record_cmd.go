@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+)
+
+// defaultRecordApp is the recorder's own ARI application. It must differ from the daemon's
+// monitor app: two sockets for one app name make Asterisk replace the first (the daemon's).
+const defaultRecordApp = "callbackd-record"
+
+// runRecord writes every event an Asterisk sends to a subscribeAll application as a trace in
+// the format replay reads, so an administrator can record their own PBX's calls and check
+// what the detector makes of them.
+func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("record", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("c", "", "configuration `file` (its asterisk list says where and how to connect)")
+	name := fs.String("asterisk", "", "`name` of the asterisk entry to record (default: the first)")
+	out := fs.String("out", "", "write the trace to `file` instead of stdout")
+	app := fs.String("app", defaultRecordApp, "ARI application `name` to record as (never the daemon's monitor app)")
+	duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callbackd record -c FILE [--asterisk NAME] [--out FILE.jsonl] [--duration D]")
+		fmt.Fprintln(stderr, "\nRecords the ARI events of all calls as JSON lines; `callbackd replay --trace FILE` runs them through the detector.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 || *duration < 0 || *app == "" {
+		fmt.Fprintln(stderr, "callbackd record: -c FILE is required, --duration must not be negative, and no arguments are taken")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := config.LoadEnviron(*configPath, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd record: loading %s: %v\n", *configPath, err)
+		return 1
+	}
+	target, err := pickAsterisk(cfg, *name)
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd record: %v\n", err)
+		return 1
+	}
+	if target.MonitorApp == *app || target.ControlApp == *app {
+		fmt.Fprintf(stderr, "callbackd record: --app %s is the daemon's own application; recording as it would disconnect the daemon\n", *app)
+		return 2
+	}
+	w := stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintf(stderr, "callbackd record: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		w = f
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	if err := record(ctx, target, *app, clock.Real{}, w, stderr); err != nil {
+		fmt.Fprintf(stderr, "callbackd record: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func pickAsterisk(cfg *config.Config, name string) (config.Asterisk, error) {
+	for _, a := range cfg.Asterisk {
+		if name == "" || a.Name == name {
+			return a, nil
+		}
+	}
+	return config.Asterisk{}, fmt.Errorf("no asterisk entry is named %q", name)
+}
+
+// record connects as app (subscribed to everything, no control app) and writes trace lines
+// until ctx ends.
+func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock, w io.Writer, stderr io.Writer) error {
+	tw := &traceWriter{w: bufio.NewWriter(w), clk: clk, app: app}
+	conn, err := ari.NewConn(ari.Options{
+		Name: a.Name, URL: a.URL.Reveal(), Username: a.Username, Password: a.Password.Reveal(),
+		MonitorApp: app, ControlApp: a.ControlApp,
+		// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
+		MonitorEvents:  []string{},
+		RequestTimeout: a.RequestTimeout.D(),
+		Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
+			Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
+		Clock:  clk,
+		Logger: zap.NewNop(),
+		OnState: func(name string, up bool) {
+			state := "closed"
+			if up {
+				state = "connected"
+			}
+			tw.ws(state)
+			fmt.Fprintf(stderr, "callbackd record: %s: %s\n", name, state)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	runErr := conn.Run(ctx, tw, nil)
+	if err := tw.flush(); err != nil {
+		return fmt.Errorf("writing the trace: %w", err)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		return runErr
+	}
+	return nil
+}
+
+// traceWriter is an ari.Handler writing the trace format of ari/testdata/traces: one JSON
+// object per line with seq, at, kind and, for events, the app and the raw event.
+type traceWriter struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	clk clock.Clock
+	app string
+	seq int
+	err error
+}
+
+type traceLineOut struct {
+	Seq   int             `json:"seq"`
+	At    time.Time       `json:"at"`
+	Kind  string          `json:"kind"`
+	App   string          `json:"app,omitempty"`
+	State string          `json:"state,omitempty"`
+	URL   string          `json:"url,omitempty"`
+	Text  string          `json:"text,omitempty"`
+	Event json.RawMessage `json:"event,omitempty"`
+}
+
+func (t *traceWriter) HandleEvent(ev *ari.Event) {
+	t.write(traceLineOut{Kind: "event", App: t.app, Event: ev.Raw})
+}
+
+func (t *traceWriter) Resync(snap ari.Snapshot) {
+	t.write(traceLineOut{Kind: "note", Text: fmt.Sprintf("resync: asterisk %s, %d channels, %d bridges, restarted=%v",
+		snap.AsteriskID, len(snap.Channels), len(snap.Bridges), snap.Restarted)})
+}
+
+func (t *traceWriter) ws(state string) {
+	t.write(traceLineOut{Kind: "ws", App: t.app, State: state, URL: "/ari/events?app=" + t.app + "&subscribeAll=true"})
+}
+
+func (t *traceWriter) write(l traceLineOut) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return
+	}
+	t.seq++
+	l.Seq, l.At = t.seq, t.clk.Now().UTC()
+	data, err := json.Marshal(l)
+	if err == nil {
+		data = append(data, '\n')
+		_, err = t.w.Write(data)
+	}
+	if err == nil {
+		// A recording is read while it is being made (tail -f): flush each line.
+		err = t.w.Flush()
+	}
+	t.err = err
+}
+
+func (t *traceWriter) flush() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.err
+	}
+	return t.w.Flush()
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// An administrator records their PBX and replays the recording: a voicemail left on the
+// (fake) PBX while recording must come out of replay as a voicemail request.
+func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	pbx, err := aritest.New(aritest.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, driven := make(chan struct{}), make(chan struct{})
+	go func() { defer close(driven); aritest.Drive(clk, 20*time.Millisecond, stop, time.Hour) }()
+	defer func() { close(stop); <-driven; pbx.Close() }()
+	pbx.SetEndpoint("PJSIP/1003", aritest.Rings())
+	pbx.SetEndpoint("PJSIP/trunk", aritest.Behavior{Answer: true})
+
+	a := config.DefaultAsterisk()
+	a.Name, a.URL, a.Username, a.Password = "pbx", config.SecretURL(pbx.URL()+"/ari"), "callbackd", "callbackd-secret"
+	trace := &syncBuffer{}
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	recorded := make(chan error, 1)
+	go func() { recorded <- record(ctx, a, defaultRecordApp, clk, trace, &stderr) }()
+	waitUntil(t, "the recorder to connect", func() bool { return pbx.Connected(defaultRecordApp) })
+
+	call := pbx.Inbound(aritest.InboundCall{From: "+31201234502", To: "+31205550103", Steps: []aritest.Step{
+		aritest.Dial("PJSIP/1003", 10*time.Second, ""),
+		aritest.VoiceMail("1003@default", 3*time.Second),
+	}})
+	if err := call.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "trace.jsonl")
+	want := `{"number":"+31201234502","reason":"voicemail","target":"1003"`
+	var out bytes.Buffer
+	waitUntil(t, "the recording to hold the whole call", func() bool {
+		if err := os.WriteFile(file, []byte(trace.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		return runReplay(context.Background(), []string{"--trace", file}, &out, &bytes.Buffer{}) == 0 &&
+			strings.HasPrefix(out.String(), want)
+	})
+	cancel()
+	if err := <-recorded; err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 {
+		t.Errorf("replay of the recording printed %d lines; want the one voicemail request:\n%s", n, out.String())
+	}
+	if !strings.Contains(trace.String(), `"kind":"ws","app":"callbackd-record","state":"connected"`) {
+		t.Errorf("the recording does not say when the socket connected")
+	}
+}
+
+func TestRecordRefusesToTakeOverTheDaemonsApps(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yml")
+	if err := os.WriteFile(file, []byte(demoConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-c", file, "--app", "callbackd-monitor"}, 2, "daemon's own application"},
+		{[]string{"-c", file, "--app", "callbackd"}, 2, "daemon's own application"},
+		{[]string{"-c", file, "--asterisk", "nope"}, 1, `no asterisk entry is named "nope"`},
+		{[]string{}, 2, "-c FILE is required"},
+		{[]string{"-c", filepath.Join(dir, "missing.yml")}, 1, "missing.yml"},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		code := runRecord(context.Background(), tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) || out.Len() != 0 {
+			t.Errorf("record %v: exit %d, stderr %q; want exit %d mentioning %q and nothing on stdout", tc.args, code, errOut.String(), tc.code, tc.msg)
+		}
+	}
+}
+
+// waitUntil polls cond; the limit only guards against a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	guard := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case <-guard:
+			t.Fatalf("gave up waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
