@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
 )
 
 func TestNewRefusesBadOptions(t *testing.T) {
@@ -816,5 +817,28 @@ func TestAPromiseLifetimeTakesThreeRoundTrips(t *testing.T) {
 	}
 	if counter.n > 3 {
 		t.Errorf("enqueue → claim → complete took %d round trips, want at most 3", counter.n)
+	}
+}
+
+func TestPromisesSurviveARedisRestartWithAOF(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	rdb := srv.Client()
+	clk := clock.NewFake(t0)
+	s, err := New(rdb, Options{Clock: clk, Queues: []string{testQueue}})
+	wantErr(t, err, nil)
+	f := fixture{s: s, clk: clk, rdb: rdb, ctx: context.Background()}
+	j := f.enqueue(t, request(alice))
+	held := f.claim(t, ClaimOptions{})
+
+	srv.Restart() // also empties the script cache: the next calls must reload their scripts
+
+	got := f.get(t, j.Ref())
+	if got.State != StateDialing || got.Lease.Token != held.Lease.Token {
+		t.Fatalf("after restart: state %s token %d, want dialing with token %d", got.State, got.Lease.Token, held.Lease.Token)
+	}
+	done, err := f.s.Complete(f.ctx, j.Ref(), held.Lease.Token, StateUnreachable, "no answer")
+	wantErr(t, err, nil)
+	if done.State != StateUnreachable {
+		t.Errorf("state %s after completing across a restart", done.State)
 	}
 }
