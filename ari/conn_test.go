@@ -247,7 +247,10 @@ func TestConnDeliversEventsAfterAResync(t *testing.T) {
 	}
 	inbound := srv.CreateChannel(aritest.ChannelSpec{Endpoint: "PJSIP/trunk", CallerNumber: "+31207654321",
 		Vars: map[string]string{"RTPAUDIOQOS": "noise", "VMSTATUS": "SUCCESS"}})
-	waitUntil(t, "ChannelCreated", func() bool { return mon.saw("ChannelVarset", inbound.ID) })
+	// Both variables are set after ChannelCreated; wait for the second so the trail is whole.
+	waitUntil(t, "ChannelCreated and both variables", func() bool {
+		return strings.Count(strings.Join(mon.trail(), " "), "ChannelVarset:"+inbound.ID) >= 2
+	})
 
 	snaps := mon.resyncs()
 	if len(snaps) != 1 || snaps[0].AsteriskID != "02:fc:00:00:00:01" || snaps[0].Restarted ||
