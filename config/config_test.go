@@ -201,6 +201,12 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "merge_self.bad.yml",
+		want: []string{
+			`queues[0]: merge key (<<) refers to a mapping that is being merged already (an anchor merged into itself) (line 8)`,
+		},
+	},
+	{
 		file: "unknown_key.bad.yml",
 		want: []string{
 			`queues[0].deadlin: unknown key (line 8)`,

@@ -29,6 +29,9 @@ type decoder struct {
 	// "CALLBACKD_X"); validation problems point there.
 	where map[string]string
 	nodes int
+	// merging holds the mappings whose merge keys are being applied, to catch a mapping that
+	// merges itself (`base: &b {<<: *b}`), which would otherwise recurse forever.
+	merging map[*yaml.Node]bool
 }
 
 func (d *decoder) add(path, where, format string, args ...any) {
@@ -143,7 +146,16 @@ func (d *decoder) decodeMerge(path string, n *yaml.Node, v reflect.Value) {
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
+		if d.merging[n] {
+			d.add(path, line(n), "merge key (<<) refers to a mapping that is being merged already (an anchor merged into itself)")
+			return
+		}
+		if d.merging == nil {
+			d.merging = map[*yaml.Node]bool{}
+		}
+		d.merging[n] = true
 		d.decodeStruct(path, n, v)
+		delete(d.merging, n)
 	case yaml.SequenceNode:
 		for _, m := range n.Content {
 			d.decodeMerge(path, m, v)
