@@ -20,6 +20,8 @@ type server struct {
 	byName  map[string]string    // channel name → id, to pair Local halves without linkedid
 	bridges map[string]map[string]bool
 	seq     uint64
+	// warnedNoLinkedID: the missing-channelvars warning is logged once per server, not per event.
+	warnedNoLinkedID bool
 }
 
 // chanInfo is one channel as last seen.
@@ -187,6 +189,12 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 	}
 	ch := srv.chans[snap.ID]
 	lid := snap.LinkedID()
+	if lid == "" && !srv.warnedNoLinkedID {
+		srv.warnedNoLinkedID = true
+		d.log.Warn("ARI channel snapshots carry no linkedid: add `channelvars = CHANNEL(linkedid)` to ari.conf [general]; "+
+			"until then calls are grouped by following dials, Local pairs and bridges, which can split a call",
+			zap.String("asterisk_id", srv.id), zap.String("channel", snap.Name))
+	}
 	if ch == nil {
 		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context}
 		srv.chans[snap.ID] = ch
