@@ -65,62 +65,62 @@ func (r Reason) valid() bool {
 
 // Source says which Asterisk call a promise came from, so an agent or an auditor can find it.
 type Source struct {
-	AsteriskID string
-	LinkedID   string
-	Channel    string
+	AsteriskID string `json:"asterisk_id"`
+	LinkedID   string `json:"linkedid"`
+	Channel    string `json:"channel"`
 }
 
 // Attempt is one line of a promise's history: a claim, a dial result, a merge, a lease expiry.
 type Attempt struct {
-	At     time.Time
-	Result string
-	Detail string
+	At     time.Time `json:"at"`
+	Result string    `json:"result"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // Lease is a worker's exclusive hold on a job. Token is the fencing token: every fenced call
 // must present it, and it stops working the moment the lease is reclaimed.
 type Lease struct {
-	Token   int64
-	Expires time.Time
-	Worker  string
+	Token   int64     `json:"token"`
+	Expires time.Time `json:"expires"`
+	Worker  string    `json:"worker"`
 }
 
 // Ref names a job. Job ids do not encode their queue, and every key of a queue lives under the
 // queue's hash tag, so both are needed to find a job.
 type Ref struct {
-	Queue string
-	ID    string
+	Queue string `json:"queue"`
+	ID    string `json:"id"`
 }
 
 // Job is a callback promise. Times are stored with millisecond precision.
 type Job struct {
-	ID     string
-	Queue  string
-	Number string // E.164
-	Name   string
+	ID     string `json:"id"`
+	Queue  string `json:"queue"`
+	Number string `json:"number"` // E.164
+	Name   string `json:"name,omitempty"`
 	// Reasons holds the reason of the first request and then every new reason merged in.
-	Reasons []Reason
+	Reasons []Reason `json:"reasons"`
 	// Target is the extension, mailbox or queue the customer first tried to reach.
-	Target string
+	Target string `json:"target"`
 	// Targets is Target followed by every different target merged in.
-	Targets []string
+	Targets []string `json:"targets"`
 	// Owner is the agent who should preferably make the call: the first target.
-	Owner       string
-	Created     time.Time
-	NotBefore   time.Time
-	Deadline    time.Time
-	Attempts    int
-	MaxAttempts int
-	State       State
-	Source      Source
-	History     []Attempt
+	Owner       string    `json:"owner,omitempty"`
+	Created     time.Time `json:"created"`
+	NotBefore   time.Time `json:"not_before"`
+	Deadline    time.Time `json:"deadline"`
+	Attempts    int       `json:"attempts"`
+	MaxAttempts int       `json:"max_attempts"`
+	State       State     `json:"state"`
+	Source      Source    `json:"source"`
+	History     []Attempt `json:"history"`
 	// Lease is set while the job is dialing or connected.
-	Lease Lease
+	Lease Lease `json:"lease"`
 	// ConnectedAt is when the customer answered, zero until then.
-	ConnectedAt time.Time
-	Outcome     State
-	FinishedAt  time.Time
-	Note        string
+	ConnectedAt time.Time `json:"connected_at"`
+	Outcome     State     `json:"outcome,omitempty"`
+	FinishedAt  time.Time `json:"finished_at"`
+	Note        string    `json:"note,omitempty"`
 }
 
 // Ref returns the job's reference.

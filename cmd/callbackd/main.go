@@ -23,11 +23,12 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"demo":    {summary: "demo [--redis ADDR] [--serve]: scripted calls on a fake Asterisk become promises in Redis", run: runDemo},
-		"config":  {summary: "config check -c FILE: validate a configuration file", run: runConfig},
-		"record":  {summary: "record -c FILE [--out F]: write a PBX's ARI events as a trace for replay", run: runRecord},
-		"replay":  {summary: "replay --trace FILE.jsonl: run recorded ARI events through the detector", run: runReplay},
-		"version": {summary: "print the version", run: runVersion},
+		"demo":     {summary: "demo [--redis ADDR] [--serve]: scripted calls on a fake Asterisk become promises in Redis", run: runDemo},
+		"config":   {summary: "config check -c FILE: validate a configuration file", run: runConfig},
+		"promises": {summary: "promises -c FILE [--state S] [--json]: list the promises in Redis", run: runPromises},
+		"record":   {summary: "record -c FILE [--out F]: write a PBX's ARI events as a trace for replay", run: runRecord},
+		"replay":   {summary: "replay --trace FILE.jsonl: run recorded ARI events through the detector", run: runReplay},
+		"version":  {summary: "print the version", run: runVersion},
 	}
 }
 

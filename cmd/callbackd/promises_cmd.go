@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/phone"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// runPromises lists promises from Redis: what an SRE or supervisor looks at first when asked
+// "was this customer's callback made?".
+func runPromises(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runPromisesWithEnv(ctx, args, os.Environ(), clock.Real{}, stdout, stderr)
+}
+
+func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.Clock, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("promises", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("c", "", "configuration `file` (Redis address and queues)")
+	queueName := fs.String("queue", "", "only this `queue` (default: every configured queue)")
+	states := fs.String("state", "pending,dialing,connected", "comma-separated `states` to list, or \"all\"")
+	limit := fs.Int("limit", 100, "at most this many promises per queue (1–1000)")
+	asJSON := fs.Bool("json", false, "print one JSON object per promise instead of a table")
+	unmask := fs.Bool("unmask", false, "show customer numbers in full (they are masked by default, as in logs)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callbackd promises -c FILE [--queue Q] [--state pending,dialing,...|all] [--limit N] [--json] [--unmask]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	wanted, err := parseStates(*states)
+	if err == nil && (*configPath == "" || fs.NArg() > 0 || *limit < 1 || *limit > 1000) {
+		err = errors.New("-c FILE is required, --limit must be 1…1000, and no arguments are taken")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+	cfg, err := config.LoadEnviron(*configPath, environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd promises: loading %s: %v\n", *configPath, err)
+		return 1
+	}
+	queues := cfg.Queues
+	if *queueName != "" {
+		q, ok := cfg.Queue(*queueName)
+		if !ok {
+			fmt.Fprintf(stderr, "callbackd promises: no queue named %q in %s\n", *queueName, *configPath)
+			return 1
+		}
+		queues = []config.Queue{q}
+	}
+	rdb, err := redisFor(cfg.Redis)
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+		return 1
+	}
+	defer rdb.Close()
+	store, err := storeFor(cfg, rdb, clk)
+	if err != nil {
+		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+		return 1
+	}
+	var jobs []queue.Job
+	for _, q := range queues {
+		list, err := store.List(ctx, q.Name, queue.ListOptions{States: wanted, Limit: *limit})
+		if err != nil {
+			fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+			return 1
+		}
+		jobs = append(jobs, list...)
+	}
+	show := phone.Mask
+	if *unmask {
+		show = func(s string) string { return s }
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, j := range jobs {
+			j.Number = show(j.Number)
+			if err := enc.Encode(j); err != nil {
+				fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+				return 1
+			}
+		}
+		return 0
+	}
+	printJobTable(stdout, jobs, clk.Now(), show)
+	return 0
+}
+
+func parseStates(list string) ([]queue.State, error) {
+	if list == "all" {
+		return nil, nil
+	}
+	var out []queue.State
+	for _, s := range strings.Split(list, ",") {
+		st := queue.State(strings.TrimSpace(s))
+		if !validState(st) {
+			return nil, fmt.Errorf("--state: unknown state %q (known: %s, or all)", st, statesList())
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func validState(s queue.State) bool {
+	for _, known := range queue.States() {
+		if s == known {
+			return true
+		}
+	}
+	return false
+}
+
+func statesList() string {
+	var names []string
+	for _, s := range queue.States() {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
+}
+
+// printJobTable prints promises one per line, with the time left to each deadline.
+func printJobTable(w io.Writer, jobs []queue.Job, now time.Time, show func(string) string) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tQUEUE\tCUSTOMER\tREASONS\tTARGET\tSTATE\tATTEMPTS\tDEADLINE\tLEFT")
+	for _, j := range jobs {
+		reasons := make([]string, len(j.Reasons))
+		for i, r := range j.Reasons {
+			reasons[i] = string(r)
+		}
+		left := "-"
+		if j.State.Open() {
+			left = signedMinutes(j.Deadline.Sub(now))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, j.Queue, show(j.Number), strings.Join(reasons, "+"),
+			strings.Join(j.Targets, ","), j.State, j.Attempts, j.MaxAttempts, j.Deadline.UTC().Format(time.RFC3339), left)
+	}
+	_ = tw.Flush()
+}
+
+// signedMinutes is inMinutes for a time that may already have passed ("-12m": overdue).
+func signedMinutes(d time.Duration) string {
+	if d < 0 {
+		return "-" + inMinutes(-d)
+	}
+	return inMinutes(d)
+}
