@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -404,17 +402,8 @@ func printPromises(ctx context.Context, w io.Writer, store *queue.Store, cfg *co
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Deadline.Before(jobs[j].Deadline) })
 	fmt.Fprintln(w, "Promises in Redis, earliest deadline first:")
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tQUEUE\tCUSTOMER\tREASONS\tTARGET\tSTATE\tDEADLINE")
-	for _, j := range jobs {
-		reasons := make([]string, len(j.Reasons))
-		for i, r := range j.Reasons {
-			reasons[i] = string(r)
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s (in %s)\n", j.ID, j.Queue, phone.Mask(j.Number), strings.Join(reasons, "+"),
-			strings.Join(j.Targets, ","), j.State, j.Deadline.Local().Format("15:04"), inMinutes(j.Deadline.Sub(now)))
-	}
-	return tw.Flush()
+	printJobTable(w, jobs, now, phone.Mask)
+	return nil
 }
 
 // inMinutes prints a duration as "1h59m" or "45m".
