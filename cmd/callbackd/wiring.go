@@ -41,6 +41,9 @@ func detectorFor(cfg *config.Config) (detect.Options, error) {
 
 // connectionsFor returns one ARI connection per configured Asterisk.
 func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	var conns []*ari.Conn
 	for i, a := range cfg.Asterisk {
 		c, err := ari.NewConn(ari.Options{
@@ -54,7 +57,7 @@ func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metric
 			Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
 				Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
 			Clock:   clk,
-			Logger:  log.With(zap.String("asterisk", a.Name)),
+			Logger:  log, // the Conn adds asterisk=<name> itself
 			Metrics: metrics,
 			OnState: onState,
 		})
