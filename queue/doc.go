@@ -44,6 +44,9 @@
 //
 // Guarantees: a pending job is in exactly one of ready and delayed, a leased one only in
 // leases, a finished one only in done; no two claimers get the same job; an expired lease is
-// reclaimed exactly once; a finished job's hash expires after the retention period; "now" in
-// every script is the caller's clock, never Redis TIME.
+// reclaimed exactly once; a merge keeps the earliest deadline and never shortens a hold
+// (not-before); a finished job's hash expires after the retention period, and Reclaim (run
+// periodically) drops expired ids from done and old entries from the outcome stream; "now" in
+// every decision is the caller's clock. Redis TIME is read only to trim the outcome stream,
+// whose entry ids Redis stamps with its own clock.
 package queue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -493,7 +494,10 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	var totals *redis.MapStringStringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		ready, delayed = p.ZCard(ctx, k.ready()), p.ZCard(ctx, k.delayed())
-		leased, done = p.ZCard(ctx, k.leases()), p.ZCard(ctx, k.done())
+		// The done index is trimmed when jobs finish; in a quiet queue it can still name hashes
+		// that have expired, so count only the ones inside the retention period.
+		since := strconv.FormatInt(millis(s.clk.Now().Add(-s.retention)), 10)
+		leased, done = p.ZCard(ctx, k.leases()), p.ZCount(ctx, k.done(), since, "+inf")
 		totals = p.HGetAll(ctx, k.totals())
 		return nil
 	})

@@ -9,14 +9,20 @@
 local worker, lease_ms, prefer = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local share, batch, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 
--- Delayed jobs become due here rather than by a forwarder: bounded so one claim never does
--- unbounded work, and a later claim picks up the rest.
-local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, batch)
-for _, id in ipairs(due) do
-  redis.call('ZREM', K_DELAYED, id)
-  local dl = redis.call('HGET', K_JOBP .. id, 'deadline')
-  if dl then
-    redis.call('ZADD', K_READY, dl, id)
+-- Delayed jobs become due here rather than by a forwarder. All of them, in batches: leaving
+-- any due job behind could hide the earliest deadline from this claim. Each job is promoted
+-- once, so the work is paid once per job however many claims follow.
+while true do
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, batch)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K_DELAYED, id)
+    local dl = redis.call('HGET', K_JOBP .. id, 'deadline')
+    if dl then
+      redis.call('ZADD', K_READY, dl, id)
+    end
+  end
+  if #due < batch then
+    break
   end
 end
 

@@ -85,6 +85,17 @@ local function fenced(jk, token, allowed)
   return nil
 end
 
+-- housekeep forgets what the retention period has run out for: finished ids in the done index
+-- (their hashes expire on their own) and outcome stream entries, which hold numbers too. It runs
+-- whenever a promise finishes and on every Reclaim, the daemon's periodic maintenance, so a
+-- quiet queue is cleaned as well. Stream ids are Redis' own clock, hence TIME for that cut-off.
+local function housekeep()
+  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (NOW - RETENTION))
+  local t = redis.call('TIME')
+  local redis_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('XTRIM', K_OUT, 'MINID', redis_ms - RETENTION)
+end
+
 -- finish closes a promise: out of every open set, into done, onto the outcome stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
 local function finish(jk, id, outcome, detail)
@@ -101,7 +112,7 @@ local function finish(jk, id, outcome, detail)
   end
   local reasons = json_list(jk, 'reasons')
   redis.call('ZADD', K_DONE, NOW, id)
-  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (NOW - RETENTION))
+  housekeep()
   redis.call('XADD', K_OUT, 'MAXLEN', '~', 100000, '*',
     'id', id, 'queue', QUEUE, 'number', number, 'reason', reasons[1] or '',
     'reasons', reasons_raw, 'target', target, 'outcome', outcome, 'deadline', deadline,

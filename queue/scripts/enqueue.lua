@@ -50,10 +50,8 @@ if open then
       redis.call('HSET', jk, 'deadline', deadline)
       changes[#changes + 1] = 'deadline moved earlier'
     end
-    local old_nb = tonumber(redis.call('HGET', jk, 'not_before'))
-    if nb < old_nb then
-      redis.call('HSET', jk, 'not_before', nb)
-    end
+    -- The not-before is left as it is: a job that is due stays due, and a hold in force (a
+    -- Retry backoff, a Release until calling hours open) is not cut short by a new request.
     -- A leased job is being dialled; its new deadline takes effect in the hash, and its place
     -- in the sets is left to whoever finishes the call.
     if st == 'pending' then

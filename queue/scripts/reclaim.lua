@@ -7,6 +7,8 @@
 -- happen together, so each expiry is handled exactly once and the old token is refused.
 -- The lost call counts as an attempt: the crashed worker may have rung the customer, and a
 -- crash loop must not ring anyone more than max attempts.
+-- It also runs housekeep (common.lua), so calling Reclaim periodically keeps a quiet queue's
+-- indexes and outcome stream within the retention period.
 
 local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 local gave_up = 0
@@ -19,6 +21,9 @@ for _, id in ipairs(ids) do
     local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
     local max = tonumber(redis.call('HGET', jk, 'max_attempts'))
     if attempts >= max then
+      -- The lease was taken away, so its holder must hear exactly that (STALE), as when the
+      -- job goes back to pending.
+      redis.call('HSET', jk, 'token', '0')
       finish(jk, id, 'unreachable', detail)
       gave_up = gave_up + 1
     else
@@ -29,4 +34,5 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', K_LEASES, id)
   end
 end
+housekeep()
 return {'ok', #ids, gave_up}
