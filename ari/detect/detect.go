@@ -137,6 +137,7 @@ type Stats struct {
 	Events      uint64 // events handled
 	Unknown     uint64 // events of a type the detector does not know, skipped
 	Malformed   uint64 // events missing what their type must carry, skipped
+	Late        uint64 // events about channels of calls already over, skipped
 	Calls       uint64 // calls tracked
 	Requests    uint64 // requests emitted
 	Resolutions uint64 // resolved signals emitted

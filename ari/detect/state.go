@@ -22,7 +22,44 @@ type server struct {
 	seq     uint64
 	// warnedNoLinkedID: the missing-channelvars warning is logged once per server, not per event.
 	warnedNoLinkedID bool
+	// ended remembers the channels of calls already over. Bridge events are not ordered with
+	// channel events (a ChannelLeftBridge can follow the ChannelDestroyed), and after a resync
+	// the new socket's buffered events can name channels the snapshot already closed out; such
+	// late events must neither revive a call nor end it a second time.
+	ended recentIDs
+	// lastEvent is when the server last sent anything; a server is forgotten only when it has
+	// no call and has been quiet for a sweep interval, so its ended memory outlives late events.
+	lastEvent time.Time
 }
+
+// recentIDs is a bounded set: the newest endedMemory ids, the oldest forgotten first.
+type recentIDs struct {
+	set  map[string]bool
+	ring []string
+	next int
+}
+
+// endedMemory bounds how many ended channels a server remembers; late events come within
+// moments, so a few thousand cover any burst of calls ending together.
+const endedMemory = 4096
+
+func (r *recentIDs) add(id string) {
+	if r.set == nil {
+		r.set = make(map[string]bool, endedMemory)
+		r.ring = make([]string, endedMemory)
+	}
+	if r.set[id] {
+		return
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % endedMemory
+	r.set[id] = true
+}
+
+func (r *recentIDs) has(id string) bool { return r.set[id] }
 
 // chanInfo is one channel as last seen.
 type chanInfo struct {
@@ -137,6 +174,11 @@ func (d *Detector) handle(ev *ari.Event) {
 	}
 	d.evAt = at
 	srv := d.server(ev.AsteriskID)
+	srv.lastEvent = now
+	if d.late(srv, ev) {
+		d.stats.Late++
+		return
+	}
 	// The control applications see only channels they own or created, so anything they
 	// report is ours.
 	fromControl := d.control[ev.Application]
@@ -718,12 +760,27 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 	}
 }
 
+// late reports an event about a channel of a call that is already over (see server.ended).
+// ChannelCreated always starts something new: Asterisk never reuses a channel id.
+func (d *Detector) late(srv *server, ev *ari.Event) bool {
+	if ev.Type == "ChannelCreated" {
+		return false
+	}
+	for _, ch := range []*ari.Channel{ev.Channel, ev.Peer} {
+		if ch != nil && srv.ended.has(ch.ID) {
+			return true
+		}
+	}
+	return false
+}
+
 // forget drops a call and the channels that are still its members.
 func (d *Detector) forget(srv *server, c *call) {
 	if srv.calls[c.linkedID] == c {
 		delete(srv.calls, c.linkedID)
 	}
 	for id, ch := range c.members {
+		srv.ended.add(id)
 		if srv.chans[id] == ch {
 			delete(srv.chans, id)
 			if srv.byName[ch.name] == id {
@@ -753,7 +810,7 @@ func (d *Detector) maybeSweep(now time.Time) {
 		}
 		// Events naming servers that have nothing to follow (or a hostile stream of made-up
 		// asterisk_ids) leave no state behind.
-		if len(srv.calls) == 0 {
+		if len(srv.calls) == 0 && now.Sub(srv.lastEvent) > sweepInterval {
 			delete(d.servers, id)
 		}
 	}
@@ -761,6 +818,7 @@ func (d *Detector) maybeSweep(now time.Time) {
 
 func (d *Detector) resync(snap ari.Snapshot) {
 	srv := d.server(snap.AsteriskID)
+	srv.lastEvent = d.clock.Now()
 	at := snap.At
 	if at.IsZero() {
 		at = d.clock.Now()

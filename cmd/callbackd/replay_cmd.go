@@ -107,8 +107,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	ds := det.Stats()
-	fmt.Fprintf(stderr, "callbackd replay: app %s: %d events, %d malformed lines, %d unknown types, %d malformed events, %d calls, %d requests, %d resolved, %d calls still open\n",
-		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Calls, ds.Requests, ds.Resolutions, det.Tracked())
+	fmt.Fprintf(stderr, "callbackd replay: app %s: %d events, %d malformed lines, %d unknown types, %d malformed events, %d late events, %d calls, %d requests, %d resolved, %d calls still open\n",
+		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Late, ds.Calls, ds.Requests, ds.Resolutions, det.Tracked())
 	if st.Events == 0 {
 		fmt.Fprintf(stderr, "callbackd replay: no events for app %q (apps with events: %v); choose one with --app\n", monitor, apps.Events)
 	}

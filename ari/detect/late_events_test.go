@@ -1,0 +1,86 @@
+package detect
+
+import (
+	"testing"
+
+	"github.com/callbackd/callbackd/ari"
+)
+
+// Notes §3 "Transfers": bridge-topic and channel-topic events are not ordered relative to each
+// other, so a ChannelLeftBridge may arrive after the channel's ChannelDestroyed. A late event
+// about a call that is over must not bring it back: nothing would ever end it again.
+func TestALateBridgeEventDoesNotReviveAnEndedCall(t *testing.T) {
+	det, rec := newTestDetector(t, Options{})
+	s := newSim(t)
+	c := s.customer("c1", "+31201234506")
+	op := s.phone("p1", "1001", "c1")
+	s.created(c)
+	s.dialplan(c, "Dial", "PJSIP/1001,20,t")
+	s.created(op)
+	s.dial(c, op, "")
+	s.dial(c, op, "ANSWER")
+	s.bridge("b1", c, op)
+	s.left(op, "b1")
+	s.destroyed(op)
+	s.destroyed(c)  // channel topic: the call is over here
+	s.left(c, "b1") // bridge topic, delivered late
+	s.add(&ari.Event{Type: "BridgeDestroyed", Bridge: &ari.Bridge{ID: "b1"}})
+	s.play(det)
+	if got := rec.summary(); len(got) != 0 {
+		t.Errorf("answered call gave requests %s", join(got))
+	}
+	if n := det.Tracked(); n != 0 {
+		t.Errorf("%d calls still tracked after every channel was destroyed (late ChannelLeftBridge re-created one)", n)
+	}
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	for id, srv := range det.servers {
+		if len(srv.chans) != 0 || len(srv.byName) != 0 {
+			t.Errorf("server %s: %d channels / %d names left behind", id, len(srv.chans), len(srv.byName))
+		}
+	}
+}
+
+// After a reconnect, Conn delivers Resync first and then the frames the new socket buffered
+// while the snapshot was taken (ari.Handler contract). A customer who hung up in voicemail in
+// that window is absent from the snapshot, so Resync closes the call out; the buffered
+// VM_MESSAGEFILE and ChannelDestroyed of the same channel must not open and close it again:
+// one call, at most one request per (number, target).
+func TestEventsBufferedDuringAResyncDoNotRepeatARequest(t *testing.T) {
+	det, rec := newTestDetector(t, Options{})
+	s := newSim(t)
+	c := s.customer("c1", "+31201234502")
+	p := s.phone("p1", "1003", "c1")
+	s.created(c)
+	s.dialplan(c, "Dial", "PJSIP/1003,10")
+	s.created(p)
+	s.dial(c, p, "")
+	s.dial(c, p, "RINGING")
+	s.dial(c, p, "NOANSWER")
+	s.destroyed(p)
+	s.dialplan(c, "VoiceMail", "1003@default,u")
+	s.state(c, "Up")
+	s.play(det)
+
+	// Socket dropped; on the new socket the customer hangs up after leaving a message, just
+	// before GET /channels: the snapshot no longer lists c1.
+	det.Resync(ari.Snapshot{AsteriskID: s.asteriskID, At: s.now})
+	s.add(&ari.Event{Type: "ChannelHangupRequest", Channel: s.snap(c)})
+	s.varset(c, "VM_MESSAGEFILE", "/var/spool/asterisk/voicemail/default/1003/INBOX/msg0000")
+	s.varset(c, "VMSTATUS", "SUCCESS")
+	s.destroyed(c)
+	s.play(det)
+
+	n := 0
+	for _, r := range rec.requests {
+		if r.Number == "+31201234502" && r.Target == "1003" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d requests for one (number, target) in one call: %s", n, join(rec.summary()))
+	}
+	if k := det.Tracked(); k != 0 {
+		t.Errorf("%d calls tracked at the end", k)
+	}
+}
