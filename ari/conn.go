@@ -211,12 +211,16 @@ func (c *Conn) Run(ctx context.Context, monitor, control Handler) error {
 
 	attempt := 0
 	for {
+		started := c.clk.Now()
 		resynced, err := c.session(ctx, monQ, ctlQ)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if resynced {
-			// A connection that got as far as a resync was healthy: start the schedule over.
+		if resynced && c.clk.Now().Sub(started) >= c.backoff.Max {
+			// A connection that got as far as a resync and then stayed up a while was healthy:
+			// start the schedule over. One that drops right after each resync (a proxy
+			// timing out, an app fight) keeps backing off instead of reconnecting every
+			// half second and re-reading every channel each time.
 			attempt = 0
 		}
 		delay := c.backoff.Delay(attempt, c.rnd())

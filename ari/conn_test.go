@@ -864,3 +864,42 @@ func TestNewManagerRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// A connection that drops right after every resync (a proxy cutting idle sockets, another
+// process taking the app name) is not healthy: the waits keep growing instead of restarting
+// at Initial, so callbackd does not re-read every channel twice a second. One that stayed up
+// longer than Max starts the schedule over.
+func TestAConnectionThatFlapsAfterEachResyncKeepsBackingOff(t *testing.T) {
+	srv := newQuietFake(t, "")
+	clk := &recordingClock{Fake: clock.NewFake(epoch)}
+	conn := newConn(t, srv.URL()+"/ari", clk, func(o *ari.Options) {
+		o.Backoff = ari.Backoff{Initial: time.Second, Max: 16 * time.Second, Multiplier: 2}
+		o.PingInterval = -1
+		o.Rand = func() float64 { return 0 }
+	})
+	running(t, conn, newRecorder(), nil)
+	flap := func(i int) time.Duration {
+		t.Helper()
+		waitUntil(t, fmt.Sprintf("connection %d", i), conn.Connected)
+		srv.DropWebSockets()
+		waitUntil(t, fmt.Sprintf("backoff wait %d", i), func() bool { return len(clk.recorded()) >= i && clk.Waiters() > 0 })
+		w := clk.recorded()[i-1]
+		clk.Advance(w)
+		return w
+	}
+	var got []time.Duration
+	for i := 1; i <= 3; i++ {
+		got = append(got, flap(i))
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waits after connections that dropped at once: %v; want %v", got, want)
+	}
+	// Now a connection that stays up longer than Max: the next drop waits Initial again.
+	waitUntil(t, "connection 4", conn.Connected)
+	clk.Advance(17 * time.Second)
+	srv.DropWebSockets()
+	waitUntil(t, "backoff wait 4", func() bool { return len(clk.recorded()) >= 4 && clk.Waiters() > 0 })
+	if w := clk.recorded()[3]; w != time.Second {
+		t.Errorf("wait after a connection that was up 17 s: %v; want Initial (1s)", w)
+	}
+}
