@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/callbackd/callbackd/ari"
@@ -82,5 +83,43 @@ func TestEventsBufferedDuringAResyncDoNotRepeatARequest(t *testing.T) {
 	}
 	if k := det.Tracked(); k != 0 {
 		t.Errorf("%d calls tracked at the end", k)
+	}
+}
+
+// While the socket was down, 1003 left the bridge it shared with 1002. A customer who then
+// joins 1002 in that bridge, after ringing 1003 in vain, has not reached 1003: the membership
+// from the resync snapshot (and from the bridge snapshot in the event) is what counts, not
+// what was remembered from before the gap.
+func TestBridgeMembershipMissedDuringAGapIsNotTakenForAReach(t *testing.T) {
+	det, rec := newTestDetector(t, Options{})
+	s := newSim(t)
+	p1 := s.channel("p1", "PJSIP/1003-p1", "1003", "from-sip", "1002", "")
+	p2 := s.phone("p2", "1002", "p1")
+	s.created(p1)
+	s.created(p2)
+	s.enter(p1, "b1", p1)
+	s.enter(p2, "b1", p1, p2)
+	s.play(det)
+
+	// p1 left b1 unseen; both phones are still up.
+	det.Resync(ari.Snapshot{AsteriskID: s.asteriskID, At: s.now,
+		Channels: []ari.Channel{*s.snap(p1), *s.snap(p2)},
+		Bridges:  []ari.Bridge{{ID: "b1", Channels: []string{"p2"}}}})
+
+	c := s.customer("c1", "+31201234508")
+	ring := s.phone("p3", "1003", "c1")
+	s.created(c)
+	s.dialplan(c, "Dial", "PJSIP/1003,10")
+	s.created(ring)
+	s.dial(c, ring, "")
+	s.dial(c, ring, "NOANSWER")
+	s.destroyed(ring)
+	s.enter(c, "b1", p2, c)
+	s.left(c, "b1")
+	s.destroyed(c)
+	s.play(det)
+
+	if got := strings.Join(rec.summary(), ","); got != "unanswered_transfer 1003 +31201234508" {
+		t.Errorf("requests %q; want the unanswered ring of 1003 (1003 had left the bridge)", got)
 	}
 }

@@ -515,7 +515,9 @@ func (d *Detector) onEnteredBridge(srv *server, ev *ari.Event, fromControl bool,
 		return false
 	}
 	members := srv.bridges[ev.Bridge.ID]
-	if members == nil {
+	if members == nil || len(ev.Bridge.Channels) > 0 {
+		// The event's bridge snapshot is the membership now; what was remembered may be stale
+		// (a ChannelLeftBridge missed while the socket was down).
 		members = map[string]bool{}
 		srv.bridges[ev.Bridge.ID] = members
 	}
@@ -846,7 +848,20 @@ func (d *Detector) resync(snap ari.Snapshot) {
 		}
 		d.finalize(srv, c, at)
 	}
-	if snap.Restarted {
-		srv.bridges = map[string]map[string]bool{}
+	// Bridges as they are now: joins and leaves while disconnected were not seen, and a stale
+	// member could later be taken for the phone a customer reached.
+	srv.bridges = make(map[string]map[string]bool, len(snap.Bridges))
+	if !snap.Restarted {
+		for _, b := range snap.Bridges {
+			m := map[string]bool{}
+			for _, id := range b.Channels {
+				if srv.chans[id] != nil {
+					m[id] = true
+				}
+			}
+			if len(m) > 0 {
+				srv.bridges[b.ID] = m
+			}
+		}
 	}
 }
