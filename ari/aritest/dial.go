@@ -3,12 +3,10 @@ package aritest
 import (
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/callbackd/callbackd/ari"
 )
 
 // Behavior is how a scripted endpoint reacts when it is dialled. The zero value rings and
@@ -420,6 +418,4 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	return http.StatusCreated, reply, nil
 }
 
-func sortStrings(v []string) { sort.Strings(v) }
 
-var _ = ari.TimeLayout
