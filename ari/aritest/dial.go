@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Behavior is how a scripted endpoint reacts when it is dialled. The zero value rings and
@@ -417,5 +416,3 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	})
 	return http.StatusCreated, reply, nil
 }
-
-
