@@ -3,71 +3,22 @@ package queue
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
 )
 
-// startClusterNode runs a one-node Redis Cluster owning every slot. One node is enough to
-// prove the key layout: in cluster mode Redis refuses a command whose keys span slots, and
-// with strictSlots a script that touches any key outside its declared keys' slot, so every
-// operation here succeeds only if all the keys it touches share the queue's hash tag.
-func startClusterNode(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
-		"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server in cluster mode: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	ctx := context.Background()
-	// Waiting for a process to come up is not a timed assertion: the loop only bounds a hang.
-	ready := func(check func() bool) {
-		for i := 0; i < 500; i++ {
-			if check() {
-				return
-			}
-			<-clock.Real{}.After(20 * time.Millisecond)
-		}
-		t.Fatalf("cluster node %s did not come up", addr)
-	}
-	ready(func() bool { return c.Ping(ctx).Err() == nil })
-	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
-		t.Fatalf("assigning slots: %v", err)
-	}
-	ready(func() bool {
-		info, _ := c.ClusterInfo(ctx).Result()
-		return strings.Contains(info, "cluster_state:ok")
-	})
-	return addr
-}
-
 func TestScriptsRunOnRedisCluster(t *testing.T) {
-	addr := startClusterNode(t)
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{addr}})
+	// One node owning every slot is enough to prove the key layout: in cluster mode Redis
+	// refuses a command whose keys span slots, and with strictSlots a script that touches any
+	// key outside its declared keys' slot, so every operation here succeeds only if all the
+	// keys it touches share the queue's hash tag.
+	node := redistest.Start(t, redistest.Options{Cluster: true})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{node.Addr()}})
 	t.Cleanup(func() { _ = rdb.Close() })
 	clk := clock.NewFake(t0)
 	s, err := New(rdb, Options{Clock: clk, Queues: []string{testQueue, otherQ}, strictSlots: true})

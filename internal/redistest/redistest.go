@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/callbackd/callbackd/internal/clock"
 )
 
 // Options says how the server runs.
@@ -24,6 +27,9 @@ type Options struct {
 	// AppendOnly turns on AOF with fsync always, for tests that restart Redis and expect
 	// every accepted write to survive.
 	AppendOnly bool
+	// Cluster runs the server as a one-node Redis Cluster owning every slot, for tests that
+	// prove all keys of a command or script share one slot. Connect with a ClusterClient.
+	Cluster bool
 }
 
 // Server is one redis-server process owned by a test.
@@ -106,6 +112,9 @@ func (s *Server) start(bin string) error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if s.opts.Cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"))
+	}
 	cmd := exec.Command(bin, args...)
 	logPath := filepath.Join(s.dir, "redis.log")
 	logFile, err := os.Create(logPath)
@@ -122,7 +131,8 @@ func (s *Server) start(bin string) error {
 
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	wall := clock.Real{}
+	deadline := wall.Now().Add(10 * time.Second)
 	for {
 		select {
 		case err := <-exited:
@@ -132,17 +142,40 @@ func (s *Server) start(bin string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
+		if err == nil && s.opts.Cluster {
+			err = s.clusterReady(c)
+		}
 		if err == nil {
 			s.proc, s.exited = cmd.Process, exited
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if wall.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("redis-server on port %d did not answer PING within 10s: %v", s.port, err)
+			return fmt.Errorf("redis-server on port %d was not ready within 10s: %v", s.port, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-wall.After(20 * time.Millisecond)
 	}
+}
+
+// clusterReady gives a fresh cluster node every slot (a restarted one keeps them in
+// nodes.conf) and reports whether the cluster serves yet.
+func (s *Server) clusterReady(c *redis.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := c.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if strings.Contains(info, "cluster_state:ok") {
+		return nil
+	}
+	if strings.Contains(info, "cluster_slots_assigned:0") {
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+			return fmt.Errorf("assigning every slot to the cluster node: %w", err)
+		}
+	}
+	return errors.New("cluster state is not ok yet")
 }
 
 func freePort() (int, error) {

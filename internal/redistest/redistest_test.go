@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -29,5 +30,17 @@ func TestStartWithoutPersistenceForgetsOnRestart(t *testing.T) {
 	s.Restart()
 	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
 		t.Fatalf("EXISTS k after restart without persistence = %d, %v; want 0", n, err)
+	}
+}
+
+func TestClusterNodeOwnsEverySlotAndRefusesCrossSlotCommands(t *testing.T) {
+	node := Start(t, Options{Cluster: true})
+	ctx := context.Background()
+	c := node.Client()
+	if err := c.MSet(ctx, "{a}:1", "x", "{a}:2", "y").Err(); err != nil {
+		t.Fatalf("same-slot MSET refused: %v", err)
+	}
+	if err := c.MSet(ctx, "{a}:1", "x", "{b}:1", "y").Err(); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("cross-slot MSET: %v; want CROSSSLOT", err)
 	}
 }
