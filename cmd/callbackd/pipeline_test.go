@@ -10,7 +10,6 @@ import (
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
-	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -33,16 +32,7 @@ queues:
 // socket drop: a call that ended while nobody listened is closed out by the resync after the
 // reconnect, and calls after the reconnect are processed as usual.
 func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
-	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	pbx, err := aritest.New(aritest.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, driven := make(chan struct{}), make(chan struct{})
-	go func() { defer close(driven); aritest.Drive(clk, 20*time.Millisecond, stop, time.Hour) }()
-	t.Cleanup(func() { close(stop); <-driven; pbx.Close() })
-	pbx.SetEndpoint("PJSIP/1003", aritest.Rings())
-	pbx.SetEndpoint("PJSIP/trunk", aritest.Behavior{Answer: true})
+	pbx, clk := startPBX(t)
 
 	cfg, err := config.Parse([]byte(pipelineConfig), nil)
 	if err != nil {

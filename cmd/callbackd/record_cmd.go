@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
@@ -99,25 +97,19 @@ func pickAsterisk(cfg *config.Config, name string) (config.Asterisk, error) {
 // until ctx ends.
 func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock, w io.Writer, stderr io.Writer) error {
 	tw := &traceWriter{w: bufio.NewWriter(w), clk: clk, app: app}
-	conn, err := ari.NewConn(ari.Options{
-		Name: a.Name, URL: a.URL.Reveal(), Username: a.Username, Password: a.Password.Reveal(),
-		MonitorApp: app, ControlApp: a.ControlApp,
-		// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
-		MonitorEvents:  []string{},
-		RequestTimeout: a.RequestTimeout.D(),
-		Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
-			Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
-		Clock:  clk,
-		Logger: zap.NewNop(),
-		OnState: func(name string, up bool) {
-			state := "closed"
-			if up {
-				state = "connected"
-			}
-			tw.ws(state)
-			fmt.Fprintf(stderr, "callbackd record: %s: %s\n", name, state)
-		},
-	})
+	o := connOptions(a, clk, nil)
+	o.MonitorApp = app
+	// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
+	o.MonitorEvents = []string{}
+	o.OnState = func(name string, up bool) {
+		state := "closed"
+		if up {
+			state = "connected"
+		}
+		tw.ws(state)
+		fmt.Fprintf(stderr, "callbackd record: %s: %s\n", name, state)
+	}
+	conn, err := ari.NewConn(o)
 	if err != nil {
 		return err
 	}

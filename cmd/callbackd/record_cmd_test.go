@@ -12,7 +12,6 @@ import (
 
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
-	"github.com/callbackd/callbackd/internal/clock"
 )
 
 type syncBuffer struct {
@@ -35,16 +34,7 @@ func (s *syncBuffer) String() string {
 // An administrator records their PBX and replays the recording: a voicemail left on the
 // (fake) PBX while recording must come out of replay as a voicemail request.
 func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
-	clk := clock.NewFake(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
-	pbx, err := aritest.New(aritest.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, driven := make(chan struct{}), make(chan struct{})
-	go func() { defer close(driven); aritest.Drive(clk, 20*time.Millisecond, stop, time.Hour) }()
-	defer func() { close(stop); <-driven; pbx.Close() }()
-	pbx.SetEndpoint("PJSIP/1003", aritest.Rings())
-	pbx.SetEndpoint("PJSIP/trunk", aritest.Behavior{Answer: true})
+	pbx, clk := startPBX(t)
 
 	a := config.DefaultAsterisk()
 	a.Name, a.URL, a.Username, a.Password = "pbx", config.SecretURL(pbx.URL()+"/ari"), "callbackd", "callbackd-secret"
@@ -107,19 +97,6 @@ func TestRecordRefusesToTakeOverTheDaemonsApps(t *testing.T) {
 		code := runRecord(context.Background(), tc.args, &out, &errOut)
 		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) || out.Len() != 0 {
 			t.Errorf("record %v: exit %d, stderr %q; want exit %d mentioning %q and nothing on stdout", tc.args, code, errOut.String(), tc.code, tc.msg)
-		}
-	}
-}
-
-// waitUntil polls cond; the limit only guards against a hang.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	guard := time.After(20 * time.Second)
-	for !cond() {
-		select {
-		case <-guard:
-			t.Fatalf("gave up waiting for %s", what)
-		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -39,28 +39,34 @@ func detectorFor(cfg *config.Config) (detect.Options, error) {
 	return opts, nil
 }
 
-// connectionsFor returns one ARI connection per configured Asterisk.
-func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
+// connOptions is one configured Asterisk as connection options; callers add what is theirs
+// (metrics, a state callback, another monitor app).
+func connOptions(a config.Asterisk, clk clock.Clock, log *zap.Logger) ari.Options {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	return ari.Options{
+		Name:           a.Name,
+		URL:            a.URL.Reveal(),
+		Username:       a.Username,
+		Password:       a.Password.Reveal(),
+		MonitorApp:     a.MonitorApp,
+		ControlApp:     a.ControlApp,
+		RequestTimeout: a.RequestTimeout.D(),
+		Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
+			Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
+		Clock:  clk,
+		Logger: log, // the Conn adds asterisk=<name> itself
+	}
+}
+
+// connectionsFor returns one ARI connection per configured Asterisk.
+func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
 	var conns []*ari.Conn
 	for i, a := range cfg.Asterisk {
-		c, err := ari.NewConn(ari.Options{
-			Name:           a.Name,
-			URL:            a.URL.Reveal(),
-			Username:       a.Username,
-			Password:       a.Password.Reveal(),
-			MonitorApp:     a.MonitorApp,
-			ControlApp:     a.ControlApp,
-			RequestTimeout: a.RequestTimeout.D(),
-			Backoff: ari.Backoff{Initial: a.Reconnect.Initial.D(), Max: a.Reconnect.Max.D(),
-				Multiplier: ari.DefaultBackoff.Multiplier, Jitter: ari.DefaultBackoff.Jitter},
-			Clock:   clk,
-			Logger:  log, // the Conn adds asterisk=<name> itself
-			Metrics: metrics,
-			OnState: onState,
-		})
+		o := connOptions(a, clk, log)
+		o.Metrics, o.OnState = metrics, onState
+		c, err := ari.NewConn(o)
 		if err != nil {
 			return nil, fmt.Errorf("asterisk[%d] (%s): %w", i, a.Name, err)
 		}
