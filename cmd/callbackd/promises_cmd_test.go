@@ -102,19 +102,26 @@ func TestPromisesAsJSON(t *testing.T) {
 
 func TestPromisesRefusesBadInput(t *testing.T) {
 	cfgFile, environ, clk := promisesFixture(t)
+	redisDown := []string{"CALLBACKD_REDIS_ADDR=127.0.0.1:1"} // nothing listens there
 	cases := []struct {
 		args []string
+		env  []string // nil: the fixture's Redis
 		code int
 		msg  string
 	}{
-		{[]string{"-c", cfgFile, "--state", "waiting"}, 2, `unknown state "waiting"`},
-		{[]string{"-c", cfgFile, "--limit", "0"}, 2, "--limit must be 1…1000"},
-		{[]string{"-c", cfgFile, "--queue", "sales"}, 1, `no queue named "sales"`},
-		{[]string{}, 2, "-c FILE is required"},
+		{[]string{"-c", cfgFile, "--state", "waiting"}, nil, 2, `unknown state "waiting"`},
+		{[]string{"-c", cfgFile, "--limit", "0"}, nil, 2, "--limit must be 1…1000"},
+		{[]string{"-c", cfgFile, "--queue", "sales"}, nil, 1, `no queue named "sales"`},
+		{[]string{}, nil, 2, "-c FILE is required"},
+		{[]string{"-c", cfgFile, "--queue", "support"}, redisDown, 1, "listing jobs of queue support"},
 	}
 	for _, tc := range cases {
+		env := environ
+		if tc.env != nil {
+			env = tc.env
+		}
 		var out, errOut bytes.Buffer
-		code := runPromisesWithEnv(context.Background(), tc.args, environ, clk, &out, &errOut)
+		code := runPromisesWithEnv(context.Background(), tc.args, env, clk, &out, &errOut)
 		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) || out.Len() != 0 {
 			t.Errorf("promises %v: exit %d, stderr %q; want exit %d mentioning %q, nothing on stdout", tc.args, code, errOut.String(), tc.code, tc.msg)
 		}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/redistest"
 )
 
 // The monitor app's event filter is set by the connection; the detector must still get every
@@ -43,5 +46,36 @@ func TestDetectorSettingsComeFromTheConfig(t *testing.T) {
 	}
 	if len(opts.InboundContexts) != 1 || opts.InboundContexts[0] != "from-trunk" || opts.DefaultCountryCode != "31" {
 		t.Errorf("inbound contexts %v, country code %q", opts.InboundContexts, opts.DefaultCountryCode)
+	}
+}
+
+// Every Redis mode the configuration accepts reaches a real server, and a URL that does not
+// parse is refused without repeating it (it may carry a password).
+func TestRedisFromConfig(t *testing.T) {
+	plain := redistest.Start(t, redistest.Options{})
+	cluster := redistest.Start(t, redistest.Options{Cluster: true})
+	cases := []struct {
+		name string
+		rc   config.Redis
+	}{
+		{"address", config.Redis{Addr: plain.Addr()}},
+		{"URL", config.Redis{URL: config.SecretURL("redis://" + plain.Addr() + "/0")}},
+		{"cluster", config.Redis{Cluster: config.Cluster{Addrs: []string{cluster.Addr()}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, err := redisFor(tc.rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			if err := rdb.Ping(context.Background()).Err(); err != nil {
+				t.Errorf("PING through the %s client: %v", tc.name, err)
+			}
+		})
+	}
+	_, err := redisFor(config.Redis{URL: "redis://user:s3cret@[::1"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "redis.url") {
+		t.Errorf("bad URL: %v; want an error naming redis.url without the password", err)
 	}
 }
