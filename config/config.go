@@ -20,6 +20,7 @@ type Config struct {
 	Dialer    Dialer        `yaml:"dialer"`
 	HTTP      HTTP          `yaml:"http"`
 	Log       Log           `yaml:"log"`
+	Metrics   Metrics       `yaml:"metrics"`
 	Retention Duration      `yaml:"retention"`
 	compiled  *compiledRefs `yaml:"-"`
 }
@@ -113,6 +114,12 @@ type Queue struct {
 	RetryBackoff    Duration     `yaml:"retry_backoff"`
 	CallingHours    CallingHours `yaml:"calling_hours"`
 	OwnerPreference float64      `yaml:"owner_preference"`
+	// Greeting is played to the customer on answer, before the agent is heard; empty: none.
+	Greeting []string `yaml:"greeting"`
+	// ConfirmDigit, when set, must be pressed by the customer after the greeting: a customer's
+	// own voicemail never presses it, so it never counts as a kept promise.
+	ConfirmDigit   string   `yaml:"confirm_digit"`
+	ConfirmTimeout Duration `yaml:"confirm_timeout"`
 }
 
 // Deadlines is the promised time-to-callback per reason a promise was made.
@@ -186,7 +193,25 @@ type Dialer struct {
 	AgentCooldown        Duration `yaml:"agent_cooldown"`
 	WrapUp               Duration `yaml:"wrap_up"`
 	Lease                Duration `yaml:"lease"`
+	// Whisper is played to the agent on answer, before the customer is dialled. Items are ARI
+	// media URIs with placeholders: {number} (the customer's digits), {name}, {reason},
+	// {target}, {hour} and {minute} of the deadline in the queue's time zone.
+	Whisper []string `yaml:"whisper"`
+	// ShutdownGrace is how long SIGTERM waits for calls in progress before hanging them up.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
+
+// Metrics configures the Prometheus metrics.
+type Metrics struct {
+	// KeptRatioWindow is the window of callbackd_promise_kept_ratio.
+	KeptRatioWindow Duration `yaml:"kept_ratio_window"`
+}
+
+// Whisper placeholders, replaced per promise.
+var WhisperPlaceholders = []string{"{number}", "{name}", "{reason}", "{target}", "{hour}", "{minute}"}
+
+// MediaSchemes are the ARI media URI schemes a configured media list may use.
+var MediaSchemes = []string{"sound", "recording", "number", "digits", "characters", "tone"}
 
 // CallerID is what the customer sees when called back.
 type CallerID struct {
@@ -307,7 +332,11 @@ func Default() *Config {
 			AgentCooldown:       Duration(2 * time.Minute),
 			WrapUp:              Duration(30 * time.Second),
 			Lease:               Duration(60 * time.Second),
+			Whisper: []string{"sound:callbackd-callback-for", "digits:{number}", "sound:callbackd-reason-{reason}",
+				"sound:callbackd-promised-before", "number:{hour}", "number:{minute}"},
+			ShutdownGrace: Duration(30 * time.Second),
 		},
+		Metrics:   Metrics{KeptRatioWindow: Duration(24 * time.Hour)},
 		HTTP:      HTTP{Listen: "127.0.0.1:9464"},
 		Log:       Log{Level: "info", Format: "json", MaskNumbers: true},
 		Retention: Duration(720 * time.Hour),
@@ -342,5 +371,6 @@ func DefaultQueue() Queue {
 			End:      "17:30",
 		},
 		OwnerPreference: 0.5,
+		ConfirmTimeout:  Duration(10 * time.Second),
 	}
 }

@@ -49,6 +49,17 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "media_lists.bad.yml",
+		want: []string{
+			`queues[0].greeting[1]: must be a media URI such as sound:NAME or digits:123 (schemes sound, recording, number, digits, characters, tone), got "play:this" (line 8)`,
+			`queues[0].greeting[2]: placeholder {number} is not allowed here (line 8)`,
+			`queues[0].confirm_digit: must be one key: 0-9, * or #, got "12" (line 9)`,
+			`dialer.whisper[1]: unknown placeholder {numbr} (known: {number} {name} {reason} {target} {hour} {minute}) (line 11)`,
+			`dialer.whisper[2]: must not contain commas or spaces, got "sound:a,b" (line 11)`,
+			`metrics.kept_ratio_window: must not be longer than retention (720h): older outcomes are forgotten (line 13)`,
+		},
+	},
+	{
 		file: "agents_without_caller_id.bad.yml",
 		want: []string{
 			`agents[1].id: duplicate agent id "anna" (also agents[0]) (line 11)`,

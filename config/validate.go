@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ var (
 	endpointRE     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*/\S+$`)
 	digitsRE       = regexp.MustCompile(`^[0-9]{1,3}$`)
 	callerDigitsRE = regexp.MustCompile(`^[0-9]{3,15}$`)
+	confirmDigitRE = regexp.MustCompile(`^[0-9*#]$`)
+	placeholderRE  = regexp.MustCompile(`\{[^{}]*\}`)
 	weekdays       = map[string]bool{"mon": true, "tue": true, "wed": true, "thu": true, "fri": true, "sat": true, "sun": true}
 )
 
@@ -79,6 +82,10 @@ func (v *validator) config(c *Config) {
 	v.http(c.HTTP)
 	v.log(c.Log)
 	v.positive("retention", c.Retention)
+	v.positive("metrics.kept_ratio_window", c.Metrics.KeptRatioWindow)
+	if c.Metrics.KeptRatioWindow > c.Retention && c.Retention > 0 {
+		v.addf("metrics.kept_ratio_window", "must not be longer than retention (%s): older outcomes are forgotten", c.Retention)
+	}
 	if len(v.problems) == 0 {
 		c.compiled = refs
 	}
@@ -275,6 +282,13 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		if q.OwnerPreference < 0 || q.OwnerPreference > 1 {
 			v.addf(p+".owner_preference", "must be between 0 and 1 (a share of the time to the deadline)")
 		}
+		v.media(p+".greeting", q.Greeting, nil)
+		if q.ConfirmDigit != "" && !confirmDigitRE.MatchString(q.ConfirmDigit) {
+			v.addf(p+".confirm_digit", "must be one key: 0-9, * or #, got %q", q.ConfirmDigit)
+		}
+		if q.ConfirmDigit != "" {
+			v.positive(p+".confirm_timeout", q.ConfirmTimeout)
+		}
 	}
 	return names
 }
@@ -430,6 +444,36 @@ func (v *validator) dialer(d Dialer, haveAgents bool, refs *compiledRefs) {
 		v.addf("dialer.wrap_up", "must be >= 0")
 	}
 	v.positive("dialer.lease", d.Lease)
+	v.media("dialer.whisper", d.Whisper, WhisperPlaceholders)
+	if d.ShutdownGrace < 0 {
+		v.addf("dialer.shutdown_grace", "must be >= 0")
+	}
+}
+
+// media checks a list of ARI media URIs; placeholders lists the {...} names allowed in values.
+func (v *validator) media(path string, list []string, placeholders []string) {
+	for i, m := range list {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		scheme, value, ok := strings.Cut(m, ":")
+		if !ok || value == "" || !slices.Contains(MediaSchemes, scheme) {
+			v.addf(p, "must be a media URI such as sound:NAME or digits:123 (schemes %s), got %q",
+				strings.Join(MediaSchemes, ", "), m)
+			continue
+		}
+		if strings.ContainsAny(value, ", \t\r\n") {
+			v.addf(p, "must not contain commas or spaces, got %q", m)
+			continue
+		}
+		for _, ph := range placeholderRE.FindAllString(value, -1) {
+			if !slices.Contains(placeholders, ph) {
+				if len(placeholders) == 0 {
+					v.addf(p, "placeholder %s is not allowed here", ph)
+				} else {
+					v.addf(p, "unknown placeholder %s (known: %s)", ph, strings.Join(placeholders, " "))
+				}
+			}
+		}
+	}
 }
 
 func (v *validator) http(h HTTP) {
