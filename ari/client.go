@@ -384,6 +384,9 @@ func (c *Client) Originate(ctx context.Context, req OriginateRequest) (Channel, 
 	return out, err
 }
 
+// ChannelCreateRequest is the query part of POST /channels/create.
+type ChannelCreateRequest = ariv5.ChannelCreateRequest
+
 // CreateRequest is POST /channels/create: v5's request plus the variables ARI accepts in the
 // body (v5's struct lacks them; CALLERID and CONNECTEDLINE must be set this way).
 type CreateRequest struct {

@@ -160,6 +160,10 @@ type Event struct {
 	EventName string          `json:"eventname,omitempty"`
 	UserEvent json.RawMessage `json:"userevent,omitempty"`
 
+	// ChannelDtmfReceived: the digit (0-9, A-D, * or #) and how long it was held.
+	Digit      string `json:"digit,omitempty"`
+	DurationMs int    `json:"duration_ms,omitempty"`
+
 	Endpoint    *Endpoint    `json:"endpoint,omitempty"`
 	DeviceState *DeviceState `json:"device_state,omitempty"`
 	Playback    *Playback    `json:"playback,omitempty"`

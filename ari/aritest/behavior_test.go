@@ -91,6 +91,9 @@ func legEvents(es *eventSocket, id string) []string {
 func TestUnavailablePhoneIsAllocationFailed(t *testing.T) {
 	s, _ := newFake(t)
 	s.SetEndpoint("PJSIP/1004", Unavailable())
+	// Registered before the monitor connects, so that its DeviceStateChanged is not the first
+	// thing the monitor sees.
+	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
 	mon := dialEvents(t, s, "app=cbmon&subscribeAll=true")
 	for _, path := range []string{
 		"/ari/channels?app=cbctl&endpoint=" + url.QueryEscape("PJSIP/1004"),
@@ -107,7 +110,6 @@ func TestUnavailablePhoneIsAllocationFailed(t *testing.T) {
 		t.Errorf("%d channels exist after failed originates", n)
 	}
 	// A channel created afterwards is the first event the monitor sees.
-	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
 	restCall(t, s, "POST", "/ari/channels/create?app=cbctl&endpoint="+url.QueryEscape("PJSIP/1001"), nil)
 	waitFor(t, "the created channel", func() bool { return len(mon.snapshot()) > 0 })
 	if first := str(mon.snapshot()[0]["type"]); first != "ChannelCreated" {

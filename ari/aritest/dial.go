@@ -3,6 +3,7 @@ package aritest
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,10 +27,29 @@ type Behavior struct {
 	HangupAfter time.Duration
 	// CallerName and CallerNumber are the endpoint's own caller id ("Agent 1001" <1001>).
 	CallerName, CallerNumber string
+	// Digits, when set, are keyed by the far end of an ARI-dialled leg (originate or /dial)
+	// once it has answered: the first DigitsAfter after the answer, the rest digitGap apart,
+	// each a ChannelDtmfReceived (an agent accepting a callback with "1", say). Digits not yet
+	// keyed when the leg hangs up are never sent.
+	Digits      string
+	DigitsAfter time.Duration
 }
+
+// digitGap is the pause between two keyed digits, and dtmfDurationMs how long each is held:
+// a person typing a short code, not a machine.
+const (
+	digitGap       = 300 * time.Millisecond
+	dtmfDurationMs = 100
+)
 
 // Answers is an endpoint that answers after d.
 func Answers(d time.Duration) Behavior { return Behavior{Answer: true, AnswerAfter: d} }
+
+// AnswersAndPresses is an endpoint that answers after d and, a second later (time to hear a
+// prompt start), keys digits.
+func AnswersAndPresses(d time.Duration, digits string) Behavior {
+	return Behavior{Answer: true, AnswerAfter: d, Digits: digits, DigitsAfter: time.Second}
+}
 
 // Rings is an endpoint that rings and is never answered.
 func Rings() Behavior { return Behavior{} }
@@ -48,10 +68,30 @@ func Voicemail(d, msg time.Duration) Behavior {
 
 // SetEndpoint scripts how endpoint (e.g. "PJSIP/1001", "Local/noanswer@test") behaves from
 // now on. Endpoints never set are unavailable to originate and dial.
+//
+// Setting an endpoint for the first time, or moving it between Unavailable and available,
+// is a phone registering or going away: apps subscribed to endpoint:TECH/RES get an
+// EndpointStateChange (online or offline), and the subscribeAll apps and deviceState:
+// subscribers a DeviceStateChanged with the device's new state (UNAVAILABLE offline,
+// NOT_INUSE online and idle). A change between two available behaviours (Rings to
+// Answers) emits nothing: the phone was registered all along.
 func (s *Server) SetEndpoint(endpoint string, b Behavior) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	prev, known := s.endpoints[endpoint]
 	s.endpoints[endpoint] = b
+	if known && prev.Unavailable == b.Unavailable {
+		return
+	}
+	var subs []string
+	for name, a := range s.apps {
+		if a.endpoints[endpoint] {
+			subs = append(subs, name)
+		}
+	}
+	sort.Strings(subs)
+	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, subs)
+	s.deviceStateLocked(endpoint, s.deviceStateOfLocked(endpoint))
 }
 
 func (s *Server) behaviorLocked(endpoint string) (Behavior, bool) {
@@ -300,6 +340,9 @@ func (s *Server) startAriDialLocked(ch *channel, b Behavior, timeout time.Durati
 			if onAnswer != nil {
 				onAnswer()
 			}
+			if b.Digits != "" {
+				s.pressDigitsLocked(ch, epoch, b.DigitsAfter, b.Digits)
+			}
 			if b.HangupAfter > 0 {
 				s.goScriptLocked(func() {
 					if s.sleep(epoch, b.HangupAfter, ch.gone) != nil {
@@ -327,6 +370,46 @@ func (s *Server) startAriDialLocked(ch *channel, b Behavior, timeout time.Durati
 			s.destroyLocked(ch, []hangupRequest{{cause: intp(32), soft: true}}, 19, tech, nil)
 		}
 	})
+}
+
+// ---- DTMF ----
+
+// pressDigitsLocked makes the far end of ch key digits: the first after wait, the rest
+// digitGap apart. It stops when the channel goes or the server restarts.
+func (s *Server) pressDigitsLocked(ch *channel, epoch int, wait time.Duration, digits string) {
+	s.goScriptLocked(func() {
+		for _, d := range digits {
+			if s.sleep(epoch, wait, ch.gone) != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.channels[ch.snap.ID] != ch {
+				s.mu.Unlock()
+				return
+			}
+			s.dtmfLocked(ch, string(d))
+			s.mu.Unlock()
+			wait = digitGap
+		}
+	})
+}
+
+func (s *Server) dtmfLocked(ch *channel, digit string) {
+	s.chanEventLocked("ChannelDtmfReceived", ch, fields{"digit": digit, "duration_ms": dtmfDurationMs})
+}
+
+// SendDTMF makes the far end of a channel key digits now: one ChannelDtmfReceived per digit,
+// in order, to every app that gets the channel's events. Unknown ids are ignored.
+func (s *Server) SendDTMF(channelID, digits string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.channels[channelID]
+	if ch == nil {
+		return
+	}
+	for _, d := range digits {
+		s.dtmfLocked(ch, string(d))
+	}
 }
 
 // ---- playback ----

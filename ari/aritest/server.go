@@ -8,6 +8,14 @@
 //     bridges they put channels into and explicit subscriptions; StasisStart/StasisEnd go to
 //     the owning app only; an app never gets ChannelCreated for channels it creates;
 //   - events for an app whose socket is not connected are dropped, not queued;
+//   - phones registering and going away (SetEndpoint to or from Unavailable): EndpointStateChange
+//     online/offline only to apps subscribed to endpoint:TECH/RES, DeviceStateChanged
+//     (NOT_INUSE/UNAVAILABLE) to subscribeAll apps and deviceState: subscribers; an endpoint:
+//     subscription also brings every channel event of that endpoint's channels;
+//   - DTMF keyed by the far end: ChannelDtmfReceived (digit, duration_ms 100) to the apps that
+//     get the channel's events, from a scripted phone after it answers an ARI-dialled leg
+//     (Behavior.Digits) or at once from SendDTMF (these two items follow the Asterisk
+//     source, as in the shared ARI notes §1 and §6; no recording holds them);
 //   - ARI-dialled legs that fail get no final Dial event, only ChannelHangupRequest and
 //     ChannelDestroyed with the recorded causes (busy 17/486, our timeout 19/480);
 //   - dialplan calls scripted with Inbound: Dial, blind transfer, VoiceMail, Playback, with the
@@ -16,6 +24,8 @@
 // Deliberate differences from a real Asterisk (the fidelity tests normalise them away):
 //   - no RTP-quality ChannelVarset noise (RTPAUDIOQOS*), no ChannelUnhold, no
 //     PeerStatusChange/ContactStatusChange;
+//   - EndpointStateChange only when online/offline changes; Asterisk also sends one, with the
+//     same state, whenever a channel joins or leaves the endpoint (channel_ids changed);
 //   - a Local/... endpoint is one channel (the ;1 half); its ;2 half is not modelled;
 //   - events of one moment are emitted in one fixed order, where Asterisk varies it.
 //
