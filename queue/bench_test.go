@@ -184,3 +184,67 @@ func BenchmarkClaimQueueSize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOutcomes reads a day of outcomes (289 five-minute buckets, one pipelined round trip)
+// from a queue where promises finished throughout that day.
+func BenchmarkOutcomes(b *testing.B) {
+	f := loaded(b)
+	var g numbers
+	for i := 0; i < 24*60/5; i++ {
+		for n := 0; n < 4; n++ {
+			r := request(g.next())
+			r.Deadline = f.clk.Now().Add(time.Hour)
+			j, _, err := f.s.Enqueue(f.ctx, r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Two outcomes per bucket, so each HGETALL returns more than one field.
+			if n%2 == 0 {
+				_, err = f.s.Cancel(f.ctx, j.Ref(), "")
+			} else {
+				_, err = f.s.Resolve(f.ctx, testQueue, j.Number, "")
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.clk.Advance(5 * time.Minute)
+	}
+	resetRedisTime(b, f)
+	for i := 0; i < b.N; i++ {
+		got, err := f.s.Outcomes(f.ctx, testQueue, 24*time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got[StateCancelled] == 0 {
+			b.Fatalf("Outcomes = %v, want the day's cancellations", got)
+		}
+	}
+	b.StopTimer()
+	redisTime(b, f)
+}
+
+// BenchmarkReserveRelease is one agent reserved and released again: the dialer's cost of
+// taking an agent, twice per call offered.
+func BenchmarkReserveRelease(b *testing.B) {
+	f := loaded(b)
+	r := NewReservations(f.rdb, "bench")
+	if ok, err := r.Reserve(f.ctx, "1003", "d1", time.Minute); err != nil || !ok {
+		b.Fatal(ok, err) // also loads the release script below, outside the timed part
+	}
+	if _, err := r.Release(f.ctx, "1003", "d1"); err != nil {
+		b.Fatal(err)
+	}
+	resetRedisTime(b, f)
+	for i := 0; i < b.N; i++ {
+		ok, err := r.Reserve(f.ctx, "1003", "d1", time.Minute)
+		if err != nil || !ok {
+			b.Fatalf("Reserve = %v, %v", ok, err)
+		}
+		if ok, err := r.Release(f.ctx, "1003", "d1"); err != nil || !ok {
+			b.Fatalf("Release = %v, %v", ok, err)
+		}
+	}
+	b.StopTimer()
+	redisTime(b, f)
+}

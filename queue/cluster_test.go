@@ -85,7 +85,56 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 			}
 			return err
 		})
-		add("stats", func() error { _, err := s.Stats(ctx, q); return err })
+		add("stats", func() error {
+			st, err := s.Stats(ctx, q)
+			if err == nil && st.Finished[StateKept] != 1 {
+				err = fmt.Errorf("stats count %d kept, want 1", st.Finished[StateKept])
+			}
+			return err
+		})
+		add("outcomes", func() error {
+			n, err := s.Outcomes(ctx, q, 24*time.Hour)
+			if err == nil && (n[StateKept] != 1 || n[StateCancelled] != 1 || n[StateResolved] != 1) {
+				err = fmt.Errorf("outcomes %v, want one kept, one cancelled, one resolved", n)
+			}
+			return err
+		})
+		add("hold", func() error {
+			h := r
+			h.Number = fmt.Sprintf("+3120123460%d", i)
+			if _, _, err := s.Enqueue(ctx, h); err != nil {
+				return err
+			}
+			_, err := s.Claim(ctx, q, ClaimOptions{Worker: "w", Lease: time.Minute, Held: []string{r.Target}})
+			if _, held := HoldEnds(err); !held {
+				err = fmt.Errorf("claim of a held job = %v, want ErrEmpty with a hold end", err)
+			} else {
+				err = nil
+			}
+			return err
+		})
+		add("head", func() error {
+			_, ok, err := s.Head(ctx, q)
+			if err == nil && !ok {
+				err = fmt.Errorf("no head with a job due")
+			}
+			return err
+		})
+		add("connected reclaim", func() error {
+			j, err := s.Claim(ctx, q, ClaimOptions{Worker: "w", Lease: time.Minute})
+			if err != nil {
+				return err
+			}
+			if _, err := s.MarkConnected(ctx, j.Ref(), j.Lease.Token, clk.Now()); err != nil {
+				return err
+			}
+			clk.Advance(2 * time.Minute)
+			n, err := s.Reclaim(ctx, q)
+			if err == nil && n.Finished != 1 {
+				err = fmt.Errorf("reclaim finished %d connected jobs, want 1", n.Finished)
+			}
+			return err
+		})
 		add("next due", func() error { _, _, err := s.NextDue(ctx, q); return err })
 		add("get", func() error { _, err := s.Get(ctx, job.Ref()); return err })
 		for _, st := range steps {
@@ -93,5 +142,19 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 				t.Fatalf("queue %s: %s on Redis Cluster: %v", q, st.name, err)
 			}
 		}
+	}
+
+	res := NewReservations(rdb, "")
+	if ok, err := res.Reserve(ctx, "1003", "d1", time.Minute); err != nil || !ok {
+		t.Fatalf("Reserve on Redis Cluster = %v, %v", ok, err)
+	}
+	if ok, err := res.Renew(ctx, "1003", "d1", time.Minute); err != nil || !ok {
+		t.Fatalf("Renew on Redis Cluster = %v, %v", ok, err)
+	}
+	if h, ok, err := res.Holder(ctx, "1003"); err != nil || !ok || h != "d1" {
+		t.Fatalf("Holder on Redis Cluster = %q %v, %v", h, ok, err)
+	}
+	if ok, err := res.Release(ctx, "1003", "d1"); err != nil || !ok {
+		t.Fatalf("Release on Redis Cluster = %v, %v", ok, err)
 	}
 }

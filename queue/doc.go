@@ -14,21 +14,35 @@
 //	   │  Retry /       │                   │ Reclaim: lease expired
 //	   │  Release       │ Claim             │ (counts as an attempt)
 //	   │                ▼                   │
-//	   ├─────────── dialing ────────────────┤
-//	   │                │ MarkConnected     │
-//	   │                ▼                   │
-//	   └────────── connected ───────────────┘
+//	   ├─────────── dialing ────────────────┘
+//	   │                │ MarkConnected
+//	   │                ▼
+//	   └────────── connected
 //	                    │
 //	      Complete ─────┼──────► kept   (connected no later than the deadline)
-//	                    └──────► late   (connected after it)
+//	      or Reclaim    └──────► late   (connected after it)
+//	      (lease expired: the customer was reached, so no second call; no attempt used)
 //
 //	dialing | connected ── Complete ──► unreachable | failed | expired | cancelled | resolved
-//	dialing | connected ── Retry on the last attempt, or Reclaim of the last attempt ──► unreachable
+//	dialing | connected ── Retry on the last attempt ──► unreachable
+//	dialing ── Reclaim of the last attempt ──► unreachable
 //	pending | dialing | connected ── Cancel ──► cancelled
 //	pending | dialing | connected ── Resolve (the customer reached us) ──► resolved
 //
 // Any other change is refused with ErrWrongState; a change by a worker whose lease was
 // reclaimed (or that never held it) is refused with ErrStaleToken.
+//
+// Claim takes the due job with the earliest deadline, with two exceptions that keep a customer
+// with the person they tried to reach, each only during the job's preference window (a share
+// of its life, created → deadline): a job naming the claimer among its targets (Prefer) is
+// taken first, and a job whose owner the claimer lists in Held (an agent busy for now, not
+// gone) is left to that owner. When holds leave nothing to take, the ErrEmpty is an
+// *EmptyError that says when the first hold ends.
+//
+// Reads for the dialer and metrics, none of which changes anything: Stats (set sizes, leased
+// jobs split into dialing and connected, lifetime counters), Outcomes (finished promises per
+// final state in a recent window, in five-minute buckets), Head (the deadline Claim would take
+// next), NextDue and NextLeaseExpiry (when to wake up).
 //
 // Keys, all of queue Q under the Redis Cluster hash tag {Q} (prefix default "callbackd"):
 //
@@ -41,6 +55,13 @@
 //	<prefix>:{Q}:outcomes       stream: one entry per finished promise (audit, webhooks)
 //	<prefix>:{Q}:fence          counter: fencing tokens
 //	<prefix>:{Q}:totals         hash: lifetime counters (made, merged, one per outcome)
+//	<prefix>:{Q}:window:<n>     hash: outcome → promises finished in five-minute bucket n
+//	                            (unix ms / 300000); expires one bucket after the retention
+//
+// Reservations (an agent held by one daemon, so two daemons sharing a Redis never ring the same
+// agent) belong to no queue and carry no hash tag:
+//
+//	<prefix>:agent:<id>:reservation  string: the holder; expires with its lease (Redis' clock)
 //
 // Guarantees: a pending job is in exactly one of ready and delayed, a leased one only in
 // leases, a finished one only in done; no two claimers get the same job; an expired lease is
@@ -48,5 +69,6 @@
 // (not-before); a finished job's hash expires after the retention period, and Reclaim (run
 // periodically) drops expired ids from done and old entries from the outcome stream; "now" in
 // every decision is the caller's clock. Redis TIME is read only to trim the outcome stream,
-// whose entry ids Redis stamps with its own clock.
+// whose entry ids Redis stamps with its own clock; reservation leases, which must run out when
+// their holder is gone, also expire on Redis' clock.
 package queue

@@ -2,10 +2,8 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,12 +117,21 @@ type ClaimOptions struct {
 	// PreferShare is the share of each job's life (created → deadline) during which it is
 	// preferred for its own target; zero means until the deadline.
 	PreferShare float64
+	// Held are owners (agent extensions) other than the claimer whose jobs are left to them:
+	// a due job whose Owner is in Held is skipped while its preference window (PreferShare)
+	// runs, so that the customer is called back by the person they tried to reach when that
+	// person is busy for now rather than absent. A job naming Prefer among its targets is the
+	// claimer's own and is never skipped. Only the earliest due jobs are looked at (the same
+	// bound as for Prefer); when all of them are held, Claim fails with an *EmptyError saying
+	// when the first hold ends (see HoldEnds).
+	Held []string
 }
 
-// Claim leases the due job with the earliest deadline (see ClaimOptions.Prefer) and returns it
-// in state dialing with a fresh fencing token. Delayed jobs whose not-before has come are made
-// due inside the same script, so no forwarder is needed. When nothing is due it returns
-// (nil, error wrapping ErrEmpty); NextDue says when to try again. One round trip.
+// Claim leases the due job with the earliest deadline (see ClaimOptions.Prefer and Held) and
+// returns it in state dialing with a fresh fencing token. Delayed jobs whose not-before has come
+// are made due inside the same script, so no forwarder is needed. When nothing is due it returns
+// (nil, error wrapping ErrEmpty); NextDue says when to try again, or HoldEnds when the due jobs
+// were all left to their owners. One round trip.
 func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, error) {
 	what := "claiming a job from queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -145,9 +152,22 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	if !(o.PreferShare >= 0 && o.PreferShare <= 1) {
 		return nil, fmt.Errorf("%s: %w: prefer share %v must be between 0 and 1", what, ErrInvalid, o.PreferShare)
 	}
+	if len(o.Held) > maxHeld {
+		return nil, fmt.Errorf("%s: %w: %d held owners, at most %d allowed", what, ErrInvalid, len(o.Held), maxHeld)
+	}
+	args := []any{o.Worker, o.Lease.Milliseconds(), o.Prefer, o.PreferShare, promoteBatch, preferWindow}
+	for _, h := range o.Held {
+		// An empty owner is a job without one; holding it would hold every such job for nobody.
+		if err := checkText("held owner", h); err != nil || h == "" {
+			if err == nil {
+				err = fmt.Errorf("%w: empty held owner", ErrInvalid)
+			}
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		args = append(args, h)
+	}
 	k := s.ks(queue)
-	res, err := s.run(ctx, s.sc.claim, queue, k.common(), s.clk.Now(),
-		o.Worker, o.Lease.Milliseconds(), o.Prefer, o.PreferShare, promoteBatch, preferWindow)
+	res, err := s.run(ctx, s.sc.claim, queue, k.common(), s.clk.Now(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -391,13 +411,17 @@ func (s *Store) List(ctx context.Context, queue string, o ListOptions) ([]Job, e
 type ReclaimResult struct {
 	// Reclaimed is how many expired leases were taken back.
 	Reclaimed int
-	// GaveUp is how many of them had used their last attempt and are now unreachable.
+	// GaveUp is how many of them were dialing on their last attempt and are now unreachable.
 	GaveUp int
+	// Finished is how many of them were connected and are now kept or late.
+	Finished int
 }
 
-// Reclaim takes back every job whose lease has expired: it is pending again (the lost call
-// counts as an attempt) or, out of attempts, unreachable. The old token is refused from then
-// on. Each expiry is handled exactly once, however many processes call Reclaim.
+// Reclaim takes back every job whose lease has expired. A dialing job is pending again (the
+// lost call counts as an attempt) or, out of attempts, unreachable. A connected job had its
+// customer on the line, so it is finished as kept (connected no later than the deadline) or
+// late rather than dialled a second time. The old token is refused from then on. Each expiry
+// is handled exactly once, however many processes call Reclaim.
 func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error) {
 	what := "reclaiming expired leases in queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -410,13 +434,15 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}
-		if len(res) < 3 {
+		if len(res) < 4 {
 			return total, fmt.Errorf("%s: unexpected reply %v", what, res)
 		}
 		n, _ := res[1].(int64)
 		g, _ := res[2].(int64)
+		fin, _ := res[3].(int64)
 		total.Reclaimed += int(n)
 		total.GaveUp += int(g)
+		total.Finished += int(fin)
 		if n < reclaimBatch {
 			return total, nil
 		}
@@ -474,7 +500,10 @@ func (s *Store) earliest(ctx context.Context, queue, what string, due bool) (tim
 type Stats struct {
 	Ready   int64 // pending and due
 	Delayed int64 // pending, waiting for their not-before
-	Leased  int64 // dialing or connected
+	Leased  int64 // dialing or connected: always Dialing + Connected
+	// Dialing and Connected split Leased: claimed and not yet through to the customer, and
+	// with the customer on the line.
+	Dialing, Connected int64
 	// Retained is how many finished jobs are still readable.
 	Retained int64
 	// Made and Merged count promises opened and requests merged into open ones, ever.
@@ -483,31 +512,37 @@ type Stats struct {
 	Finished map[State]int64
 }
 
-// Stats reads the queue's counters in one round trip, without touching any job.
+// Stats reads the queue's counters in one round trip, as one consistent snapshot. Of the jobs
+// it reads only the leased ones' states (at most one per agent on a call).
 func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	what := "reading stats of queue " + queue
 	if err := s.checkQueue(queue); err != nil {
 		return Stats{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(queue)
-	var ready, delayed, leased, done *redis.IntCmd
-	var totals *redis.MapStringStringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		ready, delayed = p.ZCard(ctx, k.ready()), p.ZCard(ctx, k.delayed())
-		// The done index is trimmed when jobs finish; in a quiet queue it can still name hashes
-		// that have expired, so count only the ones inside the retention period.
-		since := strconv.FormatInt(millis(s.clk.Now().Add(-s.retention)), 10)
-		leased, done = p.ZCard(ctx, k.leases()), p.ZCount(ctx, k.done(), since, "+inf")
-		totals = p.HGetAll(ctx, k.totals())
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	v, err := s.sc.stats.Run(ctx, s.rdb, k.common(), millis(s.clk.Now()), s.retention.Milliseconds(), queue).Result()
+	if err != nil {
 		return Stats{}, fmt.Errorf("%s: %w", what, err)
 	}
-	st := Stats{Ready: ready.Val(), Delayed: delayed.Val(), Leased: leased.Val(), Retained: done.Val(),
-		Finished: map[State]int64{}}
-	for f, v := range totals.Val() {
-		n, err := parseInt(v)
+	res, _ := v.([]any)
+	if len(res) != 6 {
+		return Stats{}, fmt.Errorf("%s: unexpected script reply %v", what, v)
+	}
+	var counts [5]int64
+	for i := range counts {
+		n, ok := res[i].(int64)
+		if !ok {
+			return Stats{}, fmt.Errorf("%s: unexpected script reply %v", what, v)
+		}
+		counts[i] = n
+	}
+	st := Stats{Ready: counts[0], Delayed: counts[1], Dialing: counts[2], Connected: counts[3],
+		Leased: counts[2] + counts[3], Retained: counts[4], Finished: map[State]int64{}}
+	totals, _ := res[5].([]any)
+	for i := 0; i+1 < len(totals); i += 2 {
+		f, _ := totals[i].(string)
+		raw, _ := totals[i+1].(string)
+		n, err := parseInt(raw)
 		if err != nil {
 			return Stats{}, fmt.Errorf("%s: counter %s: %w", what, f, err)
 		}
@@ -521,4 +556,87 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 		}
 	}
 	return st, nil
+}
+
+// Outcomes counts the promises of queue that finished in each final state during the last
+// window, for a kept ratio that reflects how things go now rather than since the queue began.
+// Every final state is in the map, zero when none finished so.
+//
+// The count is kept in whole five-minute buckets (of the store's clock, aligned to the Unix
+// epoch): it covers everything finished from the start of the bucket holding now-window up to
+// now, so up to five minutes more than window, never less. window must be positive and at most
+// the retention period, which is how long buckets are kept. One round trip.
+func (s *Store) Outcomes(ctx context.Context, queue string, window time.Duration) (map[State]int64, error) {
+	what := fmt.Sprintf("counting outcomes of queue %s over the last %v", queue, window)
+	if err := s.checkQueue(queue); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if window <= 0 || window > s.retention {
+		return nil, fmt.Errorf("%s: %w: window must be positive and at most the retention period %v",
+			what, ErrInvalid, s.retention)
+	}
+	now := millis(s.clk.Now())
+	size := outcomeBucket.Milliseconds()
+	first, last := floorDiv(now-window.Milliseconds(), size), floorDiv(now, size)
+	k := s.ks(queue)
+	cmds := make([]*redis.MapStringStringCmd, 0, last-first+1)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := first; b <= last; b++ {
+			cmds = append(cmds, p.HGetAll(ctx, k.window(b)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out := map[State]int64{}
+	for _, st := range States() {
+		if !st.Open() {
+			out[st] = 0
+		}
+	}
+	for _, c := range cmds {
+		for f, v := range c.Val() {
+			n, err := parseInt(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: counter %s: %w", what, f, err)
+			}
+			out[State(f)] += n
+		}
+	}
+	return out, nil
+}
+
+// floorDiv is a/b rounded down, also for times before the epoch.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// Head returns the deadline of the earliest-deadline job Claim could take now: due jobs, and
+// delayed ones whose not-before has come (Claim makes those due before it picks). False when
+// no job is due. It does not apply owner holds or preferences, which depend on the claimer;
+// it is for ordering an agent's queues, most urgent first. Due delayed jobs are read, not
+// moved, at most listCap of them (a queue nobody claimed from while thousands of holds ran out
+// could hide its head beyond them; the next Claim moves them all). Read-only, one round trip.
+func (s *Store) Head(ctx context.Context, queue string) (time.Time, bool, error) {
+	what := "finding the most urgent due job in queue " + queue
+	if err := s.checkQueue(queue); err != nil {
+		return time.Time{}, false, fmt.Errorf("%s: %w", what, err)
+	}
+	res, err := s.run(ctx, s.sc.head, queue, s.ks(queue).common(), s.clk.Now(), listCap)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(res) < 2 {
+		return time.Time{}, false, nil
+	}
+	ms, ok := res[1].(int64)
+	if !ok {
+		return time.Time{}, false, fmt.Errorf("%s: unexpected script reply %v", what, res)
+	}
+	return time.UnixMilli(ms).UTC(), true, nil
 }

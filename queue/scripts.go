@@ -13,7 +13,9 @@ var luaFiles embed.FS
 // scripts holds one redis.Script per state change. Run sends EVALSHA and falls back to EVAL
 // only when the server has not seen the script yet, so a warm store needs one round trip.
 type scripts struct {
-	enqueue, claim, extend, connected, complete, retry, cancel, resolve, reclaim, list *redis.Script
+	enqueue, claim, extend, connected, complete, retry, cancel, resolve, reclaim *redis.Script
+	// list, stats and head only read.
+	list, stats, head *redis.Script
 }
 
 // loadScripts builds the scripts. strict starts each with a "#!lua" shebang, under which Redis 7
@@ -44,6 +46,7 @@ func loadScripts(strict bool) (scripts, error) {
 		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend},
 		{"connected", &s.connected}, {"complete", &s.complete}, {"retry", &s.retry},
 		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"list", &s.list},
+		{"stats", &s.stats}, {"head", &s.head},
 	} {
 		sc, err := load(e.name)
 		if err != nil {
@@ -56,5 +59,15 @@ func loadScripts(strict bool) (scripts, error) {
 
 func (s scripts) all() []*redis.Script {
 	return []*redis.Script{s.enqueue, s.claim, s.extend, s.connected, s.complete, s.retry,
-		s.cancel, s.resolve, s.reclaim, s.list}
+		s.cancel, s.resolve, s.reclaim, s.list, s.stats, s.head}
+}
+
+// standaloneScript builds a script that works on keys outside any queue, so common.lua (whose
+// KEYS are a queue's) is not prepended.
+func standaloneScript(name string) (*redis.Script, error) {
+	body, err := luaFiles.ReadFile("scripts/" + name + ".lua")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded %s.lua: %w", name, err)
+	}
+	return redis.NewScript(string(body)), nil
 }

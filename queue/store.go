@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,33 @@ var (
 	ErrEmpty        = errors.New("no job is due")
 )
 
+// EmptyError is the ErrEmpty of a Claim that found due jobs but left every one it looked at to
+// its owner (see ClaimOptions.Held). errors.Is(err, ErrEmpty) holds for it, so callers that only
+// care whether they got a job need not know it exists.
+type EmptyError struct {
+	// HeldUntil is when the earliest of those holds ends: from then on this claimer may take
+	// that job, so it is when to try again (unless something else becomes due sooner).
+	HeldUntil time.Time
+}
+
+func (e *EmptyError) Error() string {
+	return fmt.Sprintf("%v: the due jobs are held for their owners, the first until %s", ErrEmpty,
+		e.HeldUntil.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+}
+
+// Unwrap makes errors.Is(err, ErrEmpty) true.
+func (e *EmptyError) Unwrap() error { return ErrEmpty }
+
+// HoldEnds says when the earliest owner hold that made Claim return err ends; false when err
+// is not such an answer (nothing was due at all, or Claim failed otherwise).
+func HoldEnds(err error) (time.Time, bool) {
+	var e *EmptyError
+	if errors.As(err, &e) {
+		return e.HeldUntil, true
+	}
+	return time.Time{}, false
+}
+
 // Defaults for Options fields left zero.
 const (
 	DefaultPrefix    = "callbackd"
@@ -37,13 +65,15 @@ const (
 )
 
 const (
-	promoteBatch   = 100   // delayed jobs a single Claim moves to ready
-	preferWindow   = 32    // due jobs a Claim may pass over to find the claimer's own
-	reclaimBatch   = 100   // expired leases one Reclaim script handles
-	listCap        = 10000 // delayed or leased jobs List reads
-	maxListLimit   = 1000  // most jobs one List returns
-	maxFieldLength = 256   // name, target, source fields, detail
-	maxAttempts    = 100   // a sanity bound, not a policy
+	promoteBatch   = 100             // delayed jobs a single Claim moves to ready
+	preferWindow   = 32              // due jobs a Claim may pass over to find the claimer's own or an unheld one
+	maxHeld        = 4096            // owners one Claim may hold jobs for
+	outcomeBucket  = 5 * time.Minute // Outcomes' resolution; WINDOW_BUCKET_MS in scripts/common.lua
+	reclaimBatch   = 100             // expired leases one Reclaim script handles
+	listCap        = 10000           // delayed or leased jobs List reads
+	maxListLimit   = 1000            // most jobs one List returns
+	maxFieldLength = 256             // name, target, source fields, detail
+	maxAttempts    = 100             // a sanity bound, not a policy
 	maxLease       = 24 * time.Hour
 )
 
@@ -181,11 +211,14 @@ func (k keyspace) delayed() string             { return k.base + "delayed" }
 func (k keyspace) leases() string              { return k.base + "leases" }
 func (k keyspace) done() string                { return k.base + "done" }
 func (k keyspace) totals() string              { return k.base + "totals" }
+func (k keyspace) window(bucket int64) string {
+	return k.base + "window:" + strconv.FormatInt(bucket, 10)
+}
 
-// common is KEYS[1..9] of every script; see scripts/common.lua.
+// common is KEYS[1..10] of every script; see scripts/common.lua.
 func (k keyspace) common(extra ...string) []string {
 	return append([]string{k.base + "job:", k.ready(), k.delayed(), k.leases(), k.done(),
-		k.base + "outcomes", k.base + "fence", k.base + "dedupe:", k.totals()}, extra...)
+		k.base + "outcomes", k.base + "fence", k.base + "dedupe:", k.totals(), k.base + "window:"}, extra...)
 }
 
 // run executes a script with the common ARGV (now, retention, queue) followed by args.
@@ -219,7 +252,14 @@ func scriptError(res []any, what string) error {
 	case "OUTCOME":
 		return fmt.Errorf("%s: %w: %s", what, ErrOutcome, detail)
 	case "EMPTY":
-		return fmt.Errorf("%s: %w", what, ErrEmpty)
+		if detail == "" {
+			return fmt.Errorf("%s: %w", what, ErrEmpty)
+		}
+		ms, err := parseInt(detail)
+		if err != nil {
+			return fmt.Errorf("%s: %w (unreadable hold end %q: %v)", what, ErrEmpty, detail, err)
+		}
+		return fmt.Errorf("%s: %w", what, &EmptyError{HeldUntil: time.UnixMilli(ms).UTC()})
 	}
 	return fmt.Errorf("%s: unexpected script error %q %q", what, code, detail)
 }

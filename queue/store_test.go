@@ -481,6 +481,9 @@ func assertFinished(t *testing.T, f fixture, j Job, outcome State) {
 	if err != nil || st.Finished[outcome] != 1 || st.Leased != 0 || st.Retained != 1 {
 		t.Errorf("stats %+v (%v) after one %s", st, err, outcome)
 	}
+	if recent, err := f.s.Outcomes(f.ctx, testQueue, time.Minute); err != nil || recent[outcome] != 1 {
+		t.Errorf("Outcomes over the last minute = %v (%v), want the one %s", recent, err, outcome)
+	}
 }
 
 func TestRetryUsesAnAttemptAndWaitsForNotBefore(t *testing.T) {
@@ -687,6 +690,64 @@ func TestReclaimOfTheLastAttemptGivesUp(t *testing.T) {
 		t.Fatalf("Reclaim = %+v, want one job given up", n)
 	}
 	assertFinished(t, f, f.get(t, j.Ref()), StateUnreachable)
+}
+
+// A customer reached by a worker that then died was called back: the promise is finished as
+// kept or late by its connect time, never sent back to pending for a second call. A dialing
+// job whose worker died is still handed back (TestReclaimTakesBackAnExpiredLeaseOnce).
+func TestReclaimFinishesAConnectedJobInsteadOfCallingAgain(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxAttempt int
+		connectAt  time.Duration // offset from t0; negative: never connected
+		want       State
+		wantResult ReclaimResult
+	}{
+		{"connected before the deadline: kept", 3, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
+		{"connected at the deadline: kept", 3, time.Hour, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
+		{"connected after the deadline: late", 3, time.Hour + time.Second, StateLate, ReclaimResult{Reclaimed: 1, Finished: 1}},
+		{"connected on the last attempt: kept, not unreachable", 1, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
+		{"still dialing: pending again", 3, -1, StatePending, ReclaimResult{Reclaimed: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := request(alice)
+			r.MaxAttempts = tt.maxAttempt
+			f.enqueue(t, r)
+			j := f.claim(t, ClaimOptions{Lease: 2 * time.Hour})
+			if tt.connectAt >= 0 {
+				if _, err := f.s.MarkConnected(f.ctx, j.Ref(), j.Lease.Token, t0.Add(tt.connectAt)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.clk.Advance(2 * time.Hour)
+			res, err := f.s.Reclaim(f.ctx, testQueue)
+			wantErr(t, err, nil)
+			if res != tt.wantResult {
+				t.Errorf("Reclaim = %+v, want %+v", res, tt.wantResult)
+			}
+			got := f.get(t, j.Ref())
+			if tt.want.Open() {
+				if got.State != tt.want || got.Attempts != 1 {
+					t.Errorf("state %s attempts %d, want %s with the lost call counted", got.State, got.Attempts, tt.want)
+				}
+				return
+			}
+			assertFinished(t, f, got, tt.want)
+			if got.Attempts != 0 {
+				t.Errorf("attempts %d: a call that reached the customer is not a failed attempt", got.Attempts)
+			}
+			if last := got.History[len(got.History)-1]; last.Detail != "lease expired after connect (worker w1)" {
+				t.Errorf("history ends with %+v, want the lease expiry after connect named", last)
+			}
+			_, err = f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, tt.want, "")
+			wantErr(t, err, ErrStaleToken)
+			if again, err := f.s.Reclaim(f.ctx, testQueue); err != nil || again != (ReclaimResult{}) {
+				t.Errorf("second Reclaim = %+v, %v; want nothing left to take back", again, err)
+			}
+		})
+	}
 }
 
 func TestFinishedPromisesAreRetainedThenForgotten(t *testing.T) {

@@ -1,7 +1,7 @@
 -- common.lua is prepended to every state-changing script (see scripts.go), so each script is
 -- still one atomic EVALSHA while the bookkeeping every transition shares is written once.
 --
--- Every script receives the same first nine KEYS, all under the queue's hash tag {Q}:
+-- Every script receives the same first ten KEYS, all under the queue's hash tag {Q}:
 --   KEYS[1] <prefix>:{Q}:job:      job-key prefix; job keys are KEYS[1]..id. It is declared so
 --                                  the cluster routes the script to the slot of every job key.
 --   KEYS[2] <prefix>:{Q}:ready     zset id -> deadline ms (due now, EDF order)
@@ -12,6 +12,9 @@
 --   KEYS[7] <prefix>:{Q}:fence     counter for fencing tokens
 --   KEYS[8] <prefix>:{Q}:dedupe:   dedupe-key prefix; dedupe keys are KEYS[8]..E164
 --   KEYS[9] <prefix>:{Q}:totals    hash of lifetime counters (made, merged, one per outcome)
+--   KEYS[10] <prefix>:{Q}:window:  outcome-bucket prefix; bucket keys are KEYS[10]..n, a hash of
+--                                  outcome -> count for the promises finished in the n-th
+--                                  five-minute bucket since the epoch (see Store.Outcomes)
 -- and the same first three ARGV:
 --   ARGV[1] now, unix ms, from the caller's clock (never Redis TIME, so fake clocks work)
 --   ARGV[2] retention ms: how long a finished job stays readable
@@ -21,9 +24,13 @@
 
 local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_WINDOWP = KEYS[10]
 local NOW = tonumber(ARGV[1])
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
+
+-- WINDOW_BUCKET_MS must equal outcomeBucket in ops.go, which reads the buckets back.
+local WINDOW_BUCKET_MS = 300000
 
 local OPEN = {pending = true, dialing = true, connected = true}
 local LEASED = {dialing = true, connected = true}
@@ -118,6 +125,12 @@ local function finish(jk, id, outcome, detail)
     'reasons', reasons_raw, 'target', target, 'outcome', outcome, 'deadline', deadline,
     'finished', NOW, 'attempts', attempts, 'detail', detail or '')
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
+  -- Lifetime totals cannot say how the last hour went, and counting the done index by state
+  -- would read every retained job; a small hash per five minutes answers any recent window
+  -- with a bounded read. It lives one bucket past the retention, the longest window asked for.
+  local wk = K_WINDOWP .. string.format('%d', math.floor(NOW / WINDOW_BUCKET_MS))
+  redis.call('HINCRBY', wk, outcome, 1)
+  redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
   redis.call('PEXPIRE', jk, RETENTION)
 end
 

@@ -1,11 +1,11 @@
 -- connected.lua: record that the customer answered (dialing -> connected).
--- KEYS[1..9] as in common.lua
--- KEYS[10] <prefix>:{Q}:job:<id>
+-- KEYS[1..10] as in common.lua
+-- KEYS[11] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] connect time ms   ARGV[7] detail
 -- Returns {'ok', job} or {'err', NOTFOUND|STALE|STATE, state}.
 
-local jk = KEYS[10]
+local jk = KEYS[11]
 local bad = fenced(jk, ARGV[5], {dialing = true})
 if bad then
   return bad

@@ -1,7 +1,7 @@
 -- enqueue.lua: open a promise, or merge the request into the number's open promise.
--- KEYS[1..9] as in common.lua
--- KEYS[10]   <prefix>:{Q}:dedupe:<E164>  open job id for this number
--- KEYS[11]   <prefix>:{Q}:job:<new id>   hash of the job to create
+-- KEYS[1..10] as in common.lua
+-- KEYS[11] <prefix>:{Q}:dedupe:<E164>  open job id for this number
+-- KEYS[12] <prefix>:{Q}:job:<new id>   hash of the job to create
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] new id   ARGV[5] number (E.164)   ARGV[6] name   ARGV[7] reason   ARGV[8] target
 -- ARGV[9] not-before ms   ARGV[10] deadline ms   ARGV[11] max attempts
@@ -20,7 +20,7 @@ local function contains(list, v)
   return false
 end
 
-local open = redis.call('GET', KEYS[10])
+local open = redis.call('GET', KEYS[11])
 if open then
   local jk = K_JOBP .. open
   local st = redis.call('HGET', jk, 'state')
@@ -64,7 +64,7 @@ if open then
   -- The dedupe key outlived its job (it should not); fall through and open a new promise.
 end
 
-local jk = KEYS[11]
+local jk = KEYS[12]
 local targets = '[]'
 if target ~= '' then
   targets = cjson.encode({target})
@@ -78,6 +78,6 @@ redis.call('HSET', jk,
   'history', '[]', 'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
   'outcome', '', 'finished', 0, 'note', ARGV[15])
 place(jk, id)
-redis.call('SET', KEYS[10], id)
+redis.call('SET', KEYS[11], id)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
 return answer(jk)

@@ -1,28 +1,42 @@
 -- reclaim.lua: bring back jobs whose lease expired (their worker crashed or hung).
--- KEYS[1..9] as in common.lua
+-- KEYS[1..10] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] batch (most jobs handled by one call)
--- Returns {'ok', reclaimed, gave_up}: gave_up of them had used their last attempt and are now
--- unreachable; the rest are pending again. Removing the lease entry and clearing the token
--- happen together, so each expiry is handled exactly once and the old token is refused.
--- The lost call counts as an attempt: the crashed worker may have rung the customer, and a
--- crash loop must not ring anyone more than max attempts.
+-- Returns {'ok', reclaimed, gave_up, finished}: of the reclaimed jobs, gave_up were dialing on
+-- their last attempt and are now unreachable, finished were connected and are now kept or
+-- late; the rest are pending again. Removing the lease entry and clearing the token happen
+-- together, so each expiry is handled exactly once and the old token is refused.
+-- A dialing job's lost call counts as an attempt: the crashed worker may have rung the customer,
+-- and a crash loop must not ring anyone more than max attempts.
+-- A connected job is different: the customer was reached, so the promise was honoured (or
+-- broken late) whatever happened to the worker afterwards. Sending it back to pending would
+-- ring the customer a second time for a call they already had. Like Complete, this uses no
+-- attempt, and kept or late is judged from the recorded connect time, not the reclaim time.
 -- It also runs housekeep (common.lua), so calling Reclaim periodically keeps a quiet queue's
 -- indexes and outcome stream within the retention period.
 
 local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
-local gave_up = 0
+local gave_up, finished = 0, 0
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
   local st = redis.call('HGET', jk, 'state')
-  if st and LEASED[st] then
+  if st == 'connected' then
+    local worker, conn, dl = unpack(redis.call('HMGET', jk, 'worker', 'connected', 'deadline'))
+    local outcome = 'kept'
+    if tonumber(conn) > tonumber(dl) then
+      outcome = 'late'
+    end
+    -- The lease was taken away, so its holder must hear exactly that (STALE).
+    redis.call('HSET', jk, 'token', '0')
+    finish(jk, id, outcome, 'lease expired after connect (worker ' .. worker .. ')')
+    finished = finished + 1
+  elseif st == 'dialing' then
     local worker = redis.call('HGET', jk, 'worker')
     local detail = 'lease expired (worker ' .. worker .. ', state ' .. st .. ')'
     local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
     local max = tonumber(redis.call('HGET', jk, 'max_attempts'))
     if attempts >= max then
-      -- The lease was taken away, so its holder must hear exactly that (STALE), as when the
-      -- job goes back to pending.
+      -- As above: the holder must be told its lease is gone, not that the job finished.
       redis.call('HSET', jk, 'token', '0')
       finish(jk, id, 'unreachable', detail)
       gave_up = gave_up + 1
@@ -35,4 +49,4 @@ for _, id in ipairs(ids) do
   end
 end
 housekeep()
-return {'ok', #ids, gave_up}
+return {'ok', #ids, gave_up, finished}

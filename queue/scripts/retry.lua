@@ -1,13 +1,13 @@
 -- retry.lua: hand a leased job back to pending, to be dialled again after not-before.
--- KEYS[1..9] as in common.lua
--- KEYS[10] <prefix>:{Q}:job:<id>
+-- KEYS[1..10] as in common.lua
+-- KEYS[11] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] not-before ms   ARGV[7] detail
 -- ARGV[8] '1' when the customer was dialled (uses an attempt), '0' when not (agent no-answer)
 -- Returns {'ok', job}: state pending, or unreachable when that was the last attempt;
 -- or {'err', NOTFOUND|STALE|STATE, state}.
 
-local jk, id, detail = KEYS[10], ARGV[4], ARGV[7]
+local jk, id, detail = KEYS[11], ARGV[4], ARGV[7]
 local bad = fenced(jk, ARGV[5], LEASED)
 if bad then
   return bad
