@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -26,6 +29,7 @@ import (
 
 // demoConfig is the configuration the demo daemon runs with; the Asterisk URL is filled in
 // with the fake's address. It is an ordinary config file: `config check` accepts it.
+// Calling hours are open all day so the demo works whenever it is run.
 const demoConfig = `
 asterisk:
   - name: fake-pbx
@@ -36,15 +40,33 @@ detector:
   default_queue: reception
 queues:
   - name: reception
-    deadline: {voicemail: 4h, unanswered_transfer: 2h}
+    deadline: {voicemail: 4h, unanswered_transfer: 30m}
+    max_attempts: 3
+    retry_backoff: 2m
+    calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
   - name: support
     deadline: {voicemail: 2h, unanswered_transfer: 1h}
+    max_attempts: 3
+    retry_backoff: 2m
+    calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
+    owner_preference: 0.5
+    greeting: [sound:callbackd-hello-this-is-acme]
+    confirm_digit: "1"
+    confirm_timeout: 10s
 agents:
   - {id: ria, name: Ria (reception), endpoint: PJSIP/1001, extension: "1001", queues: [reception]}
+  - {id: bob, name: Bob (support), endpoint: PJSIP/1002, extension: "1002", queues: [support]}
   - {id: anna, name: Anna (support), endpoint: PJSIP/1003, extension: "1003", queues: [support]}
 dialer:
   customer_dial_template: PJSIP/{number}@provider
   caller_id: {number: "+31205550100", name: Acme}
+  allow: ['\+31[1-9][0-9]{8}']
+  agent_ring_timeout: 15s
+  customer_ring_timeout: 25s
+  agent_cooldown: 5m
+  wrap_up: 20s
+  lease: 30s
+  shutdown_grace: 10s
 `
 
 // demoCall is one scripted customer call: when it starts (simulated time after the daemon is
@@ -100,27 +122,25 @@ func demoTraffic() []demoCall {
 			call: aritest.InboundCall{From: "+31201234506", To: main, Steps: viaReception("+31201234506",
 				aritest.Talk(8*time.Second),
 			)}},
-		{at: 70 * time.Second, story: "calls Anna again, who is back at her desk and answers",
-			before: func(s *aritest.Server) { s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second)) },
-			call: aritest.InboundCall{From: "+31201234502", Name: "J. de Vries", To: "+31205550103", Steps: []aritest.Step{
-				aritest.Dial("PJSIP/1003", 10*time.Second, ""),
-				aritest.Talk(10 * time.Second),
-			}}},
-		{at: 75 * time.Second, story: "tries again; transferred to 1004 again, still not registered",
-			call: aritest.InboundCall{From: "+31201234505", To: main, Steps: viaReception("+31201234505",
-				aritest.BlindTransfer(2*time.Second, "1004", "internal"),
-				aritest.Dial("PJSIP/1004", 10*time.Second, ""),
-				aritest.Hangup(),
-			)}},
 	}
 }
 
-// demoPhones are the internal phones at the start of the day.
+// demoPhones are the phones of the day: agents and the customers' own phones behind the trunk.
 func demoPhones(s *aritest.Server) {
-	s.SetEndpoint("PJSIP/1001", aritest.Answers(2*time.Second))
-	s.SetEndpoint("PJSIP/1003", aritest.Rings())
+	s.SetEndpoint("PJSIP/1001", aritest.Answers(2*time.Second)) // Ria
+	s.SetEndpoint("PJSIP/1002", aritest.Answers(3*time.Second)) // Bob
+	s.SetEndpoint("PJSIP/1003", aritest.Rings())                // Anna is away from her desk
 	s.SetEndpoint("PJSIP/1004", aritest.Unavailable())
 	s.SetEndpoint("PJSIP/trunk", aritest.Behavior{Answer: true})
+	talks := func(answer, talk time.Duration) aritest.Behavior {
+		b := aritest.AnswersAndPresses(answer, "1")
+		b.HangupAfter = talk
+		return b
+	}
+	s.SetEndpoint("PJSIP/+31201234501@provider", talks(5*time.Second, 90*time.Second))
+	s.SetEndpoint("PJSIP/+31201234502@provider", talks(4*time.Second, 2*time.Minute))
+	s.SetEndpoint("PJSIP/+31201234504@provider", talks(6*time.Second, 3*time.Minute))
+	s.SetEndpoint("PJSIP/+31201234505@provider", aritest.Busy(4*time.Second)) // always on the phone
 }
 
 // timeline prints demo lines stamped with simulated time since the start.
@@ -144,9 +164,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redisAddr := fs.String("redis", "", "use the Redis at `host:port` instead of an embedded one (keys under callbackd-demo)")
 	speed := fs.Int("speed", 20, "simulated seconds per wall-clock second")
 	serve := fs.Bool("serve", false, "keep the fake PBX and the daemon running after the scripted calls, until Ctrl-C")
+	listen := fs.String("listen", "127.0.0.1:0", "serve /metrics, /healthz and /readyz on `host:port` while the demo runs (\"-\": not at all)")
 	verbose := fs.Bool("v", false, "also print the daemon's own log (console format) on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callbackd demo [--redis host:port] [--speed N] [--serve] [-v]")
+		fmt.Fprintln(stderr, "usage: callbackd demo [--redis host:port] [--speed N] [--listen host:port] [--serve] [-v]")
 		fmt.Fprintln(stderr, "\nRuns a fake Asterisk with scripted customer calls and the callbackd pipeline against it")
 		fmt.Fprintln(stderr, "(ARI over HTTP/WebSocket, detector, promise store in Redis), and prints what it did.")
 		fs.PrintDefaults()
@@ -162,7 +183,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if err := demo(ctx, demoSettings{redisAddr: *redisAddr, speed: *speed, serve: *serve, verbose: *verbose}, stdout, stderr); err != nil {
+	if err := demo(ctx, demoSettings{listen: *listen, redisAddr: *redisAddr, speed: *speed, serve: *serve, verbose: *verbose}, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "callbackd demo: %v\n", err)
 		return 1
 	}
@@ -170,6 +191,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 type demoSettings struct {
+	listen    string
 	redisAddr string
 	speed     int
 	serve     bool
@@ -187,9 +209,18 @@ func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error
 		log = zap.New(core)
 	}
 
+	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
 	// One simulated clock for the fake PBX and the daemon, driven faster than real time so a
-	// morning's calls take seconds.
-	clk := clock.NewFake(clock.Real{}.Now().Truncate(time.Second))
+	// morning's calls take seconds. The day starts at 10:00 in the queues' time zone.
+	loc, err := cfg.Queues[0].CallingHours.Location()
+	if err != nil {
+		return err
+	}
+	now := clock.Real{}.Now().In(loc)
+	clk := clock.NewFake(time.Date(now.Year(), now.Month(), now.Day(), 10, 0, 0, 0, loc))
 	stopDrive := make(chan struct{})
 	driven := make(chan struct{})
 	go func() {
@@ -197,11 +228,6 @@ func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error
 		aritest.Drive(clk, time.Duration(set.speed)*time.Millisecond, stopDrive, 24*time.Hour)
 	}()
 	defer func() { close(stopDrive); <-driven }()
-
-	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
-	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
-	}
 
 	pbx, err := aritest.New(aritest.Options{Clock: clk, Username: cfg.Asterisk[0].Username, Password: cfg.Asterisk[0].Password.Reveal()})
 	if err != nil {
@@ -216,85 +242,189 @@ func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeRedis()
-	store, err := storeFor(cfg, rdb, clk)
-	if err != nil {
-		return err
-	}
-	if err := store.Load(ctx); err != nil {
-		return fmt.Errorf("loading the queue scripts into Redis at %s: %w", where, err)
-	}
 
 	tl := &timeline{w: stdout, clk: clk, start: clk.Now()}
-	fmt.Fprintf(stdout, "callbackd demo: a fake Asterisk at %s, Redis %s, time running %dx\n\n", pbx.URL(), where, set.speed)
-
-	var mu sync.Mutex
-	var settled []dialer.IntakeResult
-	intake, err := dialer.NewIntake(dialer.IntakeOptions{Config: cfg, Store: store, Clock: clk, Logger: log,
-		OnResult: func(r dialer.IntakeResult) {
-			mu.Lock()
-			settled = append(settled, r)
-			mu.Unlock()
-			printResult(tl, r)
-		}})
-	if err != nil {
-		return err
-	}
-	dopts, err := detectorFor(cfg)
-	if err != nil {
-		return err
-	}
-	dopts.Sink, dopts.Clock, dopts.Logger = intake, clk, log
-	det := detect.New(dopts)
-
+	rec := &demoRecord{}
 	up := make(chan struct{}, 1)
-	conns, err := connectionsFor(cfg, clk, log, nil, func(name string, isUp bool) {
-		if isUp {
-			tl.printf("ARI: connected to %s (monitor app %s, control app %s), state resynced", name, cfg.Asterisk[0].MonitorApp, cfg.Asterisk[0].ControlApp)
-			select {
-			case up <- struct{}{}:
-			default:
+	var stopping atomic.Bool
+	d, err := newDaemon(cfg, rdb, clk, log, daemonHooks{
+		instance: "demo",
+		listen:   set.listen,
+		onIntake: func(r dialer.IntakeResult) { rec.intake(r); printResult(tl, r) },
+		onProgress: func(p dialer.Progress) {
+			rec.progress(p)
+			printProgress(tl, cfg, p)
+		},
+		onARI: func(name string, isUp bool) {
+			if isUp {
+				tl.printf("ARI: connected to %s (monitor app %s, control app %s), state resynced", name, cfg.Asterisk[0].MonitorApp, cfg.Asterisk[0].ControlApp)
+				select {
+				case up <- struct{}{}:
+				default:
+				}
+			} else if !stopping.Load() {
+				tl.printf("ARI: connection to %s lost; reconnecting", name)
 			}
-		} else if ctx.Err() == nil {
-			tl.printf("ARI: connection to %s lost; reconnecting", name)
-		}
+		},
 	})
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = conns.Run(ctx, det, nil) }()
-	go func() { defer wg.Done(); _ = intake.Run(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	fmt.Fprintf(stdout, "callbackd demo: a fake Asterisk at %s, Redis %s, time running %dx", pbx.URL(), where, set.speed)
+	if addr := d.HTTPAddr(); addr != "" {
+		fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)
+	}
+	fmt.Fprint(stdout, "\n\n")
+
+	daemonCtx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(daemonCtx) }()
+	stop := func() error {
+		stopping.Store(true)
+		stopDaemon()
+		return <-ran
+	}
 
 	select {
 	case <-up:
 	case <-ctx.Done():
+		_ = stop()
 		return ctx.Err()
+	case err := <-ran:
+		return err
 	case <-time.After(30 * time.Second):
+		_ = stop()
 		return errors.New("the daemon did not connect to the fake Asterisk within 30 s")
 	}
 
 	calls, err := playTraffic(ctx, pbx, clk, tl)
+	if err == nil {
+		err = waitSettled(ctx, d.detector, d.intake, calls)
+	}
+	if err == nil {
+		err = waitPromisesDone(ctx, d.store, cfg)
+	}
 	if err != nil {
+		_ = stop()
 		return err
 	}
-	if err := waitSettled(ctx, det, intake, calls); err != nil {
-		return err
-	}
-	mu.Lock()
-	results := append([]dialer.IntakeResult(nil), settled...)
-	mu.Unlock()
-	fmt.Fprintln(stdout)
-	if err := printPromises(ctx, stdout, store, cfg, clk.Now()); err != nil {
-		return err
-	}
-	printSummary(stdout, calls, results)
 	if set.serve {
 		fmt.Fprintf(stdout, "\nStill running (--serve): the fake Asterisk is at %s (user %s). Ctrl-C stops.\n", pbx.URL(), cfg.Asterisk[0].Username)
 		<-ctx.Done()
 	}
+	if err := stop(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	jobs, err := allPromises(context.WithoutCancel(ctx), d.store, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Promises in Redis, earliest deadline first:")
+	printJobTable(stdout, jobs, clk.Now(), phone.Mask)
+	printSummary(stdout, calls, rec, jobs)
 	return nil
+}
+
+// demoRecord keeps what the demo's summary counts.
+type demoRecord struct {
+	mu       sync.Mutex
+	made     int
+	merged   int
+	resolved int
+	refused  int
+	attempts map[string]int // "agent no_answer", "customer busy", ...
+}
+
+func (r *demoRecord) intake(ir dialer.IntakeResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case ir.Resolution != nil:
+		r.resolved++
+	case ir.Err != nil:
+		r.refused++
+	case ir.Merged:
+		r.merged++
+	default:
+		r.made++
+	}
+}
+
+func (r *demoRecord) progress(p dialer.Progress) {
+	if p.Step != dialer.StepSettled {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.attempts == nil {
+		r.attempts = map[string]int{}
+	}
+	if p.AgentResult != "" {
+		r.attempts["agent "+p.AgentResult]++
+	}
+	if p.CustomerResult != "" {
+		r.attempts["customer "+p.CustomerResult]++
+	}
+}
+
+func printProgress(tl *timeline, cfg *config.Config, p dialer.Progress) {
+	who := phone.Mask(p.Job.Number)
+	switch p.Step {
+	case dialer.StepAgentRung:
+		tl.printf("promise %s: ringing agent %s (their phone shows %s)", short(p.Job.ID), p.Agent, who)
+	case dialer.StepWhisper:
+		tl.printf("promise %s: %s answered; whisper: %s", short(p.Job.ID), p.Agent, p.Detail)
+	case dialer.StepCustomerDialled:
+		tl.printf("promise %s: dialling %s with caller id %s; %s hears ringback", short(p.Job.ID), who, cfg.Dialer.CallerID.Number, p.Agent)
+	case dialer.StepCustomerAnswered:
+		tl.printf("promise %s: %s answered (pressed 1 where asked); bridged with %s", short(p.Job.ID), who, p.Agent)
+	case dialer.StepSettled:
+		var what string
+		switch p.State {
+		case queue.StateKept:
+			what = "KEPT: connected before the deadline"
+		case queue.StateLate:
+			what = "LATE: connected after the deadline"
+		case queue.StateUnreachable:
+			what = fmt.Sprintf("UNREACHABLE after %d attempts", p.Job.Attempts)
+		case queue.StatePending:
+			what = "back in the queue (" + p.Detail + ")"
+			if p.CustomerResult != "" {
+				what = fmt.Sprintf("customer %s; retry %d/%d at %s", strings.ReplaceAll(p.CustomerResult, "_", " "),
+					p.Job.Attempts+1, p.Job.MaxAttempts, p.Job.NotBefore.In(tl.clk.Now().Location()).Format("15:04"))
+			}
+		default:
+			what = string(p.State) + " (" + p.Detail + ")"
+		}
+		tl.printf("promise %s: %s", short(p.Job.ID), what)
+	}
+}
+
+// waitPromisesDone waits until no promise is open any more (kept, late, unreachable...).
+func waitPromisesDone(ctx context.Context, store *queue.Store, cfg *config.Config) error {
+	guard := time.After(2 * time.Minute)
+	for {
+		open := 0
+		for _, q := range cfg.Queues {
+			st, err := store.Stats(ctx, q.Name)
+			if err != nil {
+				return err
+			}
+			open += int(st.Ready + st.Delayed + st.Leased)
+		}
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-guard:
+			return fmt.Errorf("%d promise(s) still open after two minutes", open)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // demoRedis returns the demo's Redis: the one at addr, or an embedded one.
@@ -376,10 +506,10 @@ func printResult(tl *timeline, r dialer.IntakeResult) {
 		tl.printf("request REFUSED for %s (%s → %s): %v", phone.Mask(r.Request.Number), r.Request.Reason, r.Request.Target, r.Err)
 	case r.Merged:
 		tl.printf("promise %s MERGED: %s %s → %s again; still one promise, due %s", short(r.Job.ID), phone.Mask(r.Request.Number),
-			r.Request.Reason, r.Request.Target, r.Job.Deadline.Local().Format("15:04"))
+			r.Request.Reason, r.Request.Target, r.Job.Deadline.In(tl.clk.Now().Location()).Format("15:04"))
 	default:
 		tl.printf("promise %s MADE: call back %s (%s → %s) in queue %s before %s", short(r.Job.ID), phone.Mask(r.Request.Number),
-			r.Request.Reason, r.Request.Target, r.Job.Queue, r.Job.Deadline.Local().Format("15:04"))
+			r.Request.Reason, r.Request.Target, r.Job.Queue, r.Job.Deadline.In(tl.clk.Now().Location()).Format("15:04"))
 	}
 }
 
@@ -391,19 +521,17 @@ func short(id string) string {
 	return id
 }
 
-func printPromises(ctx context.Context, w io.Writer, store *queue.Store, cfg *config.Config, now time.Time) error {
+func allPromises(ctx context.Context, store *queue.Store, cfg *config.Config) ([]queue.Job, error) {
 	var jobs []queue.Job
 	for _, q := range cfg.Queues {
 		list, err := store.List(ctx, q.Name, queue.ListOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		jobs = append(jobs, list...)
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Deadline.Before(jobs[j].Deadline) })
-	fmt.Fprintln(w, "Promises in Redis, earliest deadline first:")
-	printJobTable(w, jobs, now, phone.Mask)
-	return nil
+	return jobs, nil
 }
 
 // inMinutes prints a duration as "1h59m" or "45m".
@@ -415,21 +543,46 @@ func inMinutes(d time.Duration) string {
 	return fmt.Sprintf("%dm", int(d.Minutes()))
 }
 
-func printSummary(w io.Writer, calls int, results []dialer.IntakeResult) {
-	var made, merged, resolved, refused int
-	for _, r := range results {
-		switch {
-		case r.Resolution != nil:
-			resolved++
-		case r.Err != nil:
-			refused++
-		case r.Merged:
-			merged++
-		default:
-			made++
+func printSummary(w io.Writer, calls int, rec *demoRecord, jobs []queue.Job) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	count := map[queue.State]int{}
+	var waits []time.Duration
+	for _, j := range jobs {
+		count[j.State]++
+		if !j.ConnectedAt.IsZero() {
+			waits = append(waits, j.ConnectedAt.Sub(j.Created))
 		}
 	}
-	fmt.Fprintf(w, "\n%d customer calls: %d promises made, %d repeat request(s) merged, %d resolved by the customer reaching the target, %d refused.\n",
-		calls, made, merged, resolved, refused)
-	fmt.Fprintln(w, "Next milestone (the dialer): ring a free agent before each deadline, whisper who and why, call the customer, count kept/late.")
+	fmt.Fprintf(w, "\n%d customer calls: %d promises made, %d repeat request(s) merged, %d resolved by the customer, %d refused.\n",
+		calls, rec.made, rec.merged, rec.resolved, rec.refused)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPROMISES\tKEPT\tLATE\tUNREACHABLE\tKEPT RATIO\tMEDIAN TIME TO CALLBACK")
+	ratio := dialer.KeptRatio(map[queue.State]int64{queue.StateKept: int64(count[queue.StateKept]),
+		queue.StateLate: int64(count[queue.StateLate]), queue.StateUnreachable: int64(count[queue.StateUnreachable]),
+		queue.StateExpired: int64(count[queue.StateExpired])})
+	ratioText := "-"
+	if ratio == ratio { // not NaN
+		ratioText = fmt.Sprintf("%.0f %%", ratio*100)
+	}
+	median := "-"
+	if len(waits) > 0 {
+		sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+		median = waits[len(waits)/2].Round(time.Second).String()
+	}
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\n", len(jobs), count[queue.StateKept], count[queue.StateLate],
+		count[queue.StateUnreachable], ratioText, median)
+	_ = tw.Flush()
+	var keys []string
+	for k := range rec.attempts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, rec.attempts[k]))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nCall attempts: %s.\n", strings.Join(parts, ", "))
+	}
 }

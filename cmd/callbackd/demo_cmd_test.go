@@ -12,10 +12,12 @@ import (
 	"github.com/callbackd/callbackd/internal/redistest"
 )
 
-// The demo is the README's first command: it must run the real pipeline (fake Asterisk over
-// HTTP/WebSocket, detector, intake, promise store) and show what a PBX administrator expects
-// from the scripted calls. The test runs it against a real redis-server.
-func TestDemoTurnsTheScriptedCallsIntoPromises(t *testing.T) {
+// The demo is the README's first command: it must run the real daemon (fake Asterisk over
+// HTTP/WebSocket, detector, intake, promise store, dispatcher) and show what a PBX
+// administrator expects from the scripted calls: promises made, an agent who does not answer,
+// a busy customer who ends unreachable, the rest kept. The test runs it against a real
+// redis-server.
+func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -30,9 +32,18 @@ func TestDemoTurnsTheScriptedCallsIntoPromises(t *testing.T) {
 		regexp.MustCompile(`MADE: call back \+31\*+02 \(voicemail → 1003\) in queue support`),
 		regexp.MustCompile(`MADE: call back \+31\*+04 \(voicemail → 1003\) in queue support`),
 		regexp.MustCompile(`MADE: call back \+31\*+05 \(unanswered_transfer → 1004\) in queue reception`),
-		regexp.MustCompile(`RESOLVED: \+31\*+02 reached 1003`),
-		regexp.MustCompile(`MERGED: \+31\*+05`),
-		regexp.MustCompile(`8 customer calls: 4 promises made, 1 repeat request\(s\) merged, 1 resolved`),
+		regexp.MustCompile(`ringing agent anna .*\n(.*\n)*.*back in the queue \(agent anna did not answer\)`),
+		regexp.MustCompile(`ringing agent bob \(their phone shows \+31\*+01\)`),
+		regexp.MustCompile(`bob answered; whisper: sound:callbackd-callback-for,digits:31201234501,sound:callbackd-reason-unanswered-transfer`),
+		regexp.MustCompile(`dialling \+31\*+01 with caller id \+31205550100; bob hears ringback`),
+		regexp.MustCompile(`\+31\*+01 answered \(pressed 1 where asked\); bridged with bob`),
+		regexp.MustCompile(`customer busy; retry 2/3`),
+		regexp.MustCompile(`UNREACHABLE after 3 attempts`),
+		regexp.MustCompile(`KEPT: connected before the deadline`),
+		regexp.MustCompile(`6 customer calls: 4 promises made`),
+		regexp.MustCompile(`PROMISES\s+KEPT\s+LATE\s+UNREACHABLE\s+KEPT RATIO\s+MEDIAN TIME TO CALLBACK\n4\s+3\s+0\s+1\s+75 %\s+\d`),
+		regexp.MustCompile(`agent no_answer [1-9]`),
+		regexp.MustCompile(`customer busy 3`),
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("demo output lacks %q\n%s", want, got)

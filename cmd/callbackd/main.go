@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"promises": {summary: "promises -c FILE [--state S] [--json]: list the promises in Redis", run: runPromises},
 		"record":   {summary: "record -c FILE [--out F]: write a PBX's ARI events as a trace for replay", run: runRecord},
 		"replay":   {summary: "replay --trace FILE.jsonl: run recorded ARI events through the detector", run: runReplay},
+		"run":      {summary: "run -c FILE: the daemon (watch Asterisk, make promises, call back)", run: runDaemon},
 		"version":  {summary: "print the version", run: runVersion},
 	}
 }

@@ -1,0 +1,208 @@
+package dialer
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// Metrics is the dialer's Prometheus instrumentation: counters it updates as promises are
+// made and settled, and collectors that read the store and the agent pool at scrape time
+// (so several daemons sharing one Redis report the same queue depth and kept ratio).
+// A nil *Metrics records nothing.
+type Metrics struct {
+	created     *prometheus.CounterVec
+	completedC  *prometheus.CounterVec
+	slack       *prometheus.HistogramVec
+	toCallback  *prometheus.HistogramVec
+	attempts    *prometheus.CounterVec
+	storeErrors prometheus.Counter
+}
+
+// Outcomes counted in callbackd_promises_completed_total.
+var finalStates = []queue.State{queue.StateKept, queue.StateLate, queue.StateUnreachable, queue.StateCancelled,
+	queue.StateResolved, queue.StateExpired, queue.StateFailed}
+
+// NewMetrics creates the dialer's metrics for the configured queues and registers them on reg.
+// Every label combination that can occur starts at zero, so rate() and absent() work from the
+// first scrape.
+func NewMetrics(reg prometheus.Registerer, cfg *config.Config) *Metrics {
+	m := &Metrics{
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_promises_created_total",
+			Help: "Callback promises made, by queue and reason (requests merged into an open promise are not counted).",
+		}, []string{"queue", "reason"}),
+		completedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_promises_completed_total",
+			Help: "Callback promises finished by this daemon, by queue and outcome.",
+		}, []string{"queue", "outcome"}),
+		slack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "callbackd_promise_slack_seconds",
+			Help:    "Deadline minus the moment the customer was connected; negative means late.",
+			Buckets: []float64{-14400, -3600, -900, -300, -60, 0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800},
+		}, []string{"queue"}),
+		toCallback: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "callbackd_time_to_callback_seconds",
+			Help:    "From the promise being made to the customer being connected.",
+			Buckets: []float64{60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400},
+		}, []string{"queue"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_call_attempts_total",
+			Help: "Calls placed by callbackd, by queue, leg (agent or customer) and result.",
+		}, []string{"queue", "leg", "result"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callbackd_store_scrape_errors_total",
+			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
+		}),
+	}
+	for _, q := range cfg.Queues {
+		for _, r := range []string{config.ReasonVoicemail, config.ReasonUnansweredTransfer, config.ReasonOffer, config.ReasonAPI} {
+			m.created.WithLabelValues(q.Name, r)
+		}
+		for _, s := range finalStates {
+			m.completedC.WithLabelValues(q.Name, string(s))
+		}
+		m.slack.WithLabelValues(q.Name)
+		m.toCallback.WithLabelValues(q.Name)
+		for leg, results := range AttemptResults() {
+			for _, r := range results {
+				m.attempts.WithLabelValues(q.Name, leg, r)
+			}
+		}
+	}
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.storeErrors)
+	return m
+}
+
+// Created counts a new promise.
+func (m *Metrics) Created(queueName, reason string) {
+	if m != nil {
+		m.created.WithLabelValues(queueName, reason).Inc()
+	}
+}
+
+// Completed counts a promise finished outside the dispatcher (resolved by the intake, cancelled).
+func (m *Metrics) Completed(queueName string, outcome queue.State) { m.completed(queueName, outcome) }
+
+func (m *Metrics) completed(queueName string, outcome queue.State) {
+	if m != nil {
+		m.completedC.WithLabelValues(queueName, string(outcome)).Inc()
+	}
+}
+
+func (m *Metrics) attempt(queueName, leg, result string) {
+	if m != nil && result != "" {
+		m.attempts.WithLabelValues(queueName, leg, result).Inc()
+	}
+}
+
+func (m *Metrics) connected(job queue.Job, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.slack.WithLabelValues(job.Queue).Observe(job.Deadline.Sub(at).Seconds())
+	m.toCallback.WithLabelValues(job.Queue).Observe(at.Sub(job.Created).Seconds())
+}
+
+func (m *Metrics) reclaimed(queueName string, res queue.ReclaimResult) {
+	if m == nil {
+		return
+	}
+	if res.GaveUp > 0 {
+		m.completedC.WithLabelValues(queueName, string(queue.StateUnreachable)).Add(float64(res.GaveUp))
+	}
+}
+
+// StoreReader is what the scrape-time collector reads from the promise store.
+type StoreReader interface {
+	Stats(ctx context.Context, queueName string) (queue.Stats, error)
+	Outcomes(ctx context.Context, queueName string, window time.Duration) (map[queue.State]int64, error)
+}
+
+// StateCollector reports what is in the store and the pool at scrape time: open promises by
+// state, the kept ratio over the configured window, agents by state.
+type StateCollector struct {
+	cfg     *config.Config
+	store   StoreReader
+	pool    *Pool
+	log     *zap.Logger
+	timeout time.Duration
+	errors  prometheus.Counter
+
+	open   *prometheus.Desc
+	ratio  *prometheus.Desc
+	agents *prometheus.Desc
+}
+
+// RegisterStateCollector registers a StateCollector on reg. pool may be nil (no agents).
+func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, cfg *config.Config, store StoreReader, pool *Pool, log *zap.Logger) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &StateCollector{cfg: cfg, store: store, pool: pool, log: log, timeout: 3 * time.Second, errors: m.storeErrors,
+		open: prometheus.NewDesc("callbackd_promises_open",
+			"Open promises in the store, by queue and state (pending includes those waiting for a retry or calling hours).",
+			[]string{"queue", "state"}, nil),
+		ratio: prometheus.NewDesc("callbackd_promise_kept_ratio",
+			"kept / (kept + late + unreachable + expired) over metrics.kept_ratio_window; NaN while nothing finished.",
+			[]string{"queue"}, nil),
+		agents: prometheus.NewDesc("callbackd_agents", "Configured agents by state.", []string{"state"}, nil),
+	}
+	reg.MustRegister(c)
+}
+
+// Describe implements prometheus.Collector.
+func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.open
+	ch <- c.ratio
+	ch <- c.agents
+}
+
+// Collect implements prometheus.Collector.
+func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	window := c.cfg.Metrics.KeptRatioWindow.D()
+	for _, q := range c.cfg.Queues {
+		st, err := c.store.Stats(ctx, q.Name)
+		if err != nil {
+			c.errors.Inc()
+			c.log.Warn("metrics: reading queue stats failed", zap.String("queue", q.Name), zap.Error(err))
+		} else {
+			for state, n := range map[string]int64{"pending": st.Ready + st.Delayed, "dialing": st.Dialing, "connected": st.Connected} {
+				ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(n), q.Name, state)
+			}
+		}
+		out, err := c.store.Outcomes(ctx, q.Name, window)
+		if err != nil {
+			c.errors.Inc()
+			c.log.Warn("metrics: reading recent outcomes failed", zap.String("queue", q.Name), zap.Error(err))
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q.Name)
+	}
+	if c.pool != nil {
+		counts := c.pool.Count()
+		for _, s := range AgentStates() {
+			ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(counts[s]), s)
+		}
+	}
+}
+
+// KeptRatio is kept ÷ (kept + late + unreachable + expired): of the promises that were due,
+// the share kept on time. Cancelled, resolved and failed promises were never the staff's to
+// keep. NaN when nothing counted finished.
+func KeptRatio(out map[queue.State]int64) float64 {
+	kept := out[queue.StateKept]
+	den := kept + out[queue.StateLate] + out[queue.StateUnreachable] + out[queue.StateExpired]
+	if den == 0 {
+		return math.NaN()
+	}
+	return float64(kept) / float64(den)
+}
