@@ -1,0 +1,194 @@
+package dialer
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/queue"
+)
+
+const (
+	customer1 = "+31201234501"
+	customer2 = "+31201234502"
+)
+
+func customerPhone(n string) string { return "PJSIP/" + n + "@provider" }
+
+// talks answers after a few seconds and hangs up after a short conversation.
+func talks() aritest.Behavior {
+	b := aritest.Answers(4 * time.Second)
+	b.HangupAfter = 90 * time.Second
+	return b
+}
+
+func TestAnsweredCallbackIsKeptByTheOwnerWithWhisperAndBothLegsBridged(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	got := r.settled(job.ID)
+
+	if got.State != queue.StateKept || got.Attempts != 0 || got.ConnectedAt.IsZero() {
+		t.Errorf("promise = %s, %d attempts, connected %v; want kept, 0 attempts, a connect time", got.State, got.Attempts, got.ConnectedAt)
+	}
+	want := []string{"anna agent rung", "anna whisper", "anna customer dialled", "anna customer answered",
+		"anna settled kept answered/answered"}
+	if steps := r.steps(job.ID); !slices.Equal(steps, want) {
+		t.Errorf("steps = %q\nwant    %q", steps, want)
+	}
+	if n := len(r.requested("POST /ari/channels/create")); n != 1 {
+		t.Errorf("customer legs created = %d, want 1", n)
+	}
+	if n := len(r.requested("POST /ari/bridges/cbd-", "/addChannel")); n != 2 {
+		t.Errorf("bridge additions = %d, want 2 (agent, then customer before dialling)", n)
+	}
+	if n := len(r.requested("DELETE /ari/bridges/cbd-")); n != 1 {
+		t.Errorf("bridge destroyed %d times, want once", n)
+	}
+	r.waitFor("every callback channel to be gone", func() bool { return len(r.pbx.Channels()) == 0 })
+	if st := r.pool.Agents()[1].State; st != AgentWrapUp {
+		t.Errorf("anna after the call is %s, want %s", st, AgentWrapUp)
+	}
+}
+
+func TestAgentWhoDoesNotAnswerCoolsDownAndAnotherAgentKeepsThePromiseWithoutUsingAnAttempt(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Rings())
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	got := r.settled(job.ID)
+
+	if got.State != queue.StateKept || got.Attempts != 0 {
+		t.Errorf("promise = %s with %d attempts; want kept with 0 (an agent's no-answer is not the customer's attempt)", got.State, got.Attempts)
+	}
+	steps := r.steps(job.ID)
+	if len(steps) < 3 || steps[0] != "anna agent rung" || steps[1] != "anna settled pending no_answer/" {
+		t.Errorf("the owner should be rung first and give the promise back unanswered; steps %q", steps)
+	}
+	if !slices.Contains(steps, "bob settled kept answered/answered") {
+		t.Errorf("bob should have kept the promise; steps %q", steps)
+	}
+	if st := r.pool.Agents()[1].State; st != AgentCooldown {
+		t.Errorf("anna is %s, want %s", st, AgentCooldown)
+	}
+}
+
+func TestBusyCustomerIsRetriedWithBackoffThenUnreachable(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), aritest.Busy(3*time.Second))
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	got := r.settled(job.ID)
+
+	if got.State != queue.StateUnreachable || got.Attempts != 3 {
+		t.Errorf("promise = %s after %d attempts, want unreachable after 3", got.State, got.Attempts)
+	}
+	if n := len(r.requested("POST /ari/channels/create")); n != 3 {
+		t.Errorf("customer dialled %d times, want exactly max_attempts (3)", n)
+	}
+	var retries []time.Time
+	for _, p := range r.allProgress() {
+		if p.Step == StepSettled && p.CustomerResult != ResultBusy {
+			t.Errorf("customer result %q, want busy (17/486)", p.CustomerResult)
+		}
+		if p.Step == StepAgentRung {
+			retries = append(retries, p.At)
+		}
+	}
+	for i := 1; i < len(retries); i++ {
+		if gap := retries[i].Sub(retries[i-1]); gap < 5*time.Minute {
+			t.Errorf("attempt %d came %v after the previous one, before retry_backoff (5m)", i+1, gap)
+		}
+	}
+}
+
+func TestNumberOutsideTheAllowListIsNeverDialled(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+	})
+	job := r.enqueue("+3227654321", "voicemail", "1003", 2*time.Hour)
+	got := r.settled(job.ID)
+
+	if got.State != queue.StateFailed || !strings.Contains(got.History[len(got.History)-1].Detail, "dialer.allow") {
+		t.Errorf("promise = %s (%v), want failed naming dialer.allow", got.State, got.History)
+	}
+	if reqs := r.requested("POST /ari/channels"); len(reqs) != 0 {
+		t.Errorf("nobody may be rung for a number outside the allow-list; requests %q", reqs)
+	}
+}
+
+func TestEarliestDeadlineIsCalledBackFirst(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), talks())
+		s.SetEndpoint(customerPhone(customer2), talks())
+	})
+	// Bob is offline while both promises are made, so neither is taken before the other exists.
+	r.pbx.SetEndpoint("PJSIP/1002", aritest.Unavailable())
+	r.waitFor("bob offline", func() bool { return r.pool.Agents()[0].State == AgentOffline })
+	later := r.enqueue(customer1, "voicemail", "1005", 2*time.Hour)
+	sooner := r.enqueue(customer2, "unanswered_transfer", "1005", time.Hour)
+	r.pbx.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+
+	a, b := r.settled(sooner.ID), r.settled(later.ID)
+	if a.State != queue.StateKept || b.State != queue.StateKept {
+		t.Fatalf("states %s, %s; want both kept", a.State, b.State)
+	}
+	if !a.ConnectedAt.Before(b.ConnectedAt) {
+		t.Errorf("the 1h promise connected at %v, after the 2h one at %v", a.ConnectedAt, b.ConnectedAt)
+	}
+}
+
+func TestNoCustomerIsDialledOutsideCallingHours(t *testing.T) {
+	early := time.Date(2026, 11, 23, 8, 29, 0, 0, mustLoc("Europe/Amsterdam"))
+	r := newRig(t, early, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	got := r.settled(job.ID)
+	if got.ConnectedAt.Before(time.Date(2026, 11, 23, 8, 30, 0, 0, mustLoc("Europe/Amsterdam"))) {
+		t.Errorf("customer connected at %v, before calling hours opened at 08:30", got.ConnectedAt.In(mustLoc("Europe/Amsterdam")))
+	}
+	for _, p := range r.allProgress() {
+		if p.Step == StepAgentRung && !config.DefaultQueue().CallingHours.Open(p.At) {
+			t.Errorf("agent rung at %v, outside calling hours", p.At)
+		}
+	}
+}
+
+func TestPromiseResolvedWhileTheCustomerRingsStopsTheCallback(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), aritest.Rings())
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	r.waitFor("the customer to be dialled", func() bool { return len(r.steps(job.ID)) >= 3 })
+	// The customer calls in and reaches the target: the promise is resolved under the callback.
+	if _, err := r.store.Resolve(context.Background(), "support", customer1, "reached 1003"); err != nil {
+		t.Fatal(err)
+	}
+	got := r.settled(job.ID)
+	if got.State != queue.StateResolved {
+		t.Errorf("promise = %s, want resolved", got.State)
+	}
+	r.waitFor("the callback to hang up both legs", func() bool { return len(r.pbx.Channels()) == 0 && r.disp.Active() == 0 })
+	if n := len(r.requested("POST /ari/channels/create")); n != 1 {
+		t.Errorf("customer dialled %d times after the promise was resolved, want only the one call", n)
+	}
+}

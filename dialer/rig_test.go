@@ -1,0 +1,265 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// rig is a dispatcher wired as in production — a fake Asterisk over HTTP/WebSocket, a real
+// ari.Conn, a real redis-server — on a fake clock that runs fast, so a callback's minutes of
+// ringing and talking pass in milliseconds of wall time.
+type rig struct {
+	t     *testing.T
+	cfg   *config.Config
+	clk   *clock.Fake
+	pbx   *aritest.Server
+	redis *redistest.Server
+	store *queue.Store
+	pool  *Pool
+	disp  *Dispatcher
+	conn  *ari.Conn
+
+	mu       sync.Mutex
+	progress []Progress
+	requests []string // REST requests the fake Asterisk received
+}
+
+// rigConfig is a complete config for one fake Asterisk; tests change what they need.
+const rigConfig = `
+asterisk:
+  - {name: pbx, url: "http://127.0.0.1:1/ari", username: callbackd, password: callbackd-secret}
+queues:
+  - name: support
+    deadline: {voicemail: 2h, unanswered_transfer: 1h}
+    max_attempts: 3
+    retry_backoff: 5m
+    owner_preference: 0.5
+    calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri], start: "08:30", end: "17:30"}
+agents:
+  - {id: bob, endpoint: PJSIP/1002, extension: "1002", queues: [support]}
+  - {id: anna, endpoint: PJSIP/1003, extension: "1003", queues: [support]}
+dialer:
+  customer_dial_template: PJSIP/{number}@provider
+  caller_id: {number: "+31205550100", name: Acme}
+  agent_ring_timeout: 15s
+  customer_ring_timeout: 20s
+  agent_cooldown: 2m
+  wrap_up: 30s
+  lease: 30s
+  whisper: ["sound:callbackd-callback-for", "digits:{number}"]
+`
+
+// monday10 is a Monday 10:00 in Amsterdam: calling hours are open.
+var monday10 = time.Date(2026, 11, 23, 10, 0, 0, 0, mustLoc("Europe/Amsterdam"))
+
+func mustLoc(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+type rigPBXs struct{ r *rig }
+
+func (p rigPBXs) PBX(id string) (PBX, bool) {
+	if id != p.r.conn.AsteriskID() {
+		return PBX{}, false
+	}
+	return PBX{ID: id, Name: "pbx", REST: p.r.conn.Client(), MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
+}
+
+type handlers []ari.Handler
+
+func (h handlers) HandleEvent(ev *ari.Event) {
+	for _, x := range h {
+		x.HandleEvent(ev)
+	}
+}
+
+func (h handlers) Resync(s ari.Snapshot) {
+	for _, x := range h {
+		x.Resync(s)
+	}
+}
+
+// newRig starts everything at start; edit changes the parsed config before use, phones
+// scripts the endpoints. The dispatcher runs until the test ends.
+func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones func(*aritest.Server)) *rig {
+	t.Helper()
+	r := &rig{t: t, clk: clock.NewFake(start)}
+	cfg, err := config.Parse([]byte(rigConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("rig config: %v", err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	r.cfg = cfg
+	r.pbx, err = aritest.New(aritest.Options{Clock: r.clk, Logf: func(format string, args ...any) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.requests = append(r.requests, fmt.Sprintf(format, args...))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.pbx.Close)
+	if phones != nil {
+		phones(r.pbx)
+	}
+	r.redis = redistest.Start(t, redistest.Options{})
+	names := []string{}
+	for _, q := range cfg.Queues {
+		names = append(names, q.Name)
+	}
+	r.store, err = queue.New(r.redis.Client(), queue.Options{Clock: r.clk, Queues: names, Retention: cfg.Retention.D()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.conn, err = ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
+		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	control := NewControl()
+	var disp *Dispatcher
+	r.pool = NewPool(cfg.Agents, r.clk, nil, func() {
+		if disp != nil {
+			disp.Wake()
+		}
+	})
+	disp, err = NewDispatcher(DispatcherOptions{Config: cfg, Store: r.store,
+		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: control,
+		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "test", OnProgress: func(p Progress) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.progress = append(r.progress, p)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.disp = disp
+	var wg sync.WaitGroup
+	stopDrive := make(chan struct{})
+	wg.Add(4)
+	go func() { defer wg.Done(); _ = r.conn.Run(ctx, handlers{r.pool}, control) }()
+	go func() { defer wg.Done(); _ = r.pool.Run(ctx, rigPBXs{r}) }()
+	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
+	go func() { defer wg.Done(); aritest.Drive(r.clk, 50*time.Millisecond, stopDrive, time.Minute) }()
+	t.Cleanup(func() { cancel(); close(stopDrive); wg.Wait() })
+	r.waitFor("the agents to be known", func() bool { return len(r.pool.Free()) > 0 || r.countState(AgentOffline) < len(cfg.Agents) })
+	return r
+}
+
+func (r *rig) countState(state string) int { return r.pool.Count()[state] }
+
+// waitFor polls cond with a generous wall-clock guard; it asserts nothing about speed.
+func (r *rig) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("gave up waiting for %s\nprogress:\n%s", what, r.story())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// enqueue makes a promise as the intake would, and wakes the dispatcher.
+func (r *rig) enqueue(number, reason, target string, deadline time.Duration) queue.Job {
+	r.t.Helper()
+	now := r.clk.Now()
+	j, _, err := r.store.Enqueue(context.Background(), queue.Request{Queue: "support", Number: number, Reason: queue.Reason(reason),
+		Target: target, Deadline: now.Add(deadline), NotBefore: now, MaxAttempts: 3})
+	if err != nil {
+		r.t.Fatalf("enqueue %s: %v", number, err)
+	}
+	r.disp.Wake()
+	return j
+}
+
+// settled waits until the promise is finished and returns it.
+func (r *rig) settled(id string) queue.Job {
+	r.t.Helper()
+	var j queue.Job
+	r.waitFor("promise "+id+" to finish", func() bool {
+		var err error
+		j, err = r.store.Get(context.Background(), queue.Ref{Queue: "support", ID: id})
+		return err == nil && !j.State.Open()
+	})
+	// The dispatcher reports its last step right after writing the outcome.
+	r.waitFor("the callback of "+id+" to report its end", func() bool {
+		for _, p := range r.allProgress() {
+			if p.Job.ID == id && p.Step == StepSettled && !p.State.Open() {
+				return true
+			}
+		}
+		return false
+	})
+	return j
+}
+
+func (r *rig) steps(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, p := range r.progress {
+		if p.Job.ID == id {
+			s := p.Agent + " " + p.Step
+			if p.Step == StepSettled {
+				s += " " + string(p.State) + " " + p.AgentResult + "/" + p.CustomerResult
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *rig) allProgress() []Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Progress(nil), r.progress...)
+}
+
+func (r *rig) story() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, p := range r.progress {
+		b.WriteString(p.At.Format("15:04:05") + " " + p.Job.ID + " " + p.Agent + " " + p.Step + " " + p.Detail + " " + string(p.State) + "\n")
+	}
+	return b.String()
+}
+
+// requested reports the REST requests whose line contains all of parts.
+func (r *rig) requested(parts ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+next:
+	for _, line := range r.requests {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
