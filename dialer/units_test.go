@@ -1,0 +1,204 @@
+package dialer
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/queue"
+)
+
+func TestClassifyNamesWhyACustomerLegEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cause, tech int
+		want        string
+	}{
+		{"busy, as recorded (trace 08)", 17, 486, ResultBusy},
+		{"rejected reads as busy on the recordings (trace 12)", 17, 486, ResultBusy},
+		{"ringing until our timeout (traces 09, 13)", 19, 480, ResultNoAnswer},
+		{"no user responding", 18, 0, ResultNoAnswer},
+		{"declined", 21, 603, ResultRejected},
+		{"decline without Q.850", 0, 603, ResultRejected},
+		{"no route (unregistered, trace 05)", 3, 0, ResultUnavailable},
+		{"subscriber absent", 20, 0, ResultUnavailable},
+		{"SIP not found", 0, 404, ResultUnavailable},
+		{"trunk down", 34, 503, ResultUnavailable},
+		{"normal clearing before answer", 16, 0, ResultFailed},
+		{"nothing known", 0, 0, ResultFailed},
+	} {
+		if got := Classify(tc.cause, tc.tech); got != tc.want {
+			t.Errorf("%s: Classify(%d, %d) = %s, want %s", tc.name, tc.cause, tc.tech, got, tc.want)
+		}
+	}
+}
+
+func TestWhisperSaysWhoWhyAndWhenInTheQueuesTimeZone(t *testing.T) {
+	cfg := config.Default()
+	q := config.DefaultQueue()
+	d := &Dispatcher{cfg: cfg}
+	deadline := time.Date(2026, 11, 23, 13, 5, 0, 0, time.UTC) // 14:05 in Amsterdam
+	for _, tc := range []struct {
+		name    string
+		whisper []string
+		job     queue.Job
+		want    []string
+	}{
+		{"default list", cfg.Dialer.Whisper,
+			queue.Job{Number: "+31201234501", Reasons: []queue.Reason{"unanswered_transfer"}, Deadline: deadline},
+			[]string{"sound:callbackd-callback-for", "digits:31201234501", "sound:callbackd-reason-unanswered-transfer",
+				"sound:callbackd-promised-before", "number:14", "number:5"}},
+		{"an item without a value is left out, not played wrong",
+			[]string{"sound:for", "characters:{name}", "digits:{target}"},
+			queue.Job{Number: "+31201234501", Reasons: []queue.Reason{"voicemail"}, Target: "1003"},
+			[]string{"sound:for", "digits:1003"}},
+		{"names keep only what a media URI may hold",
+			[]string{"characters:{name}"},
+			queue.Job{Number: "+31201234501", Name: "J. de Vries, <x>"},
+			[]string{"characters:J.deVriesx"}},
+	} {
+		cfg.Dialer.Whisper = tc.whisper
+		if got := d.whisper(tc.job, q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestNextOpeningOfCallingHours(t *testing.T) {
+	ams := mustLoc("Europe/Amsterdam")
+	h := config.DefaultQueue().CallingHours // mon–fri 08:30–17:30 Amsterdam
+	at := func(day, hh, mm int) time.Time { return time.Date(2026, 11, day, hh, mm, 0, 0, ams) }
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want time.Time
+	}{
+		{"open now", at(23, 10, 0), at(23, 10, 0)},
+		{"before opening on a weekday", at(23, 7, 0), at(23, 8, 30)},
+		{"after closing: next morning", at(23, 18, 0), at(24, 8, 30)},
+		{"friday evening: monday", at(27, 18, 0), at(30, 8, 30)},
+		{"sunday: monday", at(29, 12, 0), at(30, 8, 30)},
+		{"from another time zone", at(23, 7, 0).UTC(), at(23, 8, 30)},
+	} {
+		if got := nextOpening(h, tc.now); !got.Equal(tc.want) {
+			t.Errorf("%s: nextOpening(%v) = %v, want %v", tc.name, tc.now, got.In(ams), tc.want)
+		}
+	}
+}
+
+func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
+	c := NewControl()
+	mine, other := newInbox(), newInbox()
+	c.Watch("ast1", "cbd-1-agent", mine)
+	c.Watch("ast1", "cbd-1-customer", mine)
+	c.Watch("ast1", "cbd-2-agent", other)
+	for _, ev := range []*ari.Event{
+		{Type: "StasisStart", Channel: &ari.Channel{ID: "cbd-1-agent"}},
+		{Type: "Dial", Peer: &ari.Channel{ID: "cbd-1-customer"}, Caller: &ari.Channel{ID: "cbd-1-agent"}},
+		{Type: "PlaybackFinished", Playback: &ari.Playback{ID: "p", TargetURI: "channel:cbd-1-agent"}},
+		{Type: "ChannelDestroyed", Channel: &ari.Channel{ID: "someone-else"}},
+	} {
+		c.HandleEvent(ev)
+	}
+	var got []string
+	for ev := mine.take(); ev != nil; ev = mine.take() {
+		got = append(got, ev.Type)
+	}
+	if want := []string{"StasisStart", "Dial", "PlaybackFinished"}; !slices.Equal(got, want) {
+		t.Errorf("callback 1 got %q, want %q (a Dial naming both legs once)", got, want)
+	}
+	if ev := other.take(); ev != nil {
+		t.Errorf("callback 2 got %s about someone else's channel", ev.Type)
+	}
+
+	// A resync that no longer lists a watched channel: it ended while the socket was down.
+	c.Resync(ari.Snapshot{AsteriskID: "ast1", Channels: []ari.Channel{{ID: "cbd-1-agent"}, {ID: "cbd-1-customer"}}})
+	if ev := other.take(); ev == nil || ev.Type != EventGone || ev.Channel.ID != "cbd-2-agent" {
+		t.Errorf("vanished channel: got %+v, want %s for cbd-2-agent", ev, EventGone)
+	}
+	if ev := mine.take(); ev != nil {
+		t.Errorf("channels still listed must not be reported gone; got %s", ev.Type)
+	}
+	// A restarted Asterisk lost every channel, whatever its lists say.
+	c.Resync(ari.Snapshot{AsteriskID: "ast1", Restarted: true, Channels: []ari.Channel{{ID: "cbd-1-agent"}}})
+	if ev := mine.take(); ev == nil || ev.Type != EventGone {
+		t.Errorf("after a restart: got %+v, want %s", ev, EventGone)
+	}
+	// Another Asterisk's resync says nothing about these channels.
+	for other.take() != nil {
+	}
+	c.Forget("cbd-1-agent", "cbd-1-customer")
+	c.Resync(ari.Snapshot{AsteriskID: "ast2"})
+	if ev := other.take(); ev != nil {
+		t.Errorf("ast2's resync reported %s for a channel on ast1", ev.Type)
+	}
+}
+
+func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
+	clk := clock.NewFake(monday10)
+	woken := 0
+	p := NewPool([]config.Agent{{ID: "bob", Endpoint: "PJSIP/1002", Extension: "1002"}}, clk, nil, func() { woken++ })
+	state := func() string { return p.Agents()[0].State }
+	ep := func(s string) *ari.Event {
+		return &ari.Event{Type: "EndpointStateChange", AsteriskID: "ast1",
+			Endpoint: &ari.Endpoint{Technology: "PJSIP", Resource: "1002", State: s}}
+	}
+	dev := func(s string) *ari.Event {
+		return &ari.Event{Type: "DeviceStateChanged", AsteriskID: "ast1", DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: s}}
+	}
+	steps := []struct {
+		do        func()
+		want      string
+		wantWoken int
+	}{
+		{func() {}, AgentOffline, 0},
+		{func() { p.HandleEvent(ep("online")) }, AgentFree, 1},
+		{func() { p.HandleEvent(dev("INUSE")) }, AgentBusy, 1},
+		{func() { p.HandleEvent(dev("RINGING")) }, AgentBusy, 1},
+		{func() { p.HandleEvent(dev("NOT_INUSE")) }, AgentFree, 2},
+		{func() { _ = p.SetPaused("bob", true) }, AgentPaused, 2},
+		{func() { _ = p.SetPaused("bob", false) }, AgentFree, 3},
+		{func() { p.startCall("bob") }, AgentCalling, 3},
+		{func() { p.endCall("bob", 30*time.Second, 0) }, AgentWrapUp, 3},
+		{func() { clk.Advance(30 * time.Second) }, AgentFree, 3},
+		{func() { p.startCall("bob"); p.endCall("bob", 0, 2*time.Minute) }, AgentCooldown, 3},
+		{func() { clk.Advance(2 * time.Minute) }, AgentFree, 3},
+		{func() { p.HandleEvent(dev("UNAVAILABLE")) }, AgentOffline, 3},
+		{func() { p.HandleEvent(dev("NOT_INUSE")) }, AgentFree, 4},
+		{func() { p.HandleEvent(ep("offline")) }, AgentOffline, 4},
+	}
+	for i, s := range steps {
+		s.do()
+		if got := state(); got != s.want || woken != s.wantWoken {
+			t.Fatalf("step %d: state %s (woken %d), want %s (woken %d)", i, got, woken, s.want, s.wantWoken)
+		}
+	}
+	if err := p.SetPaused("nobody", true); err == nil {
+		t.Error("pausing an unknown agent must fail")
+	}
+}
+
+func TestOnlyAgentsOnDutyHoldTheirOwnPromises(t *testing.T) {
+	clk := clock.NewFake(monday10)
+	p := NewPool([]config.Agent{
+		{ID: "free", Endpoint: "PJSIP/1", Extension: "1"},
+		{ID: "busy", Endpoint: "PJSIP/2", Extension: "2"},
+		{ID: "cooling", Endpoint: "PJSIP/3", Extension: "3"},
+		{ID: "paused", Endpoint: "PJSIP/4", Extension: "4"},
+		{ID: "offline", Endpoint: "PJSIP/5", Extension: "5"},
+	}, clk, nil, nil)
+	for _, n := range []string{"1", "2", "3", "4"} {
+		p.HandleEvent(&ari.Event{Type: "EndpointStateChange", AsteriskID: "a",
+			Endpoint: &ari.Endpoint{Technology: "PJSIP", Resource: n, State: "online"}})
+	}
+	p.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "a", DeviceState: &ari.DeviceState{Name: "PJSIP/2", State: "INUSE"}})
+	p.startCall("cooling")
+	p.endCall("cooling", 0, time.Minute)
+	_ = p.SetPaused("paused", true)
+	if got, want := p.Available(), []string{"1", "2"}; !slices.Equal(got, want) {
+		t.Errorf("Available() = %q, want %q: a busy agent holds, one cooling down after not answering does not", got, want)
+	}
+}
