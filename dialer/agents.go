@@ -69,13 +69,17 @@ type agent struct {
 
 // AgentView is a read-only copy of an agent's state.
 type AgentView struct {
-	ID, Name, Endpoint, Extension string
-	Queues                        []string
-	Asterisk                      string
-	State                         string
-	EndpointState, DeviceState    string
-	Until                         time.Time // end of wrap-up or cooldown
-	FreeSince                     time.Time
+	ID            string    `json:"id"`
+	Name          string    `json:"name,omitempty"`
+	Endpoint      string    `json:"endpoint"`
+	Extension     string    `json:"extension,omitempty"`
+	Queues        []string  `json:"queues,omitempty"`
+	Asterisk      string    `json:"asterisk,omitempty"`
+	State         string    `json:"state"`
+	EndpointState string    `json:"endpoint_state,omitempty"`
+	DeviceState   string    `json:"device_state,omitempty"`
+	Until         time.Time `json:"until,omitzero"` // end of wrap-up or cooldown
+	FreeSince     time.Time `json:"free_since,omitzero"`
 }
 
 // NewPool returns a pool of the configured agents, all offline until an Asterisk reports

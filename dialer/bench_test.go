@@ -41,8 +41,10 @@ func (r *benchREST) Originate(context.Context, ari.OriginateRequest) (ari.Channe
 func (r *benchREST) CreateChannel(context.Context, ari.CreateRequest) (ari.Channel, error) {
 	return ari.Channel{}, errBenchRefused
 }
-func (r *benchREST) Dial(context.Context, string, string, time.Duration) error { return errBenchRefused }
-func (r *benchREST) Hangup(context.Context, string, string) error              { return nil }
+func (r *benchREST) Dial(context.Context, string, string, time.Duration) error {
+	return errBenchRefused
+}
+func (r *benchREST) Hangup(context.Context, string, string) error { return nil }
 func (r *benchREST) Play(context.Context, string, string, []string) (ari.Playback, error) {
 	return ari.Playback{}, errBenchRefused
 }

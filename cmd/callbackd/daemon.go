@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -201,8 +202,8 @@ func (d *daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// httpHandler serves /metrics, /healthz (the process answers) and /readyz (Redis and every
-// ARI connection up). The listener is loopback unless a token is configured (validation
+// httpHandler serves /metrics, /healthz (the process answers), /readyz (Redis and every
+// ARI connection up) and the agents: GET /agents, POST /agents/{id}/pause and /resume. The listener is loopback unless a token is configured (validation
 // enforces it); with a token every path but /healthz needs it.
 func (d *daemon) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -233,6 +234,22 @@ func (d *daemon) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /agents", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, d.pool.Agents())
+	})
+	pause := func(paused bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			id := r.PathValue("id")
+			if err := d.pool.SetPaused(id, paused); err != nil {
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+				return
+			}
+			d.log.Info("agent pause changed", zap.String("agent", id), zap.Bool("paused", paused))
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+	mux.HandleFunc("POST /agents/{id}/pause", pause(true))
+	mux.HandleFunc("POST /agents/{id}/resume", pause(false))
 	token := d.cfg.HTTP.Token.Reveal()
 	if token == "" {
 		return mux
@@ -245,6 +262,12 @@ func (d *daemon) httpHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // multiHandler hands every monitor event to each handler in turn.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
+)
+
+// daemonFor builds the daemon of the demo config against pbx and a real redis-server,
+// serving nothing itself: the tests call its HTTP handler directly.
+func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon, context.CancelFunc, chan error) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
+	cfg.HTTP.Token = config.Secret(token)
+	srv := redistest.Start(t, redistest.Options{})
+	d, err := newDaemon(cfg, srv.Client(), clk, zap.NewNop(), daemonHooks{instance: "test", listen: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	return d, cancel, ran
+}
+
+func get(t *testing.T, h http.Handler, method, path, token string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
+	pbx, clk := startPBX(t)
+	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
+	d, _, _ := daemonFor(t, pbx, clk, "")
+	h := d.httpHandler()
+
+	if code, body := get(t, h, "GET", "/healthz", ""); code != 200 || !strings.Contains(body, "ok") {
+		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
+	}
+	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+
+	_, metrics := get(t, h, "GET", "/metrics", "")
+	for _, want := range []string{
+		`callbackd_promises_created_total{queue="support",reason="voicemail"} 0`,
+		`callbackd_promises_completed_total{outcome="kept",queue="reception"} 0`,
+		`callbackd_call_attempts_total{leg="customer",queue="support",result="busy"} 0`,
+		`callbackd_promises_open{queue="support",state="pending"} 0`,
+		`callbackd_promise_kept_ratio{queue="support"} NaN`,
+		`callbackd_agents{state="offline"}`,
+		`callbackd_ari_connected{asterisk="fake-pbx"} 1`,
+		`callbackd_promise_slack_seconds_bucket{queue="support",le="0"} 0`,
+		`callbackd_time_to_callback_seconds_count{queue="support"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Redis gone: not ready, and the answer says why.
+	_ = d.rdb.Close()
+	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "redis") {
+		t.Errorf("/readyz with Redis closed = %d %q, want 503 naming redis", code, body)
+	}
+}
+
+func TestReadinessNamesTheAsteriskThatIsDown(t *testing.T) {
+	pbx, clk := startPBX(t)
+	d, _, _ := daemonFor(t, pbx, clk, "")
+	h := d.httpHandler()
+	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	pbx.Close()
+	waitUntil(t, "not ready", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 503 })
+	if _, body := get(t, h, "GET", "/readyz", ""); !strings.Contains(body, "asterisk fake-pbx: not connected") {
+		t.Errorf("/readyz body %q does not name the Asterisk", body)
+	}
+}
+
+func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
+	pbx, clk := startPBX(t)
+	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
+	d, _, _ := daemonFor(t, pbx, clk, "")
+	h := d.httpHandler()
+	state := func(id string) string {
+		_, body := get(t, h, "GET", "/agents", "")
+		var list []dialer.AgentView
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatalf("GET /agents: %v in %q", err, body)
+		}
+		for _, a := range list {
+			if a.ID == id {
+				return a.State
+			}
+		}
+		return "missing"
+	}
+	waitUntil(t, "ria free", func() bool { return state("ria") == dialer.AgentFree })
+	for _, step := range []struct {
+		method, path string
+		code         int
+		state        string
+	}{
+		{"POST", "/agents/ria/pause", 204, dialer.AgentPaused},
+		{"POST", "/agents/ria/resume", 204, dialer.AgentFree},
+		{"POST", "/agents/nobody/pause", 404, dialer.AgentFree},
+		{"GET", "/agents/ria/pause", 405, dialer.AgentFree},
+	} {
+		if code, body := get(t, h, step.method, step.path, ""); code != step.code {
+			t.Errorf("%s %s = %d %q, want %d", step.method, step.path, code, body, step.code)
+		}
+		if got := state("ria"); got != step.state {
+			t.Errorf("after %s %s ria is %s, want %s", step.method, step.path, got, step.state)
+		}
+	}
+}
+
+func TestATokenGuardsEverythingButHealthz(t *testing.T) {
+	pbx, clk := startPBX(t)
+	d, _, _ := daemonFor(t, pbx, clk, "s3cret")
+	h := d.httpHandler()
+	for _, tc := range []struct {
+		path, token string
+		code        int
+	}{
+		{"/healthz", "", 200},
+		{"/metrics", "", 401},
+		{"/metrics", "wrong", 401},
+		{"/metrics", "s3cret", 200},
+		{"/agents", "", 401},
+	} {
+		if code, _ := get(t, h, "GET", tc.path, tc.token); code != tc.code {
+			t.Errorf("GET %s with token %q = %d, want %d", tc.path, tc.token, code, tc.code)
+		}
+	}
+}
