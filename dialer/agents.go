@@ -195,6 +195,22 @@ func (p *Pool) Resync(snap ari.Snapshot) {
 	}
 }
 
+// Disconnected marks the agents on an Asterisk whose events stopped as offline: their state
+// is unknown until the resync after the reconnect reads it again, and ringing them blind
+// would only put them in cooldown.
+func (p *Pool) Disconnected(asteriskID string) {
+	if asteriskID == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.agents {
+		if a.asterisk == asteriskID {
+			p.update(a, func() { a.endpoint, a.device = "", "" })
+		}
+	}
+}
+
 // PBXs finds a connected Asterisk by its entity id.
 type PBXs interface {
 	PBX(asteriskID string) (PBX, bool)

@@ -78,6 +78,8 @@ type DispatcherOptions struct {
 	// Rescan bounds how long the dispatcher sleeps without any event: promises enqueued by
 	// another daemon sharing Redis raise no event here. Default 30s.
 	Rescan time.Duration
+	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
+	Mask func(string) string
 	// OnProgress, when set, hears every step of every callback.
 	OnProgress func(Progress)
 }
@@ -118,6 +120,9 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Mask == nil {
+		o.Mask = phone.Mask
 	}
 	if o.Rescan <= 0 {
 		o.Rescan = 30 * time.Second
@@ -341,7 +346,7 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 	go func() {
 		defer d.wg.Done()
 		log := d.log.With(zap.String("promise", job.ID), zap.String("queue", job.Queue),
-			zap.String("agent", a.ID), zap.String("number", phone.Mask(job.Number)))
+			zap.String("agent", a.ID), zap.String("number", d.opts.Mask(job.Number)))
 		cb := &callback{d: d, pbx: pbx, agent: a, job: job, q: q, in: newInbox(), log: log}
 		ctx, cancel := context.WithCancelCause(calls)
 		renewed := make(chan struct{})

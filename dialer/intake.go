@@ -45,6 +45,8 @@ type IntakeOptions struct {
 	Logger *zap.Logger
 	// Retry is the first wait after Redis failed; it doubles up to RetryMax. Defaults 500ms/30s.
 	Retry, RetryMax time.Duration
+	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
+	Mask func(string) string
 	// OnResult, when set, is called after each request or resolution is settled.
 	OnResult func(IntakeResult)
 }
@@ -81,6 +83,9 @@ func NewIntake(opts IntakeOptions) (*Intake, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
+	}
+	if opts.Mask == nil {
+		opts.Mask = phone.Mask
 	}
 	if opts.Retry <= 0 {
 		opts.Retry = 500 * time.Millisecond
@@ -169,7 +174,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		return err
 	}
 	result.Err = err
-	fields := []zap.Field{zap.String("number", phone.Mask(r.Number)), zap.String("reason", r.Reason),
+	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", r.Reason),
 		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("linkedid", r.LinkedID)}
 	switch {
 	case err != nil:
@@ -217,10 +222,10 @@ func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
 		case err != nil && (retryable(err) || ctx.Err() != nil):
 			return err
 		case err != nil:
-			in.log.Error("resolving promise failed", zap.String("number", phone.Mask(r.Number)), zap.Error(err))
+			in.log.Error("resolving promise failed", zap.String("number", in.opts.Mask(r.Number)), zap.Error(err))
 			continue
 		}
-		in.log.Info("promise resolved: customer reached the target", zap.String("number", phone.Mask(r.Number)),
+		in.log.Info("promise resolved: customer reached the target", zap.String("number", in.opts.Mask(r.Number)),
 			zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("job", job.ID))
 		res := r
 		in.report(IntakeResult{Resolution: &res, Job: job})

@@ -1,6 +1,9 @@
 package dialer
 
 import (
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"context"
 	"errors"
 	"strings"
@@ -52,7 +55,7 @@ type intakeFixture struct {
 	settled chan struct{}
 }
 
-func newIntakeFixture(t *testing.T) *intakeFixture {
+func newIntakeFixture(t *testing.T, edit ...func(*IntakeOptions)) *intakeFixture {
 	t.Helper()
 	cfg, err := config.Parse([]byte(intakeConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -65,13 +68,17 @@ func newIntakeFixture(t *testing.T) *intakeFixture {
 		t.Fatalf("queue.New: %v", err)
 	}
 	f := &intakeFixture{store: store, redis: srv, clk: clk, settled: make(chan struct{}, 100)}
-	f.in, err = NewIntake(IntakeOptions{Config: cfg, Store: store, Clock: clk, Retry: time.Second, RetryMax: 4 * time.Second,
+	opts := IntakeOptions{Config: cfg, Store: store, Clock: clk, Retry: time.Second, RetryMax: 4 * time.Second,
 		OnResult: func(r IntakeResult) {
 			f.mu.Lock()
 			f.results = append(f.results, r)
 			f.mu.Unlock()
 			f.settled <- struct{}{}
-		}})
+		}}
+	for _, e := range edit {
+		e(&opts)
+	}
+	f.in, err = NewIntake(opts)
 	if err != nil {
 		t.Fatalf("NewIntake: %v", err)
 	}
@@ -211,5 +218,32 @@ func TestIntakeKeepsRequestsWhileRedisIsDown(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 			f.clk.Advance(time.Second)
 		}
+	}
+}
+
+func TestIntakeLogsNumbersMaskedUnlessTold(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mask func(string) string
+		want string
+	}{
+		{"default: masked", nil, "+31*******01"},
+		{"log.mask_numbers: false", func(n string) string { return n }, "+31201234501"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.InfoLevel)
+			f := newIntakeFixture(t, func(o *IntakeOptions) { o.Logger, o.Mask = zap.New(core), tc.mask })
+			f.in.Request(voicemailFor("+31201234501", "1003"))
+			f.next(t)
+			var numbers []string
+			for _, e := range logs.All() {
+				if n, ok := e.ContextMap()["number"]; ok {
+					numbers = append(numbers, n.(string))
+				}
+			}
+			if len(numbers) == 0 || numbers[0] != tc.want {
+				t.Errorf("logged numbers %q, want %q", numbers, tc.want)
+			}
+		})
 	}
 }

@@ -169,6 +169,9 @@ func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
 		{func() { p.HandleEvent(dev("UNAVAILABLE")) }, AgentOffline, 3},
 		{func() { p.HandleEvent(dev("NOT_INUSE")) }, AgentFree, 4},
 		{func() { p.HandleEvent(ep("offline")) }, AgentOffline, 4},
+		{func() { p.HandleEvent(ep("online")) }, AgentFree, 5},
+		{func() { p.Disconnected("ast2") }, AgentFree, 5},
+		{func() { p.Disconnected("ast1") }, AgentOffline, 5},
 	}
 	for i, s := range steps {
 		s.do()

@@ -160,6 +160,8 @@ type Options struct {
 	Sink           Sink
 	Clock          clock.Clock
 	Logger         *zap.Logger
+	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
+	Mask func(string) string
 }
 
 // Detector is an ari.Handler that emits callback requests. It is safe for use by several
@@ -173,6 +175,7 @@ type Detector struct {
 	sink        Sink
 	clock       clock.Clock
 	log         *zap.Logger
+	mask        func(string) string
 
 	mu        sync.Mutex
 	servers   map[string]*server
@@ -196,7 +199,11 @@ func New(opts Options) *Detector {
 		sink:        opts.Sink,
 		clock:       opts.Clock,
 		log:         opts.Logger,
+		mask:        opts.Mask,
 		servers:     map[string]*server{},
+	}
+	if d.mask == nil {
+		d.mask = phone.Mask
 	}
 	if d.internal == nil {
 		d.internal = regexp.MustCompile(DefaultInternalExtension)
@@ -286,7 +293,7 @@ func (d *Detector) emitRequest(r Request) {
 	d.stats.Requests++
 	d.recent.add(r.Number, r.Target)
 	d.log.Info("callback request",
-		zap.String("number", phone.Mask(r.Number)), zap.String("reason", r.Reason),
+		zap.String("number", d.mask(r.Number)), zap.String("reason", r.Reason),
 		zap.String("target", r.Target), zap.String("linkedid", r.LinkedID))
 	sink := d.sink
 	d.outbox = append(d.outbox, func() { sink.Request(r) })
@@ -295,7 +302,7 @@ func (d *Detector) emitRequest(r Request) {
 func (d *Detector) emitResolved(r Resolution) {
 	d.stats.Resolutions++
 	d.log.Info("customer reached target",
-		zap.String("number", phone.Mask(r.Number)), zap.String("target", r.Target),
+		zap.String("number", d.mask(r.Number)), zap.String("target", r.Target),
 		zap.String("linkedid", r.LinkedID))
 	sink := d.sink
 	d.outbox = append(d.outbox, func() { sink.Resolved(r) })

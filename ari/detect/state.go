@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari"
-	"github.com/callbackd/callbackd/internal/phone"
 )
 
 // server is what the detector follows on one Asterisk.
@@ -731,7 +730,7 @@ func (d *Detector) customerOf(c *call) *customerInfo {
 	e164, err := normalizeNumber(num, d.countryCode)
 	if err != nil {
 		d.log.Warn("customer call with a caller number that cannot be called back",
-			zap.String("number", phone.Mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))
+			zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))
 		return nil
 	}
 	return &customerInfo{number: e164, name: o.callerName, channel: o.id}

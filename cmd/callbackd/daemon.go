@@ -24,6 +24,7 @@ import (
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -67,6 +68,10 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		return nil, err
 	}
 	d.metrics = dialer.NewMetrics(d.reg, cfg)
+	mask := phone.Mask
+	if !cfg.Log.MaskNumbers {
+		mask = func(n string) string { return n }
+	}
 	instance := hooks.instance
 	if instance == "" {
 		instance = instanceName()
@@ -80,7 +85,7 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		}
 	}
 	d.pool = dialer.NewPool(cfg.Agents, clk, log.Named("agents"), wakeDispatcher)
-	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Config: cfg, Store: d.store, Clock: clk, Logger: log.Named("intake"),
+	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Config: cfg, Store: d.store, Clock: clk, Logger: log.Named("intake"), Mask: mask,
 		OnResult: func(r dialer.IntakeResult) {
 			switch {
 			case r.Err != nil:
@@ -103,18 +108,29 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 	if err != nil {
 		return nil, err
 	}
-	dopts.Sink, dopts.Clock, dopts.Logger = d.intake, clk, log.Named("detector")
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
 	d.detector = detect.New(dopts)
 
 	ariMetrics := ari.NewMetrics(d.reg)
-	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, hooks.onARI)
+	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
+		if !up {
+			for _, c := range d.conns.Conns() {
+				if c.Name() == name {
+					d.pool.Disconnected(c.AsteriskID())
+				}
+			}
+		}
+		if hooks.onARI != nil {
+			hooks.onARI(name, up)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
 	d.dispatcher, err = dialer.NewDispatcher(dialer.DispatcherOptions{
 		Config: cfg, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
-		Metrics: d.metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance,
+		Metrics: d.metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
 		OnProgress: hooks.onProgress,
 	})
 	if err != nil {
