@@ -34,7 +34,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./queue/ ./ari/ ./ari/detect/ ./config/
+	$(GO) test -run '^$$' -bench . -benchmem ./queue/ ./ari/ ./ari/detect/ ./config/ ./dialer/
 
 # fuzz runs every fuzzer for FUZZTIME each (go test -fuzz takes one target at a time).
 FUZZTIME ?= 60s

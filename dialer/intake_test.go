@@ -1,15 +1,15 @@
 package dialer
 
 import (
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
-
 	"context"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
