@@ -125,7 +125,11 @@ func (cb *callback) run(ctx context.Context) verdict {
 	cb.agentCh, cb.custCh, cb.bridge = cb.ids()
 
 	// Re-check the device: the pool's view may be a moment old.
-	if ds, err := rest.DeviceState(ctx, cb.agent.Endpoint); err == nil && ds.State != deviceNotInUse {
+	ds, err := rest.DeviceState(ctx, cb.agent.Endpoint)
+	switch {
+	case err != nil:
+		cb.log.Warn("re-checking the agent's device failed; ringing on the last known state", zap.Error(err))
+	case ds.State != deviceNotInUse:
 		d.pool.setDevice(cb.agent.ID, ds.State)
 		return verdict{kind: release, detail: "agent " + cb.agent.ID + " is " + ds.State}
 	}
@@ -135,7 +139,7 @@ func (cb *callback) run(ctx context.Context) verdict {
 	defer d.control.Forget(cb.agentCh, cb.custCh)
 
 	d.progress(cb, StepAgentRung, "")
-	_, err := rest.Originate(ctx, ari.OriginateRequest{
+	_, err = rest.Originate(ctx, ari.OriginateRequest{
 		Endpoint:  cb.agent.Endpoint,
 		App:       cb.pbx.ControlApp,
 		AppArgs:   "agent," + cb.job.ID,
@@ -186,7 +190,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 	agentLeft := func(what string) verdict {
 		v.detail = "agent " + cb.agent.ID + " hung up " + what
-		v.kind = release
+		v.kind, v.agentResult = release, ResultHungUp
 		if cb.custDialled {
 			v.kind, v.custResult = retry, ResultFailed
 		}
@@ -322,7 +326,7 @@ func (cb *callback) afterAnswerLost(ctx context.Context, v verdict, when string)
 	case cb.custGone:
 		return cb.customerFailed(ctx, v, ResultNoConfirmation, "customer hung up "+when)
 	case cb.agentGone:
-		v.kind, v.custResult, v.detail = retry, ResultFailed, "agent "+cb.agent.ID+" hung up "+when
+		v.kind, v.agentResult, v.custResult, v.detail = retry, ResultHungUp, ResultFailed, "agent "+cb.agent.ID+" hung up "+when
 		return v
 	}
 	v.kind, v.detail = release, "stopped "+when

@@ -458,7 +458,12 @@ func (d *Dispatcher) settle(cb *callback, v verdict) {
 }
 
 func (d *Dispatcher) progress(cb *callback, step, detail string) {
-	cb.log.Info("callback "+step, zap.String("detail", detail))
+	if step == StepWhisper {
+		// The whisper spells the customer's number; the log has it (masked) already.
+		cb.log.Info("callback "+step, zap.Int("media", strings.Count(detail, ",")+1))
+	} else {
+		cb.log.Info("callback "+step, zap.String("detail", detail))
+	}
 	d.emit(Progress{At: d.clk.Now(), Step: step, Job: cb.job, Agent: cb.agent.ID, Detail: detail})
 }
 

@@ -116,3 +116,27 @@ func TestUnavailablePhoneIsAllocationFailed(t *testing.T) {
 		t.Errorf("first monitor event %s; the failed originates must not have emitted any", first)
 	}
 }
+
+// A phone's device state covers all its channels: when a second call to a phone that is
+// already talking ends, the phone is still in use (the dialer's availability rests on it).
+func TestDeviceStateCoversEveryChannelOfThePhone(t *testing.T) {
+	s, _ := newFake(t)
+	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
+	talking := s.CreateChannel(ChannelSpec{Endpoint: "PJSIP/1001", State: "Up"})
+	second := s.CreateChannel(ChannelSpec{Endpoint: "PJSIP/1001", State: "Down"})
+	state := func() string {
+		_, reply := restCall(t, s, "GET", "/ari/deviceStates/PJSIP%2F1001", nil)
+		return str(reply.(map[string]any)["state"])
+	}
+	if got := state(); got != "INUSE" {
+		t.Fatalf("phone in a call: %s, want INUSE", got)
+	}
+	s.Hangup(second.ID, 16)
+	if got := state(); got != "INUSE" {
+		t.Errorf("second call ended while the first goes on: %s, want INUSE", got)
+	}
+	s.Hangup(talking.ID, 16)
+	if got := state(); got != "NOT_INUSE" {
+		t.Errorf("both calls ended: %s, want NOT_INUSE", got)
+	}
+}

@@ -99,10 +99,17 @@ func (s *Server) routes() http.Handler {
 		}
 		s.logf("aritest: %s %s", r.Method, r.URL.String())
 		pathMatched := false
+		// Like Asterisk's res_ari, split the path as sent and decode each segment afterwards,
+		// so a device name such as PJSIP%2F1001 stays one segment.
 		for _, rt := range rs {
-			m := rt.pattern.FindStringSubmatch(r.URL.Path)
+			m := rt.pattern.FindStringSubmatch(r.URL.EscapedPath())
 			if m == nil {
 				continue
+			}
+			for i := 1; i < len(m); i++ {
+				if v, err := url.PathUnescape(m[i]); err == nil {
+					m[i] = v
+				}
 			}
 			pathMatched = true
 			if rt.method != r.Method {

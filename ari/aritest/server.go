@@ -418,10 +418,10 @@ func (s *Server) setStateLocked(ch *channel, state string) {
 		}
 	}
 	switch state {
-	case "Ringing":
-		s.deviceStateLocked(ch.endpoint, "RINGING")
-	case "Up":
-		s.deviceStateLocked(ch.endpoint, "INUSE")
+	case "Ringing", "Up":
+		// The device's state covers all its channels: a second call ringing on a phone that
+		// is already talking leaves it in use.
+		s.deviceStateLocked(ch.endpoint, s.deviceStateOfLocked(ch.endpoint))
 	}
 }
 
@@ -601,7 +601,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 	s.chanEventLocked("ChannelDestroyed", ch, f)
 	delete(s.channels, ch.snap.ID)
 	close(ch.gone)
-	s.deviceStateLocked(ch.endpoint, "NOT_INUSE")
+	s.deviceStateLocked(ch.endpoint, s.deviceStateOfLocked(ch.endpoint))
 }
 
 // Hangup hangs a channel up from the far end with a Q.850 cause: ChannelHangupRequest with

@@ -40,7 +40,7 @@ detector:
   default_queue: reception
 queues:
   - name: reception
-    deadline: {voicemail: 4h, unanswered_transfer: 30m}
+    deadline: {voicemail: 4h, unanswered_transfer: 10m}
     max_attempts: 3
     retry_backoff: 2m
     calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
@@ -79,12 +79,13 @@ type demoCall struct {
 	call   aritest.InboundCall
 }
 
-// viaReception is the main number: Ria (1001) answers and does what follows.
-func viaReception(from string, rest ...aritest.Step) []aritest.Step {
+// viaOperator is the main number: the operator (1000, not a callback agent) answers and does
+// what follows.
+func viaOperator(from string, rest ...aritest.Step) []aritest.Step {
 	return append([]aritest.Step{
 		aritest.NoOp("trunk: " + from + " calls the main number"),
 		aritest.Set("__TRANSFER_CONTEXT", "internal"),
-		aritest.Dial("PJSIP/1001", 20*time.Second, "t"),
+		aritest.Dial("PJSIP/1000", 20*time.Second, "t"),
 	}, rest...)
 }
 
@@ -102,35 +103,43 @@ func demoTraffic() []demoCall {
 				aritest.Dial("PJSIP/1003", 10*time.Second, ""),
 				aritest.VoiceMail("1003@default", 6*time.Second),
 			}}},
+		{at: 8 * time.Second, story: "calls Ria (1001) directly; a long conversation (12 minutes)",
+			call: aritest.InboundCall{From: "+31201234506", To: "+31205550101", Steps: []aritest.Step{
+				aritest.Dial("PJSIP/1001", 10*time.Second, ""),
+				aritest.Talk(12 * time.Minute),
+			}}},
 		{at: 10 * time.Second, story: "reaches Anna's voicemail and hangs up during the greeting",
 			call: aritest.InboundCall{From: "+31201234503", To: "+31205550103", Steps: []aritest.Step{
 				aritest.VoiceMailHangupInGreeting("1003@default", 2*time.Second),
 			}}},
-		{at: 15 * time.Second, story: "calls the main number; Ria transfers to Anna; no answer; voicemail",
-			call: aritest.InboundCall{From: "+31201234504", Name: "Bakker Installatie", To: main, Steps: viaReception("+31201234504",
+		{at: 15 * time.Second, story: "calls the main number; the operator transfers to Anna; no answer; voicemail",
+			call: aritest.InboundCall{From: "+31201234504", Name: "Bakker Installatie", To: main, Steps: viaOperator("+31201234504",
 				aritest.BlindTransfer(3*time.Second, "1003", "internal"),
 				aritest.Dial("PJSIP/1003", 10*time.Second, ""),
 				aritest.VoiceMail("1003@default", 5*time.Second),
 			)}},
-		{at: 20 * time.Second, story: "calls the main number; Ria transfers to 1004, whose phone is not registered",
-			call: aritest.InboundCall{From: "+31201234505", To: main, Steps: viaReception("+31201234505",
+		{at: 20 * time.Second, story: "calls the main number; the operator transfers to 1004, whose phone is not registered",
+			call: aritest.InboundCall{From: "+31201234505", To: main, Steps: viaOperator("+31201234505",
 				aritest.BlindTransfer(3*time.Second, "1004", "internal"),
 				aritest.Dial("PJSIP/1004", 10*time.Second, ""),
 				aritest.Hangup(),
 			)}},
-		{at: 25 * time.Second, story: "calls the main number; Ria answers and helps",
-			call: aritest.InboundCall{From: "+31201234506", To: main, Steps: viaReception("+31201234506",
-				aritest.Talk(8*time.Second),
-			)}},
+		{at: 30 * time.Second, story: "calls Piet (1005) directly, whose phone is not registered",
+			call: aritest.InboundCall{From: "+31201234507", Name: "Jansen BV", To: "+31205550105", Steps: []aritest.Step{
+				aritest.Dial("PJSIP/1005", 10*time.Second, ""),
+				aritest.Hangup(),
+			}}},
 	}
 }
 
 // demoPhones are the phones of the day: agents and the customers' own phones behind the trunk.
 func demoPhones(s *aritest.Server) {
+	s.SetEndpoint("PJSIP/1000", aritest.Answers(2*time.Second)) // the operator
 	s.SetEndpoint("PJSIP/1001", aritest.Answers(2*time.Second)) // Ria
 	s.SetEndpoint("PJSIP/1002", aritest.Answers(3*time.Second)) // Bob
 	s.SetEndpoint("PJSIP/1003", aritest.Rings())                // Anna is away from her desk
 	s.SetEndpoint("PJSIP/1004", aritest.Unavailable())
+	s.SetEndpoint("PJSIP/1005", aritest.Unavailable())
 	s.SetEndpoint("PJSIP/trunk", aritest.Behavior{Answer: true})
 	talks := func(answer, talk time.Duration) aritest.Behavior {
 		b := aritest.AnswersAndPresses(answer, "1")
@@ -141,6 +150,7 @@ func demoPhones(s *aritest.Server) {
 	s.SetEndpoint("PJSIP/+31201234502@provider", talks(4*time.Second, 2*time.Minute))
 	s.SetEndpoint("PJSIP/+31201234504@provider", talks(6*time.Second, 3*time.Minute))
 	s.SetEndpoint("PJSIP/+31201234505@provider", aritest.Busy(4*time.Second)) // always on the phone
+	s.SetEndpoint("PJSIP/+31201234507@provider", talks(3*time.Second, time.Minute))
 }
 
 // timeline prints demo lines stamped with simulated time since the start.
@@ -162,7 +172,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	redisAddr := fs.String("redis", "", "use the Redis at `host:port` instead of an embedded one (keys under callbackd-demo)")
-	speed := fs.Int("speed", 20, "simulated seconds per wall-clock second")
+	speed := fs.Int("speed", 30, "simulated seconds per wall-clock second")
 	serve := fs.Bool("serve", false, "keep the fake PBX and the daemon running after the scripted calls, until Ctrl-C")
 	listen := fs.String("listen", "127.0.0.1:0", "serve /metrics, /healthz and /readyz on `host:port` while the demo runs (\"-\": not at all)")
 	verbose := fs.Bool("v", false, "also print the daemon's own log (console format) on stderr")
@@ -309,22 +319,24 @@ func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error
 		_ = stop()
 		return err
 	}
-	if set.serve {
-		fmt.Fprintf(stdout, "\nStill running (--serve): the fake Asterisk is at %s (user %s). Ctrl-C stops.\n", pbx.URL(), cfg.Asterisk[0].Username)
-		<-ctx.Done()
-	}
-	if err := stop(); err != nil {
-		return err
-	}
 	fmt.Fprintln(stdout)
-	jobs, err := allPromises(context.WithoutCancel(ctx), d.store, cfg)
+	jobs, err := allPromises(ctx, d.store, cfg)
 	if err != nil {
+		_ = stop()
 		return err
 	}
 	fmt.Fprintln(stdout, "Promises in Redis, earliest deadline first:")
 	printJobTable(stdout, jobs, clk.Now(), phone.Mask)
 	printSummary(stdout, calls, rec, jobs)
-	return nil
+	if set.serve {
+		fmt.Fprintf(stdout, "\nStill running (--serve): the fake Asterisk is at %s (user %s)", pbx.URL(), cfg.Asterisk[0].Username)
+		if addr := d.HTTPAddr(); addr != "" {
+			fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)
+		}
+		fmt.Fprintln(stdout, ". Ctrl-C stops.")
+		<-ctx.Done()
+	}
+	return stop()
 }
 
 // demoRecord keeps what the demo's summary counts.
@@ -375,7 +387,9 @@ func printProgress(tl *timeline, cfg *config.Config, p dialer.Progress) {
 	case dialer.StepAgentRung:
 		tl.printf("promise %s: ringing agent %s (their phone shows %s)", short(p.Job.ID), p.Agent, who)
 	case dialer.StepWhisper:
-		tl.printf("promise %s: %s answered; whisper: %s", short(p.Job.ID), p.Agent, p.Detail)
+		// The agent hears the number; the terminal shows it masked like everywhere else.
+		whisper := strings.ReplaceAll(p.Detail, strings.TrimPrefix(p.Job.Number, "+"), strings.TrimPrefix(who, "+"))
+		tl.printf("promise %s: %s answered; whisper: %s", short(p.Job.ID), p.Agent, whisper)
 	case dialer.StepCustomerDialled:
 		tl.printf("promise %s: dialling %s with caller id %s; %s hears ringback", short(p.Job.ID), who, cfg.Dialer.CallerID.Number, p.Agent)
 	case dialer.StepCustomerAnswered:
@@ -392,8 +406,8 @@ func printProgress(tl *timeline, cfg *config.Config, p dialer.Progress) {
 		case queue.StatePending:
 			what = "back in the queue (" + p.Detail + ")"
 			if p.CustomerResult != "" {
-				what = fmt.Sprintf("customer %s; retry %d/%d at %s", strings.ReplaceAll(p.CustomerResult, "_", " "),
-					p.Job.Attempts+1, p.Job.MaxAttempts, p.Job.NotBefore.In(tl.clk.Now().Location()).Format("15:04"))
+				what = fmt.Sprintf("customer %s; attempt %d/%d in %s", strings.ReplaceAll(p.CustomerResult, "_", " "),
+					p.Job.Attempts+1, p.Job.MaxAttempts, inMinutes(p.Job.NotBefore.Sub(p.At)))
 			}
 		default:
 			what = string(p.State) + " (" + p.Detail + ")"
