@@ -284,12 +284,13 @@ func (p *Pool) Refresh(ctx context.Context, asteriskID, monitorApp string, dir D
 	freed := false
 	p.mu.Lock()
 	for _, f := range list {
+		if f.device == "" {
+			continue // unreadable device: the agent stays as it was, as the error says
+		}
 		freed = p.update(f.a, func() {
 			f.a.asterisk = asteriskID
 			f.a.endpoint = f.state
-			if f.device != "" {
-				f.a.device = f.device
-			}
+			f.a.device = f.device
 		}) || freed
 	}
 	p.mu.Unlock()
