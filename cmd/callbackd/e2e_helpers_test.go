@@ -76,7 +76,12 @@ func callbackdBinary(t *testing.T) string {
 		}
 		path := filepath.Join(e2eBuild.dir, "callbackd")
 		// `go test` runs in the package directory, cmd/callbackd: "." is the command.
-		cmd := exec.Command(goTool, "build", "-o", path, ".")
+		args := []string{"build", "-o", path}
+		if raceEnabled {
+			// The daemon under test gets the race detector whenever the tests have it.
+			args = append(args, "-race")
+		}
+		cmd := exec.Command(goTool, append(args, ".")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			e2eBuild.err = fmt.Errorf("building callbackd: %w\n%s", err, out)
 			return
