@@ -157,7 +157,8 @@ func (cb *callback) run(ctx context.Context) verdict {
 
 	// Wait for the agent to answer (StasisStart) or give up.
 	err = cb.await(ctx, d.cfg.Dialer.AgentRingTimeout.D()+10*time.Second, func(ev *ari.Event) bool {
-		if ev.Type == "StasisStart" && ev.Channel != nil && ev.Channel.ID == cb.agentCh {
+		if ev.Channel != nil && ev.Channel.ID == cb.agentCh &&
+			(ev.Type == "StasisStart" || ev.Type == EventSnapshot && ev.Channel.State == "Up") {
 			cb.agentUp = true
 		}
 		return cb.agentUp || cb.agentGone
@@ -258,7 +259,8 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	custUp := false
 	err = cb.await(ctx, d.cfg.Dialer.CustomerRingTimeout.D()+15*time.Second, func(ev *ari.Event) bool {
 		switch {
-		case ev.Type == "ChannelStateChange" && ev.Channel != nil && ev.Channel.ID == cb.custCh && ev.Channel.State == "Up":
+		case (ev.Type == "ChannelStateChange" || ev.Type == EventSnapshot) && ev.Channel != nil &&
+			ev.Channel.ID == cb.custCh && ev.Channel.State == "Up":
 			custUp = true
 		case ev.Type == "Dial" && ev.Peer != nil && ev.Peer.ID == cb.custCh && ev.DialStatus == "ANSWER":
 			custUp = true

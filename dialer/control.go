@@ -9,9 +9,14 @@ import (
 	"github.com/callbackd/callbackd/ari"
 )
 
-// EventGone is the type of the event Control makes up for a channel that vanished while the
-// socket was down: the resync no longer lists it, so its ChannelDestroyed was lost.
-const EventGone = "callbackd.ChannelGone"
+// Events Control makes up after a resync, for what happened while the socket was down.
+const (
+	// EventGone: the resync no longer lists the channel, so its ChannelDestroyed was lost.
+	EventGone = "callbackd.ChannelGone"
+	// EventSnapshot: the channel is still there; its snapshot carries the state it reached
+	// (an answer whose ChannelStateChange was lost shows as state Up).
+	EventSnapshot = "callbackd.ChannelSnapshot"
+)
 
 // Control routes the control application's events to the callback that owns each channel.
 // Channel ids are chosen by the dialer, so a callback watches an id before asking Asterisk
@@ -68,11 +73,12 @@ func (c *Control) HandleEvent(ev *ari.Event) {
 }
 
 // Resync implements ari.Handler: a watched channel the snapshot no longer lists ended while
-// nobody listened, and its owner must hear that or it would wait for ever.
+// nobody listened, and its owner must hear that or it would wait for ever; one still listed
+// may have been answered meanwhile, so its owner gets its current snapshot.
 func (c *Control) Resync(snap ari.Snapshot) {
-	alive := make(map[string]bool, len(snap.Channels))
-	for _, ch := range snap.Channels {
-		alive[ch.ID] = true
+	alive := make(map[string]*ari.Channel, len(snap.Channels))
+	for i := range snap.Channels {
+		alive[snap.Channels[i].ID] = &snap.Channels[i]
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -80,7 +86,9 @@ func (c *Control) Resync(snap ari.Snapshot) {
 		if w.asterisk != snap.AsteriskID {
 			continue
 		}
-		if alive[id] && !snap.Restarted {
+		if ch := alive[id]; ch != nil && !snap.Restarted {
+			c := *ch
+			w.in.put(&ari.Event{Type: EventSnapshot, AsteriskID: snap.AsteriskID, Channel: &c})
 			continue
 		}
 		w.in.put(&ari.Event{Type: EventGone, AsteriskID: snap.AsteriskID, Channel: &ari.Channel{ID: id}})

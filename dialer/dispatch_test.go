@@ -192,3 +192,22 @@ func TestPromiseResolvedWhileTheCustomerRingsStopsTheCallback(t *testing.T) {
 		t.Errorf("customer dialled %d times after the promise was resolved, want only the one call", n)
 	}
 }
+
+func TestCustomerWhoAnswersWhileTheEventSocketIsDownIsStillConnected(t *testing.T) {
+	r := newRig(t, monday10, func(c *config.Config) {
+		// The socket stays down for 10 s: long enough for the customer to answer unseen.
+		c.Asterisk[0].Reconnect.Initial = config.Duration(10 * time.Second)
+		c.Asterisk[0].Reconnect.Max = config.Duration(30 * time.Second)
+	}, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	job := r.enqueue(customer1, "voicemail", "1003", 2*time.Hour)
+	r.waitFor("the customer to be dialled", func() bool { return len(r.steps(job.ID)) >= 3 })
+	r.pbx.DropWebSockets()
+	got := r.settled(job.ID)
+	if got.State != queue.StateKept || got.Attempts != 0 {
+		t.Errorf("promise = %s with %d attempts; want kept: the resync shows the customer's leg Up", got.State, got.Attempts)
+	}
+}

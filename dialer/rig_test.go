@@ -133,7 +133,9 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 		t.Fatal(err)
 	}
 	r.conn, err = ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
-		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk})
+		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
+		Backoff: ari.Backoff{Initial: cfg.Asterisk[0].Reconnect.Initial.D(), Max: cfg.Asterisk[0].Reconnect.Max.D(),
+			Multiplier: ari.DefaultBackoff.Multiplier}})
 	if err != nil {
 		t.Fatal(err)
 	}

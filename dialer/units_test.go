@@ -115,12 +115,21 @@ func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
 	}
 
 	// A resync that no longer lists a watched channel: it ended while the socket was down.
-	c.Resync(ari.Snapshot{AsteriskID: "ast1", Channels: []ari.Channel{{ID: "cbd-1-agent"}, {ID: "cbd-1-customer"}}})
+	c.Resync(ari.Snapshot{AsteriskID: "ast1", Channels: []ari.Channel{{ID: "cbd-1-agent", State: "Up"}, {ID: "cbd-1-customer", State: "Ringing"}}})
 	if ev := other.take(); ev == nil || ev.Type != EventGone || ev.Channel.ID != "cbd-2-agent" {
 		t.Errorf("vanished channel: got %+v, want %s for cbd-2-agent", ev, EventGone)
 	}
-	if ev := mine.take(); ev != nil {
-		t.Errorf("channels still listed must not be reported gone; got %s", ev.Type)
+	// Channels still listed are not gone; their owner learns the state they reached.
+	states := map[string]string{}
+	for ev := mine.take(); ev != nil; ev = mine.take() {
+		if ev.Type != EventSnapshot {
+			t.Errorf("channel still listed reported as %s", ev.Type)
+			continue
+		}
+		states[ev.Channel.ID] = ev.Channel.State
+	}
+	if states["cbd-1-agent"] != "Up" || states["cbd-1-customer"] != "Ringing" {
+		t.Errorf("snapshots after the resync: %v, want the agent Up and the customer Ringing", states)
 	}
 	// A restarted Asterisk lost every channel, whatever its lists say.
 	c.Resync(ari.Snapshot{AsteriskID: "ast1", Restarted: true, Channels: []ari.Channel{{ID: "cbd-1-agent"}}})
