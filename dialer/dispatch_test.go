@@ -211,3 +211,29 @@ func TestCustomerWhoAnswersWhileTheEventSocketIsDownIsStillConnected(t *testing.
 		t.Errorf("promise = %s with %d attempts; want kept: the resync shows the customer's leg Up", got.State, got.Attempts)
 	}
 }
+
+func TestAnAgentReservedByAnotherDaemonIsNeverRung(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		s.SetEndpoint(customerPhone(customer1), talks())
+		s.SetEndpoint(customerPhone(customer2), talks())
+	})
+	// Another callbackd sharing this Redis is calling with Bob.
+	other := queue.NewReservations(r.redis.Client(), "callbackd")
+	if ok, err := other.Reserve(context.Background(), "bob", "other-daemon", time.Hour); !ok || err != nil {
+		t.Fatalf("reserving bob for the other daemon: %v %v", ok, err)
+	}
+	first := r.enqueue(customer1, "voicemail", "1005", 2*time.Hour)
+	second := r.enqueue(customer2, "voicemail", "1005", 2*time.Hour)
+	for _, id := range []string{first.ID, second.ID} {
+		if got := r.settled(id); got.State != queue.StateKept {
+			t.Errorf("promise %s = %s, want kept by anna", id, got.State)
+		}
+	}
+	for _, p := range r.allProgress() {
+		if p.Agent == "bob" {
+			t.Fatalf("bob was rung (%s) while another daemon held him", p.Step)
+		}
+	}
+}
