@@ -81,6 +81,10 @@ type verdict struct {
 	detail string
 	// agentResult and custResult are what each leg did, "" when the leg was never rung.
 	agentResult, custResult string
+	// now: a retry may be dialled again at once (the daemon stopped mid-call), not after
+	// retry_backoff. cool: hold the agent back as after a no-answer (something failed
+	// around them, and ringing them again at once would fail the same way).
+	now, cool bool
 }
 
 type verdictKind int
@@ -183,10 +187,13 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	d := cb.d
 	rest := cb.pbx.REST
 	v := verdict{agentResult: ResultAnswered}
-	// At shutdown the promise goes back without using an attempt: the customer may have rung
-	// once more than counted, which beats a promise given up because the daemon restarted.
+	// At shutdown the promise goes back. Once the customer's phone has rung, that was an
+	// attempt: a daemon restarting in a loop must not ring anyone more than max_attempts.
 	stopped := func(what string) verdict {
 		v.kind, v.detail = release, "stopped while "+what
+		if cb.custDialled {
+			v.kind, v.custResult, v.now = retry, ResultFailed, true
+		}
 		return v
 	}
 	agentLeft := func(what string) verdict {
@@ -199,11 +206,11 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 
 	if _, err := rest.CreateBridge(ctx, cb.bridge, "mixing"); err != nil {
-		v.kind, v.detail = release, "creating the bridge failed: "+err.Error()
+		v.kind, v.detail, v.cool = release, "creating the bridge failed: "+err.Error(), true
 		return v
 	}
 	if err := rest.AddChannel(ctx, cb.bridge, cb.agentCh); err != nil {
-		v.kind, v.detail = release, "bridging the agent failed: "+err.Error()
+		v.kind, v.detail, v.cool = release, "bridging the agent failed: "+err.Error(), true
 		return v
 	}
 
@@ -222,6 +229,14 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 	if cb.agentGone {
 		return agentLeft("during the whisper")
+	}
+
+	// Ringing the agent and the whisper take a while: calling hours may have closed since the
+	// claim, and no customer is ever rung outside them.
+	if !cb.q.CallingHours.Open(d.clk.Now()) {
+		_ = cb.play(ctx, cb.agentCh, "notice", []string{"sound:callbackd-calling-hours-closed"})
+		v.kind, v.detail = release, "calling hours closed before the customer was dialled"
+		return v
 	}
 
 	// The customer leg: created with the company's caller id, bridged before dialling so the
@@ -401,7 +416,9 @@ func (cb *callback) note(ev *ari.Event) {
 			cb.custDigits += ev.Digit
 		}
 	case "ChannelHangupRequest", "ChannelDestroyed", EventGone:
-		if id == cb.custCh {
+		// A soft hang-up request's cause (32 in traces 07, 09, 13) is a flag, not why the
+		// call failed.
+		if id == cb.custCh && !(ev.Type == "ChannelHangupRequest" && ev.Soft) {
 			if ev.Cause != nil && *ev.Cause != 0 {
 				cb.custCause = *ev.Cause
 			}

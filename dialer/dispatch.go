@@ -263,6 +263,16 @@ func (d *Dispatcher) pass(ctx context.Context, calls context.Context) time.Time 
 		}
 		d.start(calls, a, *job)
 	}
+	// Agents may still be free while the queues they serve have only promises that are not
+	// due yet: look again when the first becomes due.
+	for _, q := range d.cfg.Queues {
+		if _, due := heads[q.Name]; due || !q.CallingHours.Open(now) {
+			continue
+		}
+		if t, ok, err := d.store.NextDue(ctx, q.Name); err == nil && ok {
+			consider(t)
+		}
+	}
 	return next
 }
 
@@ -277,7 +287,9 @@ func (d *Dispatcher) claimFor(ctx context.Context, a AgentView, qs []string, ava
 		return nil, time.Time{}
 	}
 	if !ok {
-		return nil, time.Time{} // another daemon is calling with this agent
+		// Another daemon is calling with this agent; its device state will say when that
+		// ends, but look again soon in case it gave the agent back without a call.
+		return nil, d.clk.Now().Add(5 * time.Second)
 	}
 	var held []string
 	for _, ext := range available {
@@ -357,7 +369,7 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 			log.Error("refusing to dial a number that dialer.allow does not allow; promise failed")
 			v = verdict{kind: failed, detail: "number not allowed by dialer.allow"}
 		case !ok:
-			v = verdict{kind: release, detail: "asterisk of agent " + a.ID + " not connected"}
+			v = verdict{kind: release, cool: true, detail: "asterisk of agent " + a.ID + " not connected"}
 		default:
 			v = cb.run(ctx)
 			if errors.Is(context.Cause(ctx), errTakenAway) {
@@ -371,8 +383,7 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 			log.Warn("giving back the agent reservation failed; it runs out with its lease", zap.Error(err))
 		}
 		var wrap, cool time.Duration
-		switch v.agentResult {
-		case ResultNoAnswer, ResultUnavailable:
+		if v.cool || v.agentResult == ResultNoAnswer || v.agentResult == ResultUnavailable {
 			cool = d.cfg.Dialer.AgentCooldown.D()
 		}
 		if v.kind == connected {
@@ -406,8 +417,12 @@ func (d *Dispatcher) renew(ctx context.Context, cancel context.CancelCauseFunc, 
 				cb.log.Error("renewing the promise lease failed", zap.Error(err))
 			}
 		}
-		if _, err := d.resv.Renew(ctx, cb.agent.ID, d.opts.Instance, lease); err != nil && ctx.Err() == nil {
+		// A lost reservation is logged, not acted on: hanging up on an agent mid-call would be
+		// worse than another daemon possibly ringing them.
+		if ok, err := d.resv.Renew(ctx, cb.agent.ID, d.opts.Instance, lease); err != nil && ctx.Err() == nil {
 			cb.log.Error("renewing the agent reservation failed", zap.Error(err))
+		} else if !ok && err == nil {
+			cb.log.Warn("the agent reservation ran out during the callback; another daemon may ring this agent")
 		}
 	}
 }
@@ -429,7 +444,11 @@ func (d *Dispatcher) settle(cb *callback, v verdict) {
 	case release:
 		after, err = d.store.Release(ctx, ref, tok, now, v.detail)
 	case retry:
-		after, err = d.store.Retry(ctx, ref, tok, now.Add(cb.q.RetryBackoff.D()), v.detail)
+		nb := now.Add(cb.q.RetryBackoff.D())
+		if v.now {
+			nb = now
+		}
+		after, err = d.store.Retry(ctx, ref, tok, nb, v.detail)
 	case failed:
 		after, err = d.store.Complete(ctx, ref, tok, queue.StateFailed, v.detail)
 	case connected:
@@ -438,6 +457,12 @@ func (d *Dispatcher) settle(cb *callback, v verdict) {
 			outcome = queue.StateLate
 		}
 		after, err = d.store.Complete(ctx, ref, tok, outcome, v.detail)
+		if errors.Is(err, queue.ErrOutcome) {
+			// A request merged in during the call moved the deadline: the store judges by the
+			// deadline it holds now.
+			outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
+			after, err = d.store.Complete(ctx, ref, tok, outcome, v.detail)
+		}
 		if err == nil {
 			d.m.connected(job, cb.connectedAt)
 		}

@@ -114,8 +114,12 @@ func (m *Metrics) reclaimed(queueName string, res queue.ReclaimResult) {
 	if m == nil {
 		return
 	}
-	if res.GaveUp > 0 {
-		m.completedC.WithLabelValues(queueName, string(queue.StateUnreachable)).Add(float64(res.GaveUp))
+	// Promises this daemon finished on behalf of a worker that died: counted like any other.
+	// Their slack is not observed here; the store's kept ratio includes them.
+	for outcome, n := range map[queue.State]int{queue.StateUnreachable: res.GaveUp, queue.StateKept: res.Kept, queue.StateLate: res.Late} {
+		if n > 0 {
+			m.completedC.WithLabelValues(queueName, string(outcome)).Add(float64(n))
+		}
 	}
 }
 

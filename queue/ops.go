@@ -413,8 +413,9 @@ type ReclaimResult struct {
 	Reclaimed int
 	// GaveUp is how many of them were dialing on their last attempt and are now unreachable.
 	GaveUp int
-	// Finished is how many of them were connected and are now kept or late.
-	Finished int
+	// Kept and Late are how many of them were connected and are now finished so; Finished is
+	// their sum.
+	Kept, Late, Finished int
 }
 
 // Reclaim takes back every job whose lease has expired. A dialing job is pending again (the
@@ -434,15 +435,18 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}
-		if len(res) < 4 {
+		if len(res) < 5 {
 			return total, fmt.Errorf("%s: unexpected reply %v", what, res)
 		}
 		n, _ := res[1].(int64)
 		g, _ := res[2].(int64)
-		fin, _ := res[3].(int64)
+		kept, _ := res[3].(int64)
+		late, _ := res[4].(int64)
 		total.Reclaimed += int(n)
 		total.GaveUp += int(g)
-		total.Finished += int(fin)
+		total.Kept += int(kept)
+		total.Late += int(late)
+		total.Finished += int(kept + late)
 		if n < reclaimBatch {
 			return total, nil
 		}

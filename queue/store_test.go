@@ -703,10 +703,10 @@ func TestReclaimFinishesAConnectedJobInsteadOfCallingAgain(t *testing.T) {
 		want       State
 		wantResult ReclaimResult
 	}{
-		{"connected before the deadline: kept", 3, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
-		{"connected at the deadline: kept", 3, time.Hour, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
-		{"connected after the deadline: late", 3, time.Hour + time.Second, StateLate, ReclaimResult{Reclaimed: 1, Finished: 1}},
-		{"connected on the last attempt: kept, not unreachable", 1, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Finished: 1}},
+		{"connected before the deadline: kept", 3, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Kept: 1, Finished: 1}},
+		{"connected at the deadline: kept", 3, time.Hour, StateKept, ReclaimResult{Reclaimed: 1, Kept: 1, Finished: 1}},
+		{"connected after the deadline: late", 3, time.Hour + time.Second, StateLate, ReclaimResult{Reclaimed: 1, Late: 1, Finished: 1}},
+		{"connected on the last attempt: kept, not unreachable", 1, 10 * time.Minute, StateKept, ReclaimResult{Reclaimed: 1, Kept: 1, Finished: 1}},
 		{"still dialing: pending again", 3, -1, StatePending, ReclaimResult{Reclaimed: 1}},
 	}
 	for _, tt := range tests {

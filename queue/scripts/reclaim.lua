@@ -2,9 +2,9 @@
 -- KEYS[1..10] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] batch (most jobs handled by one call)
--- Returns {'ok', reclaimed, gave_up, finished}: of the reclaimed jobs, gave_up were dialing on
--- their last attempt and are now unreachable, finished were connected and are now kept or
--- late; the rest are pending again. Removing the lease entry and clearing the token happen
+-- Returns {'ok', reclaimed, gave_up, kept, late}: of the reclaimed jobs, gave_up were dialing on
+-- their last attempt and are now unreachable, kept and late were connected and are now
+-- finished so; the rest are pending again. Removing the lease entry and clearing the token happen
 -- together, so each expiry is handled exactly once and the old token is refused.
 -- A dialing job's lost call counts as an attempt: the crashed worker may have rung the customer,
 -- and a crash loop must not ring anyone more than max attempts.
@@ -16,7 +16,7 @@
 -- indexes and outcome stream within the retention period.
 
 local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
-local gave_up, finished = 0, 0
+local gave_up, kept, late = 0, 0, 0
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
   local st = redis.call('HGET', jk, 'state')
@@ -25,11 +25,13 @@ for _, id in ipairs(ids) do
     local outcome = 'kept'
     if tonumber(conn) > tonumber(dl) then
       outcome = 'late'
+      late = late + 1
+    else
+      kept = kept + 1
     end
     -- The lease was taken away, so its holder must hear exactly that (STALE).
     redis.call('HSET', jk, 'token', '0')
     finish(jk, id, outcome, 'lease expired after connect (worker ' .. worker .. ')')
-    finished = finished + 1
   elseif st == 'dialing' then
     local worker = redis.call('HGET', jk, 'worker')
     local detail = 'lease expired (worker ' .. worker .. ', state ' .. st .. ')'
@@ -49,4 +51,4 @@ for _, id in ipairs(ids) do
   end
 end
 housekeep()
-return {'ok', #ids, gave_up, finished}
+return {'ok', #ids, gave_up, kept, late}
