@@ -142,6 +142,9 @@ func NewConn(opts Options) (*Conn, error) {
 	}
 	ev := *base
 	ev.Path = base.Path + "/events"
+	// The series exist from the start, so an Asterisk that is down from the first moment
+	// shows as 0 rather than as no data, which alerts would miss.
+	opts.Metrics.register(opts.Name)
 	return &Conn{
 		opts: opts, client: client, clk: opts.Clock, rnd: opts.Rand, backoff: opts.Backoff,
 		log:    opts.Logger.With(zap.String("asterisk", opts.Name), zap.String("ari_url", client.BaseURL())),

@@ -903,3 +903,18 @@ func TestAConnectionThatFlapsAfterEachResyncKeepsBackingOff(t *testing.T) {
 		t.Errorf("wait after a connection that was up 17 s: %v; want Initial (1s)", w)
 	}
 }
+
+// An Asterisk that is down from the first moment must show as disconnected, not as missing
+// data, or an alert on callbackd_ari_connected == 0 would never fire.
+func TestConnectionSeriesExistBeforeTheFirstConnect(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := NewConn(Options{Name: "pbx1", URL: "http://127.0.0.1:1/ari", Metrics: NewMetrics(reg)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, reg, "callbackd_ari_connected", map[string]string{"asterisk": "pbx1"}); got != 0 {
+		t.Errorf("connected gauge = %v before any connect; want 0", got)
+	}
+	if got := metric(t, reg, "callbackd_ari_reconnects_total", map[string]string{"asterisk": "pbx1"}); got != 0 {
+		t.Errorf("reconnects = %v before any connect; want 0", got)
+	}
+}

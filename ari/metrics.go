@@ -61,6 +61,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// register starts an Asterisk's series at zero: not connected, no reconnects.
+func (m *Metrics) register(asterisk string) {
+	if m == nil {
+		return
+	}
+	m.connected.WithLabelValues(asterisk).Set(0)
+	m.reconnects.WithLabelValues(asterisk)
+}
+
 func (m *Metrics) setConnected(asterisk string, up bool) {
 	if m == nil {
 		return
