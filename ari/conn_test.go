@@ -908,7 +908,7 @@ func TestAConnectionThatFlapsAfterEachResyncKeepsBackingOff(t *testing.T) {
 // data, or an alert on callbackd_ari_connected == 0 would never fire.
 func TestConnectionSeriesExistBeforeTheFirstConnect(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := NewConn(Options{Name: "pbx1", URL: "http://127.0.0.1:1/ari", Metrics: NewMetrics(reg)}); err != nil {
+	if _, err := ari.NewConn(ari.Options{Name: "pbx1", URL: "http://127.0.0.1:1/ari", Username: "u", Password: "p", Metrics: ari.NewMetrics(reg)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := metric(t, reg, "callbackd_ari_connected", map[string]string{"asterisk": "pbx1"}); got != 0 {
