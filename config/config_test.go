@@ -49,6 +49,13 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "redis_url_with_password.bad.yml",
+		want: []string{
+			`redis.password: not used with redis.url; put it in the URL (redis://user:password@host:port/db) (line 3)`,
+			`redis.db: not used with redis.url; put it in the URL (redis://user:password@host:port/db) (line 4)`,
+		},
+	},
+	{
 		file: "media_lists.bad.yml",
 		want: []string{
 			`queues[0].greeting[1]: must be a media URI such as sound:NAME or digits:123 (schemes sound, recording, number, digits, characters, tone), got "play:this" (line 8)`,
@@ -503,30 +510,39 @@ func TestBadEnvironmentIsRejectedNamingTheVariable(t *testing.T) {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
-	c := mustLoad(t, "url.good.yml", map[string]string{
-		"CALLBACKD_REDIS_PASSWORD":      "redis-pw-123",
-		"CALLBACKD_ASTERISK_0_PASSWORD": "ari-pw-456",
-	})
-	out, err := Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	printed := map[string]string{
-		"yaml": string(out),
-		"%v":   sprintf("%v", c),
-		"%+v":  sprintf("%+v", *c),
-		"%#v":  sprintf("%#v", *c),
-	}
-	for how, s := range printed {
-		for _, secret := range []string{"s3cret", "t0ken", "redis-pw-123", "ari-pw-456"} {
-			if strings.Contains(s, secret) {
-				t.Errorf("%s output leaks %q", how, secret)
+	for _, tc := range []struct {
+		file  string
+		env   map[string]string
+		wants []string
+	}{
+		// The URL carries the Redis password (a separate one is refused with a URL).
+		{"url.good.yml", map[string]string{"CALLBACKD_ASTERISK_0_PASSWORD": "ari-pw-456"},
+			[]string{"rediss://callbackd:<secret>@redis.example.net:6380/2", "password: <secret>", "token: <secret>"}},
+		{"minimal.good.yml", map[string]string{"CALLBACKD_REDIS_PASSWORD": "redis-pw-123"},
+			[]string{"password: <secret>"}},
+	} {
+		c := mustLoad(t, tc.file, tc.env)
+		out, err := Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		printed := map[string]string{
+			"yaml": string(out),
+			"%v":   sprintf("%v", c),
+			"%+v":  sprintf("%+v", *c),
+			"%#v":  sprintf("%#v", *c),
+		}
+		for how, s := range printed {
+			for _, secret := range []string{"s3cret", "t0ken", "redis-pw-123", "ari-pw-456"} {
+				if strings.Contains(s, secret) {
+					t.Errorf("%s: %s output leaks %q", tc.file, how, secret)
+				}
 			}
 		}
-	}
-	for _, want := range []string{"rediss://callbackd:<secret>@redis.example.net:6380/2", "password: <secret>", "token: <secret>"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("effective config lacks %q:\n%s", want, out)
+		for _, want := range tc.wants {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s: effective config lacks %q:\n%s", tc.file, want, out)
+			}
 		}
 	}
 }

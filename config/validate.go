@@ -154,6 +154,16 @@ func (v *validator) redis(r Redis) {
 		case u.Host == "":
 			v.addf("redis.url", "missing host")
 		}
+		// The URL carries its own credentials and database; separate keys would be ignored,
+		// and a password that silently does nothing is worse than an error.
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"redis.username", r.Username != ""}, {"redis.password", r.Password != ""}, {"redis.db", r.DB != 0}} {
+			if k.set {
+				v.addf(k.key, "not used with redis.url; put it in the URL (redis://user:password@host:port/db)")
+			}
+		}
 	}
 	if r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0 {
 		v.required("redis.sentinel.master_name", r.Sentinel.MasterName)

@@ -346,7 +346,8 @@ func (cb *callback) afterAnswerLost(ctx context.Context, v verdict, when string)
 		v.kind, v.agentResult, v.custResult, v.detail = retry, ResultHungUp, ResultFailed, "agent "+cb.agent.ID+" hung up "+when
 		return v
 	}
-	v.kind, v.detail = release, "stopped "+when
+	// Stopped after the customer answered: that call was an attempt.
+	v.kind, v.custResult, v.detail, v.now = retry, ResultFailed, "stopped "+when, true
 	return v
 }
 

@@ -23,11 +23,11 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"demo":     {summary: "demo [--redis ADDR] [--serve]: scripted calls on a fake Asterisk become promises in Redis", run: runDemo},
+		"demo":     {summary: "demo [--redis ADDR] [--speed N] [--listen ADDR] [--serve] [-v]: the daemon on a fake Asterisk with scripted calls, promises kept", run: runDemo},
 		"config":   {summary: "config check -c FILE: validate a configuration file", run: runConfig},
-		"promises": {summary: "promises -c FILE [--state S] [--json]: list the promises in Redis", run: runPromises},
-		"record":   {summary: "record -c FILE [--out F]: write a PBX's ARI events as a trace for replay", run: runRecord},
-		"replay":   {summary: "replay --trace FILE.jsonl: run recorded ARI events through the detector", run: runReplay},
+		"promises": {summary: "promises -c FILE [--queue Q] [--state S] [--limit N] [--json] [--unmask]: list the promises in Redis", run: runPromises},
+		"record":   {summary: "record -c FILE [--asterisk NAME] [--out F] [--duration D] [--app NAME]: write a PBX's ARI events as a trace", run: runRecord},
+		"replay":   {summary: "replay --trace FILE.jsonl [--config FILE] [--app NAME]: run recorded ARI events through the detector", run: runReplay},
 		"run":      {summary: "run -c FILE: the daemon (watch Asterisk, make promises, call back)", run: runDaemon},
 		"version":  {summary: "print the version", run: runVersion},
 	}
