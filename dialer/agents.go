@@ -369,6 +369,20 @@ func (p *Pool) Available() []string {
 	return out
 }
 
+// OnDuty is how many agents serving queueName are on duty: not offline and not paused.
+func (p *Pool) OnDuty(queueName string) int {
+	now := p.clk.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.agents {
+		if st := a.state(now); st != AgentOffline && st != AgentPaused && a.cfg.Serves(queueName) {
+			n++
+		}
+	}
+	return n
+}
+
 // ErrUnknownAgent is returned for an agent id that is not configured.
 var ErrUnknownAgent = errors.New("unknown agent")
 

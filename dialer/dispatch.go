@@ -105,6 +105,19 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	active map[string]queue.Ref // agent id → promise in progress
+	handle time.Duration        // moving average of how long an agent is taken by a callback
+}
+
+// initialHandle is the guess at a callback's length until this daemon has made some: a few
+// minutes of conversation plus ringing and whisper.
+const initialHandle = 5 * time.Minute
+
+// HandleTime is the moving average of how long a callback takes an agent away, wrap-up
+// included: what the at-risk forecast plans with.
+func (d *Dispatcher) HandleTime() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.handle
 }
 
 // NewDispatcher checks the options and returns a Dispatcher; Run starts it.
@@ -129,7 +142,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	}
 	return &Dispatcher{cfg: o.Config, store: o.Store, resv: o.Reservations, pool: o.Pool, control: o.Control,
 		pbxs: o.PBXs, m: o.Metrics, clk: o.Clock, log: o.Logger, opts: o,
-		wake: make(chan struct{}, 1), active: map[string]queue.Ref{}}, nil
+		wake: make(chan struct{}, 1), active: map[string]queue.Ref{}, handle: initialHandle}, nil
 }
 
 // Wake makes the dispatcher look again at once: an agent may be free, a promise due.
@@ -355,6 +368,7 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 	d.active[a.ID] = job.Ref()
 	d.mu.Unlock()
 	d.wg.Add(1)
+	started := d.clk.Now()
 	go func() {
 		defer d.wg.Done()
 		log := d.log.With(zap.String("promise", job.ID), zap.String("queue", job.Queue),
@@ -391,6 +405,11 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 		}
 		d.mu.Lock()
 		delete(d.active, a.ID)
+		if v.kind == connected {
+			// Only calls that reached a customer say how long keeping a promise takes.
+			took := d.clk.Now().Sub(started) + wrap
+			d.handle = (4*d.handle + took) / 5
+		}
 		d.mu.Unlock()
 		d.pool.endCall(a.ID, wrap, cool)
 		d.Wake()

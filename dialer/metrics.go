@@ -127,7 +127,12 @@ func (m *Metrics) reclaimed(queueName string, res queue.ReclaimResult) {
 type StoreReader interface {
 	Stats(ctx context.Context, queueName string) (queue.Stats, error)
 	Outcomes(ctx context.Context, queueName string, window time.Duration) (map[queue.State]int64, error)
+	Schedule(ctx context.Context, queueName string, limit int) ([]queue.Due, int, error)
 }
+
+// scheduleLimit bounds how many pending promises of a queue each scrape forecasts: the most
+// urgent ones, which are the ones an alert is about.
+const scheduleLimit = 1000
 
 // StateCollector reports what is in the store and the pool at scrape time: open promises by
 // state, the kept ratio over the configured window, agents by state.
@@ -138,18 +143,26 @@ type StateCollector struct {
 	log     *zap.Logger
 	timeout time.Duration
 	errors  prometheus.Counter
+	handle  func() time.Duration
 
 	open   *prometheus.Desc
 	ratio  *prometheus.Desc
 	agents *prometheus.Desc
+	risk   *prometheus.Desc
 }
 
-// RegisterStateCollector registers a StateCollector on reg. pool may be nil (no agents).
-func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, cfg *config.Config, store StoreReader, pool *Pool, log *zap.Logger) {
+// RegisterStateCollector registers a StateCollector on reg. handle is the expected length of
+// one callback (Dispatcher.HandleTime), for the at-risk forecast.
+func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, cfg *config.Config, store StoreReader, pool *Pool,
+	handle func() time.Duration, log *zap.Logger) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	c := &StateCollector{cfg: cfg, store: store, pool: pool, log: log, timeout: 3 * time.Second, errors: m.storeErrors,
+		handle: handle,
+		risk: prometheus.NewDesc("callbackd_promises_at_risk",
+			"Pending promises that the earliest-deadline schedule, with the agents on duty now and the average callback length, reaches only after their deadline (among the 1000 most urgent due and 1000 on hold).",
+			[]string{"queue"}, nil),
 		open: prometheus.NewDesc("callbackd_promises_open",
 			"Open promises in the store, by queue and state (pending includes those waiting for a retry or calling hours).",
 			[]string{"queue", "state"}, nil),
@@ -166,6 +179,7 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.open
 	ch <- c.ratio
 	ch <- c.agents
+	ch <- c.risk
 }
 
 // Collect implements prometheus.Collector.
@@ -190,6 +204,19 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q.Name)
+		list, _, err := c.store.Schedule(ctx, q.Name, scheduleLimit)
+		if err != nil {
+			c.errors.Inc()
+			c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q.Name), zap.Error(err))
+			continue
+		}
+		var now time.Time
+		onDuty := 0
+		if c.pool != nil {
+			now, onDuty = c.pool.clk.Now(), c.pool.OnDuty(q.Name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue,
+			float64(AtRisk(now, list, onDuty, c.handle())), q.Name)
 	}
 	if c.pool != nil {
 		counts := c.pool.Count()
@@ -209,4 +236,38 @@ func KeptRatio(out map[queue.State]int64) float64 {
 		return math.NaN()
 	}
 	return float64(kept) / float64(den)
+}
+
+// AtRisk forecasts how many of the pending promises in list (earliest deadline first) will be
+// reached only after their deadline: each of agents takes the next promise in deadline order as
+// soon as it is free and the promise may be dialled, and a callback takes handle. A promise
+// that will be late still takes an agent's time — it is called anyway. With no agent on duty
+// every pending promise is at risk. It ignores calling hours and agents busy right now, so it
+// errs on the hopeful side.
+func AtRisk(now time.Time, list []queue.Due, agents int, handle time.Duration) int {
+	if agents <= 0 {
+		return len(list)
+	}
+	free := make([]time.Time, agents)
+	for i := range free {
+		free[i] = now
+	}
+	risk := 0
+	for _, d := range list {
+		next := 0
+		for i := range free {
+			if free[i].Before(free[next]) {
+				next = i
+			}
+		}
+		start := free[next]
+		if d.NotBefore.After(start) {
+			start = d.NotBefore
+		}
+		if start.After(d.Deadline) {
+			risk++
+		}
+		free[next] = start.Add(handle)
+	}
+	return risk
 }

@@ -214,3 +214,34 @@ func TestOnlyAgentsOnDutyHoldTheirOwnPromises(t *testing.T) {
 		t.Errorf("Available() = %q, want %q: a busy agent holds, one cooling down after not answering does not", got, want)
 	}
 }
+
+func TestAtRiskForecastsWhoTheScheduleReachesTooLate(t *testing.T) {
+	now := monday10
+	due := func(deadline time.Duration) queue.Due { return queue.Due{Deadline: now.Add(deadline)} }
+	held := func(notBefore, deadline time.Duration) queue.Due {
+		return queue.Due{NotBefore: now.Add(notBefore), Deadline: now.Add(deadline)}
+	}
+	for _, tc := range []struct {
+		name   string
+		list   []queue.Due
+		agents int
+		want   int
+	}{
+		{"nothing pending", nil, 2, 0},
+		{"nobody on duty: every pending promise is at risk", []queue.Due{due(time.Hour), due(2 * time.Hour)}, 0, 2},
+		{"one agent, room for all", []queue.Due{due(10 * time.Minute), due(20 * time.Minute), due(30 * time.Minute)}, 1, 0},
+		{"one agent, the third starts after its deadline",
+			[]queue.Due{due(2 * time.Minute), due(6 * time.Minute), due(9 * time.Minute)}, 1, 1},
+		{"two agents share the load", []queue.Due{due(2 * time.Minute), due(6 * time.Minute), due(9 * time.Minute)}, 2, 0},
+		{"already overdue", []queue.Due{due(-time.Minute)}, 3, 1},
+		{"a held promise waits for its not-before", []queue.Due{held(30*time.Minute, 20*time.Minute)}, 1, 1},
+		{"a late promise still takes the agent's time", []queue.Due{due(-time.Minute), due(6 * time.Minute)}, 1, 1},
+		{"a late promise still takes the agent's time, pushing the next past its deadline",
+			[]queue.Due{due(-time.Minute), due(4 * time.Minute)}, 1, 2},
+	} {
+		// Each callback takes 5 minutes: 0–5, 5–10, 10–15 for one agent.
+		if got := AtRisk(now, tc.list, tc.agents, 5*time.Minute); got != tc.want {
+			t.Errorf("%s: AtRisk = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

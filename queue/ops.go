@@ -644,3 +644,44 @@ func (s *Store) Head(ctx context.Context, queue string) (time.Time, bool, error)
 	}
 	return time.UnixMilli(ms).UTC(), true, nil
 }
+
+// Due is one pending promise as a schedule sees it.
+type Due struct {
+	Deadline time.Time
+	// NotBefore is when it may be dialled; zero when it may be dialled now.
+	NotBefore time.Time
+}
+
+// Schedule lists the pending promises of queue, earliest deadline first, for forecasting which
+// will miss their deadline: at most limit that are due now and limit that wait for a
+// not-before (retry backoff, calling hours), with total the number pending in all (more than
+// the list when it was cut). Read-only, one round trip.
+func (s *Store) Schedule(ctx context.Context, queue string, limit int) (list []Due, total int, err error) {
+	what := "reading the schedule of queue " + queue
+	if err := s.checkQueue(queue); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if limit < 1 {
+		return nil, 0, fmt.Errorf("%s: %w: limit %d must be at least 1", what, ErrInvalid, limit)
+	}
+	res, err := s.run(ctx, s.sc.schedule, queue, s.ks(queue).common(), s.clk.Now(), limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(res) < 3 {
+		return nil, 0, fmt.Errorf("%s: unexpected script reply %v", what, res)
+	}
+	n, _ := res[1].(int64)
+	flat, _ := res[2].([]any)
+	for i := 0; i+1 < len(flat); i += 2 {
+		dl, _ := flat[i].(int64)
+		nb, _ := flat[i+1].(int64)
+		d := Due{Deadline: time.UnixMilli(dl).UTC()}
+		if nb > 0 {
+			d.NotBefore = time.UnixMilli(nb).UTC()
+		}
+		list = append(list, d)
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Deadline.Before(list[j].Deadline) })
+	return list, int(n), nil
+}

@@ -184,3 +184,48 @@ func TestOutcomesRefuseABadWindow(t *testing.T) {
 		})
 	}
 }
+
+func TestScheduleListsPendingPromisesEarliestDeadlineFirst(t *testing.T) {
+	f := newFixture(t)
+	for i, j := range []struct{ deadline, notBefore time.Duration }{
+		{50 * time.Minute, 0},
+		{20 * time.Minute, 10 * time.Minute}, // on hold: a retry backoff
+		{40 * time.Minute, 0},
+		{30 * time.Minute, 0}, // claimed below: not pending
+	} {
+		r := request(fmt.Sprintf("+3120123000%d", i))
+		r.Deadline = t0.Add(j.deadline)
+		if j.notBefore > 0 {
+			r.NotBefore = t0.Add(j.notBefore)
+		}
+		f.enqueue(t, r)
+	}
+	f.claim(t, ClaimOptions{}) // takes the 30-minute promise: earliest due deadline
+	before := f.snapshot(t)
+
+	list, total, err := f.s.Schedule(f.ctx, testQueue, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Due{
+		{Deadline: t0.Add(20 * time.Minute).UTC(), NotBefore: t0.Add(10 * time.Minute).UTC()},
+		{Deadline: t0.Add(40 * time.Minute).UTC()},
+		{Deadline: t0.Add(50 * time.Minute).UTC()},
+	}
+	if total != 3 || len(list) != len(want) {
+		t.Fatalf("Schedule = %v (total %d), want %v (total 3)", list, total, want)
+	}
+	for i := range want {
+		if !list[i].Deadline.Equal(want[i].Deadline) || !list[i].NotBefore.Equal(want[i].NotBefore) {
+			t.Errorf("entry %d = %+v, want %+v", i, list[i], want[i])
+		}
+	}
+	f.assertUnchanged(t, before)
+
+	cut, total, err := f.s.Schedule(f.ctx, testQueue, 1)
+	if err != nil || total != 3 || len(cut) != 2 {
+		t.Errorf("with limit 1: %v (total %d, %v); want one due and one held, total 3", cut, total, err)
+	}
+	_, _, err = f.s.Schedule(f.ctx, testQueue, 0)
+	wantErr(t, err, ErrInvalid)
+}

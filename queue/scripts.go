@@ -14,8 +14,8 @@ var luaFiles embed.FS
 // only when the server has not seen the script yet, so a warm store needs one round trip.
 type scripts struct {
 	enqueue, claim, extend, connected, complete, retry, cancel, resolve, reclaim *redis.Script
-	// list, stats and head only read.
-	list, stats, head *redis.Script
+	// list, stats, head and schedule only read.
+	list, stats, head, schedule *redis.Script
 }
 
 // loadScripts builds the scripts. strict starts each with a "#!lua" shebang, under which Redis 7
@@ -46,7 +46,7 @@ func loadScripts(strict bool) (scripts, error) {
 		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend},
 		{"connected", &s.connected}, {"complete", &s.complete}, {"retry", &s.retry},
 		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"list", &s.list},
-		{"stats", &s.stats}, {"head", &s.head},
+		{"stats", &s.stats}, {"head", &s.head}, {"schedule", &s.schedule},
 	} {
 		sc, err := load(e.name)
 		if err != nil {
@@ -59,7 +59,7 @@ func loadScripts(strict bool) (scripts, error) {
 
 func (s scripts) all() []*redis.Script {
 	return []*redis.Script{s.enqueue, s.claim, s.extend, s.connected, s.complete, s.retry,
-		s.cancel, s.resolve, s.reclaim, s.list, s.stats, s.head}
+		s.cancel, s.resolve, s.reclaim, s.list, s.stats, s.head, s.schedule}
 }
 
 // standaloneScript builds a script that works on keys outside any queue, so common.lua (whose

@@ -137,7 +137,7 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		return nil, err
 	}
 	wake = d.dispatcher.Wake
-	d.metrics.RegisterStateCollector(d.reg, cfg, d.store, d.pool, log.Named("metrics"))
+	d.metrics.RegisterStateCollector(d.reg, cfg, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
 
 	listen := cfg.HTTP.Listen
 	if hooks.listen != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // daemonFor builds the daemon of the demo config against pbx and a real redis-server,
@@ -76,6 +77,24 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 		`callbackd_promise_slack_seconds_bucket{queue="support",le="0"} 0`,
 		`callbackd_time_to_callback_seconds_count{queue="support"} 0`,
 	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Nobody of support is on duty (Bob is not registered, Anna is paused): a pending promise
+	// there is at risk from the moment it is made.
+	if err := d.pool.SetPaused("anna", true); err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	if _, _, err := d.store.Enqueue(context.Background(), queue.Request{Queue: "support", Number: "+31201234501",
+		Reason: queue.ReasonVoicemail, Target: "1003", Deadline: now.Add(time.Hour), NotBefore: now, MaxAttempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, metrics = get(t, h, "GET", "/metrics", "")
+	for _, want := range []string{`callbackd_promises_at_risk{queue="support"} 1`, `callbackd_promises_at_risk{queue="reception"} 0`,
+		`callbackd_promises_open{queue="support",state="pending"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -1,0 +1,24 @@
+-- schedule.lua: the open, unleased jobs as the dispatcher will meet them. Read-only.
+-- KEYS[1..10] as in common.lua (only 1..3 are read)
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] cap: most jobs read from each of ready and delayed
+-- Returns {'ok', total, {deadline_ms, not_before_ms, ...}}: total is how many pending jobs
+-- there are in all; the list holds at most cap due jobs (earliest deadline first) and cap
+-- delayed ones (earliest not-before first), two numbers each. A due job's not-before is 0.
+
+local cap = tonumber(ARGV[4])
+local out = {}
+local ready = redis.call('ZRANGE', K_READY, 0, cap - 1, 'WITHSCORES')
+for i = 2, #ready, 2 do
+  out[#out + 1] = tonumber(ready[i])
+  out[#out + 1] = 0
+end
+local delayed = redis.call('ZRANGE', K_DELAYED, 0, cap - 1, 'WITHSCORES')
+for i = 1, #delayed, 2 do
+  local dl = tonumber(redis.call('HGET', K_JOBP .. delayed[i], 'deadline'))
+  if dl then
+    out[#out + 1] = dl
+    out[#out + 1] = tonumber(delayed[i + 1])
+  end
+end
+return {'ok', redis.call('ZCARD', K_READY) + redis.call('ZCARD', K_DELAYED), out}
