@@ -53,13 +53,13 @@ func TestAnsweredCallbackIsKeptByTheOwnerWithWhisperAndBothLegsBridged(t *testin
 		t.Errorf("bridge destroyed %d times, want once", n)
 	}
 	r.waitFor("every callback channel to be gone", func() bool { return len(r.pbx.Channels()) == 0 })
-	if st := r.pool.Agents()[1].State; st != AgentWrapUp {
-		t.Errorf("anna after the call is %s, want %s", st, AgentWrapUp)
-	}
+	r.waitFor("anna in wrap-up after the call", func() bool { return r.pool.Agents()[1].State == AgentWrapUp })
 }
 
 func TestAgentWhoDoesNotAnswerCoolsDownAndAnotherAgentKeepsThePromiseWithoutUsingAnAttempt(t *testing.T) {
-	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+	r := newRig(t, monday10, func(c *config.Config) {
+		c.Dialer.AgentCooldown = config.Duration(time.Hour) // still cooling down when the test looks
+	}, func(s *aritest.Server) {
 		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
 		s.SetEndpoint("PJSIP/1003", aritest.Rings())
 		s.SetEndpoint(customerPhone(customer1), talks())
