@@ -109,6 +109,7 @@ type callback struct {
 
 	agentCh, custCh, bridge string
 	agentUp, custDialled    bool
+	custCreated             bool // the customer leg may exist at Asterisk (even if its create failed)
 	agentGone, custGone     bool
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
@@ -152,6 +153,9 @@ func (cb *callback) run(ctx context.Context) verdict {
 		ChannelID: cb.agentCh,
 	})
 	if err != nil {
+		// The request may have reached Asterisk and only its reply been lost; the id is ours,
+		// so hang it up whatever happened (a 404 is fine).
+		cb.hangup(cb.agentCh)
 		if ctx.Err() != nil {
 			return verdict{kind: release, detail: "stopped before the agent was rung"}
 		}
@@ -242,6 +246,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	// The customer leg: created with the company's caller id, bridged before dialling so the
 	// agent hears ringback, then dialled.
 	cid := d.cfg.Dialer.CallerID
+	cb.custCreated = true
 	_, err := rest.CreateChannel(ctx, ari.CreateRequest{
 		ChannelCreateRequest: ari.ChannelCreateRequest{
 			Endpoint:  d.cfg.Dialer.CustomerDialString(cb.job.Number),
@@ -256,6 +261,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
+			cb.hangup(cb.custCh)
 			return stopped("creating the customer leg")
 		}
 		return cb.customerFailed(ctx, v, ResultUnavailable, "creating the customer channel failed: "+err.Error())
@@ -265,7 +271,9 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return cb.customerFailed(ctx, v, ResultFailed, "bridging the customer leg failed: "+err.Error())
 	}
 	d.progress(cb, StepCustomerDialled, "")
-	if err := rest.Dial(ctx, cb.custCh, cb.agentCh, d.cfg.Dialer.CustomerRingTimeout.D()); err != nil {
+	// No caller: Asterisk would copy the caller's id — the agent leg shows the customer's own
+	// number — over the connected line set above, and the customer would see themselves.
+	if err := rest.Dial(ctx, cb.custCh, "", d.cfg.Dialer.CustomerRingTimeout.D()); err != nil {
 		if ctx.Err() != nil {
 			return stopped("dialling the customer")
 		}
@@ -441,7 +449,7 @@ func (cb *callback) note(ev *ari.Event) {
 
 // hangup ends a leg that may still be up; it works after shutdown began.
 func (cb *callback) hangup(id string) {
-	if id == "" || (id == cb.agentCh && cb.agentGone) || (id == cb.custCh && (cb.custGone || !cb.custDialled)) {
+	if id == "" || (id == cb.agentCh && cb.agentGone) || (id == cb.custCh && (cb.custGone || !cb.custCreated)) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
