@@ -216,7 +216,9 @@ func errorMessage(data []byte) string {
 	return s
 }
 
-func seg(s string) string { return url.PathEscape(s) }
+// seg escapes one path segment. '+' is escaped too: Asterisk decodes a path segment the legacy
+// way, reading a bare '+' as a space.
+func seg(s string) string { return strings.ReplaceAll(url.PathEscape(s), "+", "%2B") }
 
 func need(op string, pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {

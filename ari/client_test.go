@@ -514,3 +514,15 @@ func TestInfoRejectsRepliesItCannotUse(t *testing.T) {
 		})
 	}
 }
+
+// Asterisk decodes path segments the legacy way, '+' as a space: a device or channel name with
+// a '+' must reach the same resource, so the client escapes it.
+func TestClientEscapesPlusInPathSegments(t *testing.T) {
+	srv := newDrivenFake(t)
+	srv.SetEndpoint("PJSIP/+31201234501@provider", aritest.Rings())
+	c := newClient(t, srv.URL()+"/ari")
+	ds, err := c.DeviceState(context.Background(), "PJSIP/+31201234501@provider")
+	if err != nil || ds.State != "NOT_INUSE" {
+		t.Errorf("DeviceState of a name with '+' = %+v, %v; want NOT_INUSE of that very device", ds, err)
+	}
+}

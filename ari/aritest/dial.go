@@ -3,7 +3,6 @@ package aritest
 import (
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -83,14 +82,7 @@ func (s *Server) SetEndpoint(endpoint string, b Behavior) {
 	if known && prev.Unavailable == b.Unavailable {
 		return
 	}
-	var subs []string
-	for name, a := range s.apps {
-		if a.endpoints[endpoint] {
-			subs = append(subs, name)
-		}
-	}
-	sort.Strings(subs)
-	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, subs)
+	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
 	s.deviceStateLocked(endpoint, s.deviceStateOfLocked(endpoint))
 }
 
@@ -273,6 +265,16 @@ func (s *Server) restDial(r *http.Request, m []string) (int, any, error) {
 	}
 	if ch.dialing || ch.snap.State != "Down" {
 		return 0, nil, fail(http.StatusConflict, "Channel is already dialing or answered")
+	}
+	if id := q.Get("caller"); id != "" {
+		caller := s.channels[id]
+		if caller == nil {
+			return 0, nil, fail(http.StatusNotFound, "Caller not found")
+		}
+		// As ast_ari_channels_dial does: the callee is shown the caller's id, over whatever
+		// CONNECTEDLINE was set when the channel was created.
+		ch.snap.Connected = caller.snap.Caller
+		s.chanEventLocked("ChannelConnectedLine", ch, nil)
 	}
 	b, ok := s.behaviorLocked(ch.endpoint)
 	if !ok {

@@ -107,7 +107,8 @@ func (s *Server) routes() http.Handler {
 				continue
 			}
 			for i := 1; i < len(m); i++ {
-				if v, err := url.PathUnescape(m[i]); err == nil {
+				// Asterisk's legacy URI decoding also reads '+' as a space.
+				if v, err := url.PathUnescape(strings.ReplaceAll(m[i], "+", " ")); err == nil {
 					m[i] = v
 				}
 			}
@@ -629,19 +630,33 @@ func (s *Server) deviceStateOfLocked(name string) string {
 	if b.Unavailable {
 		return "UNAVAILABLE"
 	}
-	state := "NOT_INUSE"
+	// As chan_pjsip aggregates its channels (ast_state_chan2dev, ast_devstate_aggregate):
+	// ringing and in use at once is RINGINUSE.
+	var inUse, ringing, busy bool
 	for _, ch := range s.channels {
 		if ch.endpoint != name {
 			continue
 		}
 		switch ch.snap.State {
-		case "Up":
-			return "INUSE"
-		case "Ringing":
-			state = "RINGING"
+		case "Ring", "OffHook", "Dialing", "Dialing Offhook", "Rsrvd", "Up":
+			inUse = true
+		case "Ringing", "Pre-ring":
+			ringing = true
+		case "Busy":
+			busy = true
 		}
 	}
-	return state
+	switch {
+	case inUse && ringing:
+		return "RINGINUSE"
+	case ringing:
+		return "RINGING"
+	case inUse:
+		return "INUSE"
+	case busy:
+		return "BUSY"
+	}
+	return "NOT_INUSE"
 }
 
 var deviceStates = map[string]bool{

@@ -79,6 +79,7 @@ type Server struct {
 	apps      map[string]*app
 	endpoints map[string]Behavior
 	devices   map[string]string // Stasis: device states set over REST
+	lastDev   map[string]string // device state last announced per phone, so only changes go out
 	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
 	closed    bool
 
@@ -153,6 +154,7 @@ func New(opts Options) (*Server, error) {
 		apps:      map[string]*app{},
 		endpoints: map[string]Behavior{},
 		devices:   map[string]string{},
+		lastDev:   map[string]string{},
 		vmCount:   map[string]int{},
 		done:      make(chan struct{}),
 	}
@@ -397,6 +399,9 @@ func (s *Server) chanEventLocked(typ string, ch *channel, f fields) {
 	}
 	f["channel"] = ch.snapshot()
 	s.emitLocked(typ, f, s.chanTargetsLocked(ch))
+	if typ == "ChannelCreated" {
+		s.phoneChangedLocked(ch.endpoint)
+	}
 }
 
 func (s *Server) varsetLocked(ch *channel, name, value string) {
@@ -417,12 +422,7 @@ func (s *Server) setStateLocked(ch *channel, state string) {
 			close(ch.answered)
 		}
 	}
-	switch state {
-	case "Ringing", "Up":
-		// The device's state covers all its channels: a second call ringing on a phone that
-		// is already talking leaves it in use.
-		s.deviceStateLocked(ch.endpoint, s.deviceStateOfLocked(ch.endpoint))
-	}
+	s.phoneChangedLocked(ch.endpoint)
 }
 
 func (s *Server) dialplanLocked(ch *channel, appName, data string) {
@@ -432,7 +432,33 @@ func (s *Server) dialplanLocked(ch *channel, appName, data string) {
 	s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": appName, "dialplan_app_data": data})
 }
 
+// phoneChangedLocked announces a phone's device state when its channels changed it, and, as
+// Asterisk does for every endpoint snapshot update, an EndpointStateChange with its channels
+// to the apps subscribed to the endpoint.
+func (s *Server) phoneChangedLocked(endpoint string) {
+	b, known := s.endpoints[endpoint]
+	if !known {
+		return
+	}
+	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
+	if st := s.deviceStateOfLocked(endpoint); s.lastDev[endpoint] != st {
+		s.deviceStateLocked(endpoint, st)
+	}
+}
+
+func (s *Server) endpointSubsLocked(endpoint string) []string {
+	var subs []string
+	for name, a := range s.apps {
+		if a.endpoints[endpoint] {
+			subs = append(subs, name)
+		}
+	}
+	sort.Strings(subs)
+	return subs
+}
+
 func (s *Server) deviceStateLocked(name, state string) {
+	s.lastDev[name] = state
 	if name == "" {
 		return
 	}
@@ -601,7 +627,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 	s.chanEventLocked("ChannelDestroyed", ch, f)
 	delete(s.channels, ch.snap.ID)
 	close(ch.gone)
-	s.deviceStateLocked(ch.endpoint, s.deviceStateOfLocked(ch.endpoint))
+	s.phoneChangedLocked(ch.endpoint)
 }
 
 // Hangup hangs a channel up from the far end with a Q.850 cause: ChannelHangupRequest with
