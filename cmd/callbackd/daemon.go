@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +50,7 @@ type daemon struct {
 	metrics    *dialer.Metrics
 
 	listener net.Listener
+	stopping atomic.Bool
 }
 
 // daemonHooks let the demo and tests watch the daemon.
@@ -175,6 +178,9 @@ func (d *daemon) HTTPAddr() string {
 // and their events still flow during the grace period.
 func (d *daemon) Run(ctx context.Context) error {
 	if err := d.store.Load(ctx); err != nil {
+		if d.listener != nil {
+			_ = d.listener.Close()
+		}
 		return fmt.Errorf("loading the queue scripts into Redis: %w", err)
 	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
@@ -206,6 +212,7 @@ func (d *daemon) Run(ctx context.Context) error {
 		d.log.Info("serving metrics and health", zap.String("addr", d.HTTPAddr()))
 	}
 
+	go func() { <-ctx.Done(); d.stopping.Store(true) }()
 	err := d.dispatcher.Run(ctx)
 	d.log.Info("dispatcher stopped; closing connections")
 	if srv != nil {
@@ -233,6 +240,9 @@ func (d *daemon) httpHandler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var problems []string
+		if d.stopping.Load() {
+			problems = append(problems, "shutting down: no new callbacks are started")
+		}
 		if err := d.rdb.Ping(ctx).Err(); err != nil {
 			problems = append(problems, "redis: "+err.Error())
 		}
@@ -271,7 +281,8 @@ func (d *daemon) httpHandler() http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.Header.Get("Authorization") != "Bearer "+token {
+		got := []byte(r.Header.Get("Authorization"))
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare(got, []byte("Bearer "+token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callbackd"`)
 			http.Error(w, "missing or wrong bearer token (http.token)", http.StatusUnauthorized)
 			return

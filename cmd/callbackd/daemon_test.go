@@ -176,3 +176,16 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		}
 	}
 }
+
+func TestReadinessFailsOnceShutdownBegins(t *testing.T) {
+	pbx, clk := startPBX(t)
+	d, cancel, ran := daemonFor(t, pbx, clk, "")
+	h := d.httpHandler()
+	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	cancel()
+	<-ran
+	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz after the stop began = %d %q, want 503 saying it is shutting down", code, body)
+	}
+	ran <- nil // the cleanup waits for Run once more
+}

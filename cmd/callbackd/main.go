@@ -35,6 +35,9 @@ func commands() map[string]command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful stop; after it the handler is gone, so a second one
+	// ends the process at once (leases bring back whatever was in progress).
+	go func() { <-ctx.Done(); stop() }()
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
