@@ -88,7 +88,7 @@ func TestCallbackLeavesNoLegBehindWhenTheReplyToItsRequestIsLost(t *testing.T) {
 				s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
 				s.SetEndpoint(customerPhone(customer1), talks())
 			})
-			cb := reviewCallback(t, r, tc.rest(r.conn.Client()))
+			cb := directCallback(t, r, tc.rest(r.conn.Client()))
 			v := cb.run(context.Background())
 			leg := tc.leg(cb)
 			for _, ch := range r.pbx.Channels() {
@@ -100,8 +100,8 @@ func TestCallbackLeavesNoLegBehindWhenTheReplyToItsRequestIsLost(t *testing.T) {
 	}
 }
 
-// reviewCallback is a callback for anna on an unstored promise, with rest as its Asterisk.
-func reviewCallback(t *testing.T, r *rig, rest REST) *callback {
+// directCallback is a callback for anna on an unstored promise, with rest as its Asterisk.
+func directCallback(t *testing.T, r *rig, rest REST) *callback {
 	t.Helper()
 	var anna AgentView
 	r.waitFor("anna to be known", func() bool {
@@ -114,7 +114,7 @@ func reviewCallback(t *testing.T, r *rig, rest REST) *callback {
 		return false
 	})
 	q, _ := r.cfg.Queue("support")
-	job := queue.Job{ID: "01REVIEW2LOSTREPLY000000000", Queue: "support", Number: customer1,
+	job := queue.Job{ID: "01LOSTREPLY0000000000000000", Queue: "support", Number: customer1,
 		Reasons: []queue.Reason{"voicemail"}, Target: "1003", Deadline: r.clk.Now().Add(2 * time.Hour),
 		State: queue.StateDialing, Lease: queue.Lease{Token: 1}}
 	pbx := PBX{ID: r.conn.AsteriskID(), Name: "pbx", REST: rest, MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}
