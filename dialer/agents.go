@@ -112,12 +112,14 @@ func (a *agent) state(now time.Time) string {
 		return AgentCalling
 	case a.paused:
 		return AgentPaused
-	case a.endpoint == "" || a.endpoint == "offline" || a.asterisk == "":
+	case a.asterisk == "", a.device == "UNAVAILABLE", a.device == "INVALID":
+		return AgentOffline
+	// The device state is the stronger signal: a PJSIP endpoint can read offline until its
+	// first qualify while its registered phone is NOT_INUSE (notes §6). Only without a usable
+	// device state does the endpoint state decide.
+	case (a.device == "" || a.device == "UNKNOWN") && (a.endpoint == "" || a.endpoint == "offline"):
 		return AgentOffline
 	case a.device != deviceNotInUse && a.device != "":
-		if a.device == "UNAVAILABLE" || a.device == "INVALID" {
-			return AgentOffline
-		}
 		return AgentBusy
 	case now.Before(a.wrapUntil):
 		return AgentWrapUp
@@ -171,6 +173,9 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 		if a := p.byEndpoint[ev.DeviceState.Name]; a != nil && (a.asterisk == "" || a.asterisk == ev.AsteriskID) {
 			freed = p.update(a, func() {
 				a.device = ev.DeviceState.State
+				if a.asterisk == "" {
+					a.asterisk = ev.AsteriskID
+				}
 				// A device that registers again is online even before EndpointStateChange.
 				if a.device == deviceNotInUse && a.endpoint == "" {
 					a.endpoint = "unknown"
