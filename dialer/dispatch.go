@@ -75,8 +75,11 @@ type DispatcherOptions struct {
 	Logger       *zap.Logger
 	// Instance names this daemon in leases and reservations; unique per process.
 	Instance string
-	// Rescan bounds how long the dispatcher sleeps without any event: promises enqueued by
-	// another daemon sharing Redis raise no event here. Default 30s.
+	// Wakeups, when set, says when any daemon sharing Redis made a promise pending
+	// (queue.Store.Wakeups), so promises made elsewhere are dialled at once.
+	Wakeups func(ctx context.Context) <-chan struct{}
+	// Rescan bounds how long the dispatcher sleeps without any event, a safety net for
+	// wake-ups lost while Redis was unreachable. Default 2m.
 	Rescan time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
@@ -138,7 +141,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		o.Mask = phone.Mask
 	}
 	if o.Rescan <= 0 {
-		o.Rescan = 30 * time.Second
+		o.Rescan = 2 * time.Minute
 	}
 	return &Dispatcher{cfg: o.Config, store: o.Store, resv: o.Reservations, pool: o.Pool, control: o.Control,
 		pbxs: o.PBXs, m: o.Metrics, clk: o.Clock, log: o.Logger, opts: o,
@@ -165,6 +168,10 @@ func (d *Dispatcher) Active() int {
 func (d *Dispatcher) Run(ctx context.Context) error {
 	calls, stopCalls := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCalls()
+	var elsewhere <-chan struct{}
+	if d.opts.Wakeups != nil {
+		elsewhere = d.opts.Wakeups(ctx)
+	}
 	for ctx.Err() == nil {
 		next := d.pass(ctx, calls)
 		wait := d.opts.Rescan
@@ -179,6 +186,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-d.wake:
+		case _, ok := <-elsewhere:
+			if !ok {
+				elsewhere = nil
+			}
 		case <-d.clk.After(wait):
 		}
 	}

@@ -237,3 +237,26 @@ func TestAnAgentReservedByAnotherDaemonIsNeverRung(t *testing.T) {
 		}
 	}
 }
+
+func TestPromiseMadeByAnotherDaemonIsCalledBackWithoutWaitingForTheRescan(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	r.waitFor("bob free", func() bool { return len(r.pool.Free()) == 1 })
+	// Another daemon's intake stores the promise: nothing in this process calls Wake.
+	made := r.clk.Now()
+	job, _, err := r.store.Enqueue(context.Background(), queue.Request{Queue: "support", Number: customer1,
+		Reason: queue.ReasonVoicemail, Target: "1005", Deadline: made.Add(2 * time.Hour), NotBefore: made, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("bob to be rung", func() bool { _, ok := r.stepAt(job.ID, StepAgentRung); return ok })
+	rung, _ := r.stepAt(job.ID, StepAgentRung)
+	// Simulated time: far below the 2-minute rescan, far above scheduling noise.
+	if waited := rung.Sub(made); waited > time.Minute {
+		t.Errorf("bob was rung %v after the promise was made elsewhere; the Redis wake-up should have woken the dispatcher", waited)
+	}
+	r.drainOnCleanup()
+}

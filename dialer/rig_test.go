@@ -148,7 +148,7 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 	})
 	disp, err = NewDispatcher(DispatcherOptions{Config: cfg, Store: r.store,
 		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: control,
-		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "test", OnProgress: func(p Progress) {
+		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "test", Wakeups: r.store.Wakeups, OnProgress: func(p Progress) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.progress = append(r.progress, p)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -228,4 +229,46 @@ func TestScheduleListsPendingPromisesEarliestDeadlineFirst(t *testing.T) {
 	}
 	_, _, err = f.s.Schedule(f.ctx, testQueue, 0)
 	wantErr(t, err, ErrInvalid)
+}
+
+func TestWakeupsTellWhenAPromiseBecomesPending(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	wake := f.s.Wakeups(ctx)
+	// The subscription is asynchronous: publish until the first wake-up arrives.
+	expect := func(what string, do func()) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			do()
+			select {
+			case <-wake:
+				return
+			case <-deadline:
+				t.Fatalf("no wake-up after %s", what)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	n := 0
+	expect("a promise was made", func() {
+		n++
+		f.enqueue(t, request(fmt.Sprintf("+312012340%02d", n)))
+	})
+	for len(wake) > 0 {
+		<-wake
+	}
+	j := f.claim(t, ClaimOptions{})
+	released := false
+	expect("a claimed promise was released", func() {
+		if !released {
+			_, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "agent did not answer")
+			wantErr(t, err, nil)
+			released = true
+		}
+	})
+	cancel()
+	for range wake { // closes when the context ends
+	}
 }

@@ -134,6 +134,7 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		Config: cfg, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
 		Metrics: d.metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
+		Wakeups:    d.store.Wakeups,
 		OnProgress: hooks.onProgress,
 	})
 	if err != nil {

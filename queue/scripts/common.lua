@@ -64,8 +64,11 @@ local function note(jk, result, detail)
 end
 
 -- place puts a pending job where Claim will find it: delayed until its not-before, then ready
--- ordered by deadline.
+-- ordered by deadline. It tells every dispatcher sharing this Redis (Store.Wakeups) that the
+-- queue has work: PUBLISH takes no key, so it is allowed in a script on Redis Cluster too, and
+-- the channel <prefix>:{Q}:wake is KEYS[1] with job: replaced.
 local function place(jk, id)
+  redis.call('PUBLISH', string.sub(K_JOBP, 1, -5) .. 'wake', 'pending')
   local nb, dl = unpack(redis.call('HMGET', jk, 'not_before', 'deadline'))
   redis.call('ZREM', K_READY, id)
   redis.call('ZREM', K_DELAYED, id)
