@@ -58,6 +58,10 @@
 //	<prefix>:{Q}:window:<n>     hash: outcome → promises finished in five-minute bucket n
 //	                            (unix ms / 300000); expires one bucket after the retention
 //
+// Every script that makes a job pending (made, retried, released, reclaimed) also publishes on
+// the pub/sub channel <prefix>:{Q}:wake, which Wakeups subscribes to: dispatchers sharing the
+// Redis look at once.
+//
 // Reservations (an agent held by one daemon, so two daemons sharing a Redis never ring the same
 // agent) belong to no queue and carry no hash tag:
 //
