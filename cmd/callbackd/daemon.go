@@ -182,7 +182,7 @@ func (d *daemon) Run(ctx context.Context) error {
 		if d.listener != nil {
 			_ = d.listener.Close()
 		}
-		return fmt.Errorf("loading the queue scripts into Redis: %w", err)
+		return fmt.Errorf("starting: %w", err)
 	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()

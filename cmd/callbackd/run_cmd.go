@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -51,6 +54,9 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	// go-redis logs its connection troubles through a process-wide logger of its own; route it
+	// into ours so stderr stays one JSON object per line.
+	redis.SetLogger(redisLog{log.Named("redis")})
 	rdb, err := redisFor(cfg.Redis)
 	if err != nil {
 		log.Error("redis configuration refused", zap.Error(err))
@@ -70,6 +76,13 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	log.Info("callbackd stopped")
 	return 0
+}
+
+// redisLog adapts zap to go-redis' logger interface.
+type redisLog struct{ log *zap.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // newLogger builds the zap logger of log: level and json or console. Phone numbers are masked
