@@ -327,6 +327,15 @@ queues:
   - {name: support, deadlines: {voicemail: 1h}}
 `, "deadlines"},
 		{"missing file", "", "does-not-exist.yml"},
+		// Valid, but Redis does not answer: nothing can be promised, so it does not start.
+		{"redis not reachable", `
+redis: {addr: "127.0.0.1:1", dial_timeout: 200ms}
+asterisk:
+  - {name: pbx, url: "http://127.0.0.1:1/ari", username: callbackd, password: secret}
+queues:
+  - {name: support}
+http: {listen: "127.0.0.1:0"}
+`, "127.0.0.1:1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
