@@ -256,7 +256,8 @@ func (d *Dispatcher) pass(ctx context.Context, calls context.Context) time.Time 
 		return next
 	}
 	available := d.pool.Available()
-	for _, a := range free {
+	var emptied []string // queues a claim in this pass left with nothing due
+	for i, a := range free {
 		if len(heads) == 0 {
 			break
 		}
@@ -280,20 +281,23 @@ func (d *Dispatcher) pass(ctx context.Context, calls context.Context) time.Time 
 		if job == nil {
 			continue
 		}
+		// Ring first: the queue's new head matters only to the agents after this one.
+		d.start(calls, a, *job)
+		if i == len(free)-1 {
+			break
+		}
 		if head, ok, err := d.store.Head(ctx, job.Queue); err == nil && ok {
 			heads[job.Queue] = head
 		} else {
 			delete(heads, job.Queue)
+			emptied = append(emptied, job.Queue)
 		}
-		d.start(calls, a, *job)
 	}
-	// Agents may still be free while the queues they serve have only promises that are not
-	// due yet: look again when the first becomes due.
-	for _, q := range d.cfg.Queues {
-		if _, due := heads[q.Name]; due || !q.CallingHours.Open(now) {
-			continue
-		}
-		if t, ok, err := d.store.NextDue(ctx, q.Name); err == nil && ok {
+	// An agent may still be free while a queue emptied by this pass has promises that are not
+	// due yet: look again when the first becomes due. (Queues with nothing due at the start
+	// were asked above.)
+	for _, name := range emptied {
+		if t, ok, err := d.store.NextDue(ctx, name); err == nil && ok {
 			consider(t)
 		}
 	}
