@@ -16,6 +16,24 @@ type Handler interface {
 	Resync(snap Snapshot)
 }
 
+// Handlers hands every event and every resync to each of its handlers in turn, so several
+// consumers (the detector, the agent pool) can share one application's events.
+type Handlers []Handler
+
+// HandleEvent implements Handler.
+func (hs Handlers) HandleEvent(ev *Event) {
+	for _, h := range hs {
+		h.HandleEvent(ev)
+	}
+}
+
+// Resync implements Handler.
+func (hs Handlers) Resync(snap Snapshot) {
+	for _, h := range hs {
+		h.Resync(snap)
+	}
+}
+
 // Snapshot is what an Asterisk reported over REST right after a (re)connect.
 type Snapshot struct {
 	// AsteriskID is /asterisk/info system.entity_id, the same as every event's asterisk_id.

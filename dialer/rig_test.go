@@ -80,20 +80,6 @@ func (p rigPBXs) PBX(id string) (PBX, bool) {
 	return PBX{ID: id, Name: "pbx", REST: p.r.conn.Client(), MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
 }
 
-type handlers []ari.Handler
-
-func (h handlers) HandleEvent(ev *ari.Event) {
-	for _, x := range h {
-		x.HandleEvent(ev)
-	}
-}
-
-func (h handlers) Resync(s ari.Snapshot) {
-	for _, x := range h {
-		x.Resync(s)
-	}
-}
-
 // newRig starts everything at start; edit changes the parsed config before use, phones
 // scripts the endpoints. The dispatcher runs until the test ends.
 func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones func(*aritest.Server)) *rig {
@@ -160,7 +146,7 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 	var wg sync.WaitGroup
 	stopDrive := make(chan struct{})
 	wg.Add(4)
-	go func() { defer wg.Done(); _ = r.conn.Run(ctx, handlers{r.pool}, control) }()
+	go func() { defer wg.Done(); _ = r.conn.Run(ctx, r.pool, control) }()
 	go func() { defer wg.Done(); _ = r.pool.Run(ctx, rigPBXs{r}) }()
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
 	go func() { defer wg.Done(); aritest.Drive(r.clk, 50*time.Millisecond, stopDrive, time.Minute) }()

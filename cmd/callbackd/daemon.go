@@ -196,7 +196,7 @@ func (d *daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	monitor := multiHandler{d.detector, d.pool}
+	monitor := ari.Handlers{d.detector, d.pool}
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, d.control) })
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
@@ -296,21 +296,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// multiHandler hands every monitor event to each handler in turn.
-type multiHandler []ari.Handler
-
-func (m multiHandler) HandleEvent(ev *ari.Event) {
-	for _, h := range m {
-		h.HandleEvent(ev)
-	}
-}
-
-func (m multiHandler) Resync(snap ari.Snapshot) {
-	for _, h := range m {
-		h.Resync(snap)
-	}
 }
 
 // pbxDirectory finds a connected Asterisk by entity id for the dialer.
