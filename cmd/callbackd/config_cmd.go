@@ -36,11 +36,8 @@ func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = usage
 	file := fs.String("c", "", "configuration `FILE` to check")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args[1:]); done {
+		return code
 	}
 	if *file == "" || fs.NArg() > 0 {
 		usage()

@@ -182,11 +182,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "(ARI over HTTP/WebSocket, detector, promise store in Redis), and prints what it did.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 || *speed < 1 || *speed > 1000 {
 		fmt.Fprintln(stderr, "callbackd demo: --speed must be 1…1000 and no arguments are taken")

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -59,6 +61,19 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+// parseFlags parses a subcommand's flags. When done, the command ends with code: 0 after -h
+// (the usage has been printed), 2 for a flag it does not know (the flag package said which).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	}
+	return 2, true
 }
 
 func usage(w io.Writer, cmds map[string]command) {

@@ -37,11 +37,8 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		fmt.Fprintln(stderr, "usage: callbackd promises -c FILE [--queue Q] [--state pending,dialing,...|all] [--limit N] [--json] [--unmask]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	wanted, err := parseStates(*states)
 	if err == nil && (*configPath == "" || fs.NArg() > 0 || *limit < 1 || *limit > 1000) {

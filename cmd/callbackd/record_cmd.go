@@ -37,11 +37,8 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "\nRecords the ARI events of all calls as JSON lines; `callbackd replay --trace FILE` runs them through the detector.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *configPath == "" || fs.NArg() > 0 || *duration < 0 || *app == "" {
 		fmt.Fprintln(stderr, "callbackd record: -c FILE is required, --duration must not be negative, and no arguments are taken")
