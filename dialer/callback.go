@@ -261,16 +261,17 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			cb.hangup(cb.custCh)
 			return stopped("creating the customer leg")
 		}
 		return cb.customerFailed(ctx, v, ResultUnavailable, "creating the customer channel failed: "+err.Error())
 	}
-	cb.custDialled = true
 	if err := rest.AddChannel(ctx, cb.bridge, cb.custCh); err != nil {
-		return cb.customerFailed(ctx, v, ResultFailed, "bridging the customer leg failed: "+err.Error())
+		// Not the customer's doing, and their phone has not rung: no attempt is used.
+		v.kind, v.detail, v.cool = release, "bridging the customer leg failed: "+err.Error(), true
+		return v
 	}
 	d.progress(cb, StepCustomerDialled, "")
+	cb.custDialled = true
 	// No caller: Asterisk would copy the caller's id — the agent leg shows the customer's own
 	// number — over the connected line set above, and the customer would see themselves.
 	if err := rest.Dial(ctx, cb.custCh, "", d.cfg.Dialer.CustomerRingTimeout.D()); err != nil {

@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +120,37 @@ func directCallback(t *testing.T, r *rig, rest REST) *callback {
 		State: queue.StateDialing, Lease: queue.Lease{Token: 1}}
 	pbx := PBX{ID: r.conn.AsteriskID(), Name: "pbx", REST: rest, MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}
 	return &callback{d: r.disp, pbx: pbx, agent: anna, job: job, q: q, in: newInbox(), log: zap.NewNop()}
+}
+
+// failingBridge refuses to put the customer leg in the bridge, as an Asterisk in trouble would.
+type failingBridge struct{ REST }
+
+func (f failingBridge) AddChannel(ctx context.Context, bridge, channel string) error {
+	if strings.HasSuffix(channel, "-customer") {
+		return errors.New("bridge refused the channel")
+	}
+	return f.REST.AddChannel(ctx, bridge, channel)
+}
+
+// A customer leg that cannot be bridged is never dialled: the promise goes back without using
+// an attempt (the customer's phone never rang) and the leg is hung up.
+func TestCustomerLegThatCannotBeBridgedIsNeverDialledNorCharged(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	cb := directCallback(t, r, failingBridge{r.conn.Client()})
+	v := cb.run(context.Background())
+	if v.kind != release || v.custResult != "" || !v.cool {
+		t.Errorf("verdict %+v; want the promise released with no customer result and the agent held back", v)
+	}
+	if dials := r.requested("POST /ari/channels/" + cb.custCh + "/dial"); len(dials) != 0 {
+		t.Errorf("the unbridged customer leg was dialled: %q", dials)
+	}
+	for _, ch := range r.pbx.Channels() {
+		if ch.ID == cb.custCh {
+			t.Errorf("the unbridged customer leg is still at Asterisk in state %s", ch.State)
+		}
+	}
 }
