@@ -260,3 +260,22 @@ func TestPromiseMadeByAnotherDaemonIsCalledBackWithoutWaitingForTheRescan(t *tes
 	}
 	r.drainOnCleanup()
 }
+
+// Redis going away and coming back (an AOF restart) stops nothing for good: the dispatcher
+// retries, its wake-up subscription reconnects, and a promise made afterwards is kept.
+func TestDispatchGoesOnAfterARedisRestart(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	r.waitFor("bob free", func() bool { return len(r.pool.Free()) == 1 })
+	r.redis.Stop()
+	r.disp.Wake() // a pass against a Redis that is not there
+	time.Sleep(50 * time.Millisecond)
+	r.redis.Restart() // an empty Redis: the scripts come back by themselves (EVALSHA falls back to EVAL)
+	job := r.enqueue(customer1, "voicemail", "1005", 2*time.Hour)
+	if got := r.settled(job.ID); got.State != queue.StateKept {
+		t.Errorf("promise made after the restart = %s, want kept", got.State)
+	}
+}

@@ -105,6 +105,15 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "redis") {
 		t.Errorf("/readyz with Redis closed = %d %q, want 503 naming redis", code, body)
 	}
+	// /metrics still answers: the store-backed series are missing and the failure is counted.
+	code, metrics := get(t, h, "GET", "/metrics", "")
+	if code != 200 || strings.Contains(metrics, "callbackd_promises_open{") ||
+		strings.Contains(metrics, "callbackd_store_scrape_errors_total 0\n") {
+		t.Errorf("/metrics with Redis closed: %d, open-promise series present or no scrape error counted", code)
+	}
+	if !strings.Contains(metrics, `callbackd_agents{state="free"}`) {
+		t.Error("/metrics with Redis closed lost the agents, which do not come from Redis")
+	}
 }
 
 func TestReadinessNamesTheAsteriskThatIsDown(t *testing.T) {
