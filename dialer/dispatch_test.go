@@ -54,6 +54,14 @@ func TestAnsweredCallbackIsKeptByTheOwnerWithWhisperAndBothLegsBridged(t *testin
 	}
 	r.waitFor("every callback channel to be gone", func() bool { return len(r.pbx.Channels()) == 0 })
 	r.waitFor("anna in wrap-up after the call", func() bool { return r.pool.Agents()[1].State == AgentWrapUp })
+	if n := r.disp.control.Watching(); n != 0 {
+		t.Errorf("the control router still routes %d channels of a finished callback", n)
+	}
+	// The call took about two minutes with wrap-up: the at-risk forecast's estimate moves
+	// from its 5-minute guess towards that.
+	if h := r.disp.HandleTime(); h >= initialHandle || h <= 4*time.Minute {
+		t.Errorf("handle time after one ~2-minute callback = %v, want between 4m and 5m (a fifth of the way)", h)
+	}
 }
 
 func TestAgentWhoDoesNotAnswerCoolsDownAndAnotherAgentKeepsThePromiseWithoutUsingAnAttempt(t *testing.T) {
