@@ -287,3 +287,48 @@ func TestDispatchGoesOnAfterARedisRestart(t *testing.T) {
 		t.Errorf("promise made after the restart = %s, want kept", got.State)
 	}
 }
+
+// With a confirm digit, only a customer who presses it is connected: an answering machine that
+// picks up never makes a promise kept.
+func TestConfirmDigitKeepsAnAnsweringMachineFromCountingAsKept(t *testing.T) {
+	pressing := aritest.AnswersAndPresses(4*time.Second, "1")
+	pressing.HangupAfter = 90 * time.Second
+	for _, tc := range []struct {
+		name      string
+		customer  aritest.Behavior
+		want      queue.State
+		wantLegs  int
+		wantCause string
+	}{
+		{"a person presses 1", pressing, queue.StateKept, 1, ResultAnswered},
+		{"an answering machine takes the call", aritest.Voicemail(4*time.Second, time.Minute), queue.StateUnreachable, 3, ResultNoConfirmation},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, monday10, func(c *config.Config) {
+				c.Queues[0].Greeting = []string{"sound:callbackd-hello"}
+				c.Queues[0].ConfirmDigit = "1"
+				c.Queues[0].ConfirmTimeout = config.Duration(10 * time.Second)
+			}, func(s *aritest.Server) {
+				s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+				s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+				s.SetEndpoint(customerPhone(customer1), tc.customer)
+			})
+			job := r.enqueue(customer1, "voicemail", "1005", 2*time.Hour)
+			got := r.settled(job.ID)
+			if got.State != tc.want || !got.ConnectedAt.IsZero() != (tc.want == queue.StateKept) {
+				t.Errorf("promise = %s (connected at %v), want %s", got.State, got.ConnectedAt, tc.want)
+			}
+			if n := len(r.requested("POST /ari/channels/create")); n != tc.wantLegs {
+				t.Errorf("customer legs = %d, want %d", n, tc.wantLegs)
+			}
+			if n := len(r.requested("/play", "media=sound%3Acallbackd-hello")); n != tc.wantLegs {
+				t.Errorf("greetings played = %d, want one per answered leg (%d)", n, tc.wantLegs)
+			}
+			for _, p := range r.allProgress() {
+				if p.Step == StepSettled && p.CustomerResult != tc.wantCause {
+					t.Errorf("customer result %q, want %q", p.CustomerResult, tc.wantCause)
+				}
+			}
+		})
+	}
+}
