@@ -38,6 +38,13 @@ func TestAnsweredCallbackIsKeptByTheOwnerWithWhisperAndBothLegsBridged(t *testin
 	if got.State != queue.StateKept || got.Attempts != 0 || got.ConnectedAt.IsZero() {
 		t.Errorf("promise = %s, %d attempts, connected %v; want kept, 0 attempts, a connect time", got.State, got.Attempts, got.ConnectedAt)
 	}
+	// The 90-second conversation outlasts the 30-second lease: the callback renewed it and
+	// settled the promise itself, rather than a reclaim finding it expired.
+	for _, h := range got.History {
+		if strings.Contains(h.Detail, "lease expired") {
+			t.Errorf("the lease ran out during the call: %+v", h)
+		}
+	}
 	want := []string{"anna agent rung", "anna whisper", "anna customer dialled", "anna customer answered",
 		"anna settled kept answered/answered"}
 	if steps := r.steps(job.ID); !slices.Equal(steps, want) {
@@ -104,6 +111,9 @@ func TestBusyCustomerIsRetriedWithBackoffThenUnreachable(t *testing.T) {
 	}
 	if n := len(r.requested("POST /ari/channels/create")); n != 3 {
 		t.Errorf("customer dialled %d times, want exactly max_attempts (3)", n)
+	}
+	if n := len(r.requested("-agent/play", "media=sound%3Acallbackd-customer-busy")); n != 3 {
+		t.Errorf("the agent was told the customer is busy %d times, want after each of the 3 attempts", n)
 	}
 	var retries []time.Time
 	for _, p := range r.allProgress() {
@@ -330,5 +340,30 @@ func TestConfirmDigitKeepsAnAnsweringMachineFromCountingAsKept(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// When the agent hangs up first, callbackd hangs up the customer and destroys the bridge: ARI
+// bridges do not do that themselves.
+func TestAgentHangingUpFirstEndsTheCustomerLegAndTheBridge(t *testing.T) {
+	agent := aritest.Answers(2 * time.Second)
+	agent.HangupAfter = time.Minute
+	long := aritest.Answers(4 * time.Second)
+	long.HangupAfter = time.Hour
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", agent)
+		s.SetEndpoint("PJSIP/1003", aritest.Unavailable())
+		s.SetEndpoint(customerPhone(customer1), long)
+	})
+	job := r.enqueue(customer1, "voicemail", "1005", 2*time.Hour)
+	if got := r.settled(job.ID); got.State != queue.StateKept {
+		t.Errorf("promise = %s, want kept", got.State)
+	}
+	r.waitFor("the customer leg to be hung up", func() bool { return len(r.pbx.Channels()) == 0 })
+	if n := len(r.requested("DELETE /ari/channels/cbd-", "-customer")); n != 1 {
+		t.Errorf("customer leg hung up %d times by callbackd, want once", n)
+	}
+	if n := len(r.requested("DELETE /ari/bridges/cbd-")); n != 1 || len(r.pbx.Bridges()) != 0 {
+		t.Errorf("bridge destroyed %d times, %d bridges left; want once, none", n, len(r.pbx.Bridges()))
 	}
 }
