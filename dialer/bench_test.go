@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/config"
@@ -21,6 +24,19 @@ import (
 type benchREST struct {
 	pool       *Pool
 	originated chan time.Time
+	trips      *tripCounter
+	tripsSeen  []int64 // Redis round trips between the agent freed and each originate
+}
+
+// tripCounter counts what reaches Redis: a command or a whole pipeline is one round trip.
+type tripCounter struct{ n atomic.Int64 }
+
+func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
 }
 
 var errBenchRefused = errors.New("benchmark: originate refused on purpose")
@@ -33,6 +49,7 @@ func (r *benchREST) DeviceState(_ context.Context, name string) (ari.DeviceState
 }
 func (r *benchREST) Subscribe(context.Context, string, ...string) error { return nil }
 func (r *benchREST) Originate(context.Context, ari.OriginateRequest) (ari.Channel, error) {
+	r.tripsSeen = append(r.tripsSeen, r.trips.n.Load())
 	r.originated <- time.Now()
 	r.pool.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
 		DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: "INUSE"}})
@@ -87,8 +104,11 @@ dialer:
 		b.Fatal(err)
 	}
 	srv := redistest.Start(b, redistest.Options{})
+	rdb := srv.Client()
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
 	clk := clock.Real{}
-	store, err := queue.New(srv.Client(), queue.Options{Clock: clk, Queues: []string{"support"}})
+	store, err := queue.New(rdb, queue.Options{Clock: clk, Queues: []string{"support"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +122,7 @@ dialer:
 			disp.Wake()
 		}
 	})
-	rest := &benchREST{pool: pool, originated: make(chan time.Time, 1)}
+	rest := &benchREST{pool: pool, originated: make(chan time.Time, 1), trips: trips}
 	// Start busy, so the first hand-over is timed like every other.
 	pool.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
 		DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: "INUSE"}})
@@ -110,7 +130,7 @@ dialer:
 		b.Fatal(err)
 	}
 	disp, err = NewDispatcher(DispatcherOptions{Config: cfg, Store: store,
-		Reservations: queue.NewReservations(srv.Client(), "callbackd"), Pool: pool, Control: NewControl(),
+		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: NewControl(),
 		PBXs: benchPBXs{rest}, Clock: clk, Instance: "bench", Rescan: time.Hour})
 	if err != nil {
 		b.Fatal(err)
@@ -124,6 +144,7 @@ dialer:
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
+		trips.n.Store(0)
 		pool.HandleEvent(free)
 		rang := <-rest.originated
 		total += rang.Sub(start)
@@ -135,6 +156,11 @@ dialer:
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/free-to-originate")
+	var sum int64
+	for _, n := range rest.tripsSeen {
+		sum += n
+	}
+	b.ReportMetric(float64(sum)/float64(len(rest.tripsSeen)), "redis-trips/free-to-originate")
 	cancel()
 	<-done
 }
