@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/callbackd/callbackd/queue"
 )
 
 // Config is the whole daemon configuration. The yaml tags are the file's keys; the same keys,
@@ -130,24 +132,17 @@ type Deadlines struct {
 	API                Duration `yaml:"api"`
 }
 
-// Reasons a promise can be made for; the keys of Deadlines.
-const (
-	ReasonVoicemail          = "voicemail"
-	ReasonUnansweredTransfer = "unanswered_transfer"
-	ReasonOffer              = "offer"
-	ReasonAPI                = "api"
-)
-
-// For returns the deadline promised for reason, and false for an unknown reason.
-func (d Deadlines) For(reason string) (time.Duration, bool) {
+// For returns the deadline promised for reason, and false for an unknown reason. The YAML
+// keys of Deadlines are the reasons' own spellings.
+func (d Deadlines) For(reason queue.Reason) (time.Duration, bool) {
 	switch reason {
-	case ReasonVoicemail:
+	case queue.ReasonVoicemail:
 		return d.Voicemail.D(), true
-	case ReasonUnansweredTransfer:
+	case queue.ReasonUnansweredTransfer:
 		return d.UnansweredTransfer.D(), true
-	case ReasonOffer:
+	case queue.ReasonOffer:
 		return d.Offer.D(), true
-	case ReasonAPI:
+	case queue.ReasonAPI:
 		return d.API.D(), true
 	}
 	return 0, false

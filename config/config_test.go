@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/callbackd/callbackd/queue"
 )
 
 // load parses a testdata file with the given environment.
@@ -691,14 +693,14 @@ func TestCallingHoursOpen(t *testing.T) {
 func TestDeadlineForReason(t *testing.T) {
 	d := DefaultQueue().Deadline
 	tests := []struct {
-		reason string
+		reason queue.Reason
 		want   time.Duration
 		ok     bool
 	}{
-		{ReasonVoicemail, 4 * time.Hour, true},
-		{ReasonUnansweredTransfer, 2 * time.Hour, true},
-		{ReasonOffer, time.Hour, true},
-		{ReasonAPI, 4 * time.Hour, true},
+		{queue.ReasonVoicemail, 4 * time.Hour, true},
+		{queue.ReasonUnansweredTransfer, 2 * time.Hour, true},
+		{queue.ReasonOffer, time.Hour, true},
+		{queue.ReasonAPI, 4 * time.Hour, true},
 		{"fax", 0, false},
 	}
 	for _, tc := range tests {

@@ -174,15 +174,15 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		return err
 	}
 	result.Err = err
-	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", r.Reason),
+	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", string(r.Reason)),
 		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("linkedid", r.LinkedID)}
 	switch {
 	case err != nil:
 		in.log.Error("callback request refused", append(fields, zap.Error(err))...)
 	case result.Merged:
-		in.log.Info("callback request merged into open promise", append(fields, zap.String("job", result.Job.ID))...)
+		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
-		in.log.Info("callback promise made", append(fields, zap.String("job", result.Job.ID), zap.Time("deadline", result.Job.Deadline))...)
+		in.log.Info("callback promise made", append(fields, zap.String("promise", result.Job.ID), zap.Time("deadline", result.Job.Deadline))...)
 	}
 	in.report(result)
 	return nil
@@ -203,7 +203,7 @@ func (in *Intake) promise(r detect.Request, q config.Queue) (queue.Request, erro
 		Queue:       q.Name,
 		Number:      r.Number,
 		Name:        r.Name,
-		Reason:      queue.Reason(r.Reason),
+		Reason:      r.Reason,
 		Target:      r.Target,
 		Deadline:    in.opts.Clock.Now().Add(d),
 		MaxAttempts: q.MaxAttempts,
@@ -226,7 +226,7 @@ func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
 			continue
 		}
 		in.log.Info("promise resolved: customer reached the target", zap.String("number", in.opts.Mask(r.Number)),
-			zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("job", job.ID))
+			zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("promise", job.ID))
 		res := r
 		in.report(IntakeResult{Resolution: &res, Job: job})
 	}

@@ -103,7 +103,7 @@ func (f *intakeFixture) next(t *testing.T) IntakeResult {
 }
 
 func voicemailFor(number, target string) detect.Request {
-	return detect.Request{AsteriskID: "pbx", LinkedID: "1700000000.1", Number: number, Reason: "voicemail",
+	return detect.Request{AsteriskID: "pbx", LinkedID: "1700000000.1", Number: number, Reason: queue.ReasonVoicemail,
 		Target: target, Channel: "1700000000.1"}
 }
 
@@ -117,7 +117,7 @@ func TestIntakeMakesPromisesInTheTargetsQueue(t *testing.T) {
 	}{
 		{"voicemail for an agent's mailbox goes to the agent's queue", voicemailFor("+31201234502", "1003"), "support", time.Hour, 5},
 		{"unanswered transfer to an agent uses the queue's deadline for that reason",
-			detect.Request{Number: "+31201234501", Reason: "unanswered_transfer", Target: "1003"}, "support", 30 * time.Minute, 5},
+			detect.Request{Number: "+31201234501", Reason: queue.ReasonUnansweredTransfer, Target: "1003"}, "support", 30 * time.Minute, 5},
 		{"a target nobody owns goes to the default queue with its defaults", voicemailFor("+31201234504", "1009"), "reception", 4 * time.Hour, 3},
 	}
 	for _, tc := range cases {
@@ -136,7 +136,7 @@ func TestIntakeMakesPromisesInTheTargetsQueue(t *testing.T) {
 				t.Errorf("promise in %s due %v with %d attempts; want %s due %v with %d", job.Queue, job.Deadline,
 					job.MaxAttempts, tc.wantQueue, t0.Add(tc.wantDeadline), tc.wantAttempts)
 			}
-			if job.Number != tc.req.Number || job.Target != tc.req.Target || string(job.Reason()) != tc.req.Reason {
+			if job.Number != tc.req.Number || job.Target != tc.req.Target || job.Reason() != tc.req.Reason {
 				t.Errorf("promise %s/%s/%s; want %s/%s/%s", job.Number, job.Target, job.Reason(), tc.req.Number, tc.req.Target, tc.req.Reason)
 			}
 		})
@@ -147,7 +147,7 @@ func TestIntakeMergesASecondRequestForTheSameCustomer(t *testing.T) {
 	f := newIntakeFixture(t)
 	f.in.Request(voicemailFor("+31201234502", "1003"))
 	first := f.next(t)
-	f.in.Request(detect.Request{Number: "+31201234502", Reason: "unanswered_transfer", Target: "1003"})
+	f.in.Request(detect.Request{Number: "+31201234502", Reason: queue.ReasonUnansweredTransfer, Target: "1003"})
 	second := f.next(t)
 	if !second.Merged || second.Job.ID != first.Job.ID {
 		t.Fatalf("second request: merged=%v into %s; want merged into %s", second.Merged, second.Job.ID, first.Job.ID)

@@ -62,8 +62,8 @@ func NewMetrics(reg prometheus.Registerer, cfg *config.Config) *Metrics {
 		}),
 	}
 	for _, q := range cfg.Queues {
-		for _, r := range []string{config.ReasonVoicemail, config.ReasonUnansweredTransfer, config.ReasonOffer, config.ReasonAPI} {
-			m.created.WithLabelValues(q.Name, r)
+		for _, r := range queue.Reasons() {
+			m.created.WithLabelValues(q.Name, string(r))
 		}
 		for _, s := range finalStates {
 			m.completedC.WithLabelValues(q.Name, string(s))

@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -55,13 +56,12 @@ const (
 	ReasonAPI                Reason = "api"                 // created through the API (web form, CRM)
 )
 
-func (r Reason) valid() bool {
-	switch r {
-	case ReasonVoicemail, ReasonUnansweredTransfer, ReasonOffer, ReasonAPI:
-		return true
-	}
-	return false
+// Reasons lists every reason, in the order they are documented.
+func Reasons() []Reason {
+	return []Reason{ReasonVoicemail, ReasonUnansweredTransfer, ReasonOffer, ReasonAPI}
 }
+
+func (r Reason) valid() bool { return slices.Contains(Reasons(), r) }
 
 // Source says which Asterisk call a promise came from, so an agent or an auditor can find it.
 type Source struct {

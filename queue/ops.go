@@ -77,7 +77,7 @@ func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
 		return "", fmt.Errorf("%w: customer number: %w", ErrInvalid, err)
 	}
 	if !r.Reason.valid() {
-		return "", fmt.Errorf("%w: reason %q is not one of voicemail, unanswered_transfer, offer, api", ErrInvalid, r.Reason)
+		return "", fmt.Errorf("%w: reason %q is not one of %v", ErrInvalid, r.Reason, Reasons())
 	}
 	for _, f := range []struct{ name, v string }{
 		{"name", r.Name}, {"target", r.Target}, {"note", r.Note}, {"source asterisk id", r.Source.AsteriskID},

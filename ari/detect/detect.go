@@ -81,12 +81,7 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
-)
-
-// Reasons a request is made.
-const (
-	ReasonVoicemail          = "voicemail"
-	ReasonUnansweredTransfer = "unanswered_transfer"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // Defaults used when Options leave a field empty.
@@ -117,9 +112,9 @@ type Request struct {
 	LinkedID   string
 	Number     string // E.164
 	Name       string
-	Reason     string // ReasonVoicemail or ReasonUnansweredTransfer
-	Target     string // extension, or mailbox without @context
-	Channel    string // the customer's channel id
+	Reason     queue.Reason // queue.ReasonVoicemail or queue.ReasonUnansweredTransfer
+	Target     string       // extension, or mailbox without @context
+	Channel    string       // the customer's channel id
 	At         time.Time
 }
 
@@ -293,7 +288,7 @@ func (d *Detector) emitRequest(r Request) {
 	d.stats.Requests++
 	d.recent.add(r.Number, r.Target)
 	d.log.Info("callback request",
-		zap.String("number", d.mask(r.Number)), zap.String("reason", r.Reason),
+		zap.String("number", d.mask(r.Number)), zap.String("reason", string(r.Reason)),
 		zap.String("target", r.Target), zap.String("linkedid", r.LinkedID))
 	sink := d.sink
 	d.outbox = append(d.outbox, func() { sink.Request(r) })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/queue"
 )
 
 const tracesDir = "../testdata/traces"
@@ -142,7 +143,7 @@ func TestRequestFields(t *testing.T) {
 	}
 	r := rec.requests[0]
 	want := Request{AsteriskID: "02:fc:00:00:00:01", LinkedID: "1795351341.53", Number: "+31201234502",
-		Name: "J. de Vries", Reason: ReasonVoicemail, Target: "1003", Channel: "1795351341.53",
+		Name: "J. de Vries", Reason: queue.ReasonVoicemail, Target: "1003", Channel: "1795351341.53",
 		At: time.Date(2026, 11, 22, 12, 42, 47, 463e6, time.UTC)}
 	if r != want {
 		t.Errorf("request\n got %+v\nwant %+v", r, want)

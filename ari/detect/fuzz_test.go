@@ -11,6 +11,7 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // FuzzDecodeAndDetect feeds arbitrary event sequences (one JSON event per line) to a detector:
@@ -72,7 +73,7 @@ func FuzzDecodeAndDetect(f *testing.F) {
 			if _, err := phone.ParseE164(r.Number); err != nil {
 				t.Errorf("request with an uncallable number: %+v (%v)", r, err)
 			}
-			if r.Target == "" || (r.Reason != ReasonVoicemail && r.Reason != ReasonUnansweredTransfer) {
+			if r.Target == "" || (r.Reason != queue.ReasonVoicemail && r.Reason != queue.ReasonUnansweredTransfer) {
 				t.Errorf("request without target or with an unknown reason: %+v", r)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // server is what the detector follows on one Asterisk.
@@ -747,12 +748,12 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 		return
 	}
 	for _, t := range c.targets {
-		reason := ""
+		var reason queue.Reason
 		switch {
 		case t.message:
-			reason = ReasonVoicemail
+			reason = queue.ReasonVoicemail
 		case t.tried && !t.reached:
-			reason = ReasonUnansweredTransfer
+			reason = queue.ReasonUnansweredTransfer
 		default:
 			continue
 		}

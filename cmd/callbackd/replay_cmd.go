@@ -168,7 +168,7 @@ type resolvedLine struct {
 }
 
 func (s *jsonSink) Request(r detect.Request) {
-	s.write(requestLine{Number: r.Number, Reason: r.Reason, Target: r.Target, LinkedID: r.LinkedID,
+	s.write(requestLine{Number: r.Number, Reason: string(r.Reason), Target: r.Target, LinkedID: r.LinkedID,
 		At: r.At.UTC().Format(time.RFC3339Nano)})
 }
 
