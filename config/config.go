@@ -293,6 +293,31 @@ func (h CallingHours) Open(t time.Time) bool {
 	return minute >= start && minute < end
 }
 
+// NextOpening is when the calling hours next open after t (t itself when open), looked for
+// within a week; zero when they never open.
+func (h CallingHours) NextOpening(t time.Time) time.Time {
+	if h.Open(t) {
+		return t
+	}
+	loc, err := h.Location()
+	if err != nil {
+		return time.Time{}
+	}
+	start, err := parseClock(h.Start)
+	if err != nil {
+		return time.Time{}
+	}
+	local := t.In(loc)
+	for i := 0; i <= 7; i++ {
+		day := local.AddDate(0, 0, i)
+		c := time.Date(day.Year(), day.Month(), day.Day(), start/60, start%60, 0, 0, loc)
+		if c.After(t) && h.Open(c) {
+			return c
+		}
+	}
+	return time.Time{}
+}
+
 // compiledRefs keeps the regexps that validation compiled, so callers never recompile or
 // handle errors validation already reported.
 type compiledRefs struct {

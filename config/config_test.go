@@ -711,6 +711,31 @@ func TestDeadlineForReason(t *testing.T) {
 	}
 }
 
+func TestNextOpeningOfCallingHours(t *testing.T) {
+	ams, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := DefaultQueue().CallingHours // mon–fri 08:30–17:30 Amsterdam
+	at := func(day, hh, mm int) time.Time { return time.Date(2026, 11, day, hh, mm, 0, 0, ams) }
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want time.Time
+	}{
+		{"open now", at(23, 10, 0), at(23, 10, 0)},
+		{"before opening on a weekday", at(23, 7, 0), at(23, 8, 30)},
+		{"after closing: next morning", at(23, 18, 0), at(24, 8, 30)},
+		{"friday evening: monday", at(27, 18, 0), at(30, 8, 30)},
+		{"sunday: monday", at(29, 12, 0), at(30, 8, 30)},
+		{"from another time zone", at(23, 7, 0).UTC(), at(23, 8, 30)},
+	} {
+		if got := h.NextOpening(tc.now); !got.Equal(tc.want) {
+			t.Errorf("%s: NextOpening(%v) = %v, want %v", tc.name, tc.now, got.In(ams), tc.want)
+		}
+	}
+}
+
 func TestSplitList(t *testing.T) {
 	tests := []struct {
 		in   string

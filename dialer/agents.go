@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari"
-	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -43,9 +42,9 @@ type Directory interface {
 // ari.Handler for the monitor app (several Asterisks may share it) and is safe for
 // concurrent use.
 type Pool struct {
-	clk      clock.Clock
-	log      *zap.Logger
-	onChange func()
+	clk     clock.Clock
+	log     *zap.Logger
+	changed chan struct{}
 
 	mu         sync.Mutex
 	agents     []*agent
@@ -55,7 +54,7 @@ type Pool struct {
 }
 
 type agent struct {
-	cfg      config.Agent
+	cfg      Agent
 	asterisk string // entity id of the Asterisk its endpoint was found on
 	endpoint string // online, offline, unknown; "" until known
 	device   string // Asterisk device state; "" until known
@@ -82,20 +81,19 @@ type AgentView struct {
 	FreeSince     time.Time `json:"free_since,omitzero"`
 }
 
+// Serves reports whether the agent takes callbacks for queue.
+func (v AgentView) Serves(queueName string) bool { return serves(v.Queues, queueName) }
+
 // NewPool returns a pool of the configured agents, all offline until an Asterisk reports
-// their endpoints. onChange is called (outside the pool's lock) whenever an agent may have
-// become free.
-func NewPool(agents []config.Agent, clk clock.Clock, log *zap.Logger, onChange func()) *Pool {
+// their endpoints.
+func NewPool(agents []Agent, clk clock.Clock, log *zap.Logger) *Pool {
 	if clk == nil {
 		clk = clock.Real{}
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if onChange == nil {
-		onChange = func() {}
-	}
-	p := &Pool{clk: clk, log: log, onChange: onChange, byID: map[string]*agent{},
+	p := &Pool{clk: clk, log: log, changed: make(chan struct{}, 1), byID: map[string]*agent{},
 		byEndpoint: map[string]*agent{}, refresh: make(chan string, 16)}
 	for _, a := range agents {
 		ag := &agent{cfg: a}
@@ -142,6 +140,17 @@ func (a *agent) view(now time.Time) AgentView {
 	return v
 }
 
+// Changed says, without blocking the pool, that an agent may have become free: the
+// dispatcher waits on it. Several changes before it is read make one signal.
+func (p *Pool) Changed() <-chan struct{} { return p.changed }
+
+func (p *Pool) notify() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
 // update changes an agent under the lock and reports whether it became free.
 func (p *Pool) update(a *agent, change func()) (becameFree bool) {
 	now := p.clk.Now()
@@ -185,7 +194,7 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 	}
 	p.mu.Unlock()
 	if freed {
-		p.onChange()
+		p.notify()
 	}
 }
 
@@ -300,7 +309,7 @@ func (p *Pool) Refresh(ctx context.Context, asteriskID, monitorApp string, dir D
 	}
 	p.mu.Unlock()
 	if freed {
-		p.onChange()
+		p.notify()
 	}
 	p.log.Info("agents refreshed", zap.String("asterisk_id", asteriskID), zap.Int("found", len(list)))
 	return errors.Join(errs...)
@@ -401,7 +410,7 @@ func (p *Pool) with(id string, change func(a *agent)) error {
 	freed := p.update(a, func() { change(a) })
 	p.mu.Unlock()
 	if freed {
-		p.onChange()
+		p.notify()
 	}
 	return nil
 }

@@ -116,12 +116,8 @@ dialer:
 	defer cancel()
 	fillQueue(b, store, open)
 
-	var disp *Dispatcher
-	pool := NewPool(cfg.Agents, clk, nil, func() {
-		if disp != nil {
-			disp.Wake()
-		}
-	})
+	policy := PolicyFrom(cfg)
+	pool := NewPool(policy.Agents, clk, nil)
 	rest := &benchREST{pool: pool, originated: make(chan time.Time, 1), trips: trips}
 	// Start busy, so the first hand-over is timed like every other.
 	pool.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
@@ -129,7 +125,7 @@ dialer:
 	if err := pool.Refresh(ctx, "bench", "m", rest); err != nil {
 		b.Fatal(err)
 	}
-	disp, err = NewDispatcher(DispatcherOptions{Config: cfg, Store: store,
+	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: store,
 		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: NewControl(),
 		PBXs: benchPBXs{rest}, Clock: clk, Instance: "bench", Rescan: time.Hour})
 	if err != nil {

@@ -61,7 +61,7 @@ func TestAnsweredCallbackIsKeptByTheOwnerWithWhisperAndBothLegsBridged(t *testin
 	}
 	r.waitFor("every callback channel to be gone", func() bool { return len(r.pbx.Channels()) == 0 })
 	r.waitFor("anna in wrap-up after the call", func() bool { return r.pool.Agents()[1].State == AgentWrapUp })
-	if n := r.disp.control.Watching(); n != 0 {
+	if n := r.control.Watching(); n != 0 {
 		t.Errorf("the control router still routes %d channels of a finished callback", n)
 	}
 	// The call took about two minutes with wrap-up: the at-risk forecast's estimate moves

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari/detect"
-	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
@@ -39,10 +38,12 @@ type IntakeResult struct {
 
 // IntakeOptions configure an Intake.
 type IntakeOptions struct {
-	Config *config.Config
+	Policy Policy
 	Store  PromiseStore
-	Clock  clock.Clock
-	Logger *zap.Logger
+	// Metrics, when set, counts the promises made and resolved.
+	Metrics *Metrics
+	Clock   clock.Clock
+	Logger  *zap.Logger
 	// Retry is the first wait after Redis failed; it doubles up to RetryMax. Defaults 500ms/30s.
 	Retry, RetryMax time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
@@ -75,10 +76,10 @@ type item struct {
 
 // NewIntake checks the options and returns an Intake; call Run to start storing.
 func NewIntake(opts IntakeOptions) (*Intake, error) {
-	if opts.Config == nil || opts.Store == nil {
-		return nil, errors.New("dialer: intake needs a config and a promise store")
+	if opts.Store == nil {
+		return nil, errors.New("dialer: intake needs a promise store")
 	}
-	if len(opts.Config.Queues) == 0 {
+	if len(opts.Policy.Queues) == 0 {
 		return nil, errors.New("dialer: intake needs at least one queue")
 	}
 	if opts.Clock == nil {
@@ -194,8 +195,8 @@ func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bo
 }
 
 // promise builds the store request for a detector request in queue q.
-func (in *Intake) promise(r detect.Request, q config.Queue) (queue.Request, error) {
-	d, ok := q.Deadline.For(r.Reason)
+func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error) {
+	d, ok := q.Deadlines[r.Reason]
 	if !ok {
 		return queue.Request{}, fmt.Errorf("dialer: no deadline for reason %q in queue %s", r.Reason, q.Name)
 	}
@@ -214,7 +215,7 @@ func (in *Intake) promise(r detect.Request, q config.Queue) (queue.Request, erro
 // resolve closes the customer's open promise in every queue: they reached the person they
 // were to be called back by, so a callback would only disturb them.
 func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
-	for _, q := range in.opts.Config.Queues {
+	for _, q := range in.opts.Policy.Queues {
 		job, err := in.opts.Store.Resolve(ctx, q.Name, r.Number, "customer reached "+r.Target+" (linkedid "+r.LinkedID+")")
 		switch {
 		case errors.Is(err, queue.ErrNotFound):
@@ -234,6 +235,13 @@ func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
 }
 
 func (in *Intake) report(r IntakeResult) {
+	switch {
+	case r.Err != nil:
+	case r.Resolution != nil:
+		in.opts.Metrics.completed(r.Job.Queue, queue.StateResolved)
+	case !r.Merged:
+		in.opts.Metrics.made(r.Job.Queue, r.Job.Reason())
+	}
 	if in.opts.OnResult != nil {
 		in.opts.OnResult(r)
 	}
@@ -241,22 +249,22 @@ func (in *Intake) report(r IntakeResult) {
 
 // QueueFor returns the queue a promise for target belongs to: the first queue of the agent
 // who owns that extension or mailbox, else the configured default queue, else the first one.
-func (in *Intake) QueueFor(target string) config.Queue {
-	c := in.opts.Config
-	for _, a := range c.Agents {
+func (in *Intake) QueueFor(target string) QueuePolicy {
+	p := in.opts.Policy
+	for _, a := range p.Agents {
 		if a.Extension == "" || a.Extension != target {
 			continue
 		}
 		for _, name := range a.Queues {
-			if q, ok := c.Queue(name); ok {
+			if q, ok := p.Queue(name); ok {
 				return q
 			}
 		}
 	}
-	if q, ok := c.Queue(c.Detector.DefaultQueue); ok {
+	if q, ok := p.Queue(p.DefaultQueue); ok {
 		return q
 	}
-	return c.Queues[0]
+	return p.Queues[0]
 }
 
 // retryable tells a store failure that may pass (Redis down, a timeout) from a request the

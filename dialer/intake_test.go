@@ -68,7 +68,7 @@ func newIntakeFixture(t *testing.T, edit ...func(*IntakeOptions)) *intakeFixture
 		t.Fatalf("queue.New: %v", err)
 	}
 	f := &intakeFixture{store: store, redis: srv, clk: clk, settled: make(chan struct{}, 100)}
-	opts := IntakeOptions{Config: cfg, Store: store, Clock: clk, Retry: time.Second, RetryMax: 4 * time.Second,
+	opts := IntakeOptions{Policy: PolicyFrom(cfg), Store: store, Clock: clk, Retry: time.Second, RetryMax: 4 * time.Second,
 		OnResult: func(r IntakeResult) {
 			f.mu.Lock()
 			f.results = append(f.results, r)

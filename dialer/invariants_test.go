@@ -127,9 +127,10 @@ func TestPromiseFinishedByReclaimAfterItsCustomerWasConnectedIsCountedAsKept(t *
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg, cfg)
-	d, err := NewDispatcher(DispatcherOptions{Config: cfg, Store: store, Reservations: queue.NewReservations(srv.Client(), ""),
-		Pool: NewPool(cfg.Agents, clk, nil, nil), Control: NewControl(), PBXs: rigPBXs{}, Metrics: m, Clock: clk, Instance: "test"})
+	policy := PolicyFrom(cfg)
+	m := NewMetrics(reg, policy.QueueNames())
+	d, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: store, Reservations: queue.NewReservations(srv.Client(), ""),
+		Pool: NewPool(policy.Agents, clk, nil), Control: NewControl(), PBXs: rigPBXs{}, Metrics: m, Clock: clk, Instance: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +195,8 @@ func TestCustomerIsNeverDialledMoreThanMaxAttemptsAcrossADaemonRestart(t *testin
 	// (SIGTERM) while the customer's phone rings; the rig's dispatcher is the one after it.
 	var dialledBy2 bool
 	stopped := make(chan struct{})
-	d2, err := NewDispatcher(DispatcherOptions{Config: r.cfg, Store: r.store,
-		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: r.disp.control,
+	d2, err := NewDispatcher(DispatcherOptions{Policy: PolicyFrom(r.cfg), Store: r.store,
+		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: r.control,
 		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "second", OnProgress: func(p Progress) {
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -114,12 +114,12 @@ func directCallback(t *testing.T, r *rig, rest REST) *callback {
 		}
 		return false
 	})
-	q, _ := r.cfg.Queue("support")
+	q, _ := r.disp.policy.Queue("support")
 	job := queue.Job{ID: "01LOSTREPLY0000000000000000", Queue: "support", Number: customer1,
 		Reasons: []queue.Reason{"voicemail"}, Target: "1003", Deadline: r.clk.Now().Add(2 * time.Hour),
 		State: queue.StateDialing, Lease: queue.Lease{Token: 1}}
 	pbx := PBX{ID: r.conn.AsteriskID(), Name: "pbx", REST: rest, MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}
-	return &callback{d: r.disp, pbx: pbx, agent: anna, job: job, q: q, in: newInbox(), log: zap.NewNop()}
+	return &callback{env: r.disp.env, pbx: pbx, pbxUp: true, agent: anna, job: job, q: q, in: newInbox(), log: zap.NewNop()}
 }
 
 // failingBridge refuses to put the customer leg in the bridge, as an Asterisk in trouble would.

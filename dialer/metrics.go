@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -29,10 +28,10 @@ type Metrics struct {
 var finalStates = []queue.State{queue.StateKept, queue.StateLate, queue.StateUnreachable, queue.StateCancelled,
 	queue.StateResolved, queue.StateExpired, queue.StateFailed}
 
-// NewMetrics creates the dialer's metrics for the configured queues and registers them on reg.
+// NewMetrics creates the dialer's metrics for the queues and registers them on reg.
 // Every label combination that can occur starts at zero, so rate() and absent() work from the
 // first scrape.
-func NewMetrics(reg prometheus.Registerer, cfg *config.Config) *Metrics {
+func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 	m := &Metrics{
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callbackd_promises_created_total",
@@ -61,18 +60,18 @@ func NewMetrics(reg prometheus.Registerer, cfg *config.Config) *Metrics {
 			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
 		}),
 	}
-	for _, q := range cfg.Queues {
+	for _, q := range queues {
 		for _, r := range queue.Reasons() {
-			m.created.WithLabelValues(q.Name, string(r))
+			m.created.WithLabelValues(q, string(r))
 		}
 		for _, s := range finalStates {
-			m.completedC.WithLabelValues(q.Name, string(s))
+			m.completedC.WithLabelValues(q, string(s))
 		}
-		m.slack.WithLabelValues(q.Name)
-		m.toCallback.WithLabelValues(q.Name)
+		m.slack.WithLabelValues(q)
+		m.toCallback.WithLabelValues(q)
 		for leg, results := range AttemptResults() {
 			for _, r := range results {
-				m.attempts.WithLabelValues(q.Name, leg, r)
+				m.attempts.WithLabelValues(q, leg, r)
 			}
 		}
 	}
@@ -80,15 +79,11 @@ func NewMetrics(reg prometheus.Registerer, cfg *config.Config) *Metrics {
 	return m
 }
 
-// Created counts a new promise.
-func (m *Metrics) Created(queueName, reason string) {
+func (m *Metrics) made(queueName string, reason queue.Reason) {
 	if m != nil {
-		m.created.WithLabelValues(queueName, reason).Inc()
+		m.created.WithLabelValues(queueName, string(reason)).Inc()
 	}
 }
-
-// Completed counts a promise finished outside the dispatcher (resolved by the intake, cancelled).
-func (m *Metrics) Completed(queueName string, outcome queue.State) { m.completed(queueName, outcome) }
 
 func (m *Metrics) completed(queueName string, outcome queue.State) {
 	if m != nil {
@@ -137,7 +132,8 @@ const scheduleLimit = 1000
 // StateCollector reports what is in the store and the pool at scrape time: open promises by
 // state, the kept ratio over the configured window, agents by state.
 type StateCollector struct {
-	cfg     *config.Config
+	queues  []string
+	window  time.Duration
 	store   StoreReader
 	pool    *Pool
 	log     *zap.Logger
@@ -151,14 +147,14 @@ type StateCollector struct {
 	risk   *prometheus.Desc
 }
 
-// RegisterStateCollector registers a StateCollector on reg. handle is the expected length of
-// one callback (Dispatcher.HandleTime), for the at-risk forecast.
-func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, cfg *config.Config, store StoreReader, pool *Pool,
+// RegisterStateCollector registers a StateCollector for the policy's queues on reg. handle is
+// the expected length of one callback (Dispatcher.HandleTime), for the at-risk forecast.
+func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, p Policy, store StoreReader, pool *Pool,
 	handle func() time.Duration, log *zap.Logger) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &StateCollector{cfg: cfg, store: store, pool: pool, log: log, timeout: 3 * time.Second, errors: m.storeErrors,
+	c := &StateCollector{queues: p.QueueNames(), window: p.KeptRatioWindow, store: store, pool: pool, log: log, timeout: 3 * time.Second, errors: m.storeErrors,
 		handle: handle,
 		risk: prometheus.NewDesc("callbackd_promises_at_risk",
 			"Pending promises that the earliest-deadline schedule, with the agents on duty now and the average callback length, reaches only after their deadline (among the 1000 most urgent due and 1000 on hold).",
@@ -186,37 +182,36 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	window := c.cfg.Metrics.KeptRatioWindow.D()
-	for _, q := range c.cfg.Queues {
-		st, err := c.store.Stats(ctx, q.Name)
+	for _, q := range c.queues {
+		st, err := c.store.Stats(ctx, q)
 		if err != nil {
 			c.errors.Inc()
-			c.log.Warn("metrics: reading queue stats failed", zap.String("queue", q.Name), zap.Error(err))
+			c.log.Warn("metrics: reading queue stats failed", zap.String("queue", q), zap.Error(err))
 		} else {
-			for state, n := range map[string]int64{"pending": st.Ready + st.Delayed, "dialing": st.Dialing, "connected": st.Connected} {
-				ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(n), q.Name, state)
+			for state, n := range map[queue.State]int64{queue.StatePending: st.Ready + st.Delayed, queue.StateDialing: st.Dialing, queue.StateConnected: st.Connected} {
+				ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(n), q, string(state))
 			}
 		}
-		out, err := c.store.Outcomes(ctx, q.Name, window)
+		out, err := c.store.Outcomes(ctx, q, c.window)
 		if err != nil {
 			c.errors.Inc()
-			c.log.Warn("metrics: reading recent outcomes failed", zap.String("queue", q.Name), zap.Error(err))
+			c.log.Warn("metrics: reading recent outcomes failed", zap.String("queue", q), zap.Error(err))
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q.Name)
-		list, _, err := c.store.Schedule(ctx, q.Name, scheduleLimit)
+		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q)
+		list, _, err := c.store.Schedule(ctx, q, scheduleLimit)
 		if err != nil {
 			c.errors.Inc()
-			c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q.Name), zap.Error(err))
+			c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q), zap.Error(err))
 			continue
 		}
 		var now time.Time
 		onDuty := 0
 		if c.pool != nil {
-			now, onDuty = c.pool.clk.Now(), c.pool.OnDuty(q.Name)
+			now, onDuty = c.pool.clk.Now(), c.pool.OnDuty(q)
 		}
 		ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue,
-			float64(AtRisk(now, list, onDuty, c.handle())), q.Name)
+			float64(AtRisk(now, list, onDuty, c.handle())), q)
 	}
 	if c.pool != nil {
 		counts := c.pool.Count()

@@ -20,15 +20,16 @@ import (
 // ari.Conn, a real redis-server — on a fake clock that runs fast, so a callback's minutes of
 // ringing and talking pass in milliseconds of wall time.
 type rig struct {
-	t     *testing.T
-	cfg   *config.Config
-	clk   *clock.Fake
-	pbx   *aritest.Server
-	redis *redistest.Server
-	store *queue.Store
-	pool  *Pool
-	disp  *Dispatcher
-	conn  *ari.Conn
+	t       *testing.T
+	cfg     *config.Config
+	clk     *clock.Fake
+	pbx     *aritest.Server
+	redis   *redistest.Server
+	store   *queue.Store
+	pool    *Pool
+	control *Control
+	disp    *Dispatcher
+	conn    *ari.Conn
 
 	mu       sync.Mutex
 	progress []Progress
@@ -126,13 +127,10 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 		t.Fatal(err)
 	}
 	control := NewControl()
-	var disp *Dispatcher
-	r.pool = NewPool(cfg.Agents, r.clk, nil, func() {
-		if disp != nil {
-			disp.Wake()
-		}
-	})
-	disp, err = NewDispatcher(DispatcherOptions{Config: cfg, Store: r.store,
+	r.control = control
+	policy := PolicyFrom(cfg)
+	r.pool = NewPool(policy.Agents, r.clk, nil)
+	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: r.store,
 		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: control,
 		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "test", Wakeups: r.store.Wakeups, OnProgress: func(p Progress) {
 			r.mu.Lock()
@@ -194,7 +192,7 @@ func (r *rig) settled(id string) queue.Job {
 	// The dispatcher reports its last step right after writing the outcome.
 	r.waitFor("the callback of "+id+" to report its end", func() bool {
 		for _, p := range r.allProgress() {
-			if p.Job.ID == id && p.Step == StepSettled && !p.State.Open() {
+			if p.Job.ID == id && (p.Step == StepSettled && !p.State.Open() || p.Step == StepTakenAway) {
 				return true
 			}
 		}

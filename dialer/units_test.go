@@ -38,8 +38,7 @@ func TestClassifyNamesWhyACustomerLegEnded(t *testing.T) {
 
 func TestWhisperSaysWhoWhyAndWhenInTheQueuesTimeZone(t *testing.T) {
 	cfg := config.Default()
-	q := config.DefaultQueue()
-	d := &Dispatcher{cfg: cfg}
+	hours := config.DefaultQueue().CallingHours
 	deadline := time.Date(2026, 11, 23, 13, 5, 0, 0, time.UTC) // 14:05 in Amsterdam
 	for _, tc := range []struct {
 		name    string
@@ -60,31 +59,8 @@ func TestWhisperSaysWhoWhyAndWhenInTheQueuesTimeZone(t *testing.T) {
 			queue.Job{Number: "+31201234501", Name: "J. de Vries, <x>"},
 			[]string{"characters:J.deVriesx"}},
 	} {
-		cfg.Dialer.Whisper = tc.whisper
-		if got := d.whisper(tc.job, q); !slices.Equal(got, tc.want) {
+		if got := whisperFor(tc.whisper, tc.job, hours); !slices.Equal(got, tc.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestNextOpeningOfCallingHours(t *testing.T) {
-	ams := mustLoc("Europe/Amsterdam")
-	h := config.DefaultQueue().CallingHours // mon–fri 08:30–17:30 Amsterdam
-	at := func(day, hh, mm int) time.Time { return time.Date(2026, 11, day, hh, mm, 0, 0, ams) }
-	for _, tc := range []struct {
-		name string
-		now  time.Time
-		want time.Time
-	}{
-		{"open now", at(23, 10, 0), at(23, 10, 0)},
-		{"before opening on a weekday", at(23, 7, 0), at(23, 8, 30)},
-		{"after closing: next morning", at(23, 18, 0), at(24, 8, 30)},
-		{"friday evening: monday", at(27, 18, 0), at(30, 8, 30)},
-		{"sunday: monday", at(29, 12, 0), at(30, 8, 30)},
-		{"from another time zone", at(23, 7, 0).UTC(), at(23, 8, 30)},
-	} {
-		if got := nextOpening(h, tc.now); !got.Equal(tc.want) {
-			t.Errorf("%s: nextOpening(%v) = %v, want %v", tc.name, tc.now, got.In(ams), tc.want)
 		}
 	}
 }
@@ -149,7 +125,7 @@ func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
 func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
 	clk := clock.NewFake(monday10)
 	woken := 0
-	p := NewPool([]config.Agent{{ID: "bob", Endpoint: "PJSIP/1002", Extension: "1002"}}, clk, nil, func() { woken++ })
+	p := NewPool([]Agent{{ID: "bob", Endpoint: "PJSIP/1002", Extension: "1002"}}, clk, nil)
 	state := func() string { return p.Agents()[0].State }
 	ep := func(s string) *ari.Event {
 		return &ari.Event{Type: "EndpointStateChange", AsteriskID: "ast1",
@@ -188,6 +164,11 @@ func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
 	}
 	for i, s := range steps {
 		s.do()
+		select {
+		case <-p.Changed():
+			woken++
+		default:
+		}
 		if got := state(); got != s.want || woken != s.wantWoken {
 			t.Fatalf("step %d: state %s (woken %d), want %s (woken %d)", i, got, woken, s.want, s.wantWoken)
 		}
@@ -199,13 +180,13 @@ func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
 
 func TestOnlyAgentsOnDutyHoldTheirOwnPromises(t *testing.T) {
 	clk := clock.NewFake(monday10)
-	p := NewPool([]config.Agent{
+	p := NewPool([]Agent{
 		{ID: "free", Endpoint: "PJSIP/1", Extension: "1"},
 		{ID: "busy", Endpoint: "PJSIP/2", Extension: "2"},
 		{ID: "cooling", Endpoint: "PJSIP/3", Extension: "3"},
 		{ID: "paused", Endpoint: "PJSIP/4", Extension: "4"},
 		{ID: "offline", Endpoint: "PJSIP/5", Extension: "5"},
-	}, clk, nil, nil)
+	}, clk, nil)
 	for _, n := range []string{"1", "2", "3", "4"} {
 		p.HandleEvent(&ari.Event{Type: "EndpointStateChange", AsteriskID: "a",
 			Endpoint: &ari.Endpoint{Technology: "PJSIP", Resource: n, State: "online"}})

@@ -70,7 +70,8 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 	if d.store, err = storeFor(cfg, rdb, clk); err != nil {
 		return nil, err
 	}
-	d.metrics = dialer.NewMetrics(d.reg, cfg)
+	policy := dialer.PolicyFrom(cfg)
+	d.metrics = dialer.NewMetrics(d.reg, policy.QueueNames())
 	mask := phone.Mask
 	if !cfg.Log.MaskNumbers {
 		mask = func(n string) string { return n }
@@ -80,39 +81,7 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		instance = instanceName()
 	}
 
-	// The dispatcher is created last but woken by earlier parts; wake goes through this.
-	var wake func()
-	wakeDispatcher := func() {
-		if wake != nil {
-			wake()
-		}
-	}
-	d.pool = dialer.NewPool(cfg.Agents, clk, log.Named("agents"), wakeDispatcher)
-	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Config: cfg, Store: d.store, Clock: clk, Logger: log.Named("intake"), Mask: mask,
-		OnResult: func(r dialer.IntakeResult) {
-			switch {
-			case r.Err != nil:
-			case r.Resolution != nil:
-				if r.Job.ID != "" {
-					d.metrics.Completed(r.Job.Queue, queue.StateResolved)
-				}
-			case !r.Merged:
-				d.metrics.Created(r.Job.Queue, string(r.Job.Reason()))
-			}
-			wakeDispatcher()
-			if hooks.onIntake != nil {
-				hooks.onIntake(r)
-			}
-		}})
-	if err != nil {
-		return nil, err
-	}
-	dopts, err := detectorFor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
-	d.detector = detect.New(dopts)
+	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 
 	ariMetrics := ari.NewMetrics(d.reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
@@ -131,7 +100,7 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 		return nil, err
 	}
 	d.dispatcher, err = dialer.NewDispatcher(dialer.DispatcherOptions{
-		Config: cfg, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
+		Policy: policy, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
 		Metrics: d.metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
 		Wakeups:    d.store.Wakeups,
@@ -140,8 +109,24 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 	if err != nil {
 		return nil, err
 	}
-	wake = d.dispatcher.Wake
-	d.metrics.RegisterStateCollector(d.reg, cfg, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
+	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: d.metrics,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask,
+		OnResult: func(r dialer.IntakeResult) {
+			d.dispatcher.Wake()
+			if hooks.onIntake != nil {
+				hooks.onIntake(r)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	dopts, err := detectorFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
+	d.detector = detect.New(dopts)
+	d.metrics.RegisterStateCollector(d.reg, policy, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
 
 	listen := cfg.HTTP.Listen
 	if hooks.listen != "" {

@@ -46,7 +46,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var made []queue.Job
-	intake, err := dialer.NewIntake(dialer.IntakeOptions{Config: cfg, Store: store, Clock: clk, OnResult: func(r dialer.IntakeResult) {
+	intake, err := dialer.NewIntake(dialer.IntakeOptions{Policy: dialer.PolicyFrom(cfg), Store: store, Clock: clk, OnResult: func(r dialer.IntakeResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.Err != nil {

@@ -1,0 +1,33 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/queue"
+)
+
+// keepLease renews the promise's lease while the callback runs. A promise taken away
+// (resolved, cancelled, reclaimed) cancels the callback with errTakenAway.
+func (cb *callback) keepLease(ctx context.Context, cancel context.CancelCauseFunc) {
+	lease := cb.env.calls.Lease
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cb.env.clk.After(lease / 3):
+		}
+		if _, err := cb.env.store.Extend(ctx, cb.job.Ref(), cb.job.Lease.Token, lease); err != nil {
+			if errors.Is(err, queue.ErrStaleToken) || errors.Is(err, queue.ErrWrongState) || errors.Is(err, queue.ErrNotFound) {
+				cb.log.Warn("promise taken away during its callback; hanging up", zap.Error(err))
+				cancel(errTakenAway)
+				return
+			}
+			if ctx.Err() == nil {
+				cb.log.Error("renewing the promise lease failed", zap.Error(err))
+			}
+		}
+	}
+}

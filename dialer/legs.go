@@ -1,0 +1,124 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari"
+)
+
+func (cb *callback) ids() (agent, cust, bridge string) {
+	base := fmt.Sprintf("cbd-%s-%d", strings.ToLower(cb.job.ID), cb.job.Lease.Token)
+	return base + "-agent", base + "-customer", base
+}
+
+// play plays media on a channel and waits until it finished, or the channel ended.
+func (cb *callback) play(ctx context.Context, channel, what string, media []string) error {
+	id := cb.bridge + "-" + what
+	if _, err := cb.pbx.REST.Play(ctx, channel, id, media); err != nil {
+		return err
+	}
+	done := false
+	err := cb.await(ctx, time.Duration(len(media))*15*time.Second+5*time.Second, func(ev *ari.Event) bool {
+		if ev.Type == "PlaybackFinished" && ev.Playback != nil && ev.Playback.ID == id {
+			done = true
+		}
+		return done || (channel == cb.agentCh && cb.agentGone) || (channel == cb.custCh && cb.custGone)
+	})
+	if !done {
+		if err == nil {
+			err = errors.New("channel ended during playback")
+		}
+		return fmt.Errorf("playing %s: %w", what, err)
+	}
+	return nil
+}
+
+// await reads events until stop says so, timeout (0: none) passes or ctx ends. Ends of
+// either leg are recorded on the way, whatever stop looks for.
+func (cb *callback) await(ctx context.Context, timeout time.Duration, stop func(*ari.Event) bool) error {
+	var tc <-chan time.Time
+	if timeout > 0 {
+		tc = cb.env.clk.After(timeout)
+	}
+	for {
+		ev, err := cb.in.next(ctx, tc)
+		if err != nil {
+			return err
+		}
+		cb.note(ev)
+		if stop(ev) {
+			return nil
+		}
+	}
+}
+
+// note records what happened to the legs: keys pressed, hang-up causes, a leg gone. A leg
+// counts as gone on ChannelDestroyed (or when a resync no longer lists it), not on StasisEnd,
+// which comes first and carries no cause.
+func (cb *callback) note(ev *ari.Event) {
+	if ev.Channel == nil {
+		return
+	}
+	id := ev.Channel.ID
+	switch ev.Type {
+	case "ChannelDtmfReceived":
+		if id == cb.custCh {
+			cb.custDigits += ev.Digit
+		}
+	case "ChannelHangupRequest", "ChannelDestroyed", EventGone:
+		// A soft hang-up request's cause (32 in traces 07, 09, 13) is a flag, not why the
+		// call failed.
+		if id == cb.custCh && !(ev.Type == "ChannelHangupRequest" && ev.Soft) {
+			if ev.Cause != nil && *ev.Cause != 0 {
+				cb.custCause = *ev.Cause
+			}
+			if ev.TechCause != nil && *ev.TechCause != 0 {
+				cb.custTech = *ev.TechCause
+			}
+		}
+		if ev.Type == "ChannelHangupRequest" {
+			return
+		}
+		switch id {
+		case cb.agentCh:
+			cb.agentGone = true
+		case cb.custCh:
+			cb.custGone = true
+		}
+	}
+}
+
+// hangup ends a leg that may still be up; it works after shutdown began.
+func (cb *callback) hangup(id string) {
+	if id == "" || (id == cb.agentCh && cb.agentGone) || (id == cb.custCh && (cb.custGone || !cb.custCreated)) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cb.pbx.REST.Hangup(ctx, id, "normal"); err != nil && ari.StatusOf(err) != 404 {
+		cb.log.Warn("hanging up a callback leg failed", zap.String("channel", id), zap.Error(err))
+	}
+}
+
+func (cb *callback) destroyBridge() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cb.pbx.REST.DestroyBridge(ctx, cb.bridge); err != nil && ari.StatusOf(err) != 404 {
+		cb.log.Warn("destroying the callback bridge failed", zap.String("bridge", cb.bridge), zap.Error(err))
+	}
+}
+
+func seconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
+
+func errString(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	return err.Error()
+}

@@ -1,0 +1,105 @@
+package dialer
+
+import (
+	"slices"
+	"time"
+
+	"github.com/callbackd/callbackd/queue"
+)
+
+// Policy is everything the engine is told about the business, as plain values: read from the
+// configuration once (PolicyFrom), never looked up in the YAML tree while calls are placed.
+type Policy struct {
+	Queues []QueuePolicy
+	Agents []Agent
+	// DefaultQueue takes promises whose target no agent owns ("": the first queue).
+	DefaultQueue string
+	Calls        CallSettings
+	// KeptRatioWindow is the window of callbackd_promise_kept_ratio.
+	KeptRatioWindow time.Duration
+}
+
+// Queue returns the policy of the queue called name.
+func (p Policy) Queue(name string) (QueuePolicy, bool) {
+	for _, q := range p.Queues {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return QueuePolicy{}, false
+}
+
+// QueueNames lists the queues in configuration order.
+func (p Policy) QueueNames() []string {
+	names := make([]string, len(p.Queues))
+	for i, q := range p.Queues {
+		names[i] = q.Name
+	}
+	return names
+}
+
+// QueuePolicy is how one callback queue makes and keeps its promises.
+type QueuePolicy struct {
+	Name string
+	// Deadlines is the promised time to callback per reason; a reason missing here cannot
+	// be promised in this queue.
+	Deadlines       map[queue.Reason]time.Duration
+	MaxAttempts     int
+	RetryBackoff    time.Duration
+	OwnerPreference float64
+	Hours           Hours
+	// Greeting is played to the customer on answer; ConfirmDigit, when set, must be pressed
+	// within ConfirmTimeout for the call to count as reaching a person.
+	Greeting       []string
+	ConfirmDigit   string
+	ConfirmTimeout time.Duration
+}
+
+// Hours is when a queue's customers may be rung, in the queue's own time zone.
+type Hours interface {
+	Open(t time.Time) bool
+	// NextOpening is t when open, else the next opening; zero when none is found.
+	NextOpening(t time.Time) time.Time
+	Location() (*time.Location, error)
+}
+
+// Agent is one configured agent.
+type Agent struct {
+	ID        string
+	Name      string
+	Endpoint  string
+	Extension string
+	// Queues the agent takes callbacks for; empty means every queue.
+	Queues []string
+}
+
+// Serves reports whether the agent takes callbacks for queue.
+func (a Agent) Serves(queueName string) bool { return serves(a.Queues, queueName) }
+
+func serves(queues []string, name string) bool {
+	return len(queues) == 0 || slices.Contains(queues, name)
+}
+
+// CallSettings is how every callback is placed.
+type CallSettings struct {
+	AgentRingTimeout    time.Duration
+	CustomerRingTimeout time.Duration
+	AgentCooldown       time.Duration
+	WrapUp              time.Duration
+	Lease               time.Duration
+	ShutdownGrace       time.Duration
+	// CallerID is what the customer sees.
+	CallerID CallerID
+	// Whisper is the agent's media list with placeholders (see whisperFor).
+	Whisper []string
+	// DialString is the Asterisk endpoint that reaches a customer's number.
+	DialString func(number string) string
+	// Allowed is the toll-fraud guard (dialer.allow): nothing else is ever dialled.
+	Allowed func(number string) bool
+}
+
+// CallerID is a name and number shown on a phone.
+type CallerID struct {
+	Number string
+	Name   string
+}

@@ -1,0 +1,32 @@
+package dialer
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// reclaim brings back promises whose callback died with its daemon, in every queue, and
+// schedules the next look for the earliest lease expiry.
+func (d *Dispatcher) reclaim(ctx context.Context) {
+	now := d.clk.Now()
+	d.nextReclaim = now.Add(d.opts.Rescan)
+	for _, q := range d.policy.Queues {
+		res, err := d.store.Reclaim(ctx, q.Name)
+		if err != nil {
+			d.log.Error("reclaiming expired leases failed", zap.String("queue", q.Name), zap.Error(err))
+			d.nextReclaim = now.Add(time.Second)
+			continue
+		}
+		if res.Reclaimed > 0 {
+			d.log.Warn("took back promises whose callback stopped renewing its lease",
+				zap.String("queue", q.Name), zap.Int("reclaimed", res.Reclaimed), zap.Int("unreachable", res.GaveUp))
+			d.m.reclaimed(q.Name, res)
+		}
+		if t, ok, err := d.store.NextLeaseExpiry(ctx, q.Name); err == nil && ok && t.Before(d.nextReclaim) {
+			// A little after the expiry, so the lease holder's last renewal wins a close race.
+			d.nextReclaim = t.Add(time.Second)
+		}
+	}
+}
