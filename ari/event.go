@@ -1,11 +1,19 @@
 // Package ari is callbackd's side of the Asterisk REST Interface: the event model, the
 // connection manager (WebSocket reader, reconnect, resync) and the REST client.
 //
-// The event model is our own rather than github.com/CyCoreSystems/ari/v5's: v5.3.1's
-// protobuf-generated snapshots drop fields callbackd needs (dialplan app_name/app_data,
-// tech_cause, is_external, the attended-transfer destination fields) and its decoder rejects
-// event types newer Asterisk versions send. One flat struct with every field we read keeps
-// decoding total: any well-formed JSON object with a "type" decodes, unknown types included.
+// The event model is our own, not github.com/CyCoreSystems/ari/v5's, because of what v5.3.1
+// makes of the real Asterisk 22 recordings in testdata (ariv5_test.go names each difference):
+// its ChannelData drops the dialplan app_name and app_data the detector reads, and language and
+// protocol_id; its hang-up events drop tech_cause, by which the dialer tells a rejected call
+// (486) from an unanswered one (480), and turn a missing cause into cause 0; its BridgeData
+// drops creationtime and video_mode; and its DecodeEvent refuses any type it does not list
+// (ChannelTransfer, ChannelToneDetected...), where ours decodes any JSON object with a "type"
+// so that the connection can count and skip what it does not know. Its DeviceStateData,
+// EndpointData and CallerID decode what Asterisk sends but encode it otherwise ("key": null,
+// empty name and number left out), and aritest encodes ours as the fake PBX's wire format. Its
+// transfer events do keep is_external and the attended-transfer destination; their channels are
+// still its ChannelData. What matches is taken from v5.3.1: Playback here, the originate and
+// create requests in client.go.
 package ari
 
 import (
@@ -13,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	ariv5 "github.com/CyCoreSystems/ari/v5"
 )
 
 // TimeLayout is how ARI writes timestamps: "2026-08-06T15:45:49.123+0000".
@@ -90,14 +100,9 @@ type DeviceState struct {
 	State string `json:"state"`
 }
 
-// Playback is a playback snapshot.
-type Playback struct {
-	ID        string `json:"id"`
-	MediaURI  string `json:"media_uri"`
-	TargetURI string `json:"target_uri"`
-	Language  string `json:"language"`
-	State     string `json:"state"`
-}
+// Playback is a playback snapshot. v5.3.1's PlaybackData decodes every value of the recorded
+// playbacks we read (it too skips next_media_uri); its extra Key stays nil.
+type Playback = ariv5.PlaybackData
 
 // Event is one ARI event. Fields that a type does not carry stay zero. Raw keeps the bytes
 // as received, for replay files and for fields nothing here reads yet.
