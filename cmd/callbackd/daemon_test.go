@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/demo"
+
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari/aritest"
@@ -24,7 +26,7 @@ import (
 // serving nothing itself: the tests call its HTTP handler directly.
 func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon, context.CancelFunc, chan error) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,53 +21,12 @@ import (
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
 )
-
-// demoConfig is the configuration the demo daemon runs with; the Asterisk URL is filled in
-// with the fake's address. It is an ordinary config file: `config check` accepts it.
-// Calling hours are open all day so the demo works whenever it is run.
-const demoConfig = `
-asterisk:
-  - name: fake-pbx
-    url: http://127.0.0.1:1/ari
-    username: callbackd
-    password: callbackd-secret
-detector:
-  default_queue: reception
-queues:
-  - name: reception
-    deadline: {voicemail: 4h, unanswered_transfer: 10m}
-    max_attempts: 3
-    retry_backoff: 2m
-    calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
-  - name: support
-    deadline: {voicemail: 2h, unanswered_transfer: 1h}
-    max_attempts: 3
-    retry_backoff: 2m
-    calling_hours: {timezone: Europe/Amsterdam, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
-    owner_preference: 0.5
-    greeting: [sound:callbackd-hello-this-is-acme]
-    confirm_digit: "1"
-    confirm_timeout: 10s
-agents:
-  - {id: ria, name: Ria (reception), endpoint: PJSIP/1001, extension: "1001", queues: [reception]}
-  - {id: bob, name: Bob (support), endpoint: PJSIP/1002, extension: "1002", queues: [support]}
-  - {id: anna, name: Anna (support), endpoint: PJSIP/1003, extension: "1003", queues: [support]}
-dialer:
-  customer_dial_template: PJSIP/{number}@provider
-  caller_id: {number: "+31205550100", name: Acme}
-  allow: ['\+31[1-9][0-9]{8}']
-  agent_ring_timeout: 15s
-  customer_ring_timeout: 25s
-  agent_cooldown: 5m
-  wrap_up: 20s
-  lease: 30s
-  shutdown_grace: 10s
-`
 
 // demoCall is one scripted customer call: when it starts (simulated time after the daemon is
 // connected), what happens, and a sentence for the timeline.
@@ -190,7 +149,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if err := demo(ctx, demoSettings{listen: *listen, redisAddr: *redisAddr, speed: *speed, serve: *serve, verbose: *verbose}, stdout, stderr); err != nil {
+	if err := playDemo(ctx, demoSettings{listen: *listen, redisAddr: *redisAddr, speed: *speed, serve: *serve, verbose: *verbose}, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "callbackd demo: %v\n", err)
 		return 1
 	}
@@ -205,7 +164,7 @@ type demoSettings struct {
 	verbose   bool
 }
 
-func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error {
+func playDemo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -216,7 +175,7 @@ func demo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) error
 		log = zap.New(core)
 	}
 
-	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/demo"
+
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/redistest"
 )
@@ -66,7 +68,7 @@ func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 }
 
 func TestDemoConfigIsAValidConfigFile(t *testing.T) {
-	if _, err := config.Parse([]byte(demoConfig), nil); err != nil {
+	if _, err := config.Parse([]byte(demo.ConfigYAML), nil); err != nil {
 		t.Fatalf("the demo's config does not pass validation: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/demo"
+
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
 )
@@ -78,7 +80,7 @@ func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
 func TestRecordRefusesToTakeOverTheDaemonsApps(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yml")
-	if err := os.WriteFile(file, []byte(demoConfig), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(demo.ConfigYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

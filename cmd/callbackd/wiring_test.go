@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/callbackd/callbackd/demo"
+
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
@@ -26,7 +28,7 @@ func TestMonitorEventFilterLetsThroughWhatTheDetectorReads(t *testing.T) {
 }
 
 func TestDetectorSettingsComeFromTheConfig(t *testing.T) {
-	cfg, err := config.Parse([]byte(demoConfig+"\n"), nil)
+	cfg, err := config.Parse([]byte(demo.ConfigYAML+"\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
