@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/ari/aritest"
-	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
@@ -213,15 +213,15 @@ func playDemo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) e
 	rec := &demoRecord{}
 	up := make(chan struct{}, 1)
 	var stopping atomic.Bool
-	d, err := newDaemon(cfg, rdb, clk, log, daemonHooks{
-		instance: "demo",
-		listen:   set.listen,
-		onIntake: func(r dialer.IntakeResult) { rec.intake(r); printResult(tl, r) },
-		onProgress: func(p dialer.Progress) {
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: log,
+		Instance: "demo",
+		Listen:   set.listen,
+		OnIntake: func(r dialer.IntakeResult) { rec.intake(r); printResult(tl, r) },
+		OnProgress: func(p dialer.Progress) {
 			rec.progress(p)
 			printProgress(tl, cfg, p)
 		},
-		onARI: func(name string, isUp bool) {
+		OnARI: func(name string, isUp bool) {
 			if isUp {
 				tl.printf("ARI: connected to %s (monitor app %s, control app %s), state resynced", name, cfg.Asterisk[0].MonitorApp, cfg.Asterisk[0].ControlApp)
 				select {
@@ -266,17 +266,17 @@ func playDemo(ctx context.Context, set demoSettings, stdout, stderr io.Writer) e
 
 	calls, err := playTraffic(ctx, pbx, clk, tl)
 	if err == nil {
-		err = waitSettled(ctx, d.detector, d.intake, calls)
+		err = waitSettled(ctx, d, calls)
 	}
 	if err == nil {
-		err = waitPromisesDone(ctx, d.store, cfg)
+		err = waitPromisesDone(ctx, d.Store(), cfg)
 	}
 	if err != nil {
 		_ = stop()
 		return err
 	}
 	fmt.Fprintln(stdout)
-	jobs, err := allPromises(ctx, d.store, cfg)
+	jobs, err := allPromises(ctx, d.Store(), cfg)
 	if err != nil {
 		_ = stop()
 		return err
@@ -445,25 +445,26 @@ func playTraffic(ctx context.Context, pbx *aritest.Server, clk clock.Clock, tl *
 
 // waitSettled waits until the detector has closed every call and the intake has stored every
 // request: nothing tracked, nothing pending, and no event arriving for a moment.
-func waitSettled(ctx context.Context, det *detect.Detector, intake *dialer.Intake, calls int) error {
+func waitSettled(ctx context.Context, d *daemon.Daemon, calls int) error {
 	guard := time.After(time.Minute)
-	last, quiet := det.Stats().Events, 0
+	last, quiet := d.Backlog().Events, 0
 	for quiet < 10 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-guard:
+			b := d.Backlog()
 			return fmt.Errorf("the daemon did not finish with the %d calls within a minute (%d calls open, %d requests unstored)",
-				calls, det.Tracked(), intake.Pending())
+				calls, b.OpenCalls, b.Unstored)
 		case <-time.After(20 * time.Millisecond):
 		}
-		n := det.Stats().Events
-		if n == last && det.Tracked() == 0 && intake.Pending() == 0 {
+		b := d.Backlog()
+		if b.Events == last && b.OpenCalls == 0 && b.Unstored == 0 {
 			quiet++
 		} else {
 			quiet = 0
 		}
-		last = n
+		last = b.Events
 	}
 	return nil
 }

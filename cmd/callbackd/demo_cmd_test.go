@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callbackd/callbackd/demo"
-
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/internal/redistest"
 )
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
@@ -63,13 +64,13 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		}
 		queues = []config.Queue{q}
 	}
-	rdb, err := redisFor(cfg.Redis)
+	rdb, err := daemon.RedisClient(cfg.Redis)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 		return 1
 	}
 	defer rdb.Close()
-	store, err := storeFor(cfg, rdb, clk)
+	store, err := daemon.NewStore(cfg, rdb, clk)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 		return 1

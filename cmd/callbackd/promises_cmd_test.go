@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/demo"
-
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"

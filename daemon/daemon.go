@@ -1,11 +1,14 @@
-package main
+// Package daemon is callbackd's composition root: it builds the whole daemon from a
+// validated Config — ARI connections → detector → intake → promise store ← dispatcher →
+// agents and customers — and runs it, HTTP server and shutdown order included. `callbackd
+// run`, the demo and the tests build the same daemon; only the config, the clock and the hooks
+// differ.
+package daemon
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,10 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api"
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
@@ -30,14 +33,30 @@ import (
 	"github.com/callbackd/callbackd/queue"
 )
 
-// daemon is callbackd's main job wired together: ARI connections → detector → intake →
-// promise store ← dispatcher → agents and customers, plus the HTTP endpoint for metrics and
-// health. `run` and `demo` build the same daemon; only the config and the clock differ.
-type daemon struct {
+// Options is what a daemon is built from. Config and Redis are required.
+type Options struct {
+	// Config must have passed validation (config.Load or config.Parse).
+	Config *config.Config
+	Redis  redis.UniversalClient
+	// Clock is the real clock when nil; the demo and tests pass a simulated one.
+	Clock  clock.Clock
+	Logger *zap.Logger
+	// Instance tells daemons sharing one Redis apart in leases and reservations; "" makes
+	// one from the host name and the process id.
+	Instance string
+	// Listen overrides Config.HTTP.Listen ("" keeps it; "-" serves nothing).
+	Listen string
+
+	// The hooks let the demo and tests watch the daemon; each may be nil.
+	OnIntake   func(dialer.IntakeResult)
+	OnProgress func(dialer.Progress)
+	OnARI      func(asterisk string, up bool)
+}
+
+// Daemon is callbackd's main job wired together, ready to Run.
+type Daemon struct {
 	cfg   *config.Config
-	clk   clock.Clock
 	log   *zap.Logger
-	reg   *prometheus.Registry
 	rdb   redis.UniversalClient
 	store *queue.Store
 
@@ -47,35 +66,37 @@ type daemon struct {
 	pool       *dialer.Pool
 	control    *dialer.Control
 	dispatcher *dialer.Dispatcher
-	metrics    *dialer.Metrics
 
+	handler  http.Handler
 	listener net.Listener
 	stopping atomic.Bool
 }
 
-// daemonHooks let the demo and tests watch the daemon.
-type daemonHooks struct {
-	onIntake   func(dialer.IntakeResult)
-	onProgress func(dialer.Progress)
-	onARI      func(name string, up bool)
-	instance   string
-	// listen overrides cfg.HTTP.Listen ("" keeps it; "-" serves nothing).
-	listen string
-}
-
-func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, log *zap.Logger, hooks daemonHooks) (*daemon, error) {
-	d := &daemon{cfg: cfg, clk: clk, log: log, reg: prometheus.NewRegistry(), rdb: rdb, control: dialer.NewControl()}
-	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// New builds the daemon and opens its HTTP listener; nothing runs until Run.
+func New(o Options) (*Daemon, error) {
+	cfg, rdb, clk, log := o.Config, o.Redis, o.Clock, o.Logger
+	if cfg == nil || rdb == nil {
+		return nil, errors.New("building the daemon: a config and a Redis client are required")
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Daemon{cfg: cfg, log: log, rdb: rdb, control: dialer.NewControl()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var err error
-	if d.store, err = storeFor(cfg, rdb, clk); err != nil {
+	if d.store, err = NewStore(cfg, rdb, clk); err != nil {
 		return nil, err
 	}
-	d.metrics = dialer.NewMetrics(d.reg, cfg)
+	metrics := dialer.NewMetrics(reg, cfg)
 	mask := phone.Mask
 	if !cfg.Log.MaskNumbers {
 		mask = func(n string) string { return n }
 	}
-	instance := hooks.instance
+	instance := o.Instance
 	if instance == "" {
 		instance = instanceName()
 	}
@@ -94,27 +115,27 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 			case r.Err != nil:
 			case r.Resolution != nil:
 				if r.Job.ID != "" {
-					d.metrics.Completed(r.Job.Queue, queue.StateResolved)
+					metrics.Completed(r.Job.Queue, queue.StateResolved)
 				}
 			case !r.Merged:
-				d.metrics.Created(r.Job.Queue, string(r.Job.Reason()))
+				metrics.Created(r.Job.Queue, string(r.Job.Reason()))
 			}
 			wakeDispatcher()
-			if hooks.onIntake != nil {
-				hooks.onIntake(r)
+			if o.OnIntake != nil {
+				o.OnIntake(r)
 			}
 		}})
 	if err != nil {
 		return nil, err
 	}
-	dopts, err := detectorFor(cfg)
+	dopts, err := DetectorOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
 	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
 	d.detector = detect.New(dopts)
 
-	ariMetrics := ari.NewMetrics(d.reg)
+	ariMetrics := ari.NewMetrics(reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
 		if !up {
 			for _, c := range d.conns.Conns() {
@@ -123,8 +144,8 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 				}
 			}
 		}
-		if hooks.onARI != nil {
-			hooks.onARI(name, up)
+		if o.OnARI != nil {
+			o.OnARI(name, up)
 		}
 	})
 	if err != nil {
@@ -133,19 +154,21 @@ func newDaemon(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, l
 	d.dispatcher, err = dialer.NewDispatcher(dialer.DispatcherOptions{
 		Config: cfg, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
-		Metrics: d.metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
+		Metrics: metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
 		Wakeups:    d.store.Wakeups,
-		OnProgress: hooks.onProgress,
+		OnProgress: o.OnProgress,
 	})
 	if err != nil {
 		return nil, err
 	}
 	wake = d.dispatcher.Wake
-	d.metrics.RegisterStateCollector(d.reg, cfg, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
+	metrics.RegisterStateCollector(reg, cfg, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
 
+	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
+		Ready: d.problems, Agents: d.pool, Logger: log})
 	listen := cfg.HTTP.Listen
-	if hooks.listen != "" {
-		listen = hooks.listen
+	if o.Listen != "" {
+		listen = o.Listen
 	}
 	if listen != "-" {
 		if d.listener, err = net.Listen("tcp", listen); err != nil {
@@ -166,18 +189,36 @@ func instanceName() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// HTTPAddr is where /metrics, /healthz and /readyz are served ("" when not served).
-func (d *daemon) HTTPAddr() string {
+// HTTPAddr is where the HTTP surface is served ("" when not served).
+func (d *Daemon) HTTPAddr() string {
 	if d.listener == nil {
 		return ""
 	}
 	return d.listener.Addr().String()
 }
 
+// Handler is the HTTP surface Run serves, for serving it elsewhere (tests, with Listen "-").
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Store is the promise store the daemon keeps its promises in.
+func (d *Daemon) Store() *queue.Store { return d.store }
+
+// Backlog is what the daemon has seen of calls but not yet turned into stored promises.
+type Backlog struct {
+	Events    uint64 // ARI events the detector has handled since New
+	OpenCalls int    // calls the detector follows that have not ended
+	Unstored  int    // callback requests waiting for the promise store
+}
+
+// Backlog tells when the daemon has caught up with the calls so far.
+func (d *Daemon) Backlog() Backlog {
+	return Backlog{Events: d.detector.Stats().Events, OpenCalls: d.detector.Tracked(), Unstored: d.intake.Pending()}
+}
+
 // Run runs the daemon until ctx ends, then shuts down in order: stop claiming, let calls
 // finish (dialer.shutdown_grace), hand back what is left, and only then close ARI, so hang-ups
 // and their events still flow during the grace period.
-func (d *daemon) Run(ctx context.Context) error {
+func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.store.Load(ctx); err != nil {
 		if d.listener != nil {
 			_ = d.listener.Close()
@@ -202,7 +243,7 @@ func (d *daemon) Run(ctx context.Context) error {
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	var srv *http.Server
 	if d.listener != nil {
-		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: d.handler, ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -213,8 +254,12 @@ func (d *daemon) Run(ctx context.Context) error {
 		d.log.Info("serving metrics and health", zap.String("addr", d.HTTPAddr()))
 	}
 
-	go func() { <-ctx.Done(); d.stopping.Store(true) }()
+	// Readiness fails from the moment the stop begins, while calls finish in the grace
+	// period, so a load balancer moves on; the flag is set again below because the
+	// AfterFunc's goroutine may not have run yet when the dispatcher returns.
+	defer context.AfterFunc(ctx, func() { d.stopping.Store(true) })()
 	err := d.dispatcher.Run(ctx)
+	d.stopping.Store(true)
 	d.log.Info("dispatcher stopped; closing connections")
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -226,76 +271,22 @@ func (d *daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// httpHandler serves /metrics, /healthz (the process answers), /readyz (Redis and every
-// ARI connection up) and the agents: GET /agents, POST /agents/{id}/pause and /resume. The listener is loopback unless a token is configured (validation
-// enforces it); with a token every path but /healthz needs it.
-func (d *daemon) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		var problems []string
-		if d.stopping.Load() {
-			problems = append(problems, "shutting down: no new callbacks are started")
-		}
-		if err := d.rdb.Ping(ctx).Err(); err != nil {
-			problems = append(problems, "redis: "+err.Error())
-		}
-		for name, up := range d.conns.Connected() {
-			if !up {
-				problems = append(problems, "asterisk "+name+": not connected")
-			}
-		}
-		if len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, p := range problems {
-				fmt.Fprintln(w, p)
-			}
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("GET /agents", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, d.pool.Agents())
-	})
-	pause := func(paused bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			id := r.PathValue("id")
-			if err := d.pool.SetPaused(id, paused); err != nil {
-				writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-				return
-			}
-			d.log.Info("agent pause changed", zap.String("agent", id), zap.Bool("paused", paused))
-			w.WriteHeader(http.StatusNoContent)
+// problems is the daemon's readiness: not while shutting down, and only with Redis and
+// every Asterisk connected.
+func (d *Daemon) problems(ctx context.Context) []string {
+	var problems []string
+	if d.stopping.Load() {
+		problems = append(problems, "shutting down: no new callbacks are started")
+	}
+	if err := d.rdb.Ping(ctx).Err(); err != nil {
+		problems = append(problems, "redis: "+err.Error())
+	}
+	for name, up := range d.conns.Connected() {
+		if !up {
+			problems = append(problems, "asterisk "+name+": not connected")
 		}
 	}
-	mux.HandleFunc("POST /agents/{id}/pause", pause(true))
-	mux.HandleFunc("POST /agents/{id}/resume", pause(false))
-	token := d.cfg.HTTP.Token.Reveal()
-	if token == "" {
-		return mux
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare(got, []byte("Bearer "+token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="callbackd"`)
-			http.Error(w, "missing or wrong bearer token (http.token)", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return problems
 }
 
 // pbxDirectory finds a connected Asterisk by entity id for the dialer.

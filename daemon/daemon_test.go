@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callbackd/callbackd/demo"
-
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/daemon/daemontest"
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
@@ -23,8 +25,9 @@ import (
 )
 
 // daemonFor builds the daemon of the demo config against pbx and a real redis-server,
-// serving nothing itself: the tests call its HTTP handler directly.
-func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon, context.CancelFunc, chan error) {
+// serving nothing itself: the tests serve its HTTP surface on a listener of their own, which
+// outlives Run.
+func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon.Daemon, redis.UniversalClient, context.CancelFunc, chan error) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -32,8 +35,8 @@ func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string)
 	}
 	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
 	cfg.HTTP.Token = config.Secret(token)
-	srv := redistest.Start(t, redistest.Options{})
-	d, err := newDaemon(cfg, srv.Client(), clk, zap.NewNop(), daemonHooks{instance: "test", listen: "-"})
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,31 +44,45 @@ func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string)
 	ran := make(chan error, 1)
 	go func() { ran <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-ran })
-	return d, cancel, ran
+	return d, rdb, cancel, ran
 }
 
-func get(t *testing.T, h http.Handler, method, path, token string) (int, string) {
+// serve serves d's HTTP surface on a loopback listener of the test's own.
+func serve(t *testing.T, d *daemon.Daemon) *httptest.Server {
 	t.Helper()
-	req := httptest.NewRequest(method, path, nil)
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, method, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	body, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(body)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
+	d, rdb, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
 
 	if code, body := get(t, h, "GET", "/healthz", ""); code != 200 || !strings.Contains(body, "ok") {
 		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 
 	_, metrics := get(t, h, "GET", "/metrics", "")
 	for _, want := range []string{
@@ -86,11 +103,11 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 
 	// Nobody of support is on duty (Bob is not registered, Anna is paused): a pending promise
 	// there is at risk from the moment it is made.
-	if err := d.pool.SetPaused("anna", true); err != nil {
-		t.Fatal(err)
+	if code, body := get(t, h, "POST", "/agents/anna/pause", ""); code != 204 {
+		t.Fatalf("pausing anna: %d %q", code, body)
 	}
 	now := clk.Now()
-	if _, _, err := d.store.Enqueue(context.Background(), queue.Request{Queue: "support", Number: "+31201234501",
+	if _, _, err := d.Store().Enqueue(context.Background(), queue.Request{Queue: "support", Number: "+31201234501",
 		Reason: queue.ReasonVoicemail, Target: "1003", Deadline: now.Add(time.Hour), NotBefore: now, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +120,7 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 	}
 
 	// Redis gone: not ready, and the answer says why.
-	_ = d.rdb.Close()
+	_ = rdb.Close()
 	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "redis") {
 		t.Errorf("/readyz with Redis closed = %d %q, want 503 naming redis", code, body)
 	}
@@ -119,22 +136,22 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 }
 
 func TestReadinessNamesTheAsteriskThatIsDown(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 	pbx.Close()
-	waitUntil(t, "not ready", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 503 })
+	daemontest.WaitUntil(t, "not ready", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 503 })
 	if _, body := get(t, h, "GET", "/readyz", ""); !strings.Contains(body, "asterisk fake-pbx: not connected") {
 		t.Errorf("/readyz body %q does not name the Asterisk", body)
 	}
 }
 
 func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
+	d, _, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
 	state := func(id string) string {
 		_, body := get(t, h, "GET", "/agents", "")
 		var list []dialer.AgentView
@@ -148,7 +165,7 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 		}
 		return "missing"
 	}
-	waitUntil(t, "ria free", func() bool { return state("ria") == dialer.AgentFree })
+	daemontest.WaitUntil(t, "ria free", func() bool { return state("ria") == dialer.AgentFree })
 	for _, step := range []struct {
 		method, path string
 		code         int
@@ -169,9 +186,9 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 }
 
 func TestATokenGuardsEverythingButHealthz(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, _, _ := daemonFor(t, pbx, clk, "s3cret")
-	h := d.httpHandler()
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, _, _ := daemonFor(t, pbx, clk, "s3cret")
+	h := serve(t, d)
 	for _, tc := range []struct {
 		path, token string
 		code        int
@@ -189,10 +206,10 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 }
 
 func TestReadinessFailsOnceShutdownBegins(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, cancel, ran := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, cancel, ran := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 	cancel()
 	<-ran
 	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "shutting down") {
