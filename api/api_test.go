@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callbackd/callbackd/api"
+	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/dialer"
 )
 
@@ -63,48 +62,21 @@ func serve(t *testing.T, token string, problems *[]string) (*httptest.Server, *a
 	return srv, a
 }
 
-type answer struct {
-	code   int
-	header http.Header
-	body   string
-}
-
-func call(t *testing.T, srv *httptest.Server, method, path, token string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, path, err)
-	}
-	return answer{resp.StatusCode, resp.Header, string(body)}
-}
-
 func TestProbesAndMetrics(t *testing.T) {
 	var problems []string
 	srv, _ := serve(t, "", &problems)
-	if a := call(t, srv, "GET", "/healthz", ""); a.code != 200 || a.body != "ok\n" {
-		t.Errorf("/healthz = %d %q, want 200 ok", a.code, a.body)
+	if a := apitest.Call(t, srv, "GET", "/healthz", ""); a.Code != 200 || a.Body != "ok\n" {
+		t.Errorf("/healthz = %d %q, want 200 ok", a.Code, a.Body)
 	}
-	if a := call(t, srv, "GET", "/readyz", ""); a.code != 200 || a.body != "ready\n" {
-		t.Errorf("/readyz = %d %q, want 200 ready", a.code, a.body)
+	if a := apitest.Call(t, srv, "GET", "/readyz", ""); a.Code != 200 || a.Body != "ready\n" {
+		t.Errorf("/readyz = %d %q, want 200 ready", a.Code, a.Body)
 	}
 	problems = []string{"redis: connection refused", "asterisk pbx: not connected"}
-	if a := call(t, srv, "GET", "/readyz", ""); a.code != 503 || a.body != "redis: connection refused\nasterisk pbx: not connected\n" {
-		t.Errorf("/readyz with problems = %d %q, want 503 and one line per problem", a.code, a.body)
+	if a := apitest.Call(t, srv, "GET", "/readyz", ""); a.Code != 503 || a.Body != "redis: connection refused\nasterisk pbx: not connected\n" {
+		t.Errorf("/readyz with problems = %d %q, want 503 and one line per problem", a.Code, a.Body)
 	}
-	if a := call(t, srv, "GET", "/metrics", ""); a.code != 200 || !strings.Contains(a.body, "callbackd_test_promises_total 3") {
-		t.Errorf("/metrics = %d without the gathered counter:\n%s", a.code, a.body)
+	if a := apitest.Call(t, srv, "GET", "/metrics", ""); a.Code != 200 || !strings.Contains(a.Body, "callbackd_test_promises_total 3") {
+		t.Errorf("/metrics = %d without the gathered counter:\n%s", a.Code, a.Body)
 	}
 }
 
@@ -121,18 +93,18 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 		{"POST", "/agents/nobody/pause", 404, `{"error":"unknown agent \"nobody\""}` + "\n", false},
 		{"GET", "/agents/ria/pause", 405, "", false},
 	} {
-		got := call(t, srv, step.method, step.path, "")
-		if got.code != step.code || (step.body != "" && got.body != step.body) {
-			t.Errorf("%s %s = %d %q, want %d %q", step.method, step.path, got.code, got.body, step.code, step.body)
+		got := apitest.Call(t, srv, step.method, step.path, "")
+		if got.Code != step.code || (step.body != "" && got.Body != step.body) {
+			t.Errorf("%s %s = %d %q, want %d %q", step.method, step.path, got.Code, got.Body, step.code, step.body)
 		}
 		if a.paused["ria"] != step.paused {
 			t.Errorf("after %s %s ria paused = %v, want %v", step.method, step.path, a.paused["ria"], step.paused)
 		}
 	}
-	got := call(t, srv, "GET", "/agents", "")
+	got := apitest.Call(t, srv, "GET", "/agents", "")
 	var list []dialer.AgentView
-	if err := json.Unmarshal([]byte(got.body), &list); err != nil || got.code != 200 || got.header.Get("Content-Type") != "application/json" {
-		t.Fatalf("GET /agents = %d %s %q (%v)", got.code, got.header.Get("Content-Type"), got.body, err)
+	if err := json.Unmarshal([]byte(got.Body), &list); err != nil || got.Code != 200 || got.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /agents = %d %s %q (%v)", got.Code, got.Header.Get("Content-Type"), got.Body, err)
 	}
 	if len(list) != 2 || list[0].ID != "bob" || list[1].ID != "ria" || list[1].State != dialer.AgentFree {
 		t.Errorf("GET /agents = %+v, want bob and ria, free", list)
@@ -154,12 +126,12 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		{"GET", "/agents", "s3cret", 200},
 		{"POST", "/agents/ria/pause", "s3cret2", 401},
 	} {
-		a := call(t, srv, tc.method, tc.path, tc.token)
-		if a.code != tc.code {
-			t.Errorf("%s %s with token %q = %d, want %d", tc.method, tc.path, tc.token, a.code, tc.code)
+		a := apitest.Call(t, srv, tc.method, tc.path, tc.token)
+		if a.Code != tc.code {
+			t.Errorf("%s %s with token %q = %d, want %d", tc.method, tc.path, tc.token, a.Code, tc.code)
 		}
-		if tc.code == 401 && a.header.Get("WWW-Authenticate") != `Bearer realm="callbackd"` {
-			t.Errorf("%s %s refused without a WWW-Authenticate challenge: %q", tc.method, tc.path, a.header.Get("WWW-Authenticate"))
+		if tc.code == 401 && a.Header.Get("WWW-Authenticate") != `Bearer realm="callbackd"` {
+			t.Errorf("%s %s refused without a WWW-Authenticate challenge: %q", tc.method, tc.path, a.Header.Get("WWW-Authenticate"))
 		}
 	}
 }

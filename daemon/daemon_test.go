@@ -3,8 +3,6 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
@@ -57,20 +56,8 @@ func serve(t *testing.T, d *daemon.Daemon) *httptest.Server {
 
 func get(t *testing.T, srv *httptest.Server, method, path, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	a := apitest.Call(t, srv, method, path, token)
+	return a.Code, a.Body
 }
 
 func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
