@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/callbackd/callbackd/queue/promisetable"
 )
 
 // runPromises lists promises from Redis: what an SRE or supervisor looks at first when asked
@@ -63,13 +63,13 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		}
 		queues = []config.Queue{q}
 	}
-	rdb, err := redisFor(cfg.Redis)
+	rdb, err := daemon.RedisClient(cfg.Redis)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 		return 1
 	}
 	defer rdb.Close()
-	store, err := storeFor(cfg, rdb, clk)
+	store, err := daemon.NewStore(cfg, rdb, clk)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 		return 1
@@ -98,7 +98,7 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		}
 		return 0
 	}
-	printJobTable(stdout, jobs, clk.Now(), show)
+	promisetable.Print(stdout, jobs, clk.Now(), show)
 	return 0
 }
 
@@ -132,31 +132,4 @@ func statesList() string {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")
-}
-
-// printJobTable prints promises one per line, with the time left to each deadline.
-func printJobTable(w io.Writer, jobs []queue.Job, now time.Time, show func(string) string) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tQUEUE\tCUSTOMER\tREASONS\tTARGET\tSTATE\tATTEMPTS\tDEADLINE\tLEFT")
-	for _, j := range jobs {
-		reasons := make([]string, len(j.Reasons))
-		for i, r := range j.Reasons {
-			reasons[i] = string(r)
-		}
-		left := "-"
-		if j.State.Open() {
-			left = signedMinutes(j.Deadline.Sub(now))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, j.Queue, show(j.Number), strings.Join(reasons, "+"),
-			strings.Join(j.Targets, ","), j.State, j.Attempts, j.MaxAttempts, j.Deadline.UTC().Format(time.RFC3339), left)
-	}
-	_ = tw.Flush()
-}
-
-// signedMinutes is inMinutes for a time that may already have passed ("-12m": overdue).
-func signedMinutes(d time.Duration) string {
-	if d < 0 {
-		return "-" + inMinutes(-d)
-	}
-	return inMinutes(d)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
@@ -21,7 +22,7 @@ func promisesFixture(t *testing.T) (cfgFile string, environ []string, clk *clock
 	t.Helper()
 	srv := redistest.Start(t, redistest.Options{})
 	cfgFile = filepath.Join(t.TempDir(), "callbackd.yml")
-	if err := os.WriteFile(cfgFile, []byte(demoConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(demo.ConfigYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	environ = []string{"CALLBACKD_REDIS_ADDR=" + srv.Addr()}

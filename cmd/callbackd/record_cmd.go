@@ -14,6 +14,7 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -94,7 +95,7 @@ func pickAsterisk(cfg *config.Config, name string) (config.Asterisk, error) {
 // until ctx ends.
 func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock, w io.Writer, stderr io.Writer) error {
 	tw := &traceWriter{w: bufio.NewWriter(w), clk: clk, app: app}
-	o := connOptions(a, clk, nil)
+	o := daemon.ConnOptions(a, clk, nil)
 	o.MonitorApp = app
 	// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
 	o.MonitorEvents = []string{}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon/daemontest"
+	"github.com/callbackd/callbackd/demo"
 )
 
 type syncBuffer struct {
@@ -34,7 +36,7 @@ func (s *syncBuffer) String() string {
 // An administrator records their PBX and replays the recording: a voicemail left on the
 // (fake) PBX while recording must come out of replay as a voicemail request.
 func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 
 	a := config.DefaultAsterisk()
 	a.Name, a.URL, a.Username, a.Password = "pbx", config.SecretURL(pbx.URL()+"/ari"), "callbackd", "callbackd-secret"
@@ -43,7 +45,7 @@ func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	recorded := make(chan error, 1)
 	go func() { recorded <- record(ctx, a, defaultRecordApp, clk, trace, &stderr) }()
-	waitUntil(t, "the recorder to connect", func() bool { return pbx.Connected(defaultRecordApp) })
+	daemontest.WaitUntil(t, "the recorder to connect", func() bool { return pbx.Connected(defaultRecordApp) })
 
 	call := pbx.Inbound(aritest.InboundCall{From: "+31201234502", To: "+31205550103", Steps: []aritest.Step{
 		aritest.Dial("PJSIP/1003", 10*time.Second, ""),
@@ -55,7 +57,7 @@ func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "trace.jsonl")
 	want := `{"number":"+31201234502","reason":"voicemail","target":"1003"`
 	var out bytes.Buffer
-	waitUntil(t, "the recording to hold the whole call", func() bool {
+	daemontest.WaitUntil(t, "the recording to hold the whole call", func() bool {
 		if err := os.WriteFile(file, []byte(trace.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +80,7 @@ func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
 func TestRecordRefusesToTakeOverTheDaemonsApps(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yml")
-	if err := os.WriteFile(file, []byte(demoConfig), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(demo.ConfigYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -190,7 +191,7 @@ func detectorOptions(path string) (detect.Options, []string, error) {
 	if err != nil {
 		return detect.Options{}, nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	opts, err := detectorFor(cfg)
+	opts, err := daemon.DetectorOptions(cfg)
 	if err != nil {
 		return detect.Options{}, nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -53,13 +53,13 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	// go-redis logs its connection troubles through a process-wide logger of its own; route it
 	// into ours so stderr stays one JSON object per line.
 	redis.SetLogger(redisLog{log.Named("redis")})
-	rdb, err := redisFor(cfg.Redis)
+	rdb, err := daemon.RedisClient(cfg.Redis)
 	if err != nil {
 		log.Error("redis configuration refused", zap.Error(err))
 		return 1
 	}
 	defer func() { _ = rdb.Close() }()
-	d, err := newDaemon(cfg, rdb, clock.Real{}, log, daemonHooks{})
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clock.Real{}, Logger: log})
 	if err != nil {
 		log.Error("starting failed", zap.Error(err))
 		return 1

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon/daemontest"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
@@ -32,7 +33,7 @@ queues:
 // socket drop: a call that ended while nobody listened is closed out by the resync after the
 // reconnect, and calls after the reconnect are processed as usual.
 func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 
 	cfg, err := config.Parse([]byte(pipelineConfig), nil)
 	if err != nil {
@@ -40,7 +41,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	}
 	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
 	rdb := redistest.Start(t, redistest.Options{}).Client()
-	store, err := storeFor(cfg, rdb, clk)
+	store, err := NewStore(cfg, rdb, clk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dopts, err := detectorFor(cfg)
+	dopts, err := DetectorOptions(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	connected := func(n int) func() bool {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return ups >= n }
 	}
-	waitUntil(t, "the first connection", connected(1))
+	daemontest.WaitUntil(t, "the first connection", connected(1))
 
 	// The customer's call to 1003 goes unanswered and on to voicemail; the sockets drop during
 	// the greeting, and the message and the hang-up happen while nobody listens.
@@ -91,7 +92,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 		aritest.Dial("PJSIP/1003", 10*time.Second, ""),
 		aritest.VoiceMail("1003@default", 3*time.Second),
 	}})
-	waitUntil(t, "the caller to reach voicemail", func() bool {
+	daemontest.WaitUntil(t, "the caller to reach voicemail", func() bool {
 		for _, ch := range pbx.Channels() {
 			if ch.ID == gapCall.Channel.ID && ch.Dialplan.AppName == "VoiceMail" {
 				return true
@@ -99,7 +100,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 		}
 		return false
 	})
-	waitUntil(t, "the detector to see the voicemail start", func() bool { return det.Stats().Events > 0 && det.Tracked() == 1 })
+	daemontest.WaitUntil(t, "the detector to see the voicemail start", func() bool { return det.Stats().Events > 0 && det.Tracked() == 1 })
 	pbx.DropWebSockets()
 	if err := gapCall.Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -107,8 +108,8 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	if det.Tracked() != 1 {
 		t.Fatalf("detector tracks %d calls before the reconnect; want the one whose end it missed", det.Tracked())
 	}
-	waitUntil(t, "the reconnect", connected(2))
-	waitUntil(t, "the missed call to be closed out", func() bool { mu.Lock(); defer mu.Unlock(); return len(made) == 1 })
+	daemontest.WaitUntil(t, "the reconnect", connected(2))
+	daemontest.WaitUntil(t, "the missed call to be closed out", func() bool { mu.Lock(); defer mu.Unlock(); return len(made) == 1 })
 
 	// After the reconnect events flow again: a new voicemail is a voicemail promise.
 	after := pbx.Inbound(aritest.InboundCall{From: "+31201234502", To: "+31205550103", Steps: []aritest.Step{
@@ -118,7 +119,7 @@ func TestPipelineClosesOutACallThatEndedDuringASocketDrop(t *testing.T) {
 	if err := after.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the promise for the call after the reconnect", func() bool { mu.Lock(); defer mu.Unlock(); return len(made) == 2 })
+	daemontest.WaitUntil(t, "the promise for the call after the reconnect", func() bool { mu.Lock(); defer mu.Unlock(); return len(made) == 2 })
 
 	mu.Lock()
 	defer mu.Unlock()

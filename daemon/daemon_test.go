@@ -1,19 +1,22 @@
-package main
+package daemon_test
 
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/daemon/daemontest"
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
@@ -21,17 +24,18 @@ import (
 )
 
 // daemonFor builds the daemon of the demo config against pbx and a real redis-server,
-// serving nothing itself: the tests call its HTTP handler directly.
-func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon, context.CancelFunc, chan error) {
+// serving nothing itself: the tests serve its HTTP surface on a listener of their own, which
+// outlives Run.
+func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string) (*daemon.Daemon, redis.UniversalClient, context.CancelFunc, chan error) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(demoConfig), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
 	cfg.HTTP.Token = config.Secret(token)
-	srv := redistest.Start(t, redistest.Options{})
-	d, err := newDaemon(cfg, srv.Client(), clk, zap.NewNop(), daemonHooks{instance: "test", listen: "-"})
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,31 +43,33 @@ func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string)
 	ran := make(chan error, 1)
 	go func() { ran <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-ran })
-	return d, cancel, ran
+	return d, rdb, cancel, ran
 }
 
-func get(t *testing.T, h http.Handler, method, path, token string) (int, string) {
+// serve serves d's HTTP surface on a loopback listener of the test's own.
+func serve(t *testing.T, d *daemon.Daemon) *httptest.Server {
 	t.Helper()
-	req := httptest.NewRequest(method, path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	body, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(body)
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, method, path, token string) (int, string) {
+	t.Helper()
+	a := apitest.Call(t, srv, method, path, token)
+	return a.Code, a.Body
 }
 
 func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
+	d, rdb, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
 
 	if code, body := get(t, h, "GET", "/healthz", ""); code != 200 || !strings.Contains(body, "ok") {
 		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 
 	_, metrics := get(t, h, "GET", "/metrics", "")
 	for _, want := range []string{
@@ -84,11 +90,11 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 
 	// Nobody of support is on duty (Bob is not registered, Anna is paused): a pending promise
 	// there is at risk from the moment it is made.
-	if err := d.pool.SetPaused("anna", true); err != nil {
-		t.Fatal(err)
+	if code, body := get(t, h, "POST", "/agents/anna/pause", ""); code != 204 {
+		t.Fatalf("pausing anna: %d %q", code, body)
 	}
 	now := clk.Now()
-	if _, _, err := d.store.Enqueue(context.Background(), queue.Request{Queue: "support", Number: "+31201234501",
+	if _, _, err := d.Store().Enqueue(context.Background(), queue.Request{Queue: "support", Number: "+31201234501",
 		Reason: queue.ReasonVoicemail, Target: "1003", Deadline: now.Add(time.Hour), NotBefore: now, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,7 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 	}
 
 	// Redis gone: not ready, and the answer says why.
-	_ = d.rdb.Close()
+	_ = rdb.Close()
 	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "redis") {
 		t.Errorf("/readyz with Redis closed = %d %q, want 503 naming redis", code, body)
 	}
@@ -117,22 +123,22 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 }
 
 func TestReadinessNamesTheAsteriskThatIsDown(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 	pbx.Close()
-	waitUntil(t, "not ready", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 503 })
+	daemontest.WaitUntil(t, "not ready", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 503 })
 	if _, body := get(t, h, "GET", "/readyz", ""); !strings.Contains(body, "asterisk fake-pbx: not connected") {
 		t.Errorf("/readyz body %q does not name the Asterisk", body)
 	}
 }
 
 func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
-	pbx, clk := startPBX(t)
+	pbx, clk := daemontest.StartPBX(t)
 	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second))
-	d, _, _ := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
+	d, _, _, _ := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
 	state := func(id string) string {
 		_, body := get(t, h, "GET", "/agents", "")
 		var list []dialer.AgentView
@@ -146,7 +152,7 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 		}
 		return "missing"
 	}
-	waitUntil(t, "ria free", func() bool { return state("ria") == dialer.AgentFree })
+	daemontest.WaitUntil(t, "ria free", func() bool { return state("ria") == dialer.AgentFree })
 	for _, step := range []struct {
 		method, path string
 		code         int
@@ -167,9 +173,9 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 }
 
 func TestATokenGuardsEverythingButHealthz(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, _, _ := daemonFor(t, pbx, clk, "s3cret")
-	h := d.httpHandler()
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, _, _ := daemonFor(t, pbx, clk, "s3cret")
+	h := serve(t, d)
 	for _, tc := range []struct {
 		path, token string
 		code        int
@@ -187,10 +193,10 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 }
 
 func TestReadinessFailsOnceShutdownBegins(t *testing.T) {
-	pbx, clk := startPBX(t)
-	d, cancel, ran := daemonFor(t, pbx, clk, "")
-	h := d.httpHandler()
-	waitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	pbx, clk := daemontest.StartPBX(t)
+	d, _, cancel, ran := daemonFor(t, pbx, clk, "")
+	h := serve(t, d)
+	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
 	cancel()
 	<-ran
 	if code, body := get(t, h, "GET", "/readyz", ""); code != 503 || !strings.Contains(body, "shutting down") {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"fmt"
@@ -15,11 +15,12 @@ import (
 	"github.com/callbackd/callbackd/queue"
 )
 
-// This file turns a validated Config into the daemon's parts, so that every subcommand that
-// runs the pipeline (demo now, run with the dialer) builds it the same way.
+// This file turns a validated Config into the daemon's parts; the subcommands that need one
+// part (record a connection, promises the store, replay the detector settings) build it
+// the way the daemon does.
 
-// detectorFor returns the detector settings of cfg (sink, clock and logger are the caller's).
-func detectorFor(cfg *config.Config) (detect.Options, error) {
+// DetectorOptions returns the detector settings of cfg (sink, clock and logger are the caller's).
+func DetectorOptions(cfg *config.Config) (detect.Options, error) {
 	dc := cfg.Detector
 	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
 	var err error
@@ -39,9 +40,9 @@ func detectorFor(cfg *config.Config) (detect.Options, error) {
 	return opts, nil
 }
 
-// connOptions is one configured Asterisk as connection options; callers add what is theirs
+// ConnOptions is one configured Asterisk as connection options; callers add what is theirs
 // (metrics, a state callback, another monitor app).
-func connOptions(a config.Asterisk, clk clock.Clock, log *zap.Logger) ari.Options {
+func ConnOptions(a config.Asterisk, clk clock.Clock, log *zap.Logger) ari.Options {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -64,7 +65,7 @@ func connOptions(a config.Asterisk, clk clock.Clock, log *zap.Logger) ari.Option
 func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
 	var conns []*ari.Conn
 	for i, a := range cfg.Asterisk {
-		o := connOptions(a, clk, log)
+		o := ConnOptions(a, clk, log)
 		o.Metrics, o.OnState = metrics, onState
 		c, err := ari.NewConn(o)
 		if err != nil {
@@ -75,8 +76,8 @@ func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metric
 	return ari.NewManager(conns...)
 }
 
-// redisFor returns a client for cfg's Redis: standalone (addr or URL), Sentinel or Cluster.
-func redisFor(rc config.Redis) (redis.UniversalClient, error) {
+// RedisClient returns a client for cfg's Redis: standalone (addr or URL), Sentinel or Cluster.
+func RedisClient(rc config.Redis) (redis.UniversalClient, error) {
 	switch rc.Mode() {
 	case "url":
 		opts, err := redis.ParseURL(rc.URL.Reveal())
@@ -105,8 +106,8 @@ func redisFor(rc config.Redis) (redis.UniversalClient, error) {
 	}
 }
 
-// storeFor returns the promise store for cfg's queues on rdb.
-func storeFor(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
+// NewStore returns the promise store for cfg's queues on rdb.
+func NewStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
 	names := make([]string, 0, len(cfg.Queues))
 	for _, q := range cfg.Queues {
 		names = append(names, q.Name)

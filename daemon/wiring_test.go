@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/internal/redistest"
 )
 
@@ -26,12 +28,12 @@ func TestMonitorEventFilterLetsThroughWhatTheDetectorReads(t *testing.T) {
 }
 
 func TestDetectorSettingsComeFromTheConfig(t *testing.T) {
-	cfg, err := config.Parse([]byte(demoConfig+"\n"), nil)
+	cfg, err := config.Parse([]byte(demo.ConfigYAML+"\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Detector.InboundContexts = []string{"from-trunk"}
-	opts, err := detectorFor(cfg)
+	opts, err := daemon.DetectorOptions(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestRedisFromConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rdb, err := redisFor(tc.rc)
+			rdb, err := daemon.RedisClient(tc.rc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +76,7 @@ func TestRedisFromConfig(t *testing.T) {
 			}
 		})
 	}
-	_, err := redisFor(config.Redis{URL: "redis://user:s3cret@[::1"})
+	_, err := daemon.RedisClient(config.Redis{URL: "redis://user:s3cret@[::1"})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "redis.url") {
 		t.Errorf("bad URL: %v; want an error naming redis.url without the password", err)
 	}

@@ -1,4 +1,6 @@
-package main
+// Package daemontest holds what tests of the daemon and its subcommands share: a fake
+// Asterisk on a fast simulated clock, and polling for what happens asynchronously.
+package daemontest
 
 import (
 	"testing"
@@ -8,9 +10,9 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
-// startPBX starts a fake Asterisk on a simulated clock that runs 20× faster than the wall
+// StartPBX starts a fake Asterisk on a simulated clock that runs 20× faster than the wall
 // clock, with 1003 a phone nobody answers and an answering trunk, stopped when t ends.
-func startPBX(t *testing.T) (*aritest.Server, *clock.Fake) {
+func StartPBX(t testing.TB) (*aritest.Server, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	pbx, err := aritest.New(aritest.Options{Clock: clk})
@@ -25,8 +27,8 @@ func startPBX(t *testing.T) (*aritest.Server, *clock.Fake) {
 	return pbx, clk
 }
 
-// waitUntil polls cond; the limit only guards against a hang.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// WaitUntil polls cond; the limit only guards against a hang.
+func WaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	guard := time.After(20 * time.Second)
 	for !cond() {

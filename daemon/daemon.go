@@ -1,0 +1,295 @@
+// Package daemon is callbackd's composition root: it builds the whole daemon from a
+// validated Config — ARI connections → detector → intake → promise store ← dispatcher →
+// agents and customers — and runs it, HTTP server and shutdown order included. `callbackd
+// run`, the demo and the tests build the same daemon; only the config, the clock and the hooks
+// differ.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/api"
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/phone"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// Options is what a daemon is built from. Config and Redis are required.
+type Options struct {
+	// Config must have passed validation (config.Load or config.Parse).
+	Config *config.Config
+	Redis  redis.UniversalClient
+	// Clock is the real clock when nil; the demo and tests pass a simulated one.
+	Clock  clock.Clock
+	Logger *zap.Logger
+	// Instance tells daemons sharing one Redis apart in leases and reservations; "" makes
+	// one from the host name and the process id.
+	Instance string
+	// Listen overrides Config.HTTP.Listen ("" keeps it; "-" serves nothing).
+	Listen string
+
+	// The hooks let the demo and tests watch the daemon; each may be nil.
+	OnIntake   func(dialer.IntakeResult)
+	OnProgress func(dialer.Progress)
+	OnARI      func(asterisk string, up bool)
+}
+
+// Daemon is callbackd's main job wired together, ready to Run.
+type Daemon struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	rdb   redis.UniversalClient
+	store *queue.Store
+
+	conns      *ari.Manager
+	detector   *detect.Detector
+	intake     *dialer.Intake
+	pool       *dialer.Pool
+	control    *dialer.Control
+	dispatcher *dialer.Dispatcher
+
+	handler  http.Handler
+	listener net.Listener
+	stopping atomic.Bool
+}
+
+// New builds the daemon and opens its HTTP listener; nothing runs until Run.
+func New(o Options) (*Daemon, error) {
+	cfg, rdb, clk, log := o.Config, o.Redis, o.Clock, o.Logger
+	if cfg == nil || rdb == nil {
+		return nil, errors.New("building the daemon: a config and a Redis client are required")
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Daemon{cfg: cfg, log: log, rdb: rdb, control: dialer.NewControl()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
+	if d.store, err = NewStore(cfg, rdb, clk); err != nil {
+		return nil, err
+	}
+	policy := dialer.PolicyFrom(cfg)
+	metrics := dialer.NewMetrics(reg, policy.QueueNames())
+	mask := phone.Mask
+	if !cfg.Log.MaskNumbers {
+		mask = func(n string) string { return n }
+	}
+	instance := o.Instance
+	if instance == "" {
+		instance = instanceName()
+	}
+
+	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
+
+	ariMetrics := ari.NewMetrics(reg)
+	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
+		if !up {
+			for _, c := range d.conns.Conns() {
+				if c.Name() == name {
+					d.pool.Disconnected(c.AsteriskID())
+				}
+			}
+		}
+		if o.OnARI != nil {
+			o.OnARI(name, up)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.dispatcher, err = dialer.NewDispatcher(dialer.DispatcherOptions{
+		Policy: policy, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
+		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
+		Metrics: metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
+		Wakeups:    d.store.Wakeups,
+		OnProgress: o.OnProgress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask,
+		OnResult: func(r dialer.IntakeResult) {
+			d.dispatcher.Wake()
+			if o.OnIntake != nil {
+				o.OnIntake(r)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	dopts, err := DetectorOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
+	d.detector = detect.New(dopts)
+	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
+
+	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
+		Ready: d.problems, Agents: d.pool, Logger: log})
+	listen := cfg.HTTP.Listen
+	if o.Listen != "" {
+		listen = o.Listen
+	}
+	if listen != "-" {
+		if d.listener, err = net.Listen("tcp", listen); err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w", listen, err)
+		}
+	}
+	return d, nil
+}
+
+// instanceName tells daemons sharing one Redis apart in leases and reservations.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "callbackd"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// HTTPAddr is where the HTTP surface is served ("" when not served).
+func (d *Daemon) HTTPAddr() string {
+	if d.listener == nil {
+		return ""
+	}
+	return d.listener.Addr().String()
+}
+
+// Handler is the HTTP surface Run serves, for serving it elsewhere (tests, with Listen "-").
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Store is the promise store the daemon keeps its promises in.
+func (d *Daemon) Store() *queue.Store { return d.store }
+
+// Backlog is what the daemon has seen of calls but not yet turned into stored promises.
+type Backlog struct {
+	Events    uint64 // ARI events the detector has handled since New
+	OpenCalls int    // calls the detector follows that have not ended
+	Unstored  int    // callback requests waiting for the promise store
+}
+
+// Backlog tells when the daemon has caught up with the calls so far.
+func (d *Daemon) Backlog() Backlog {
+	return Backlog{Events: d.detector.Stats().Events, OpenCalls: d.detector.Tracked(), Unstored: d.intake.Pending()}
+}
+
+// Run runs the daemon until ctx ends, then shuts down in order: stop claiming, let calls
+// finish (dialer.shutdown_grace), hand back what is left, and only then close ARI, so hang-ups
+// and their events still flow during the grace period.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.store.Load(ctx); err != nil {
+		if d.listener != nil {
+			_ = d.listener.Close()
+		}
+		return fmt.Errorf("starting: %w", err)
+	}
+	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopInfra()
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(infra); err != nil && infra.Err() == nil {
+				d.log.Error(name+" stopped", zap.Error(err))
+			}
+		}()
+	}
+	monitor := ari.Handlers{d.detector, d.pool}
+	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, d.control) })
+	run("intake", d.intake.Run)
+	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
+	var srv *http.Server
+	if d.listener != nil {
+		srv = &http.Server{Handler: d.handler, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(d.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("HTTP server stopped", zap.Error(err))
+			}
+		}()
+		d.log.Info("serving metrics and health", zap.String("addr", d.HTTPAddr()))
+	}
+
+	// Readiness fails from the moment the stop begins, while calls finish in the grace
+	// period, so a load balancer moves on; the flag is set again below because the
+	// AfterFunc's goroutine may not have run yet when the dispatcher returns.
+	defer context.AfterFunc(ctx, func() { d.stopping.Store(true) })()
+	err := d.dispatcher.Run(ctx)
+	d.stopping.Store(true)
+	d.log.Info("dispatcher stopped; closing connections")
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopInfra()
+	wg.Wait()
+	return err
+}
+
+// problems is the daemon's readiness: not while shutting down, and only with Redis and
+// every Asterisk connected.
+func (d *Daemon) problems(ctx context.Context) []string {
+	var problems []string
+	if d.stopping.Load() {
+		problems = append(problems, "shutting down: no new callbacks are started")
+	}
+	if err := d.rdb.Ping(ctx).Err(); err != nil {
+		problems = append(problems, "redis: "+err.Error())
+	}
+	for name, up := range d.conns.Connected() {
+		if !up {
+			problems = append(problems, "asterisk "+name+": not connected")
+		}
+	}
+	return problems
+}
+
+// pbxDirectory finds a connected Asterisk by entity id for the dialer.
+type pbxDirectory struct {
+	cfg   *config.Config
+	conns *ari.Manager
+}
+
+func (p pbxDirectory) PBX(id string) (dialer.PBX, bool) {
+	for _, c := range p.conns.Conns() {
+		if c.AsteriskID() != id && c.Name() != id {
+			continue
+		}
+		for _, a := range p.cfg.Asterisk {
+			if a.Name == c.Name() {
+				return dialer.PBX{ID: c.AsteriskID(), Name: c.Name(), REST: c.Client(), MonitorApp: a.MonitorApp, ControlApp: a.ControlApp}, true
+			}
+		}
+	}
+	return dialer.PBX{}, false
+}
