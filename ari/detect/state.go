@@ -117,34 +117,39 @@ type customerInfo struct {
 // EventTypes lists the event types the detector reads, for the monitor app's ARI eventFilter:
 // Asterisk can then drop playback, device-state and endpoint events before they reach us.
 // ChannelVarset stays: VM_MESSAGEFILE and ATTENDEDTRANSFER arrive as variables.
-func EventTypes() []string {
-	return []string{
-		"ChannelCreated", "ChannelDestroyed", "ChannelDialplan", "ChannelVarset", "ChannelCallerId",
-		"ChannelStateChange", "Dial", "ChannelEnteredBridge", "ChannelLeftBridge", "BridgeDestroyed",
-		"BridgeBlindTransfer", "BridgeAttendedTransfer", "StasisStart",
+func EventTypes() []ari.EventType {
+	return []ari.EventType{
+		ari.EventChannelCreated, ari.EventChannelDestroyed, ari.EventChannelDialplan,
+		ari.EventChannelVarset, ari.EventChannelCallerID, ari.EventChannelStateChange,
+		ari.EventDial, ari.EventChannelEnteredBridge, ari.EventChannelLeftBridge,
+		ari.EventBridgeDestroyed, ari.EventBridgeBlindTransfer, ari.EventBridgeAttendedTransfer,
+		ari.EventStasisStart,
 	}
 }
 
 // ignoredEvent reports the event types the detector knows and does not need.
-func ignoredEvent(typ string) bool {
+func ignoredEvent(typ ari.EventType) bool {
 	switch typ {
-	case "BridgeCreated", "BridgeMerged", "BridgeVideoSourceChanged", "DeviceStateChanged",
-		"PeerStatusChange", "ContactStatusChange", "EndpointStateChange", "PlaybackStarted",
-		"PlaybackContinuing", "PlaybackFinished", "RecordingStarted", "RecordingFinished",
-		"RecordingFailed", "ApplicationReplaced", "ApplicationMoveFailed", "ApplicationRegistered",
-		"ApplicationUnregistered", "TextMessageReceived", "ChannelTransfer", "MissingParams":
+	case ari.EventBridgeCreated, ari.EventBridgeMerged, ari.EventBridgeVideoSourceChanged,
+		ari.EventDeviceStateChanged, ari.EventPeerStatusChange, ari.EventContactStatusChange,
+		ari.EventEndpointStateChange, ari.EventPlaybackStarted, ari.EventPlaybackContinuing,
+		ari.EventPlaybackFinished, ari.EventRecordingStarted, ari.EventRecordingFinished,
+		ari.EventRecordingFailed, ari.EventApplicationReplaced, ari.EventApplicationMoveFailed,
+		ari.EventApplicationRegistered, ari.EventApplicationUnregistered,
+		ari.EventTextMessageReceived, ari.EventChannelTransfer, ari.EventMissingParams:
 		return true
 	}
 	return false
 }
 
 // snapshotEvent reports the types whose only use here is keeping the channel snapshot current.
-func snapshotEvent(typ string) bool {
+func snapshotEvent(typ ari.EventType) bool {
 	switch typ {
-	case "ChannelCreated", "ChannelStateChange", "ChannelCallerId", "ChannelConnectedLine",
-		"ChannelHangupRequest", "ChannelHold", "ChannelUnhold", "ChannelTalkingStarted",
-		"ChannelTalkingFinished", "ChannelDtmfReceived", "ChannelUserevent", "ChannelToneDetected",
-		"StasisStart", "StasisEnd":
+	case ari.EventChannelCreated, ari.EventChannelStateChange, ari.EventChannelCallerID,
+		ari.EventChannelConnectedLine, ari.EventChannelHangupRequest, ari.EventChannelHold,
+		ari.EventChannelUnhold, ari.EventChannelTalkingStarted, ari.EventChannelTalkingFinished,
+		ari.EventChannelDtmfReceived, ari.EventChannelUserevent, ari.EventChannelToneDetected,
+		ari.EventStasisStart, ari.EventStasisEnd:
 		return true
 	}
 	return false
@@ -186,31 +191,31 @@ func (d *Detector) handle(ev *ari.Event) {
 	switch {
 	case snapshotEvent(ev.Type):
 		ok = d.observe(srv, ev.Channel, fromControl, now) != nil
-	case ev.Type == "ChannelDialplan":
+	case ev.Type == ari.EventChannelDialplan:
 		ok = d.onDialplan(srv, ev, fromControl, now, at)
-	case ev.Type == "ChannelVarset":
+	case ev.Type == ari.EventChannelVarset:
 		if ev.Channel != nil { // a global variable has no channel
 			ok = d.onVarset(srv, ev, fromControl, now)
 		}
-	case ev.Type == "ChannelDestroyed":
+	case ev.Type == ari.EventChannelDestroyed:
 		ok = d.onDestroyed(srv, ev, fromControl, at)
-	case ev.Type == "Dial":
+	case ev.Type == ari.EventDial:
 		ok = d.onDial(srv, ev, fromControl, now, at)
-	case ev.Type == "ChannelEnteredBridge":
+	case ev.Type == ari.EventChannelEnteredBridge:
 		ok = d.onEnteredBridge(srv, ev, fromControl, now, at)
-	case ev.Type == "ChannelLeftBridge":
+	case ev.Type == ari.EventChannelLeftBridge:
 		ok = ev.Bridge != nil && d.observe(srv, ev.Channel, fromControl, now) != nil
 		if ok {
 			delete(srv.bridges[ev.Bridge.ID], ev.Channel.ID)
 		}
-	case ev.Type == "BridgeDestroyed":
+	case ev.Type == ari.EventBridgeDestroyed:
 		ok = ev.Bridge != nil
 		if ok {
 			delete(srv.bridges, ev.Bridge.ID)
 		}
-	case ev.Type == "BridgeBlindTransfer":
+	case ev.Type == ari.EventBridgeBlindTransfer:
 		ok = d.onBlindTransfer(srv, ev, fromControl, now, at)
-	case ev.Type == "BridgeAttendedTransfer":
+	case ev.Type == ari.EventBridgeAttendedTransfer:
 		ok = d.onAttendedTransfer(srv, ev, fromControl, now, at)
 	case ignoredEvent(ev.Type):
 	default:
@@ -219,7 +224,7 @@ func (d *Detector) handle(ev *ari.Event) {
 	}
 	if !ok {
 		d.stats.Malformed++
-		d.log.Debug("skipping malformed event", zap.String("type", ev.Type))
+		d.log.Debug("skipping malformed event", zap.String("type", string(ev.Type)))
 	}
 }
 
@@ -765,7 +770,7 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 // late reports an event about a channel of a call that is already over (see server.ended).
 // ChannelCreated always starts something new: Asterisk never reuses a channel id.
 func (d *Detector) late(srv *server, ev *ari.Event) bool {
-	if ev.Type == "ChannelCreated" {
+	if ev.Type == ari.EventChannelCreated {
 		return false
 	}
 	for _, ch := range []*ari.Channel{ev.Channel, ev.Peer} {

@@ -26,12 +26,12 @@ func TestReadTrace(t *testing.T) {
 		`{"seq":10,"kind":"event","app":"mon"}`,
 		`{"seq":11,"kind":"event","app":"mon","event":{"type":"Dial","dialstatus":"ANSWER"}}`,
 	}, "\n")
-	var got []string
+	var got []ari.EventType
 	st, err := ReadTrace(strings.NewReader(trace), "mon", func(ev *ari.Event) { got = append(got, ev.Type) })
 	if err != nil {
 		t.Fatalf("ReadTrace: %v", err)
 	}
-	if want := []string{"ChannelCreated", "Dial"}; !slices.Equal(got, want) {
+	if want := []ari.EventType{ari.EventChannelCreated, ari.EventDial}; !slices.Equal(got, want) {
 		t.Errorf("events handed on: %v, want %v", got, want)
 	}
 	if st.Lines != 11 || st.Events != 2 || st.Skipped != 6 || st.Malformed != 3 {

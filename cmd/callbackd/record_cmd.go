@@ -97,7 +97,7 @@ func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock,
 	o := connOptions(a, clk, nil)
 	o.MonitorApp = app
 	// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
-	o.MonitorEvents = []string{}
+	o.MonitorEvents = []ari.EventType{}
 	o.OnState = func(name string, up bool) {
 		state := "closed"
 		if up {
