@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -66,13 +67,13 @@ func replayRecording(t *testing.T, path string, mutate func(*ari.Event)) *record
 	if err != nil {
 		t.Fatalf("reading %s: %v", path, err)
 	}
-	apps, err := ScanTraceApps(bytes.NewReader(data))
+	apps, err := trace.ScanApps(bytes.NewReader(data))
 	if err != nil || len(apps.Monitor) != 1 {
 		t.Fatalf("%s: want one subscribeAll app, got %+v (err %v)", path, apps, err)
 	}
 	clk := clock.NewFake(time.Time{})
 	det, rec := newTestDetector(t, Options{Clock: clk})
-	st, err := ReadTrace(bytes.NewReader(data), apps.Monitor[0], func(ev *ari.Event) {
+	st, err := trace.Read(bytes.NewReader(data), apps.Monitor[0], func(ev *ari.Event) {
 		if tm, err := ev.Time(); err == nil {
 			clk.Set(tm)
 		}
@@ -842,7 +843,7 @@ func TestSharedBySeveralServers(t *testing.T) {
 	done := make(chan error, len(servers))
 	for _, id := range servers {
 		go func() {
-			_, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+			_, err := trace.Read(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
 				ev.AsteriskID = id
 				det.HandleEvent(ev)
 			})
@@ -879,7 +880,7 @@ func TestEventTypesCoverTheRecordings(t *testing.T) {
 			t.Fatal(err)
 		}
 		det, rec := newTestDetector(t, Options{})
-		if _, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+		if _, err := trace.Read(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
 			if allowed[ev.Type] {
 				det.HandleEvent(ev)
 			}
