@@ -19,7 +19,7 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
-var tracesDir = filepath.Join("..", "testdata", "traces")
+const tracesDir = "../testdata/traces"
 
 func TestRead(t *testing.T) {
 	rec := strings.Join([]string{
