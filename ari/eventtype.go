@@ -1,9 +1,8 @@
 package ari
 
 // EventType is the "type" of an ARI event. The constants below are the one vocabulary of event
-// types in callbackd: the connection, the detector, the dialer, the fake Asterisk and the
-// recorder all spell a type through them, so a typo is a compile error instead of an event
-// silently never matched. The spelling is Asterisk's (rest-api/api-docs/events.json), byte for
+// types in callbackd: the connection, the detector, the dialer and the fake Asterisk all spell
+// a type through them, so a typo is a compile error instead of an event silently never matched. The spelling is Asterisk's (rest-api/api-docs/events.json), byte for
 // byte, because it is compared with what arrives on the wire; Asterisk's own irregularities
 // (ChannelCallerId, ChannelUserevent, CallBrokenEvent) are kept.
 //
