@@ -342,19 +342,19 @@ func (c *Client) Subscribe(ctx context.Context, app string, sources ...string) e
 // SetEventFilter makes app receive only the event types in allowed; an empty list lets
 // everything through. Asterisk forgets the filter when the app's socket goes, so it is set
 // again after every reconnect.
-func (c *Client) SetEventFilter(ctx context.Context, app string, allowed []string) error {
+func (c *Client) SetEventFilter(ctx context.Context, app string, allowed []EventType) error {
 	op := "set event filter of " + app
 	if err := need(op, "application", app); err != nil {
 		return err
 	}
 	type typ struct {
-		Type string `json:"type"`
+		Type EventType `json:"type"`
 	}
 	body := struct {
 		Allowed []typ `json:"allowed"`
 	}{Allowed: []typ{}}
 	for _, t := range allowed {
-		if strings.TrimSpace(t) == "" {
+		if strings.TrimSpace(string(t)) == "" {
 			return fmt.Errorf("ari: %s: empty event type in allowed list", op)
 		}
 		body.Allowed = append(body.Allowed, typ{Type: t})

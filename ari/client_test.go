@@ -165,7 +165,7 @@ func TestClientSpeaksARIToTheFakeAsterisk(t *testing.T) {
 	ok(t, "DestroyBridge", c.DestroyBridge(ctx, "cb-1"))
 	ok(t, "Hangup", c.Hangup(ctx, "cust-1", "normal"))
 	ok(t, "Subscribe", c.Subscribe(ctx, "ctl", "endpoint:PJSIP/1001", "deviceState:PJSIP/1001"))
-	ok(t, "SetEventFilter", c.SetEventFilter(ctx, "ctl", []string{"Dial", "StasisStart"}))
+	ok(t, "SetEventFilter", c.SetEventFilter(ctx, "ctl", []ari.EventType{ari.EventDial, ari.EventStasisStart}))
 
 	eps := must[[]ari.Endpoint](t, "Endpoints")(c.Endpoints(ctx))
 	if len(eps) != 2 || eps[0].Resource != "0612345678" || eps[1].Resource != "1001" {
@@ -417,7 +417,7 @@ func TestBadArgumentsAreRejectedWithoutARequest(t *testing.T) {
 		{"destroy bridge without id", func() error { return c.DestroyBridge(ctx, "") }, "bridge id is empty"},
 		{"subscribe without sources", func() error { return c.Subscribe(ctx, "app") }, "no event source"},
 		{"subscribe to an unknown source kind", func() error { return c.Subscribe(ctx, "app", "queue:sales") }, `"queue:sales"`},
-		{"event filter with an empty type", func() error { return c.SetEventFilter(ctx, "app", []string{"Dial", ""}) }, "empty event type"},
+		{"event filter with an empty type", func() error { return c.SetEventFilter(ctx, "app", []ari.EventType{ari.EventDial, ""}) }, "empty event type"},
 		{"device state without name", func() error { _, err := c.DeviceState(ctx, ""); return err }, "device name is empty"},
 	}
 	for _, tt := range tests {

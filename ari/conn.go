@@ -46,7 +46,7 @@ type Options struct {
 	// MonitorApp and ControlApp default to DefaultMonitorApp and DefaultControlApp.
 	MonitorApp, ControlApp string
 	// MonitorEvents is the monitor app's event filter; default DefaultMonitorEvents.
-	MonitorEvents []string
+	MonitorEvents []EventType
 	// RequestTimeout bounds each REST call, each WebSocket handshake and each ping.
 	RequestTimeout time.Duration
 	// PingInterval is how often each events socket is pinged; default DefaultPingInterval,
@@ -458,14 +458,14 @@ func (c *Conn) deliver(role string, frame []byte, asteriskID string, h Handler) 
 	}
 	if !knownEventTypes[ev.Type] {
 		c.opts.Metrics.unknownEvent()
-		c.log.Debug("skipping ARI event of unknown type", zap.String("app", role), zap.String("type", ev.Type))
+		c.log.Debug("skipping ARI event of unknown type", zap.String("app", role), zap.String("type", string(ev.Type)))
 		return
 	}
 	c.opts.Metrics.event(ev.Type)
 	if ev.AsteriskID == "" {
 		ev.AsteriskID = asteriskID
 	}
-	if ev.Type == "ApplicationReplaced" {
+	if ev.Type == EventApplicationReplaced {
 		c.log.Error("another client took over an ARI application; this daemon no longer receives its events",
 			zap.String("app", ev.Application))
 	}

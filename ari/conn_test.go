@@ -62,9 +62,9 @@ func (r *recorder) HandleEvent(ev *ari.Event) {
 		return
 	}
 	switch ev.Type {
-	case "ChannelCreated":
+	case ari.EventChannelCreated:
 		r.open[ev.Channel.ID] = true
-	case "ChannelDestroyed":
+	case ari.EventChannelDestroyed:
 		delete(r.open, ev.Channel.ID)
 	}
 }
@@ -119,9 +119,9 @@ func (r *recorder) trail() []string {
 		case e.snap != nil:
 			out = append(out, "resync")
 		case e.ev.Channel != nil:
-			out = append(out, e.ev.Type+":"+e.ev.Channel.ID)
+			out = append(out, string(e.ev.Type)+":"+e.ev.Channel.ID)
 		default:
-			out = append(out, e.ev.Type)
+			out = append(out, string(e.ev.Type))
 		}
 	}
 	return out
@@ -145,7 +145,7 @@ func (r *recorder) closedOut() []string {
 	return append([]string(nil), r.closed...)
 }
 
-func (r *recorder) saw(typ, channelID string) bool {
+func (r *recorder) saw(typ ari.EventType, channelID string) bool {
 	for _, ev := range r.events() {
 		if ev.Type == typ && ev.Channel != nil && ev.Channel.ID == channelID {
 			return true
@@ -303,7 +303,7 @@ func TestConnSurvivesAWebSocketDrop(t *testing.T) {
 	if got := mon.closedOut(); len(got) != 1 || got[0] != call.ID {
 		t.Errorf("channels closed out by the resync = %v; want [%s]", got, call.ID)
 	}
-	if mon.saw("ChannelDestroyed", call.ID) {
+	if mon.saw(ari.EventChannelDestroyed, call.ID) {
 		t.Errorf("a ChannelDestroyed sent while disconnected was delivered; the fake should have dropped it")
 	}
 
@@ -311,11 +311,11 @@ func TestConnSurvivesAWebSocketDrop(t *testing.T) {
 	srv.Hangup(staying.ID, 16)
 	want := []string{"resync", "ChannelCreated:" + call.ID, "ChannelCreated:" + staying.ID, "resync",
 		"ChannelCreated:" + after.ID, "ChannelHangupRequest:" + staying.ID, "ChannelDestroyed:" + staying.ID}
-	waitUntil(t, "events after the reconnect", func() bool { return mon.saw("ChannelDestroyed", staying.ID) })
+	waitUntil(t, "events after the reconnect", func() bool { return mon.saw(ari.EventChannelDestroyed, staying.ID) })
 	// Device states are not what this test is about; the fake's choice of them may change.
 	var got []string
 	for _, e := range mon.trail() {
-		if !strings.HasPrefix(e, "DeviceStateChanged") {
+		if !strings.HasPrefix(e, string(ari.EventDeviceStateChanged)) {
 			got = append(got, e)
 		}
 	}
@@ -425,7 +425,7 @@ func newFakeEvents(t testing.TB, frames [][]byte, fb fakeBehaviour) *fakeEvents 
 
 func varset(seq int, pad string) []byte {
 	data, _ := json.Marshal(map[string]any{
-		"type": "ChannelVarset", "timestamp": "2026-11-23T09:00:00.000+0000", "application": ari.DefaultMonitorApp,
+		"type": ari.EventChannelVarset, "timestamp": "2026-11-23T09:00:00.000+0000", "application": ari.DefaultMonitorApp,
 		"variable": "SEQ", "value": strconv.Itoa(seq),
 		"channel": map[string]any{"id": "1763888400.1", "name": "PJSIP/trunk-00000001", "state": "Up",
 			"channelvars": map[string]string{"PAD": pad}},
@@ -494,10 +494,10 @@ func TestUnknownAndMalformedEventsAreCountedAndSkipped(t *testing.T) {
 			t.Errorf("%s = %v; want %v", name, got, want)
 		}
 	}
-	if got := metric(t, reg, "callbackd_ari_events_total", map[string]string{"type": "ChannelVarset"}); got != 2 {
+	if got := metric(t, reg, "callbackd_ari_events_total", map[string]string{"type": string(ari.EventChannelVarset)}); got != 2 {
 		t.Errorf("ChannelVarset events = %v; want 2", got)
 	}
-	if got := metric(t, reg, "callbackd_ari_events_total", map[string]string{"type": "Dial"}); got != 0 {
+	if got := metric(t, reg, "callbackd_ari_events_total", map[string]string{"type": string(ari.EventDial)}); got != 0 {
 		t.Errorf("Dial events = %v; want a pre-initialised 0", got)
 	}
 	if got := metric(t, reg, "callbackd_ari_connected", map[string]string{"asterisk": "pbx1"}); got != 1 {
@@ -821,7 +821,7 @@ func TestManagerRunsSeveralAsterisksAndTagsTheirEvents(t *testing.T) {
 	})
 	chA := a.CreateChannel(aritest.ChannelSpec{Endpoint: "PJSIP/trunk", ID: "call-a"})
 	chB := b.CreateChannel(aritest.ChannelSpec{Endpoint: "PJSIP/trunk", ID: "call-b"})
-	waitUntil(t, "both calls", func() bool { return h.saw("ChannelCreated", chA.ID) && h.saw("ChannelCreated", chB.ID) })
+	waitUntil(t, "both calls", func() bool { return h.saw(ari.EventChannelCreated, chA.ID) && h.saw(ari.EventChannelCreated, chB.ID) })
 	for _, ev := range h.events() {
 		want := map[string]string{"call-a": "02:fc:00:00:00:0a", "call-b": "02:fc:00:00:00:0b"}[ev.Channel.ID]
 		if ev.AsteriskID != want {

@@ -107,10 +107,10 @@ type Playback = ariv5.PlaybackData
 // Event is one ARI event. Fields that a type does not carry stay zero. Raw keeps the bytes
 // as received, for replay files and for fields nothing here reads yet.
 type Event struct {
-	Type        string `json:"type"`
-	Timestamp   string `json:"timestamp"`
-	Application string `json:"application"`
-	AsteriskID  string `json:"asterisk_id"`
+	Type        EventType `json:"type"`
+	Timestamp   string    `json:"timestamp"`
+	Application string    `json:"application"`
+	AsteriskID  string    `json:"asterisk_id"`
 
 	Channel *Channel `json:"channel,omitempty"`
 	Bridge  *Bridge  `json:"bridge,omitempty"`

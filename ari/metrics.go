@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest, m.backlog)
 	// Known types start at 0 so rate() and absent() alerts work before the first event.
 	for t := range knownEventTypes {
-		m.events.WithLabelValues(t)
+		m.events.WithLabelValues(string(t))
 	}
 	return m
 }
@@ -87,9 +87,9 @@ func (m *Metrics) reconnect(asterisk string) {
 	}
 }
 
-func (m *Metrics) event(typ string) {
+func (m *Metrics) event(typ EventType) {
 	if m != nil {
-		m.events.WithLabelValues(typ).Inc()
+		m.events.WithLabelValues(string(typ)).Inc()
 	}
 }
 

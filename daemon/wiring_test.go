@@ -16,7 +16,7 @@ import (
 // The monitor app's event filter is set by the connection; the detector must still get every
 // event type it reads, or it would silently miss transfers or voicemail.
 func TestMonitorEventFilterLetsThroughWhatTheDetectorReads(t *testing.T) {
-	allowed := map[string]bool{}
+	allowed := map[ari.EventType]bool{}
 	for _, e := range ari.DefaultMonitorEvents {
 		allowed[e] = true
 	}

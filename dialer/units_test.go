@@ -81,7 +81,7 @@ func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
 	}
 	var got []string
 	for ev := mine.take(); ev != nil; ev = mine.take() {
-		got = append(got, ev.Type)
+		got = append(got, string(ev.Type))
 	}
 	if want := []string{"StasisStart", "Dial", "PlaybackFinished"}; !slices.Equal(got, want) {
 		t.Errorf("callback 1 got %q, want %q (a Dial naming both legs once)", got, want)

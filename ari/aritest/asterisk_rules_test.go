@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/ari"
 )
 
 // POST /channels/{id}/dial?caller=X copies X's caller id into the dialled channel's connected
@@ -94,7 +96,7 @@ func TestEndpointSubscriberHearsTheEndpointsChannelsComeAndGo(t *testing.T) {
 	waitDelivered(t, s, es, "cbctl")
 	var got []string
 	for _, ev := range es.byApp("cbctl") {
-		if ev["type"] != "EndpointStateChange" {
+		if evType(ev) != ari.EventEndpointStateChange {
 			continue
 		}
 		ep := obj(ev, "endpoint")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/ari"
 )
 
 // A customer leg created and dialled over ARI, as the dialer will do it, ends the way the
@@ -49,7 +51,7 @@ func TestScriptedCustomerPhones(t *testing.T) {
 			}
 			waitFor(t, "the leg to end", func() bool {
 				ev := legEvents(ctl, id)
-				return len(ev) > 0 && strings.HasPrefix(ev[len(ev)-1], "ChannelDestroyed")
+				return len(ev) > 0 && strings.HasPrefix(ev[len(ev)-1], string(ari.EventChannelDestroyed))
 			})
 			got := legEvents(ctl, id)
 			if tc.behavior.HangupAfter == 0 && tc.behavior.Answer {
@@ -68,18 +70,18 @@ func legEvents(es *eventSocket, id string) []string {
 	var out []string
 	for _, ev := range es.snapshot() {
 		ch := obj(ev, "channel")
-		if ev["type"] == "Dial" {
+		if evType(ev) == ari.EventDial {
 			ch = obj(ev, "peer")
 		}
 		if str(ch["id"]) != id {
 			continue
 		}
-		switch typ := str(ev["type"]); typ {
-		case "Dial":
+		switch typ := evType(ev); typ {
+		case ari.EventDial:
 			out = append(out, fmt.Sprintf("Dial %q", ev["dialstatus"]))
-		case "ChannelStateChange":
-			out = append(out, typ+" "+str(ch["state"]))
-		case "ChannelHangupRequest", "ChannelDestroyed":
+		case ari.EventChannelStateChange:
+			out = append(out, string(typ)+" "+str(ch["state"]))
+		case ari.EventChannelHangupRequest, ari.EventChannelDestroyed:
 			out = append(out, fmt.Sprintf("%s cause=%s tech=%s", typ, str(ev["cause"]), str(ev["tech_cause"])))
 		}
 	}
@@ -112,7 +114,7 @@ func TestUnavailablePhoneIsAllocationFailed(t *testing.T) {
 	// A channel created afterwards is the first event the monitor sees.
 	restCall(t, s, "POST", "/ari/channels/create?app=cbctl&endpoint="+url.QueryEscape("PJSIP/1001"), nil)
 	waitFor(t, "the created channel", func() bool { return len(mon.snapshot()) > 0 })
-	if first := str(mon.snapshot()[0]["type"]); first != "ChannelCreated" {
+	if first := evType(mon.snapshot()[0]); first != ari.EventChannelCreated {
 		t.Errorf("first monitor event %s; the failed originates must not have emitted any", first)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callbackd/callbackd/ari"
 )
 
 // Behavior is how a scripted endpoint reacts when it is dialled. The zero value rings and
@@ -82,7 +84,7 @@ func (s *Server) SetEndpoint(endpoint string, b Behavior) {
 	if known && prev.Unavailable == b.Unavailable {
 		return
 	}
-	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
+	s.emitLocked(ari.EventEndpointStateChange, fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
 	s.deviceStateLocked(endpoint, s.deviceStateOfLocked(endpoint))
 }
 
@@ -167,17 +169,17 @@ func (s *Server) restOriginate(r *http.Request, _ []string) (int, any, error) {
 	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), CallerName: b.CallerName,
 		CallerNumber: b.CallerNumber, State: "Down"})
 	ch.snap.Dialplan.AppName, ch.snap.Dialplan.AppData = "AppDial2", "(Outgoing Line)"
-	s.chanEventLocked("ChannelCreated", ch, nil)
+	s.chanEventLocked(ari.EventChannelCreated, ch, nil)
 	for _, k := range sortedKeys(vars) {
 		s.setVarLocked(ch, k, vars[k])
 	}
-	s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": "AppDial2", "dialplan_app_data": "(Outgoing Line)"})
+	s.chanEventLocked(ari.EventChannelDialplan, ch, fields{"dialplan_app": "AppDial2", "dialplan_app_data": "(Outgoing Line)"})
 	if cid := q.Get("callerId"); cid != "" {
 		ch.snap.Caller.Name, ch.snap.Caller.Number = parseCallerID(cid)
 	}
-	s.chanEventLocked("ChannelCallerId", ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
+	s.chanEventLocked(ari.EventChannelCallerID, ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
 	ch.snap.Connected = ch.snap.Caller
-	s.chanEventLocked("ChannelConnectedLine", ch, nil)
+	s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 	// Only now does the app subscribe: it never sees ChannelCreated of its own originate.
 	ch.subs[appName] = true
 	var args []string
@@ -198,13 +200,13 @@ func (s *Server) enterStasisLocked(ch *channel, appName string, args []string, d
 	data := strings.Join(append([]string{appName}, args...), ",")
 	ch.snap.Dialplan.AppName, ch.snap.Dialplan.AppData = "Stasis", data
 	if dialplanEvent {
-		s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": "Stasis", "dialplan_app_data": data})
+		s.chanEventLocked(ari.EventChannelDialplan, ch, fields{"dialplan_app": "Stasis", "dialplan_app_data": data})
 	}
 	s.varsetLocked(ch, "STASISSTATUS", "")
 	if args == nil {
 		args = []string{}
 	}
-	s.emitLocked("StasisStart", fields{"args": args, "channel": ch.snapshot()}, []string{appName})
+	s.emitLocked(ari.EventStasisStart, fields{"args": args, "channel": ch.snapshot()}, []string{appName})
 }
 
 func (s *Server) restCreate(r *http.Request, _ []string) (int, any, error) {
@@ -233,7 +235,7 @@ func (s *Server) restCreate(r *http.Request, _ []string) (int, any, error) {
 	// ChannelCreated <2001>) until CALLERID() variables overwrite it.
 	ch := s.newChannelLocked(ChannelSpec{Endpoint: ep, ID: q.Get("channelId"), CallerName: b.CallerName,
 		CallerNumber: b.CallerNumber, State: "Down"})
-	s.chanEventLocked("ChannelCreated", ch, nil)
+	s.chanEventLocked(ari.EventChannelCreated, ch, nil)
 	ch.subs[appName] = true
 	for _, k := range sortedKeys(vars) {
 		s.setVarLocked(ch, k, vars[k])
@@ -274,7 +276,7 @@ func (s *Server) restDial(r *http.Request, m []string) (int, any, error) {
 		// As ast_ari_channels_dial does: the callee is shown the caller's id, over whatever
 		// CONNECTEDLINE was set when the channel was created.
 		ch.snap.Connected = caller.snap.Caller
-		s.chanEventLocked("ChannelConnectedLine", ch, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 	}
 	b, ok := s.behaviorLocked(ch.endpoint)
 	if !ok {
@@ -286,7 +288,7 @@ func (s *Server) restDial(r *http.Request, m []string) (int, any, error) {
 }
 
 func (s *Server) dialEventLocked(ch *channel, status, dialstring string) {
-	s.emitLocked("Dial", fields{"dialstatus": status, "forward": "", "dialstring": dialstring, "peer": ch.snapshot()},
+	s.emitLocked(ari.EventDial, fields{"dialstatus": status, "forward": "", "dialstring": dialstring, "peer": ch.snapshot()},
 		s.chanTargetsLocked(ch))
 }
 
@@ -397,7 +399,7 @@ func (s *Server) pressDigitsLocked(ch *channel, epoch int, wait time.Duration, d
 }
 
 func (s *Server) dtmfLocked(ch *channel, digit string) {
-	s.chanEventLocked("ChannelDtmfReceived", ch, fields{"digit": digit, "duration_ms": dtmfDurationMs})
+	s.chanEventLocked(ari.EventChannelDtmfReceived, ch, fields{"digit": digit, "duration_ms": dtmfDurationMs})
 }
 
 // SendDTMF makes the far end of a channel key digits now: one ChannelDtmfReceived per digit,
@@ -476,7 +478,7 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 		return p
 	}
 	reply := pb(0, "queued")
-	s.emitLocked("PlaybackStarted", fields{"playback": pb(0, "playing")}, s.chanTargetsLocked(ch))
+	s.emitLocked(ari.EventPlaybackStarted, fields{"playback": pb(0, "playing")}, s.chanTargetsLocked(ch))
 	epoch := s.epoch
 	s.goScriptLocked(func() {
 		for i := range media {
@@ -486,15 +488,15 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 			}
 			s.mu.Lock()
 			if err != nil {
-				s.emitLocked("PlaybackFinished", fields{"playback": pb(i, "failed")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "failed")}, s.chanTargetsLocked(ch))
 				s.mu.Unlock()
 				return
 			}
 			if i+1 == len(media) {
-				s.emitLocked("PlaybackFinished", fields{"playback": pb(i, "done")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "done")}, s.chanTargetsLocked(ch))
 			} else {
-				s.emitLocked("PlaybackContinuing", fields{"playback": pb(i, "continuing")}, s.chanTargetsLocked(ch))
-				s.emitLocked("PlaybackStarted", fields{"playback": pb(i+1, "playing")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackContinuing, fields{"playback": pb(i, "continuing")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackStarted, fields{"playback": pb(i+1, "playing")}, s.chanTargetsLocked(ch))
 			}
 			s.mu.Unlock()
 		}

@@ -72,11 +72,11 @@ func TestEndpointRegistrationReachesOnlyItsSubscribers(t *testing.T) {
 func stateEvents(evs []map[string]any) []string {
 	var out []string
 	for _, ev := range evs {
-		switch typ := str(ev["type"]); typ {
-		case "EndpointStateChange":
+		switch typ := evType(ev); typ {
+		case ari.EventEndpointStateChange:
 			ep := obj(ev, "endpoint")
 			out = append(out, fmt.Sprintf("%s %s/%s %s", typ, ep["technology"], ep["resource"], ep["state"]))
-		case "DeviceStateChanged":
+		case ari.EventDeviceStateChanged:
 			ds := obj(ev, "device_state")
 			out = append(out, fmt.Sprintf("%s %s %s", typ, ds["name"], ds["state"]))
 		}
@@ -109,7 +109,7 @@ func TestEndpointStateChangeShape(t *testing.T) {
 		t.Fatalf("decoding the event: %v", err)
 	}
 	want := ari.Endpoint{Technology: "PJSIP", Resource: "1001", State: "offline", ChannelIDs: []string{}}
-	if ev.Type != "EndpointStateChange" || ev.Endpoint == nil || fmt.Sprint(*ev.Endpoint) != fmt.Sprint(want) {
+	if ev.Type != ari.EventEndpointStateChange || ev.Endpoint == nil || fmt.Sprint(*ev.Endpoint) != fmt.Sprint(want) {
 		t.Errorf("decoded %s endpoint %+v; want EndpointStateChange %+v", ev.Type, ev.Endpoint, want)
 	}
 }
@@ -171,7 +171,7 @@ func TestScriptedPhonePressesDigitsAfterAnswering(t *testing.T) {
 			waitFor(t, "the digits or the end of the leg", func() bool {
 				got := dtmfEvents(ctl, id)
 				return strings.Count(strings.Join(got, " "), "DTMF") == wantDigits &&
-					(wantDigits > 0 || strings.Contains(strings.Join(got, " "), "ChannelDestroyed"))
+					(wantDigits > 0 || strings.Contains(strings.Join(got, " "), string(ari.EventChannelDestroyed)))
 			})
 			got := dtmfEvents(ctl, id)
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
@@ -215,24 +215,24 @@ func dtmfEvents(es *eventSocket, id string) []string {
 	var out []string
 	for _, ev := range es.snapshot() {
 		ch := obj(ev, "channel")
-		if ev["type"] == "Dial" {
+		if evType(ev) == ari.EventDial {
 			ch = obj(ev, "peer")
 		}
 		if str(ch["id"]) != id {
 			continue
 		}
-		switch typ := str(ev["type"]); typ {
-		case "ChannelStateChange":
+		switch typ := evType(ev); typ {
+		case ari.EventChannelStateChange:
 			if ch["state"] == "Up" {
-				out = append(out, typ+" Up")
+				out = append(out, string(typ)+" Up")
 			}
-		case "Dial":
+		case ari.EventDial:
 			if ev["dialstatus"] == "ANSWER" {
 				out = append(out, `Dial "ANSWER"`)
 			}
-		case "StasisStart", "ChannelHangupRequest", "ChannelDestroyed":
-			out = append(out, typ)
-		case "ChannelDtmfReceived":
+		case ari.EventStasisStart, ari.EventChannelHangupRequest, ari.EventChannelDestroyed:
+			out = append(out, string(typ))
+		case ari.EventChannelDtmfReceived:
 			out = append(out, fmt.Sprintf("DTMF %s %sms", ev["digit"], str(ev["duration_ms"])))
 		}
 	}
@@ -253,14 +253,14 @@ func checkDigitTiming(t *testing.T, es *eventSocket, id string, after time.Durat
 			t.Fatalf("timestamp %v: %v", ev["timestamp"], err)
 		}
 		switch {
-		case ev["type"] == "ChannelStateChange" && obj(ev, "channel")["state"] == "Up":
+		case evType(ev) == ari.EventChannelStateChange && obj(ev, "channel")["state"] == "Up":
 			answered = at
-		case ev["type"] == "ChannelDtmfReceived" && prev.IsZero():
+		case evType(ev) == ari.EventChannelDtmfReceived && prev.IsZero():
 			if at.Before(answered.Add(after)) {
 				t.Errorf("first digit at %s, sooner than %s after the answer at %s", at, after, answered)
 			}
 			prev = at
-		case ev["type"] == "ChannelDtmfReceived":
+		case evType(ev) == ari.EventChannelDtmfReceived:
 			if at.Before(prev.Add(digitGap)) {
 				t.Errorf("digit at %s, sooner than %s after the one at %s", at, digitGap, prev)
 			}
@@ -292,7 +292,7 @@ func TestSendDTMF(t *testing.T) {
 		waitDelivered(t, s, es, app)
 		var got []string
 		for _, ev := range es.byApp(app) {
-			if ev["type"] == "ChannelDtmfReceived" {
+			if evType(ev) == ari.EventChannelDtmfReceived {
 				got = append(got, fmt.Sprintf("%s %s %s %s", ev["type"], ev["digit"], str(ev["duration_ms"]), str(obj(ev, "channel")["id"])))
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/ari"
 )
 
 // The phones of the recordings (traces/README.md "How the calls were made").
@@ -132,7 +134,7 @@ func TestCallbackFlowsMatchRecordings(t *testing.T) {
 			compareSequences(t, "cbctl", wantCtl, normalise(ctl.byApp("cbctl")))
 			compareSequences(t, "cbmon", normalise(recordedEvents(rec, "cbmon")), normalise(mon.byApp("cbmon")))
 			for _, ev := range ctl.byApp("cbctl") {
-				if ev["type"] == "ChannelCreated" {
+				if evType(ev) == ari.EventChannelCreated {
 					t.Errorf("control app got ChannelCreated for its own channel %v", obj(ev, "channel")["name"])
 				}
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -292,6 +293,12 @@ func str(v any) string {
 	}
 }
 
+// evType is the type of a decoded event; "" when it has none.
+func evType(ev map[string]any) ari.EventType {
+	typ, _ := ev["type"].(string)
+	return ari.EventType(typ)
+}
+
 func obj(ev map[string]any, key string) map[string]any {
 	m, _ := ev[key].(map[string]any)
 	return m
@@ -304,18 +311,18 @@ func normalise(events []map[string]any) map[string][]string {
 	out := map[string][]string{}
 	add := func(group, key string) { out[group] = append(out[group], key) }
 	for _, ev := range events {
-		typ := str(ev["type"])
+		typ := evType(ev)
 		ch := obj(ev, "channel")
 		chRole := role(str(ch["name"]))
 		if strings.HasSuffix(chRole, ";2") {
 			continue
 		}
 		switch typ {
-		case "ChannelCreated":
+		case ari.EventChannelCreated:
 			add(chRole, fmt.Sprintf("%s state=%s caller=%s", typ, ch["state"], str(obj(ch, "caller")["number"])))
-		case "ChannelDialplan":
+		case ari.EventChannelDialplan:
 			add(chRole, fmt.Sprintf("%s %s(%s)", typ, ev["dialplan_app"], ev["dialplan_app_data"]))
-		case "ChannelVarset":
+		case ari.EventChannelVarset:
 			name := str(ev["variable"])
 			if !keptVars[name] {
 				continue
@@ -326,30 +333,30 @@ func normalise(events []map[string]any) map[string][]string {
 			}
 			val = msgFile.ReplaceAllString(val, "msgNNNN")
 			add(chRole, fmt.Sprintf("%s %s=%s", typ, name, val))
-		case "Dial":
+		case ari.EventDial:
 			peer := obj(ev, "peer")
 			if strings.HasSuffix(role(str(peer["name"])), ";2") {
 				continue
 			}
 			_, hasCaller := ev["caller"]
 			add(role(str(peer["name"])), fmt.Sprintf("%s %q caller=%v", typ, ev["dialstatus"], hasCaller))
-		case "ChannelStateChange":
+		case ari.EventChannelStateChange:
 			add(chRole, fmt.Sprintf("%s %s", typ, ch["state"]))
-		case "ChannelHangupRequest":
+		case ari.EventChannelHangupRequest:
 			add(chRole, fmt.Sprintf("%s cause=%s soft=%s tech=%s", typ, str(ev["cause"]), str(ev["soft"]), str(ev["tech_cause"])))
-		case "ChannelDestroyed":
+		case ari.EventChannelDestroyed:
 			add(chRole, fmt.Sprintf("%s cause=%s (%s) tech=%s", typ, str(ev["cause"]), ev["cause_txt"], str(ev["tech_cause"])))
-		case "StasisStart":
+		case ari.EventStasisStart:
 			add(chRole, fmt.Sprintf("%s args=%v", typ, ev["args"]))
-		case "StasisEnd", "ChannelEnteredBridge", "ChannelLeftBridge":
-			add(chRole, typ)
-		case "BridgeBlindTransfer":
+		case ari.EventStasisEnd, ari.EventChannelEnteredBridge, ari.EventChannelLeftBridge:
+			add(chRole, string(typ))
+		case ari.EventBridgeBlindTransfer:
 			add(chRole, fmt.Sprintf("%s %s@%s result=%s external=%v transferee=%s", typ, ev["exten"], ev["context"],
 				ev["result"], ev["is_external"], role(str(obj(ev, "transferee")["name"]))))
-		case "BridgeCreated", "BridgeDestroyed":
+		case ari.EventBridgeCreated, ari.EventBridgeDestroyed:
 			b := obj(ev, "bridge")
-			add("bridge "+str(b["bridge_class"]), typ)
-		case "PlaybackStarted", "PlaybackContinuing", "PlaybackFinished":
+			add("bridge "+str(b["bridge_class"]), string(typ))
+		case ari.EventPlaybackStarted, ari.EventPlaybackContinuing, ari.EventPlaybackFinished:
 			p := obj(ev, "playback")
 			add("playback "+str(p["id"]), fmt.Sprintf("%s %s %s", typ, p["media_uri"], p["state"]))
 		}

@@ -153,7 +153,7 @@ func (s *Server) Inbound(in InboundCall) *Call {
 	ch := s.newChannelLocked(ChannelSpec{Endpoint: in.Endpoint, CallerName: in.Name, CallerNumber: in.From,
 		Context: in.Context, Exten: in.To, State: "Ring"})
 	ch.snap.Dialplan.Priority = 0 // the first step makes it 1
-	s.chanEventLocked("ChannelCreated", ch, nil)
+	s.chanEventLocked(ari.EventChannelCreated, ch, nil)
 	s.varsetLocked(ch, "SIPDOMAIN", "127.0.0.1")
 	c := &Call{Channel: ch.snapshot(), done: make(chan struct{})}
 	c.Channel.Dialplan.Priority = 1
@@ -287,7 +287,7 @@ func (r *callRun) callerHangupLocked(between func()) {
 		first.cause = intp(16)
 		destroyCause = 16
 	}
-	s.chanEventLocked("ChannelHangupRequest", ch, hangupFields(first))
+	s.chanEventLocked(ari.EventChannelHangupRequest, ch, hangupFields(first))
 	peer := r.peer
 	if ch.bridge != "" {
 		s.leaveBridgeLocked(ch)
@@ -369,17 +369,17 @@ func (r *callRun) dial(st Step) bool {
 			Context: "from-sip", Exten: ch.snap.Dialplan.Exten, State: "Down", LinkedID: ch.snap.ChannelVars[ari.LinkedIDVar]})
 		peer.snap.Connected = ch.snap.Caller
 		peer.snap.Dialplan.AppName, peer.snap.Dialplan.AppData = "AppDial", "(Outgoing Line)"
-		s.chanEventLocked("ChannelCreated", peer, nil)
+		s.chanEventLocked(ari.EventChannelCreated, peer, nil)
 		for k, v := range ch.vars {
 			if strings.HasPrefix(k, "__") {
 				s.varsetLocked(peer, k, v)
 			}
 		}
-		s.chanEventLocked("ChannelDialplan", peer, fields{"dialplan_app": "AppDial", "dialplan_app_data": "(Outgoing Line)"})
-		s.emitLocked("Dial", fields{"dialstatus": "", "forward": "", "dialstring": resource(st.target),
+		s.chanEventLocked(ari.EventChannelDialplan, peer, fields{"dialplan_app": "AppDial", "dialplan_app_data": "(Outgoing Line)"})
+		s.emitLocked(ari.EventDial, fields{"dialstatus": "", "forward": "", "dialstring": resource(st.target),
 			"caller": ch.snapshot(), "peer": peer.snapshot()}, union(s.chanTargetsLocked(ch), s.chanTargetsLocked(peer)))
 		ch.snap.Connected = peer.snap.Caller
-		s.chanEventLocked("ChannelConnectedLine", ch, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 		s.setStateLocked(peer, "Ringing")
 		r.dialEventLocked(peer, "RINGING")
 	})
@@ -414,7 +414,7 @@ func (r *callRun) dial(st Step) bool {
 			r.dialEventLocked(peer, "ANSWER")
 			s.setStateLocked(ch, "Up")
 			br := s.newBridgeLocked("", "", "basic", "")
-			s.chanEventLocked("ChannelDialplan", peer, fields{"dialplan_app": "AppDial", "dialplan_app_data": "(Outgoing Line)"})
+			s.chanEventLocked(ari.EventChannelDialplan, peer, fields{"dialplan_app": "AppDial", "dialplan_app_data": "(Outgoing Line)"})
 			s.enterBridgeLocked(br, peer)
 			s.enterBridgeLocked(br, ch)
 			r.peer = peer
@@ -434,7 +434,7 @@ func (r *callRun) dial(st Step) bool {
 
 func (r *callRun) dialEventLocked(peer *channel, status string) {
 	s := r.s
-	s.emitLocked("Dial", fields{"dialstatus": status, "forward": "", "dialstring": resource(peer.endpoint),
+	s.emitLocked(ari.EventDial, fields{"dialstatus": status, "forward": "", "dialstring": resource(peer.endpoint),
 		"caller": r.ch.snapshot(), "peer": peer.snapshot()}, union(s.chanTargetsLocked(r.ch), s.chanTargetsLocked(peer)))
 }
 
@@ -450,15 +450,15 @@ func (r *callRun) blindTransferLocked(st Step) {
 		return
 	}
 	br := s.bridges[ch.bridge]
-	s.chanEventLocked("ChannelUnhold", op, nil)
+	s.chanEventLocked(ari.EventChannelUnhold, op, nil)
 	s.varsetLocked(ch, "BLINDTRANSFER", op.snap.Name)
 	s.varsetLocked(op, "BLINDTRANSFER", ch.snap.Name)
-	s.emitLocked("BridgeBlindTransfer", fields{
+	s.emitLocked(ari.EventBridgeBlindTransfer, fields{
 		"channel": op.snapshot(), "transferee": ch.snapshot(), "exten": st.exten, "context": st.context,
 		"result": "Success", "is_external": true, "bridge": br.snapshot(),
 	}, s.bridgeTargetsLocked(br))
 	ch.snap.Dialplan.Context, ch.snap.Dialplan.Exten, ch.snap.Dialplan.Priority = st.context, st.exten, 1
-	s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": ch.snap.Dialplan.AppName, "dialplan_app_data": ch.snap.Dialplan.AppData})
+	s.chanEventLocked(ari.EventChannelDialplan, ch, fields{"dialplan_app": ch.snap.Dialplan.AppName, "dialplan_app_data": ch.snap.Dialplan.AppData})
 	s.leaveBridgeLocked(op)
 	s.leaveBridgeLocked(ch)
 	s.varsetLocked(ch, "DIALSTATUS", "ANSWER")

@@ -265,16 +265,16 @@ func (s *Server) setVarLocked(ch *channel, name, value string) {
 	switch name {
 	case "CALLERID(num)":
 		ch.snap.Caller.Number = value
-		s.chanEventLocked("ChannelCallerId", ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
+		s.chanEventLocked(ari.EventChannelCallerID, ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
 	case "CALLERID(name)":
 		ch.snap.Caller.Name = value
-		s.chanEventLocked("ChannelCallerId", ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
+		s.chanEventLocked(ari.EventChannelCallerID, ch, fields{"caller_presentation": 0, "caller_presentation_txt": "Presentation Allowed, Not Screened"})
 	case "CONNECTEDLINE(num)":
 		ch.snap.Connected.Number = value
-		s.chanEventLocked("ChannelConnectedLine", ch, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 	case "CONNECTEDLINE(name)":
 		ch.snap.Connected.Name = value
-		s.chanEventLocked("ChannelConnectedLine", ch, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 	default:
 		s.varsetLocked(ch, name, value)
 	}

@@ -305,7 +305,7 @@ func (s *Server) stamp() string { return s.clk.Now().UTC().Format(ari.TimeLayout
 
 // emitLocked sends one copy of an event to every app in targets that has a socket and whose
 // filter lets the type through; the rest are dropped, as Asterisk drops them.
-func (s *Server) emitLocked(typ string, f fields, targets []string) {
+func (s *Server) emitLocked(typ ari.EventType, f fields, targets []string) {
 	ts := s.stamp()
 	for _, name := range targets {
 		a := s.apps[name]
@@ -335,11 +335,11 @@ func (s *Server) emitLocked(typ string, f fields, targets []string) {
 	}
 }
 
-func (a *app) allows(typ string) bool {
-	if a.allowed != nil && !a.allowed[typ] {
+func (a *app) allows(typ ari.EventType) bool {
+	if a.allowed != nil && !a.allowed[string(typ)] {
 		return false
 	}
-	return !a.disallowed[typ]
+	return !a.disallowed[string(typ)]
 }
 
 func (s *Server) monitorsLocked() []string {
@@ -393,20 +393,20 @@ func (s *Server) bridgeTargetsLocked(b *bridge) []string {
 	return union(s.monitorsLocked(), keys(b.subs))
 }
 
-func (s *Server) chanEventLocked(typ string, ch *channel, f fields) {
+func (s *Server) chanEventLocked(typ ari.EventType, ch *channel, f fields) {
 	if f == nil {
 		f = fields{}
 	}
 	f["channel"] = ch.snapshot()
 	s.emitLocked(typ, f, s.chanTargetsLocked(ch))
-	if typ == "ChannelCreated" {
+	if typ == ari.EventChannelCreated {
 		s.phoneChangedLocked(ch.endpoint)
 	}
 }
 
 func (s *Server) varsetLocked(ch *channel, name, value string) {
 	ch.vars[name] = value
-	s.chanEventLocked("ChannelVarset", ch, fields{"variable": name, "value": value})
+	s.chanEventLocked(ari.EventChannelVarset, ch, fields{"variable": name, "value": value})
 }
 
 func (s *Server) setStateLocked(ch *channel, state string) {
@@ -414,7 +414,7 @@ func (s *Server) setStateLocked(ch *channel, state string) {
 		return
 	}
 	ch.snap.State = state
-	s.chanEventLocked("ChannelStateChange", ch, nil)
+	s.chanEventLocked(ari.EventChannelStateChange, ch, nil)
 	if state == "Up" && ch.answered != nil {
 		select {
 		case <-ch.answered:
@@ -429,7 +429,7 @@ func (s *Server) dialplanLocked(ch *channel, appName, data string) {
 	ch.snap.Dialplan.AppName = appName
 	ch.snap.Dialplan.AppData = data
 	ch.snap.Dialplan.Priority++
-	s.chanEventLocked("ChannelDialplan", ch, fields{"dialplan_app": appName, "dialplan_app_data": data})
+	s.chanEventLocked(ari.EventChannelDialplan, ch, fields{"dialplan_app": appName, "dialplan_app_data": data})
 }
 
 // phoneChangedLocked announces a phone's device state when its channels changed it, and, as
@@ -440,7 +440,7 @@ func (s *Server) phoneChangedLocked(endpoint string) {
 	if !known {
 		return
 	}
-	s.emitLocked("EndpointStateChange", fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
+	s.emitLocked(ari.EventEndpointStateChange, fields{"endpoint": s.endpointJSONLocked(endpoint, b)}, s.endpointSubsLocked(endpoint))
 	if st := s.deviceStateOfLocked(endpoint); s.lastDev[endpoint] != st {
 		s.deviceStateLocked(endpoint, st)
 	}
@@ -469,7 +469,7 @@ func (s *Server) deviceStateLocked(name, state string) {
 		}
 	}
 	sort.Strings(subs)
-	s.emitLocked("DeviceStateChanged", fields{"device_state": ari.DeviceState{Name: name, State: state}},
+	s.emitLocked(ari.EventDeviceStateChanged, fields{"device_state": ari.DeviceState{Name: name, State: state}},
 		union(s.monitorsLocked(), subs))
 }
 
@@ -499,7 +499,7 @@ func (s *Server) CreateChannel(spec ChannelSpec) ari.Channel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch := s.newChannelLocked(spec)
-	s.chanEventLocked("ChannelCreated", ch, nil)
+	s.chanEventLocked(ari.EventChannelCreated, ch, nil)
 	names := make([]string, 0, len(spec.Vars))
 	for k := range spec.Vars {
 		names = append(names, k)
@@ -601,7 +601,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 		if r.soft {
 			f["soft"] = true
 		}
-		s.chanEventLocked("ChannelHangupRequest", ch, f)
+		s.chanEventLocked(ari.EventChannelHangupRequest, ch, f)
 		if between != nil {
 			between()
 			between = nil
@@ -611,7 +611,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 		s.leaveBridgeLocked(ch)
 	}
 	if ch.stasisApp != "" {
-		s.emitLocked("StasisEnd", fields{"channel": ch.snapshot()}, []string{ch.stasisApp})
+		s.emitLocked(ari.EventStasisEnd, fields{"channel": ch.snapshot()}, []string{ch.stasisApp})
 		s.varsetLocked(ch, "STASISSTATUS", "SUCCESS")
 		ch.stasisApp = ""
 	}
@@ -624,7 +624,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 	if tech != nil {
 		f["tech_cause"] = *tech
 	}
-	s.chanEventLocked("ChannelDestroyed", ch, f)
+	s.chanEventLocked(ari.EventChannelDestroyed, ch, f)
 	delete(s.channels, ch.snap.ID)
 	close(ch.gone)
 	s.phoneChangedLocked(ch.endpoint)
@@ -663,7 +663,7 @@ func (s *Server) newBridgeLocked(id, name, class, creator string) *bridge {
 		dialplan: class == "basic",
 	}
 	s.bridges[id] = b
-	s.emitLocked("BridgeCreated", fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
+	s.emitLocked(ari.EventBridgeCreated, fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
 	return b
 }
 
@@ -689,7 +689,7 @@ func (s *Server) enterBridgeLocked(b *bridge, ch *channel) {
 			m.snap.ChannelVars[ari.LinkedIDVar] = oldest.snap.ChannelVars[ari.LinkedIDVar]
 		}
 	}
-	s.emitLocked("ChannelEnteredBridge", fields{"bridge": b.snapshot(), "channel": ch.snapshot()},
+	s.emitLocked(ari.EventChannelEnteredBridge, fields{"bridge": b.snapshot(), "channel": ch.snapshot()},
 		union(s.chanTargetsLocked(ch), s.bridgeTargetsLocked(b)))
 	if len(b.members) == 2 {
 		a, c := s.channels[b.members[0]], s.channels[b.members[1]]
@@ -697,9 +697,9 @@ func (s *Server) enterBridgeLocked(b *bridge, ch *channel) {
 		s.varsetLocked(c, "BRIDGEPEER", a.snap.Name)
 		// The bridge makes each side's connected line the other's caller id (README §10).
 		c.snap.Connected = a.snap.Caller
-		s.chanEventLocked("ChannelConnectedLine", c, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, c, nil)
 		a.snap.Connected = c.snap.Caller
-		s.chanEventLocked("ChannelConnectedLine", a, nil)
+		s.chanEventLocked(ari.EventChannelConnectedLine, a, nil)
 	}
 }
 
@@ -719,7 +719,7 @@ func (s *Server) leaveBridgeLocked(ch *channel) {
 	if _, set := ch.vars["BRIDGEPEER"]; set {
 		s.varsetLocked(ch, "BRIDGEPEER", "")
 	}
-	s.emitLocked("ChannelLeftBridge", fields{"bridge": b.snapshot(), "channel": ch.snapshot()},
+	s.emitLocked(ari.EventChannelLeftBridge, fields{"bridge": b.snapshot(), "channel": ch.snapshot()},
 		union(s.chanTargetsLocked(ch), s.bridgeTargetsLocked(b)))
 	if b.dialplan && len(b.members) == 0 {
 		s.destroyBridgeLocked(b)
@@ -738,7 +738,7 @@ func (s *Server) destroyBridgeLocked(b *bridge) {
 		return
 	}
 	delete(s.bridges, b.snap.ID)
-	s.emitLocked("BridgeDestroyed", fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
+	s.emitLocked(ari.EventBridgeDestroyed, fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
 }
 
 // ---- scheduling ----

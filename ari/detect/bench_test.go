@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkRecordings(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) { events = append(events, ev) }); err != nil {
+		if _, err := trace.Read(bytes.NewReader(data), "cbmon", func(ev *ari.Event) { events = append(events, ev) }); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -66,13 +67,13 @@ func replayRecording(t *testing.T, path string, mutate func(*ari.Event)) *record
 	if err != nil {
 		t.Fatalf("reading %s: %v", path, err)
 	}
-	apps, err := ScanTraceApps(bytes.NewReader(data))
+	apps, err := trace.ScanApps(bytes.NewReader(data))
 	if err != nil || len(apps.Monitor) != 1 {
 		t.Fatalf("%s: want one subscribeAll app, got %+v (err %v)", path, apps, err)
 	}
 	clk := clock.NewFake(time.Time{})
 	det, rec := newTestDetector(t, Options{Clock: clk})
-	st, err := ReadTrace(bytes.NewReader(data), apps.Monitor[0], func(ev *ari.Event) {
+	st, err := trace.Read(bytes.NewReader(data), apps.Monitor[0], func(ev *ari.Event) {
 		if tm, err := ev.Time(); err == nil {
 			clk.Set(tm)
 		}
@@ -323,7 +324,7 @@ func TestScenarios(t *testing.T) {
 				s.created(p)
 				s.dial(c, p, "RINGING")
 				s.created(mob)
-				s.add(&ari.Event{Type: "Dial", Caller: s.snap(c), Peer: s.snap(p), Forwarded: s.snap(mob),
+				s.add(&ari.Event{Type: ari.EventDial, Caller: s.snap(c), Peer: s.snap(p), Forwarded: s.snap(mob),
 					Forward: "PJSIP/+31612345678@trunk", DialStatus: "CANCEL"})
 				s.dial(c, mob, "ANSWER")
 				s.bridge("b1", c, mob)
@@ -480,7 +481,7 @@ func TestScenarios(t *testing.T) {
 				cust := s.channel("job-1-customer", "PJSIP/trunk-0002", "+31201234599", "from-sip", "s", "")
 				s.created(agent)
 				agent.Caller.Number = "+31201234599"
-				s.add(&ari.Event{Type: "ChannelCallerId", Channel: s.snap(agent)})
+				s.add(&ari.Event{Type: ari.EventChannelCallerID, Channel: s.snap(agent)})
 				s.dial(nil, agent, "RINGING")
 				s.dial(nil, agent, "ANSWER")
 				s.created(cust)
@@ -512,7 +513,7 @@ func TestScenarios(t *testing.T) {
 				s.created(agent)
 				s.dialplan(agent, "AppDial2", "(Outgoing Line)")
 				agent.Caller.Number = "+31201234597"
-				s.add(&ari.Event{Type: "ChannelCallerId", Channel: s.snap(agent)})
+				s.add(&ari.Event{Type: ari.EventChannelCallerID, Channel: s.snap(agent)})
 				s.goTo(agent, "agents", "s")
 				s.dialplan(agent, "Dial", "PJSIP/1004,10")
 				s.destroyed(agent)
@@ -634,7 +635,7 @@ func (s *sim) blindTransferFromOperator(c *ari.Channel, exten string) {
 	s.blind(op, c, exten, "cb-internal")
 	s.goTo(c, "cb-internal", exten)
 	c.Dialplan.Priority = 1
-	s.add(&ari.Event{Type: "ChannelDialplan", Channel: s.snap(c), DialplanApp: "Dial", DialplanAppData: "PJSIP/1001,20,t"})
+	s.add(&ari.Event{Type: ari.EventChannelDialplan, Channel: s.snap(c), DialplanApp: "Dial", DialplanAppData: "PJSIP/1001,20,t"})
 	s.left(c, "b-"+c.ID)
 	s.varset(c, "DIALSTATUS", "ANSWER") // late, from the operator's Dial: not the target's answer
 	s.destroyed(op)
@@ -842,7 +843,7 @@ func TestSharedBySeveralServers(t *testing.T) {
 	done := make(chan error, len(servers))
 	for _, id := range servers {
 		go func() {
-			_, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+			_, err := trace.Read(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
 				ev.AsteriskID = id
 				det.HandleEvent(ev)
 			})
@@ -867,7 +868,7 @@ func TestSharedBySeveralServers(t *testing.T) {
 
 // TestEventTypesCoverTheRecordings: an eventFilter built from EventTypes keeps every outcome.
 func TestEventTypesCoverTheRecordings(t *testing.T) {
-	allowed := map[string]bool{}
+	allowed := map[ari.EventType]bool{}
 	for _, typ := range EventTypes() {
 		allowed[typ] = true
 	}
@@ -879,7 +880,7 @@ func TestEventTypesCoverTheRecordings(t *testing.T) {
 			t.Fatal(err)
 		}
 		det, rec := newTestDetector(t, Options{})
-		if _, err := ReadTrace(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
+		if _, err := trace.Read(bytes.NewReader(data), "cbmon", func(ev *ari.Event) {
 			if allowed[ev.Type] {
 				det.HandleEvent(ev)
 			}

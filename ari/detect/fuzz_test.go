@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
@@ -26,8 +27,8 @@ func FuzzDecodeAndDetect(f *testing.F) {
 		}
 		var events [][]byte
 		for _, line := range bytes.Split(data, []byte("\n")) {
-			var tl traceLine
-			if json.Unmarshal(line, &tl) == nil && tl.Kind == "event" && tl.App == "cbmon" {
+			var tl trace.Line
+			if json.Unmarshal(line, &tl) == nil && tl.Kind == trace.KindEvent && tl.App == "cbmon" {
 				events = append(events, tl.Event)
 			}
 		}

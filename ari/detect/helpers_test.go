@@ -126,13 +126,13 @@ func (s *sim) add(ev *ari.Event) *ari.Event {
 }
 
 func (s *sim) created(c *ari.Channel) {
-	s.add(&ari.Event{Type: "ChannelCreated", Channel: s.snap(c)})
+	s.add(&ari.Event{Type: ari.EventChannelCreated, Channel: s.snap(c)})
 }
 
 func (s *sim) dialplan(c *ari.Channel, app, data string) {
 	c.Dialplan.AppName, c.Dialplan.AppData = app, data
 	c.Dialplan.Priority++
-	s.add(&ari.Event{Type: "ChannelDialplan", Channel: s.snap(c), DialplanApp: app, DialplanAppData: data})
+	s.add(&ari.Event{Type: ari.EventChannelDialplan, Channel: s.snap(c), DialplanApp: app, DialplanAppData: data})
 }
 
 func (s *sim) goTo(c *ari.Channel, context, exten string) {
@@ -140,17 +140,17 @@ func (s *sim) goTo(c *ari.Channel, context, exten string) {
 }
 
 func (s *sim) varset(c *ari.Channel, name, value string) {
-	s.add(&ari.Event{Type: "ChannelVarset", Channel: s.snap(c), Variable: name, Value: value})
+	s.add(&ari.Event{Type: ari.EventChannelVarset, Channel: s.snap(c), Variable: name, Value: value})
 }
 
 func (s *sim) state(c *ari.Channel, state string) {
 	c.State = state
-	s.add(&ari.Event{Type: "ChannelStateChange", Channel: s.snap(c)})
+	s.add(&ari.Event{Type: ari.EventChannelStateChange, Channel: s.snap(c)})
 }
 
 // dial is a Dial event; caller nil is a dial by ARI.
 func (s *sim) dial(caller, peer *ari.Channel, status string) {
-	s.add(&ari.Event{Type: "Dial", Caller: s.snap(caller), Peer: s.snap(peer), DialStatus: status})
+	s.add(&ari.Event{Type: ari.EventDial, Caller: s.snap(caller), Peer: s.snap(peer), DialStatus: status})
 }
 
 // enter puts c into bridge id, which then holds members (c included).
@@ -159,11 +159,11 @@ func (s *sim) enter(c *ari.Channel, id string, members ...*ari.Channel) {
 	for _, m := range members {
 		b.Channels = append(b.Channels, m.ID)
 	}
-	s.add(&ari.Event{Type: "ChannelEnteredBridge", Channel: s.snap(c), Bridge: b})
+	s.add(&ari.Event{Type: ari.EventChannelEnteredBridge, Channel: s.snap(c), Bridge: b})
 }
 
 func (s *sim) left(c *ari.Channel, id string) {
-	s.add(&ari.Event{Type: "ChannelLeftBridge", Channel: s.snap(c), Bridge: &ari.Bridge{ID: id}})
+	s.add(&ari.Event{Type: ari.EventChannelLeftBridge, Channel: s.snap(c), Bridge: &ari.Bridge{ID: id}})
 }
 
 // bridge answers a and b to each other: both enter one bridge, and Asterisk copies the older
@@ -175,12 +175,12 @@ func (s *sim) bridge(id string, a, b *ari.Channel) {
 }
 
 func (s *sim) blind(transferer, transferee *ari.Channel, exten, context string) {
-	s.add(&ari.Event{Type: "BridgeBlindTransfer", Channel: s.snap(transferer), Transferee: s.snap(transferee),
+	s.add(&ari.Event{Type: ari.EventBridgeBlindTransfer, Channel: s.snap(transferer), Transferee: s.snap(transferee),
 		Exten: exten, Context: context, Result: "Success", IsExternal: true})
 }
 
 func (s *sim) attended(first, second, transferee, target *ari.Channel, result string) {
-	s.add(&ari.Event{Type: "BridgeAttendedTransfer", TransfererFirstLeg: s.snap(first),
+	s.add(&ari.Event{Type: ari.EventBridgeAttendedTransfer, TransfererFirstLeg: s.snap(first),
 		TransfererSecondLeg: s.snap(second), Transferee: s.snap(transferee), TransferTarget: s.snap(target),
 		Result: result, DestinationType: "bridge"})
 }
@@ -188,7 +188,7 @@ func (s *sim) attended(first, second, transferee, target *ari.Channel, result st
 func (s *sim) destroyed(cs ...*ari.Channel) {
 	for _, c := range cs {
 		cause := 16
-		s.add(&ari.Event{Type: "ChannelDestroyed", Channel: s.snap(c), Cause: &cause, CauseTxt: "Normal Clearing"})
+		s.add(&ari.Event{Type: ari.EventChannelDestroyed, Channel: s.snap(c), Cause: &cause, CauseTxt: "Normal Clearing"})
 	}
 }
 
@@ -213,7 +213,7 @@ func (s *sim) play(d *Detector) {
 func (s *sim) leaveVoicemail(c *ari.Channel, box string) {
 	s.dialplan(c, "VoiceMail", box+"@default,u")
 	s.state(c, "Up")
-	s.add(&ari.Event{Type: "ChannelHangupRequest", Channel: s.snap(c)})
+	s.add(&ari.Event{Type: ari.EventChannelHangupRequest, Channel: s.snap(c)})
 	s.varset(c, "VM_MESSAGEFILE", "/var/spool/asterisk/voicemail/default/"+box+"/INBOX/msg0000")
 	s.varset(c, "VMSTATUS", "SUCCESS")
 }

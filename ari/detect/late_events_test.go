@@ -25,7 +25,7 @@ func TestALateBridgeEventDoesNotReviveAnEndedCall(t *testing.T) {
 	s.destroyed(op)
 	s.destroyed(c)  // channel topic: the call is over here
 	s.left(c, "b1") // bridge topic, delivered late
-	s.add(&ari.Event{Type: "BridgeDestroyed", Bridge: &ari.Bridge{ID: "b1"}})
+	s.add(&ari.Event{Type: ari.EventBridgeDestroyed, Bridge: &ari.Bridge{ID: "b1"}})
 	s.play(det)
 	if got := rec.summary(); len(got) != 0 {
 		t.Errorf("answered call gave requests %s", join(got))
@@ -66,7 +66,7 @@ func TestEventsBufferedDuringAResyncDoNotRepeatARequest(t *testing.T) {
 	// Socket dropped; on the new socket the customer hangs up after leaving a message, just
 	// before GET /channels: the snapshot no longer lists c1.
 	det.Resync(ari.Snapshot{AsteriskID: s.asteriskID, At: s.now})
-	s.add(&ari.Event{Type: "ChannelHangupRequest", Channel: s.snap(c)})
+	s.add(&ari.Event{Type: ari.EventChannelHangupRequest, Channel: s.snap(c)})
 	s.varset(c, "VM_MESSAGEFILE", "/var/spool/asterisk/voicemail/default/1003/INBOX/msg0000")
 	s.varset(c, "VMSTATUS", "SUCCESS")
 	s.destroyed(c)

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
@@ -94,25 +91,25 @@ func pickAsterisk(cfg *config.Config, name string) (config.Asterisk, error) {
 // record connects as app (subscribed to everything, no control app) and writes trace lines
 // until ctx ends.
 func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock, w io.Writer, stderr io.Writer) error {
-	tw := &traceWriter{w: bufio.NewWriter(w), clk: clk, app: app}
+	rec := recorder{tw: trace.NewWriter(w, clk), app: app}
 	o := daemon.ConnOptions(a, clk, nil)
 	o.MonitorApp = app
 	// The recorder keeps every event: a trace is evidence, the filter is an optimisation.
-	o.MonitorEvents = []string{}
+	o.MonitorEvents = []ari.EventType{}
 	o.OnState = func(name string, up bool) {
 		state := "closed"
 		if up {
 			state = "connected"
 		}
-		tw.ws(state)
+		rec.ws(state)
 		fmt.Fprintf(stderr, "callbackd record: %s: %s\n", name, state)
 	}
 	conn, err := ari.NewConn(o)
 	if err != nil {
 		return err
 	}
-	runErr := conn.Run(ctx, tw, nil)
-	if err := tw.flush(); err != nil {
+	runErr := conn.Run(ctx, rec, nil)
+	if err := rec.tw.Err(); err != nil {
 		return fmt.Errorf("writing the trace: %w", err)
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
@@ -121,66 +118,23 @@ func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock,
 	return nil
 }
 
-// traceWriter is an ari.Handler writing the trace format of ari/testdata/traces: one JSON
-// object per line with seq, at, kind and, for events, the app and the raw event.
-type traceWriter struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
-	clk clock.Clock
+// recorder is the ari.Handler of the recording: every event the app receives and every resync
+// becomes a line. A failed write is not reported here, where a handler cannot stop anything;
+// the writer keeps the first error and record returns it.
+type recorder struct {
+	tw  *trace.Writer
 	app string
-	seq int
-	err error
 }
 
-type traceLineOut struct {
-	Seq   int             `json:"seq"`
-	At    time.Time       `json:"at"`
-	Kind  string          `json:"kind"`
-	App   string          `json:"app,omitempty"`
-	State string          `json:"state,omitempty"`
-	URL   string          `json:"url,omitempty"`
-	Text  string          `json:"text,omitempty"`
-	Event json.RawMessage `json:"event,omitempty"`
+func (r recorder) HandleEvent(ev *ari.Event) {
+	_ = r.tw.Write(trace.Line{Kind: trace.KindEvent, App: r.app, Event: ev.Raw})
 }
 
-func (t *traceWriter) HandleEvent(ev *ari.Event) {
-	t.write(traceLineOut{Kind: "event", App: t.app, Event: ev.Raw})
-}
-
-func (t *traceWriter) Resync(snap ari.Snapshot) {
-	t.write(traceLineOut{Kind: "note", Text: fmt.Sprintf("resync: asterisk %s, %d channels, %d bridges, restarted=%v",
+func (r recorder) Resync(snap ari.Snapshot) {
+	_ = r.tw.Write(trace.Line{Kind: trace.KindNote, Text: fmt.Sprintf("resync: asterisk %s, %d channels, %d bridges, restarted=%v",
 		snap.AsteriskID, len(snap.Channels), len(snap.Bridges), snap.Restarted)})
 }
 
-func (t *traceWriter) ws(state string) {
-	t.write(traceLineOut{Kind: "ws", App: t.app, State: state, URL: "/ari/events?app=" + t.app + "&subscribeAll=true"})
-}
-
-func (t *traceWriter) write(l traceLineOut) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.err != nil {
-		return
-	}
-	t.seq++
-	l.Seq, l.At = t.seq, t.clk.Now().UTC()
-	data, err := json.Marshal(l)
-	if err == nil {
-		data = append(data, '\n')
-		_, err = t.w.Write(data)
-	}
-	if err == nil {
-		// A recording is read while it is being made (tail -f): flush each line.
-		err = t.w.Flush()
-	}
-	t.err = err
-}
-
-func (t *traceWriter) flush() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.err != nil {
-		return t.err
-	}
-	return t.w.Flush()
+func (r recorder) ws(state string) {
+	_ = r.tw.Write(trace.Line{Kind: trace.KindWS, App: r.app, State: state, URL: "/ari/events?app=" + r.app + "&subscribeAll=true"})
 }

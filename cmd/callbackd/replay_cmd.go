@@ -12,6 +12,7 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
+	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
@@ -60,7 +61,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "callbackd replay: reading trace: %v\n", err)
 		return 1
 	}
-	apps, err := detect.ScanTraceApps(bytes.NewReader(data))
+	apps, err := trace.ScanApps(bytes.NewReader(data))
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
 		return 1
@@ -87,7 +88,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	clk := clock.NewFake(time.Time{})
 	opts.Sink, opts.Clock = out, clk
 	det := detect.New(opts)
-	st, err := detect.ReadTrace(bytes.NewReader(data), monitor, func(ev *ari.Event) {
+	st, err := trace.Read(bytes.NewReader(data), monitor, func(ev *ari.Event) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -123,7 +124,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // chooseMonitorApp picks the monitor application of a recording: the socket that subscribed to
 // everything, else a configured monitor app or the default name, else the first application
 // that is not ours.
-func chooseMonitorApp(apps detect.TraceApps, configured, control []string) string {
+func chooseMonitorApp(apps trace.Apps, configured, control []string) string {
 	if len(apps.Monitor) > 0 {
 		return apps.Monitor[0]
 	}

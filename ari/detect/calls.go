@@ -1,0 +1,339 @@
+package detect
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari"
+)
+
+// server is what the detector follows on one Asterisk.
+type server struct {
+	id      string
+	calls   map[string]*call     // by linkedid (or the fallback group id)
+	chans   map[string]*chanInfo // by channel id
+	byName  map[string]string    // channel name → id, to pair Local halves without linkedid
+	bridges map[string]map[string]bool
+	seq     uint64
+	// warnedNoLinkedID: the missing-channelvars warning is logged once per server, not per event.
+	warnedNoLinkedID bool
+	// ended remembers the channels of calls already over. Bridge events are not ordered with
+	// channel events (a ChannelLeftBridge can follow the ChannelDestroyed), and after a resync
+	// the new socket's buffered events can name channels the snapshot already closed out; such
+	// late events must neither revive a call nor end it a second time.
+	ended recentIDs
+	// lastEvent is when the server last sent anything; a server is forgotten only when it has
+	// no call and has been quiet for a sweep interval, so its ended memory outlives late events.
+	lastEvent time.Time
+}
+
+// recentIDs is a bounded set: the newest endedMemory ids, the oldest forgotten first.
+type recentIDs struct {
+	set  map[string]bool
+	ring []string
+	next int
+}
+
+// endedMemory bounds how many ended channels a server remembers; late events come within
+// moments, so a few thousand cover any burst of calls ending together.
+const endedMemory = 4096
+
+func (r *recentIDs) add(id string) {
+	if r.set == nil {
+		r.set = make(map[string]bool, endedMemory)
+		r.ring = make([]string, endedMemory)
+	}
+	if r.set[id] {
+		return
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % endedMemory
+	r.set[id] = true
+}
+
+func (r *recentIDs) has(id string) bool { return r.set[id] }
+
+// chanInfo is one channel as last seen.
+type chanInfo struct {
+	id, name     string
+	res          string // endpoint resource from the name: "1003", "trunk", Local exten
+	local        bool
+	callerNum    string
+	callerName   string
+	firstContext string
+	exten        string
+	hasLinkedVar bool
+	ours         bool
+	destroyed    bool
+	forwardOf    string // the extension whose call forward created this channel
+	consult      bool   // a Local half of a DTMF attended-transfer consultation
+	transferred  bool   // …whose transfer was completed
+	app, appData string
+	group        *dialGroup // the Dial() this channel is running
+	mailboxes    []string   // the VoiceMail() this channel is running
+	call         *call
+}
+
+// dialGroup is one dialplan Dial(): the extensions it rings and the target they stand for.
+type dialGroup struct {
+	key     string
+	members []string
+	queue   bool // Queue(): members are whoever it rings
+}
+
+// call is the channels of one linkedid.
+type call struct {
+	linkedID string
+	seq      uint64
+	origin   *chanInfo
+	members  map[string]*chanInfo
+	live     int
+	ours     bool
+	targets  []*target
+	lastSeen time.Time
+}
+
+func (d *Detector) server(id string) *server {
+	s := d.servers[id]
+	if s == nil {
+		s = &server{id: id, calls: map[string]*call{}, chans: map[string]*chanInfo{},
+			byName: map[string]string{}, bridges: map[string]map[string]bool{}}
+		d.servers[id] = s
+	}
+	return s
+}
+
+// observe records what a channel snapshot says and returns the channel, or nil when the
+// snapshot is unusable.
+func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now time.Time) *chanInfo {
+	if snap == nil || snap.ID == "" {
+		return nil
+	}
+	ch := srv.chans[snap.ID]
+	lid := snap.LinkedID()
+	if lid == "" && !srv.warnedNoLinkedID {
+		srv.warnedNoLinkedID = true
+		d.log.Warn("ARI channel snapshots carry no linkedid: add `channelvars = CHANNEL(linkedid)` to ari.conf [general]; "+
+			"until then calls are grouped by following dials, Local pairs and bridges, which can split a call",
+			zap.String("asterisk_id", srv.id), zap.String("channel", snap.Name))
+	}
+	if ch == nil {
+		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context}
+		srv.chans[snap.ID] = ch
+	}
+	if snap.Name != "" && snap.Name != ch.name {
+		if ch.name != "" && srv.byName[ch.name] == ch.id {
+			delete(srv.byName, ch.name)
+		}
+		ch.name = snap.Name
+		ch.res, ch.local = endpointResource(snap.Name)
+		srv.byName[snap.Name] = ch.id
+	}
+	ch.callerNum, ch.callerName = snap.Caller.Number, snap.Caller.Name
+	if snap.Dialplan.Exten != "" {
+		ch.exten = snap.Dialplan.Exten
+	}
+	if lid != "" {
+		ch.hasLinkedVar = true
+	}
+	switch {
+	case ch.call == nil:
+		if lid == "" {
+			lid = d.fallbackGroup(srv, ch)
+		}
+		d.join(srv, ch, lid, now)
+	case lid != "" && lid != ch.call.linkedID:
+		d.move(srv, ch, lid, now, d.evAt)
+	}
+	if fromControl || d.ariApp(snap.Dialplan.AppName, snap.Dialplan.AppData) {
+		d.markOurs(ch)
+	}
+	ch.call.lastSeen = now
+	return ch
+}
+
+// ariApp reports whether a channel running this dialplan application belongs to an ARI
+// application of ours: AppDial2 is the placeholder of channels originated through ARI (or any
+// other originate: never a customer calling in), Stasis(app) of a control application.
+func (d *Detector) ariApp(app, data string) bool {
+	switch {
+	case strings.EqualFold(app, "AppDial2"):
+		return true
+	case strings.EqualFold(app, "Stasis"):
+		return d.control[stasisApp(data)]
+	}
+	return false
+}
+
+// fallbackGroup picks the call of a channel seen without a linkedid: the ;2 half of a Local
+// pair belongs with the ;1 half, anything else starts its own call until a Dial or a bridge
+// links it.
+func (d *Detector) fallbackGroup(srv *server, ch *chanInfo) string {
+	if partner, ok := localPartner(ch.name); ok && ch.local {
+		if pid, ok := srv.byName[partner]; ok {
+			if p := srv.chans[pid]; p != nil && p.call != nil {
+				return p.call.linkedID
+			}
+		}
+	}
+	return ch.id
+}
+
+func (d *Detector) markOurs(ch *chanInfo) {
+	ch.ours = true
+	if ch.call != nil {
+		ch.call.ours = true
+	}
+}
+
+func (d *Detector) join(srv *server, ch *chanInfo, lid string, now time.Time) {
+	c := srv.calls[lid]
+	if c == nil {
+		srv.seq++
+		c = &call{linkedID: lid, seq: srv.seq, members: map[string]*chanInfo{}, lastSeen: now}
+		srv.calls[lid] = c
+		d.stats.Calls++
+	}
+	c.members[ch.id] = ch
+	if !ch.destroyed {
+		c.live++
+	}
+	if ch.id == lid {
+		c.origin = ch
+	}
+	if ch.ours {
+		c.ours = true
+	}
+	ch.call = c
+}
+
+// move puts a channel into another call, as Asterisk does when bridging copies the oldest
+// linkedid to every member. What the old call learned stays with it; if the channel was its
+// last one, the old call is over.
+func (d *Detector) move(srv *server, ch *chanInfo, lid string, now, at time.Time) {
+	old := ch.call
+	if old != nil {
+		if old.linkedID == lid {
+			return
+		}
+		delete(old.members, ch.id)
+		if !ch.destroyed {
+			old.live--
+		}
+	}
+	d.join(srv, ch, lid, now)
+	if old != nil && old.live <= 0 {
+		d.finalize(srv, old, at)
+	}
+}
+
+// late reports an event about a channel of a call that is already over (see server.ended).
+// ChannelCreated always starts something new: Asterisk never reuses a channel id.
+func (d *Detector) late(srv *server, ev *ari.Event) bool {
+	if ev.Type == ari.EventChannelCreated {
+		return false
+	}
+	for _, ch := range []*ari.Channel{ev.Channel, ev.Peer} {
+		if ch != nil && srv.ended.has(ch.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops a call and the channels that are still its members.
+func (d *Detector) forget(srv *server, c *call) {
+	if srv.calls[c.linkedID] == c {
+		delete(srv.calls, c.linkedID)
+	}
+	for id, ch := range c.members {
+		srv.ended.add(id)
+		if srv.chans[id] == ch {
+			delete(srv.chans, id)
+			if srv.byName[ch.name] == id {
+				delete(srv.byName, ch.name)
+			}
+		}
+		for bid, m := range srv.bridges {
+			if delete(m, id); len(m) == 0 {
+				delete(srv.bridges, bid)
+			}
+		}
+	}
+}
+
+func (d *Detector) maybeSweep(now time.Time) {
+	if now.Sub(d.lastSweep) < sweepInterval {
+		return
+	}
+	d.lastSweep = now
+	for id, srv := range d.servers {
+		for _, c := range srv.calls {
+			if now.Sub(c.lastSeen) > idleLimit {
+				d.log.Warn("dropping a call idle for too long (lost ChannelDestroyed?)",
+					zap.String("asterisk_id", srv.id), zap.String("linkedid", c.linkedID))
+				d.forget(srv, c)
+			}
+		}
+		// Events naming servers that have nothing to follow (or a hostile stream of made-up
+		// asterisk_ids) leave no state behind.
+		if len(srv.calls) == 0 && now.Sub(srv.lastEvent) > sweepInterval {
+			delete(d.servers, id)
+		}
+	}
+}
+
+func (d *Detector) resync(snap ari.Snapshot) {
+	srv := d.server(snap.AsteriskID)
+	srv.lastEvent = d.clock.Now()
+	at := snap.At
+	if at.IsZero() {
+		at = d.clock.Now()
+	}
+	present := make(map[string]bool, len(snap.Channels))
+	for i := range snap.Channels {
+		present[snap.Channels[i].ID] = true
+	}
+	calls := make([]*call, 0, len(srv.calls))
+	for _, c := range srv.calls {
+		calls = append(calls, c)
+	}
+	slices.SortFunc(calls, func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })
+	for _, c := range calls {
+		if !snap.Restarted {
+			for id, ch := range c.members {
+				if !ch.destroyed && !present[id] {
+					ch.destroyed = true
+					c.live--
+				}
+			}
+			if c.live > 0 {
+				continue
+			}
+		}
+		d.finalize(srv, c, at)
+	}
+	// Bridges as they are now: joins and leaves while disconnected were not seen, and a stale
+	// member could later be taken for the phone a customer reached.
+	srv.bridges = make(map[string]map[string]bool, len(snap.Bridges))
+	if !snap.Restarted {
+		for _, b := range snap.Bridges {
+			m := map[string]bool{}
+			for _, id := range b.Channels {
+				if srv.chans[id] != nil {
+					m[id] = true
+				}
+			}
+			if len(m) > 0 {
+				srv.bridges[b.ID] = m
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package detect
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/queue"
+)
+
+// target is one destination the customer was sent to.
+type target struct {
+	key     string
+	members []string
+	tried   bool
+	reached bool
+	message bool
+}
+
+// target returns the call's target for key, adding it in order of first mention.
+func (c *call) target(key string, members []string) *target {
+	for _, t := range c.targets {
+		if t.key == key {
+			return t
+		}
+	}
+	t := &target{key: key, members: members}
+	c.targets = append(c.targets, t)
+	return t
+}
+
+func (c *call) tried(key string, members []string) {
+	c.target(key, members).tried = true
+}
+
+type customerInfo struct {
+	number, name, channel string
+}
+
+// reached marks ext, and every ring group it belongs to, as reached, and resolves earlier
+// requests of this customer for them.
+func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
+	var newly []string
+	found := false
+	for _, t := range c.targets {
+		if t.key == ext || slices.Contains(t.members, ext) {
+			found = found || t.key == ext
+			if !t.reached {
+				t.reached = true
+				newly = append(newly, t.key)
+			}
+		}
+	}
+	if !found {
+		c.targets = append(c.targets, &target{key: ext, members: []string{ext}, reached: true})
+		newly = append(newly, ext)
+	}
+	if c.ours {
+		return
+	}
+	cust := d.customerOf(c)
+	if cust == nil {
+		return
+	}
+	for _, k := range newly {
+		if d.recent.take(cust.number, k) {
+			d.emitResolved(Resolution{Number: cust.number, Target: k, AsteriskID: srv.id,
+				LinkedID: c.linkedID, At: at.UTC()})
+		}
+	}
+}
+
+// customerOf returns the call's customer, or nil when the call did not come from one.
+func (d *Detector) customerOf(c *call) *customerInfo {
+	o := c.origin
+	if o == nil || o.local || o.ours {
+		return nil
+	}
+	num := strings.TrimSpace(o.callerNum)
+	if num == "" || d.internal.MatchString(num) {
+		return nil
+	}
+	if !d.inbound[o.firstContext] && !d.customer.MatchString(num) {
+		return nil
+	}
+	e164, err := normalizeNumber(num, d.countryCode)
+	if err != nil {
+		d.log.Warn("customer call with a caller number that cannot be called back",
+			zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))
+		return nil
+	}
+	return &customerInfo{number: e164, name: o.callerName, channel: o.id}
+}
+
+// finalize ends a call: it forgets the call and emits what it deserves.
+func (d *Detector) finalize(srv *server, c *call, at time.Time) {
+	d.forget(srv, c)
+	if c.ours {
+		return
+	}
+	cust := d.customerOf(c)
+	if cust == nil {
+		return
+	}
+	for _, t := range c.targets {
+		var reason queue.Reason
+		switch {
+		case t.message:
+			reason = queue.ReasonVoicemail
+		case t.tried && !t.reached:
+			reason = queue.ReasonUnansweredTransfer
+		default:
+			continue
+		}
+		d.emitRequest(Request{AsteriskID: srv.id, LinkedID: c.linkedID, Number: cust.number,
+			Name: cust.name, Reason: reason, Target: t.key, Channel: cust.channel, At: at.UTC()})
+	}
+}
