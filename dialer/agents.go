@@ -169,7 +169,7 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 	var freed bool
 	p.mu.Lock()
 	switch {
-	case ev.Type == "EndpointStateChange" && ev.Endpoint != nil:
+	case ev.Type == ari.EventEndpointStateChange && ev.Endpoint != nil:
 		if a := p.byEndpoint[ev.Endpoint.Technology+"/"+ev.Endpoint.Resource]; a != nil {
 			freed = p.update(a, func() {
 				a.endpoint = ev.Endpoint.State
@@ -178,7 +178,7 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 				}
 			})
 		}
-	case ev.Type == "DeviceStateChanged" && ev.DeviceState != nil:
+	case ev.Type == ari.EventDeviceStateChanged && ev.DeviceState != nil:
 		if a := p.byEndpoint[ev.DeviceState.Name]; a != nil && (a.asterisk == "" || a.asterisk == ev.AsteriskID) {
 			freed = p.update(a, func() {
 				a.device = ev.DeviceState.State

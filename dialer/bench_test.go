@@ -51,7 +51,7 @@ func (r *benchREST) Subscribe(context.Context, string, ...string) error { return
 func (r *benchREST) Originate(context.Context, ari.OriginateRequest) (ari.Channel, error) {
 	r.tripsSeen = append(r.tripsSeen, r.trips.n.Load())
 	r.originated <- time.Now()
-	r.pool.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
+	r.pool.HandleEvent(&ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "bench",
 		DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: "INUSE"}})
 	return ari.Channel{}, errBenchRefused
 }
@@ -120,7 +120,7 @@ dialer:
 	pool := NewPool(policy.Agents, clk, nil)
 	rest := &benchREST{pool: pool, originated: make(chan time.Time, 1), trips: trips}
 	// Start busy, so the first hand-over is timed like every other.
-	pool.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
+	pool.HandleEvent(&ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "bench",
 		DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: "INUSE"}})
 	if err := pool.Refresh(ctx, "bench", "m", rest); err != nil {
 		b.Fatal(err)
@@ -134,7 +134,7 @@ dialer:
 	done := make(chan struct{})
 	go func() { defer close(done); _ = disp.Run(ctx) }()
 
-	free := &ari.Event{Type: "DeviceStateChanged", AsteriskID: "bench",
+	free := &ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "bench",
 		DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: deviceNotInUse}}
 	b.ResetTimer()
 	var total time.Duration

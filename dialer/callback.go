@@ -149,7 +149,7 @@ func (cb *callback) run(ctx context.Context) verdict {
 	// Wait for the agent to answer (StasisStart) or give up.
 	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, func(ev *ari.Event) bool {
 		if ev.Channel != nil && ev.Channel.ID == cb.agentCh &&
-			(ev.Type == "StasisStart" || ev.Type == EventSnapshot && ev.Channel.State == "Up") {
+			(ev.Type == ari.EventStasisStart || ev.Type == EventSnapshot && ev.Channel.State == "Up") {
 			cb.agentUp = true
 		}
 		return cb.agentUp || cb.agentGone
@@ -266,10 +266,10 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	custUp := false
 	err = cb.await(ctx, calls.CustomerRingTimeout+15*time.Second, func(ev *ari.Event) bool {
 		switch {
-		case (ev.Type == "ChannelStateChange" || ev.Type == EventSnapshot) && ev.Channel != nil &&
+		case (ev.Type == ari.EventChannelStateChange || ev.Type == EventSnapshot) && ev.Channel != nil &&
 			ev.Channel.ID == cb.custCh && ev.Channel.State == "Up":
 			custUp = true
-		case ev.Type == "Dial" && ev.Peer != nil && ev.Peer.ID == cb.custCh && ev.DialStatus == "ANSWER":
+		case ev.Type == ari.EventDial && ev.Peer != nil && ev.Peer.ID == cb.custCh && ev.DialStatus == "ANSWER":
 			custUp = true
 		}
 		return custUp || cb.custGone || cb.agentGone

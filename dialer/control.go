@@ -12,10 +12,10 @@ import (
 // Events Control makes up after a resync, for what happened while the socket was down.
 const (
 	// EventGone: the resync no longer lists the channel, so its ChannelDestroyed was lost.
-	EventGone = "callbackd.ChannelGone"
+	EventGone ari.EventType = "callbackd.ChannelGone"
 	// EventSnapshot: the channel is still there; its snapshot carries the state it reached
 	// (an answer whose ChannelStateChange was lost shows as state Up).
-	EventSnapshot = "callbackd.ChannelSnapshot"
+	EventSnapshot ari.EventType = "callbackd.ChannelSnapshot"
 )
 
 // Control routes the control application's events to the callback that owns each channel.

@@ -25,7 +25,7 @@ func (cb *callback) play(ctx context.Context, channel, what string, media []stri
 	}
 	done := false
 	err := cb.await(ctx, time.Duration(len(media))*15*time.Second+5*time.Second, func(ev *ari.Event) bool {
-		if ev.Type == "PlaybackFinished" && ev.Playback != nil && ev.Playback.ID == id {
+		if ev.Type == ari.EventPlaybackFinished && ev.Playback != nil && ev.Playback.ID == id {
 			done = true
 		}
 		return done || (channel == cb.agentCh && cb.agentGone) || (channel == cb.custCh && cb.custGone)
@@ -67,14 +67,14 @@ func (cb *callback) note(ev *ari.Event) {
 	}
 	id := ev.Channel.ID
 	switch ev.Type {
-	case "ChannelDtmfReceived":
+	case ari.EventChannelDtmfReceived:
 		if id == cb.custCh {
 			cb.custDigits += ev.Digit
 		}
-	case "ChannelHangupRequest", "ChannelDestroyed", EventGone:
+	case ari.EventChannelHangupRequest, ari.EventChannelDestroyed, EventGone:
 		// A soft hang-up request's cause (32 in traces 07, 09, 13) is a flag, not why the
 		// call failed.
-		if id == cb.custCh && !(ev.Type == "ChannelHangupRequest" && ev.Soft) {
+		if id == cb.custCh && !(ev.Type == ari.EventChannelHangupRequest && ev.Soft) {
 			if ev.Cause != nil && *ev.Cause != 0 {
 				cb.custCause = *ev.Cause
 			}
@@ -82,7 +82,7 @@ func (cb *callback) note(ev *ari.Event) {
 				cb.custTech = *ev.TechCause
 			}
 		}
-		if ev.Type == "ChannelHangupRequest" {
+		if ev.Type == ari.EventChannelHangupRequest {
 			return
 		}
 		switch id {

@@ -72,10 +72,10 @@ func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
 	c.Watch("ast1", "cbd-1-customer", mine)
 	c.Watch("ast1", "cbd-2-agent", other)
 	for _, ev := range []*ari.Event{
-		{Type: "StasisStart", Channel: &ari.Channel{ID: "cbd-1-agent"}},
-		{Type: "Dial", Peer: &ari.Channel{ID: "cbd-1-customer"}, Caller: &ari.Channel{ID: "cbd-1-agent"}},
-		{Type: "PlaybackFinished", Playback: &ari.Playback{ID: "p", TargetURI: "channel:cbd-1-agent"}},
-		{Type: "ChannelDestroyed", Channel: &ari.Channel{ID: "someone-else"}},
+		{Type: ari.EventStasisStart, Channel: &ari.Channel{ID: "cbd-1-agent"}},
+		{Type: ari.EventDial, Peer: &ari.Channel{ID: "cbd-1-customer"}, Caller: &ari.Channel{ID: "cbd-1-agent"}},
+		{Type: ari.EventPlaybackFinished, Playback: &ari.Playback{ID: "p", TargetURI: "channel:cbd-1-agent"}},
+		{Type: ari.EventChannelDestroyed, Channel: &ari.Channel{ID: "someone-else"}},
 	} {
 		c.HandleEvent(ev)
 	}
@@ -128,11 +128,11 @@ func TestPoolFollowsEndpointAndDeviceStates(t *testing.T) {
 	p := NewPool([]Agent{{ID: "bob", Endpoint: "PJSIP/1002", Extension: "1002"}}, clk, nil)
 	state := func() string { return p.Agents()[0].State }
 	ep := func(s string) *ari.Event {
-		return &ari.Event{Type: "EndpointStateChange", AsteriskID: "ast1",
+		return &ari.Event{Type: ari.EventEndpointStateChange, AsteriskID: "ast1",
 			Endpoint: &ari.Endpoint{Technology: "PJSIP", Resource: "1002", State: s}}
 	}
 	dev := func(s string) *ari.Event {
-		return &ari.Event{Type: "DeviceStateChanged", AsteriskID: "ast1", DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: s}}
+		return &ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "ast1", DeviceState: &ari.DeviceState{Name: "PJSIP/1002", State: s}}
 	}
 	steps := []struct {
 		do        func()
@@ -188,10 +188,10 @@ func TestOnlyAgentsOnDutyHoldTheirOwnPromises(t *testing.T) {
 		{ID: "offline", Endpoint: "PJSIP/5", Extension: "5"},
 	}, clk, nil)
 	for _, n := range []string{"1", "2", "3", "4"} {
-		p.HandleEvent(&ari.Event{Type: "EndpointStateChange", AsteriskID: "a",
+		p.HandleEvent(&ari.Event{Type: ari.EventEndpointStateChange, AsteriskID: "a",
 			Endpoint: &ari.Endpoint{Technology: "PJSIP", Resource: n, State: "online"}})
 	}
-	p.HandleEvent(&ari.Event{Type: "DeviceStateChanged", AsteriskID: "a", DeviceState: &ari.DeviceState{Name: "PJSIP/2", State: "INUSE"}})
+	p.HandleEvent(&ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "a", DeviceState: &ari.DeviceState{Name: "PJSIP/2", State: "INUSE"}})
 	p.startCall("cooling")
 	p.endCall("cooling", 0, time.Minute)
 	_ = p.SetPaused("paused", true)
