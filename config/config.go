@@ -102,6 +102,16 @@ func (c *Config) IsInternal(ext string) bool {
 	return c.compiled != nil && c.compiled.internal.MatchString(ext)
 }
 
+// DetectorPatterns returns detector.internal_extension and detector.customer_number as
+// validation compiled them, so the detector never compiles them again; both are nil until
+// the config has been validated by Load or Parse.
+func (c *Config) DetectorPatterns() (internal, customer *regexp.Regexp) {
+	if c.compiled == nil {
+		return nil, nil
+	}
+	return c.compiled.internal, c.compiled.customer
+}
+
 // IsCustomerNumber reports whether n looks like an external customer's number. False until the
 // config has been validated by Load or Parse.
 func (c *Config) IsCustomerNumber(n string) bool {

@@ -1,8 +1,8 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,20 +19,14 @@ import (
 // part (record a connection, promises the store, replay the detector settings) build it
 // the way the daemon does.
 
-// DetectorOptions returns the detector settings of cfg (sink, clock and logger are the caller's).
+// DetectorOptions returns the detector settings of cfg (sink, clock and logger are the
+// caller's). cfg must have been validated: its patterns are the ones validation compiled.
 func DetectorOptions(cfg *config.Config) (detect.Options, error) {
 	dc := cfg.Detector
 	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
-	var err error
-	if dc.InternalExtension != "" {
-		if opts.InternalExtension, err = regexp.Compile(dc.InternalExtension); err != nil {
-			return detect.Options{}, fmt.Errorf("detector.internal_extension: %w", err)
-		}
-	}
-	if dc.CustomerNumber != "" {
-		if opts.CustomerNumber, err = regexp.Compile(dc.CustomerNumber); err != nil {
-			return detect.Options{}, fmt.Errorf("detector.customer_number: %w", err)
-		}
+	opts.InternalExtension, opts.CustomerNumber = cfg.DetectorPatterns()
+	if opts.InternalExtension == nil || opts.CustomerNumber == nil {
+		return detect.Options{}, errors.New("detector settings: the configuration has not been validated")
 	}
 	for _, a := range cfg.Asterisk {
 		opts.ControlApps = append(opts.ControlApps, a.ControlApp)

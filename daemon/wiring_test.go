@@ -51,6 +51,14 @@ func TestDetectorSettingsComeFromTheConfig(t *testing.T) {
 	}
 }
 
+// The detector's patterns are the ones validation compiled: a configuration that was never
+// validated gives no detector settings rather than unchecked ones.
+func TestDetectorSettingsNeedAValidatedConfig(t *testing.T) {
+	if _, err := daemon.DetectorOptions(config.Default()); err == nil || !strings.Contains(err.Error(), "not been validated") {
+		t.Errorf("DetectorOptions(unvalidated) error = %v; want one saying the configuration has not been validated", err)
+	}
+}
+
 // Every Redis mode the configuration accepts reaches a real server, and a URL that does not
 // parse is refused without repeating it (it may carry a password).
 func TestRedisFromConfig(t *testing.T) {
