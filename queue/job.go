@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,19 @@ func States() []State {
 // Open reports whether the promise still waits for a call.
 func (s State) Open() bool {
 	return s == StatePending || s == StateDialing || s == StateConnected
+}
+
+// ParseState reads a state by name; an unknown name gets an error listing the known ones.
+func ParseState(name string) (State, error) {
+	s := State(name)
+	if !s.valid() {
+		known := make([]string, 0, len(States()))
+		for _, k := range States() {
+			known = append(known, string(k))
+		}
+		return "", fmt.Errorf("unknown state %q (known: %s)", name, strings.Join(known, ", "))
+	}
+	return s, nil
 }
 
 func (s State) valid() bool {

@@ -102,34 +102,18 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 	return 0
 }
 
+// parseStates reads --state: a comma-separated list of states, or all (nil).
 func parseStates(list string) ([]queue.State, error) {
 	if list == "all" {
 		return nil, nil
 	}
 	var out []queue.State
 	for _, s := range strings.Split(list, ",") {
-		st := queue.State(strings.TrimSpace(s))
-		if !validState(st) {
-			return nil, fmt.Errorf("--state: unknown state %q (known: %s, or all)", st, statesList())
+		st, err := queue.ParseState(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("--state: %w, or all", err)
 		}
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-func validState(s queue.State) bool {
-	for _, known := range queue.States() {
-		if s == known {
-			return true
-		}
-	}
-	return false
-}
-
-func statesList() string {
-	var names []string
-	for _, s := range queue.States() {
-		names = append(names, string(s))
-	}
-	return strings.Join(names, ", ")
 }

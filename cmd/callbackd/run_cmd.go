@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
@@ -44,7 +42,7 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if *format != "" {
 		cfg.Log.Format = *format
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, err := daemon.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd run: %v\n", err)
 		return 2
@@ -52,7 +50,7 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 	// go-redis logs its connection troubles through a process-wide logger of its own; route it
 	// into ours so stderr stays one JSON object per line.
-	redis.SetLogger(redisLog{log.Named("redis")})
+	redis.SetLogger(daemon.RedisLogger(log.Named("redis")))
 	rdb, err := daemon.RedisClient(cfg.Redis)
 	if err != nil {
 		log.Error("redis configuration refused", zap.Error(err))
@@ -72,32 +70,4 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	log.Info("callbackd stopped")
 	return 0
-}
-
-// redisLog adapts zap to go-redis' logger interface.
-type redisLog struct{ log *zap.Logger }
-
-func (l redisLog) Printf(_ context.Context, format string, v ...any) {
-	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)))
-}
-
-// newLogger builds the zap logger of log: level and json or console. Phone numbers are masked
-// where they are logged (phone.Mask), not here.
-func newLogger(l config.Log, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(l.Level)
-	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
-	}
-	var enc zapcore.Encoder
-	switch l.Format {
-	case "console":
-		enc = zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-	case "json", "":
-		ec := zap.NewProductionEncoderConfig()
-		ec.EncodeTime = zapcore.ISO8601TimeEncoder
-		enc = zapcore.NewJSONEncoder(ec)
-	default:
-		return nil, fmt.Errorf("--log-format must be json or console, got %q", l.Format)
-	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
