@@ -35,8 +35,11 @@ type Options struct {
 	// Registerer, when set, counts the /metrics handler's own failures.
 	Registerer prometheus.Registerer
 	Ready      Readiness
-	Agents     Agents
-	Logger     *zap.Logger
+	// Warnings, when set, lists what the daemon found at start that does not stop it working
+	// but may lose promises (Redis' eviction policy, AOF off); /readyz shows them.
+	Warnings func() []string
+	Agents   Agents
+	Logger   *zap.Logger
 }
 
 // New returns the handler of every route.

@@ -62,6 +62,23 @@ func serve(t *testing.T, token string, problems *[]string) (*httptest.Server, *a
 	return srv, a
 }
 
+// A Redis that may lose promises does not make the daemon unready, but /readyz says so, under
+// the verdict, whatever it is.
+func TestReadinessShowsWarningsUnderItsVerdict(t *testing.T) {
+	var problems []string
+	warnings := []string{"redis: appendonly is off"}
+	srv := httptest.NewServer(api.New(api.Options{Gatherer: prometheus.NewRegistry(), Agents: newAgents(),
+		Ready: func(context.Context) []string { return problems }, Warnings: func() []string { return warnings }}))
+	t.Cleanup(srv.Close)
+	if a := apitest.Call(t, srv, "GET", "/readyz", ""); a.Code != 200 || a.Body != "ready\nwarning: redis: appendonly is off\n" {
+		t.Errorf("/readyz = %d %q, want 200 ready and the warning", a.Code, a.Body)
+	}
+	problems = []string{"asterisk pbx: not connected"}
+	if a := apitest.Call(t, srv, "GET", "/readyz", ""); a.Code != 503 || a.Body != "asterisk pbx: not connected\nwarning: redis: appendonly is off\n" {
+		t.Errorf("/readyz = %d %q, want 503, the problem and the warning", a.Code, a.Body)
+	}
+}
+
 func TestProbesAndMetrics(t *testing.T) {
 	var problems []string
 	srv, _ := serve(t, "", &problems)

@@ -13,7 +13,7 @@ import (
 const probeTimeout = 2 * time.Second
 
 // probeRoutes serves /metrics, /healthz (the process answers) and /readyz (the daemon can
-// work; if not, 503 and one line per problem).
+// work; if not, 503 and one line per problem; either way a "warning:" line for each warning).
 func probeRoutes(mux *http.ServeMux, o Options) {
 	mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -24,13 +24,21 @@ func probeRoutes(mux *http.ServeMux, o Options) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()
-		if problems := o.Ready(ctx); len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, p := range problems {
-				fmt.Fprintln(w, p)
-			}
-			return
+		var warnings []string
+		if o.Warnings != nil {
+			warnings = o.Warnings()
 		}
-		fmt.Fprintln(w, "ready")
+		problems := o.Ready(ctx)
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		} else {
+			problems = []string{"ready"}
+		}
+		for _, p := range problems {
+			fmt.Fprintln(w, p)
+		}
+		for _, warning := range warnings {
+			fmt.Fprintln(w, "warning: "+warning)
+		}
 	})
 }

@@ -70,6 +70,9 @@ type Daemon struct {
 	handler  http.Handler
 	listener net.Listener
 	stopping atomic.Bool
+
+	mu       sync.Mutex
+	warnings []string // found at start: Redis may lose promises
 }
 
 // New builds the daemon and opens its HTTP listener; nothing runs until Run.
@@ -150,7 +153,7 @@ func New(o Options) (*Daemon, error) {
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
 
 	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
-		Ready: d.problems, Agents: d.pool, Logger: log})
+		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log})
 	listen := cfg.HTTP.Listen
 	if o.Listen != "" {
 		listen = o.Listen
@@ -210,6 +213,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("starting: %w", err)
 	}
+	d.checkDurability(ctx)
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -228,7 +232,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	var srv *http.Server
 	if d.listener != nil {
-		srv = &http.Server{Handler: d.handler, ReadHeaderTimeout: 5 * time.Second}
+		srv = newHTTPServer(d.handler)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -254,6 +258,41 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopInfra()
 	wg.Wait()
 	return err
+}
+
+// newHTTPServer bounds every phase of a connection, so idle or slow clients cannot hold the
+// listener's connections or goroutines for ever.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// checkDurability warns, in the log and in /readyz, of a Redis that may lose promises.
+// It never stops the start: a Redis callbackd cannot configure is the operator's to fix.
+func (d *Daemon) checkDurability(ctx context.Context) {
+	warnings, err := d.store.Durability(ctx)
+	if err != nil {
+		d.log.Warn("could not check whether Redis may lose promises", zap.Error(err))
+		return
+	}
+	for _, w := range warnings {
+		d.log.Warn("Redis may lose promises", zap.String("warning", w))
+	}
+	d.mu.Lock()
+	d.warnings = warnings
+	d.mu.Unlock()
+}
+
+func (d *Daemon) startWarnings() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.warnings
 }
 
 // problems is the daemon's readiness: not while shutting down, and only with Redis and

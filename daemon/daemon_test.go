@@ -70,6 +70,10 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
 	daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
+	// The test's Redis runs without AOF, as a careless production one might.
+	if _, body := get(t, h, "GET", "/readyz", ""); !strings.Contains(body, "warning: redis: appendonly is off") {
+		t.Errorf("/readyz = %q; want it to warn that Redis runs without AOF", body)
+	}
 
 	_, metrics := get(t, h, "GET", "/metrics", "")
 	for _, want := range []string{
