@@ -69,7 +69,19 @@ type Options struct {
 	OnState func(name string, up bool)
 	// HTTPClient is used for REST and the WebSocket handshakes; default a fresh client.
 	HTTPClient *http.Client
+	// MaxBacklogEvents and MaxBacklogBytes bound each app's events read and not yet handled;
+	// past either the socket is closed and the state resynced (ErrBacklogFull). Defaults
+	// DefaultMaxBacklogEvents and DefaultMaxBacklogBytes.
+	MaxBacklogEvents int
+	MaxBacklogBytes  int64
 }
+
+// Default backlog bounds: far above what a handler that keeps up ever holds (minutes of a busy
+// PBX's events), far below what would starve the host of memory.
+const (
+	DefaultMaxBacklogEvents = 50_000
+	DefaultMaxBacklogBytes  = 128 << 20
+)
 
 // Conn is the connection to one Asterisk: the monitor and control event sockets, reconnects
 // and resyncs, and the REST client.
@@ -118,6 +130,15 @@ func NewConn(opts Options) (*Conn, error) {
 	}
 	if opts.MonitorEvents == nil {
 		opts.MonitorEvents = DefaultMonitorEvents
+	}
+	if opts.MaxBacklogEvents < 0 || opts.MaxBacklogBytes < 0 {
+		return nil, fmt.Errorf("ari: %s: backlog bounds must not be negative", opts.Name)
+	}
+	if opts.MaxBacklogEvents == 0 {
+		opts.MaxBacklogEvents = DefaultMaxBacklogEvents
+	}
+	if opts.MaxBacklogBytes == 0 {
+		opts.MaxBacklogBytes = DefaultMaxBacklogBytes
 	}
 	opts.Backoff = opts.Backoff.withDefaults()
 	if err := opts.Backoff.validate(); err != nil {
@@ -269,7 +290,7 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 		if err != nil {
 			return false, err
 		}
-		s.gate = &gate{q: s.q}
+		s.gate = &gate{q: s.q, bound: backlogBound{events: int64(c.opts.MaxBacklogEvents), bytes: c.opts.MaxBacklogBytes}}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -334,7 +355,11 @@ func (c *Conn) read(ctx context.Context, ws *websocket.Conn, app string, g *gate
 		if err != nil {
 			return fmt.Errorf("ari: reading events of %s: %w", app, err)
 		}
-		g.push(data)
+		if err := g.push(data); err != nil {
+			g.q.discard()
+			c.opts.Metrics.backlogOverflow(c.opts.Name)
+			return fmt.Errorf("ari: reading events of %s: %w", app, err)
+		}
 	}
 }
 
@@ -442,8 +467,8 @@ func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
 			} else {
 				c.deliver(role, its[i].frame, asteriskID, h)
 			}
+			q.done(its[i])
 			its[i] = item{} // the batch can be large: let handled frames go
-			q.done()
 		}
 	}
 }

@@ -548,6 +548,46 @@ func TestASlowHandlerDoesNotStallTheReader(t *testing.T) {
 	}
 }
 
+// A handler so far behind that its backlog passes the bound gets a resync instead of more
+// memory: the socket is closed, what was still queued is dropped, the overflow is counted,
+// and after the reconnect the handler hears the resync first and the new socket's events
+// after it. The backlog never holds more than the bound.
+func TestABacklogPastItsBoundEndsInAResyncNotInMoreMemory(t *testing.T) {
+	const n, bound = 1000, 100
+	frames := make([][]byte, n)
+	for i := range frames {
+		frames[i] = varset(i, "")
+	}
+	f := newFakeEvents(t, frames, fakeBehaviour{})
+	reg := prometheus.NewRegistry()
+	clk := clock.NewFake(epoch)
+	conn := newConn(t, f.URL+"/ari", clk, func(o *ari.Options) {
+		o.Metrics = ari.NewMetrics(reg)
+		o.MaxBacklogEvents = bound
+	})
+	mon := newRecorder()
+	unblock := mon.blocking()
+	running(t, conn, mon, nil)
+	<-mon.blocked
+	overflows := func() float64 {
+		return metric(t, reg, "callbackd_ari_backlog_overflows_total", map[string]string{"asterisk": "pbx1"})
+	}
+	backlog := func() float64 {
+		return metric(t, reg, "callbackd_ari_event_backlog", map[string]string{"asterisk": "pbx1", "app": "monitor"})
+	}
+	waitUntil(t, "the backlog to overflow", func() bool { return overflows() >= 1 })
+	if b := backlog(); b > bound {
+		t.Errorf("backlog after the overflow = %v; want at most the bound %d", b, bound)
+	}
+	unblock()
+	reconnect(t, clk, "a resync after the overflow and a handler that caught up", func() bool {
+		return len(mon.resyncs()) >= 2 && backlog() == 0
+	})
+	if got := len(mon.events()); got >= len(mon.resyncs())*n {
+		t.Errorf("handler saw %d events; want fewer than every socket wrote: the overflowed backlog is dropped", got)
+	}
+}
+
 func TestAPeerThatStopsAnsweringPingsIsReconnected(t *testing.T) {
 	f := newFakeEvents(t, [][]byte{varset(1, "")}, fakeBehaviour{silent: true})
 	clk := clock.NewFake(epoch)
@@ -758,6 +798,8 @@ func TestNewConnRejectsBadOptions(t *testing.T) {
 		{"jitter of 100 %", ari.Options{URL: "http://pbx:8088/ari", Username: "u",
 			Backoff: ari.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 1}}, "jitter"},
 		{"no username", ari.Options{URL: "http://pbx:8088/ari"}, "username is empty"},
+		{"negative backlog bound", ari.Options{URL: "http://pbx:8088/ari", Username: "u", MaxBacklogEvents: -1}, "backlog bounds"},
+		{"negative backlog bytes", ari.Options{URL: "http://pbx:8088/ari", Username: "u", MaxBacklogBytes: -1}, "backlog bounds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ type Metrics struct {
 	malformed  prometheus.Counter
 	rest       *prometheus.CounterVec
 	backlog    *backlogCollector
+	overflows  *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them on reg. It panics if they are already
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callbackd_ari_rest_requests_total",
 			Help: "ARI REST requests by method and HTTP status (\"error\" when no reply came).",
 		}, []string{"method", "status"}),
+		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_ari_backlog_overflows_total",
+			Help: "Sockets closed because the events read and not yet handled passed their bound; each is followed by a reconnect and a resync.",
+		}, []string{"asterisk"}),
 		backlog: &backlogCollector{
 			desc: prometheus.NewDesc("callbackd_ari_event_backlog",
 				"ARI events read from the socket and not yet handled, per Asterisk and app (monitor, control).",
@@ -53,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			sources: map[[2]string]func() float64{},
 		},
 	}
-	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest, m.backlog)
+	reg.MustRegister(m.connected, m.reconnects, m.events, m.unknown, m.malformed, m.rest, m.backlog, m.overflows)
 	// Known types start at 0 so rate() and absent() alerts work before the first event.
 	for t := range knownEventTypes {
 		m.events.WithLabelValues(string(t))
@@ -68,6 +73,13 @@ func (m *Metrics) register(asterisk string) {
 	}
 	m.connected.WithLabelValues(asterisk).Set(0)
 	m.reconnects.WithLabelValues(asterisk)
+	m.overflows.WithLabelValues(asterisk)
+}
+
+func (m *Metrics) backlogOverflow(asterisk string) {
+	if m != nil {
+		m.overflows.WithLabelValues(asterisk).Inc()
+	}
 }
 
 func (m *Metrics) setConnected(asterisk string, up bool) {
