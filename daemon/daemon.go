@@ -91,7 +91,13 @@ func New(o Options) (*Daemon, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var err error
-	if d.store, err = NewStore(cfg, rdb, clk); err != nil {
+	// A broken record is moved aside by the script that met it, once; saying so here is the
+	// one log line an operator gets about it.
+	quarantined := func(q queue.Quarantined) {
+		log.Error("promise quarantined: its record in Redis is broken; the queue goes on without it",
+			zap.String("queue", q.Queue), zap.String("promise", q.ID), zap.String("reason", q.Reason))
+	}
+	if d.store, err = newStore(cfg, rdb, clk, quarantined); err != nil {
 		return nil, err
 	}
 	policy := dialer.PolicyFrom(cfg)

@@ -102,9 +102,15 @@ func RedisClient(rc config.Redis) (redis.UniversalClient, error) {
 
 // NewStore returns the promise store for cfg's queues on rdb.
 func NewStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
+	return newStore(cfg, rdb, clk, nil)
+}
+
+// newStore is NewStore with a hook for the broken jobs the store moves aside.
+func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, onQuarantine func(queue.Quarantined)) (*queue.Store, error) {
 	names := make([]string, 0, len(cfg.Queues))
 	for _, q := range cfg.Queues {
 		names = append(names, q.Name)
 	}
-	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention), Queues: names})
+	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention),
+		Queues: names, OnQuarantine: onQuarantine})
 }

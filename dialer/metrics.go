@@ -75,7 +75,9 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			}
 		}
 	}
-	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.storeErrors)
+	// storeErrors is exported by the StateCollector, after the reads it counts: registered on
+	// its own it could be gathered, concurrently, before the scrape that failed had counted.
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts)
 	return m
 }
 
@@ -142,6 +144,7 @@ type StateCollector struct {
 	handle  func() time.Duration
 
 	open   *prometheus.Desc
+	quar   *prometheus.Desc
 	ratio  *prometheus.Desc
 	agents *prometheus.Desc
 	risk   *prometheus.Desc
@@ -159,6 +162,9 @@ func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, p Policy, st
 		risk: prometheus.NewDesc("callbackd_promises_at_risk",
 			"Pending promises that the earliest-deadline schedule, with the agents on duty now and the average callback length, reaches only after their deadline (among the 1000 most urgent due and 1000 on hold).",
 			[]string{"queue"}, nil),
+		quar: prometheus.NewDesc("callbackd_promises_quarantined_total",
+			"Promises moved aside because their record in Redis was broken (missing or unreadable fields), by any daemon on this Redis; see <prefix>:{queue}:quarantine.",
+			[]string{"queue"}, nil),
 		open: prometheus.NewDesc("callbackd_promises_open",
 			"Open promises in the store, by queue and state (pending includes those waiting for a retry or calling hours).",
 			[]string{"queue", "state"}, nil),
@@ -173,6 +179,8 @@ func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, p Policy, st
 // Describe implements prometheus.Collector.
 func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.open
+	c.errors.Describe(ch)
+	ch <- c.quar
 	ch <- c.ratio
 	ch <- c.agents
 	ch <- c.risk
@@ -182,6 +190,7 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	defer c.errors.Collect(ch)
 	for _, q := range c.queues {
 		st, err := c.store.Stats(ctx, q)
 		if err != nil {
@@ -191,6 +200,7 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 			for state, n := range map[queue.State]int64{queue.StatePending: st.Ready + st.Delayed, queue.StateDialing: st.Dialing, queue.StateConnected: st.Connected} {
 				ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(n), q, string(state))
 			}
+			ch <- prometheus.MustNewConstMetric(c.quar, prometheus.CounterValue, float64(st.Quarantined), q)
 		}
 		out, err := c.store.Outcomes(ctx, q, c.window)
 		if err != nil {

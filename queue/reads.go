@@ -166,6 +166,8 @@ type Stats struct {
 	Made, Merged int64
 	// Finished counts promises finished in each final state, ever.
 	Finished map[State]int64
+	// Quarantined counts broken jobs moved aside (Quarantined), ever.
+	Quarantined int64
 }
 
 // Stats reads the queue's counters in one round trip, as one consistent snapshot. Of the jobs
@@ -207,6 +209,8 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 			st.Made = n
 		case "merged":
 			st.Merged = n
+		case "quarantined":
+			st.Quarantined = n
 		default:
 			st.Finished[State(f)] = n
 		}

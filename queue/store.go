@@ -90,6 +90,9 @@ type Options struct {
 	Retention time.Duration
 	// Queues are the known queue names; Enqueue to any other is ErrUnknownQueue.
 	Queues []string
+	// OnQuarantine, when set, hears of every broken job Claim or Reclaim moved aside, once:
+	// the daemon logs it. Called without any lock, from the caller's goroutine.
+	OnQuarantine func(Quarantined)
 
 	// strictSlots makes Redis 7 check that scripts touch only their declared slot (tests).
 	strictSlots bool
@@ -104,6 +107,26 @@ type Store struct {
 	retention time.Duration
 	queues    map[string]bool
 	sc        scripts
+	onQuar    func(Quarantined)
+}
+
+// Quarantined is a job moved out of every index of its queue because it could not be used: its
+// hash is gone, lacks a field every transition reads, or does not decode. It stays in the
+// queue's dead-letter hash (<prefix>:{Q}:quarantine, id → {at, reason}) for an operator.
+type Quarantined struct {
+	Queue, ID, Reason string
+}
+
+// quarantined reports the {id, reason, ...} pairs of a script reply to the hook.
+func (s *Store) quarantined(queue string, reply any) {
+	pairs, _ := reply.([]any)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		id, _ := pairs[i].(string)
+		reason, _ := pairs[i+1].(string)
+		if s.onQuar != nil {
+			s.onQuar(Quarantined{Queue: queue, ID: id, Reason: reason})
+		}
+	}
 }
 
 // New returns a Store on rdb. It checks the options and talks to Redis only when used.
@@ -111,7 +134,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("creating queue store: %w: no Redis client", ErrInvalid)
 	}
-	s := &Store{rdb: rdb, prefix: opts.Prefix, clk: opts.Clock, retention: opts.Retention,
+	s := &Store{rdb: rdb, prefix: opts.Prefix, clk: opts.Clock, retention: opts.Retention, onQuar: opts.OnQuarantine,
 		queues: map[string]bool{}}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
@@ -211,6 +234,7 @@ func (k keyspace) delayed() string             { return k.base + "delayed" }
 func (k keyspace) leases() string              { return k.base + "leases" }
 func (k keyspace) done() string                { return k.base + "done" }
 func (k keyspace) totals() string              { return k.base + "totals" }
+func (k keyspace) quarantine() string          { return k.base + "quarantine" }
 func (k keyspace) window(bucket int64) string {
 	return k.base + "window:" + strconv.FormatInt(bucket, 10)
 }

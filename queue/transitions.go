@@ -165,15 +165,50 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 		args = append(args, h)
 	}
 	k := s.ks(queue)
-	res, err := s.run(ctx, s.sc.claim, queue, k.common(), s.clk.Now(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	for {
+		res, err := s.run(ctx, s.sc.claim, queue, k.common(k.quarantine()), s.clk.Now(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if status, _ := res[0].(string); status == "err" {
+			if len(res) > 3 {
+				s.quarantined(queue, res[3])
+			}
+			return nil, scriptError(res, what)
+		}
+		if len(res) > 2 {
+			s.quarantined(queue, res[2])
+		}
+		j, err := jobResult(res, what)
+		if err == nil {
+			return &j, nil
+		}
+		// The script leased a job whose fields it could read but Go cannot: set it aside
+		// and claim again, so one bad record never blocks the queue.
+		id := replyField(res, "id")
+		if id == "" {
+			return nil, err
+		}
+		if _, qerr := s.run(ctx, s.sc.quarantine, queue, k.common(k.quarantine()), s.clk.Now(), id, err.Error()); qerr != nil {
+			return nil, fmt.Errorf("%s: quarantining undecodable job %s: %w", what, id, qerr)
+		}
+		s.quarantined(queue, []any{id, err.Error()})
 	}
-	j, err := jobResult(res, what)
-	if err != nil {
-		return nil, err
+}
+
+// replyField reads one field of the job hash a script answered with ("" when absent).
+func replyField(res []any, field string) string {
+	if len(res) < 2 {
+		return ""
 	}
-	return &j, nil
+	flat, _ := res[1].([]any)
+	for i := 0; i+1 < len(flat); i += 2 {
+		if k, _ := flat[i].(string); k == field {
+			v, _ := flat[i+1].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 func checkLease(d time.Duration) error {
@@ -334,7 +369,7 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 	var total ReclaimResult
 	k := s.ks(queue)
 	for {
-		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(), s.clk.Now(), reclaimBatch)
+		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(k.quarantine()), s.clk.Now(), reclaimBatch)
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}
@@ -345,6 +380,9 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 		g, _ := res[2].(int64)
 		kept, _ := res[3].(int64)
 		late, _ := res[4].(int64)
+		if len(res) > 5 {
+			s.quarantined(queue, res[5])
+		}
 		total.Reclaimed += int(n)
 		total.GaveUp += int(g)
 		total.Kept += int(kept)

@@ -1,5 +1,5 @@
 -- claim.lua: lease the due job with the earliest deadline (or the claimer's own, see below).
--- KEYS[1..10] as in common.lua
+-- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] worker   ARGV[5] lease ms   ARGV[6] prefer (target/owner; '' for none)
 -- ARGV[7] prefer share (0..1; 0 = prefer until the deadline)   ARGV[8] promote batch
@@ -8,8 +8,11 @@
 --            preference window runs (none when absent)
 -- Returns {'ok', job} (state dialing, a new fencing token), {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
--- held_until_ms is when the earliest of those holds ends.
+-- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
+-- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
 
+local K_QUAR = KEYS[11]
+local quarantined = {}
 local worker, lease_ms, prefer = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local share, batch, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local held = {}
@@ -27,18 +30,15 @@ while true do
   for _, id in ipairs(due) do
     redis.call('ZREM', K_DELAYED, id)
     local dl = redis.call('HGET', K_JOBP .. id, 'deadline')
-    if dl then
+    if tonumber(dl) then
       redis.call('ZADD', K_READY, dl, id)
+    else
+      quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
   end
   if #due < batch then
     break
   end
-end
-
-local cands = redis.call('ZRANGE', K_READY, 0, window - 1)
-if #cands == 0 then
-  return fail('EMPTY')
 end
 
 -- The preference window of a job: while it runs the job waits for its own people (the claimer
@@ -50,44 +50,82 @@ local function window_end(created, dl)
   return dl
 end
 
-local pick = nil
-if prefer == '' and not holding then
-  pick = cands[1]
-else
-  local held_until = nil
+-- choose returns the job to lease from the earliest due ones, or nil and when the earliest
+-- hold ends; a candidate whose times cannot be read is quarantined on the way.
+local function choose(cands)
+  if prefer == '' and not holding then
+    return cands[1]
+  end
+  local pick, held_until = nil, nil
   for _, id in ipairs(cands) do
     local raw, owner, created, dl = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
       'created', 'deadline'))
-    local running = NOW < window_end(tonumber(created), tonumber(dl))
-    local mine = false
-    if running and prefer ~= '' and raw and raw ~= '{}' then
-      for _, t in ipairs(cjson.decode(raw)) do
-        if t == prefer then
-          mine = true
+    created, dl = tonumber(created), tonumber(dl)
+    local targets = {}
+    local readable = true
+    if raw and raw ~= '' and raw ~= '{}' then
+      readable, targets = pcall(cjson.decode, raw)
+    end
+    if not created or not dl then
+      quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
+    elseif not readable or type(targets) ~= 'table' then
+      quarantine(K_QUAR, quarantined, id, 'field targets is not a JSON list')
+    else
+      local running = NOW < window_end(created, dl)
+      local mine = false
+      if running and prefer ~= '' then
+        for _, t in ipairs(targets) do
+          if t == prefer then
+            mine = true
+          end
+        end
+      end
+      if mine then
+        return id
+      end
+      -- A job named for the claimer (above) is never left to someone else, even when its
+      -- first target is held: it is this claimer's own job too.
+      local skip = running and owner and owner ~= '' and held[owner]
+      if skip then
+        local ends = math.ceil(window_end(created, dl))
+        if not held_until or ends < held_until then
+          held_until = ends
+        end
+      elseif not pick then
+        pick = id
+        if prefer == '' then
+          return pick
         end
       end
     end
-    if mine then
-      pick = id
+  end
+  return pick, held_until
+end
+
+local pick
+while true do
+  local cands = redis.call('ZRANGE', K_READY, 0, window - 1)
+  if #cands == 0 then
+    local r = fail('EMPTY')
+    r[4] = quarantined
+    return r
+  end
+  local held_until
+  pick, held_until = choose(cands)
+  if not pick then
+    if not held_until then
+      -- Every candidate was quarantined: look at the next ones.
+    else
+      local r = fail('EMPTY', string.format('%d', held_until))
+      r[4] = quarantined
+      return r
+    end
+  else
+    local why = broken(K_JOBP .. pick)
+    if not why then
       break
     end
-    -- A job named for the claimer (above) is never left to someone else, even when its first
-    -- target is held: it is this claimer's own job too.
-    local skip = running and owner and owner ~= '' and held[owner]
-    if skip then
-      local ends = math.ceil(window_end(tonumber(created), tonumber(dl)))
-      if not held_until or ends < held_until then
-        held_until = ends
-      end
-    elseif not pick then
-      pick = id
-      if prefer == '' then
-        break
-      end
-    end
-  end
-  if not pick then
-    return fail('EMPTY', string.format('%d', held_until))
+    quarantine(K_QUAR, quarantined, pick, why)
   end
 end
 
@@ -99,4 +137,6 @@ redis.call('ZADD', K_LEASES, expires, pick)
 redis.call('HSET', jk, 'state', 'dialing', 'token', token, 'worker', worker,
   'lease_expires', expires, 'connected', 0)
 note(jk, 'claimed', 'worker=' .. worker)
-return answer(jk)
+local r = answer(jk)
+r[3] = quarantined
+return r

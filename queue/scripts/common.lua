@@ -145,3 +145,44 @@ local function release_lease(jk, id)
     'connected', 0)
   place(jk, id)
 end
+
+-- broken names what makes a job unusable, or returns nil. A ready or leased id whose hash is
+-- gone, or a hash without the fields every transition reads, would otherwise make every claim
+-- or reclaim of its queue fail for good.
+local REQUIRED_NUMBERS = {'created', 'deadline', 'not_before', 'attempts', 'max_attempts'}
+local JSON_LISTS = {'reasons', 'targets', 'history'}
+local function broken(jk)
+  local f = redis.call('HMGET', jk, 'id', 'number', 'created', 'deadline', 'not_before', 'attempts',
+    'max_attempts', 'reasons', 'targets', 'history')
+  if not f[1] then
+    return 'job hash missing'
+  end
+  if not f[2] or f[2] == '' then
+    return 'field number missing'
+  end
+  for i, name in ipairs(REQUIRED_NUMBERS) do
+    if not tonumber(f[i + 2]) then
+      return 'field ' .. name .. ' missing or not a number'
+    end
+  end
+  for i, name in ipairs(JSON_LISTS) do
+    local raw = f[i + 7]
+    if raw and raw ~= '' and not pcall(cjson.decode, raw) then
+      return 'field ' .. name .. ' is not JSON'
+    end
+  end
+  return nil
+end
+
+-- quarantine takes a broken job out of every index into the queue's dead-letter hash kq
+-- (id -> {at, reason}), so the queue goes on; the job hash, if any, is left for an operator
+-- to read. quarantined collects {id, reason} pairs for the script's reply.
+local function quarantine(kq, quarantined, id, reason)
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('HSET', kq, id, cjson.encode({at = NOW, reason = reason}))
+  redis.call('HINCRBY', K_TOTALS, 'quarantined', 1)
+  quarantined[#quarantined + 1] = id
+  quarantined[#quarantined + 1] = reason
+end

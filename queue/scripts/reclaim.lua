@@ -1,8 +1,9 @@
 -- reclaim.lua: bring back jobs whose lease expired (their worker crashed or hung).
--- KEYS[1..10] as in common.lua
+-- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] batch (most jobs handled by one call)
--- Returns {'ok', reclaimed, gave_up, kept, late}: of the reclaimed jobs, gave_up were dialing on
+-- Returns {'ok', reclaimed, gave_up, kept, late, quarantined}: quarantined lists {id, reason, ...}
+-- of the broken jobs moved aside (they count among reclaimed); of the other reclaimed jobs, gave_up were dialing on
 -- their last attempt and are now unreachable, kept and late were connected and are now
 -- finished so; the rest are pending again. Removing the lease entry and clearing the token happen
 -- together, so each expiry is handled exactly once and the old token is refused.
@@ -15,12 +16,20 @@
 -- It also runs housekeep (common.lua), so calling Reclaim periodically keeps a quiet queue's
 -- indexes and outcome stream within the retention period.
 
+local K_QUAR = KEYS[11]
+local quarantined = {}
 local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 local gave_up, kept, late = 0, 0, 0
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
   local st = redis.call('HGET', jk, 'state')
-  if st == 'connected' then
+  local why = broken(jk)
+  if not why and st == 'connected' and not ((tonumber(redis.call('HGET', jk, 'connected')) or 0) > 0) then
+    why = 'connected without a connect time'
+  end
+  if why then
+    quarantine(K_QUAR, quarantined, id, why)
+  elseif st == 'connected' then
     local worker, conn, dl = unpack(redis.call('HMGET', jk, 'worker', 'connected', 'deadline'))
     local outcome = 'kept'
     if tonumber(conn) > tonumber(dl) then
@@ -31,10 +40,10 @@ for _, id in ipairs(ids) do
     end
     -- The lease was taken away, so its holder must hear exactly that (STALE).
     redis.call('HSET', jk, 'token', '0')
-    finish(jk, id, outcome, 'lease expired after connect (worker ' .. worker .. ')')
+    finish(jk, id, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
   elseif st == 'dialing' then
     local worker = redis.call('HGET', jk, 'worker')
-    local detail = 'lease expired (worker ' .. worker .. ', state ' .. st .. ')'
+    local detail = 'lease expired (worker ' .. (worker or '?') .. ', state ' .. st .. ')'
     local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
     local max = tonumber(redis.call('HGET', jk, 'max_attempts'))
     if attempts >= max then
@@ -51,4 +60,4 @@ for _, id in ipairs(ids) do
   end
 end
 housekeep()
-return {'ok', #ids, gave_up, kept, late}
+return {'ok', #ids, gave_up, kept, late, quarantined}
