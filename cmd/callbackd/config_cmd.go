@@ -35,7 +35,7 @@ func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage
-	file := fs.String("c", "", "configuration `FILE` to check")
+	file := configFlag(fs, "", "configuration `FILE` to check")
 	if code, done := parseFlags(fs, args[1:]); done {
 		return code
 	}

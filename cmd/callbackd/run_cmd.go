@@ -19,7 +19,7 @@ import (
 func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", "/etc/callbackd/callbackd.yml", "configuration `file`")
+	path := configFlag(fs, "/etc/callbackd/callbackd.yml", "configuration `file`")
 	format := fs.String("log-format", "", "json or console (default: log.format from the config)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: callbackd run -c FILE [--log-format json|console]")
