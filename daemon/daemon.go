@@ -28,6 +28,7 @@ import (
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/buildinfo"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
@@ -46,6 +47,8 @@ type Options struct {
 	Instance string
 	// Listen overrides Config.HTTP.Listen ("" keeps it; "-" serves nothing).
 	Listen string
+	// Build labels callbackd_build_info; the zero value reads the binary's build information.
+	Build buildinfo.Info
 
 	// The hooks let the demo and tests watch the daemon; each may be nil.
 	OnIntake   func(dialer.IntakeResult)
@@ -90,6 +93,7 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, rdb: rdb, control: dialer.NewControl()}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, o.Build)
 	var err error
 	if d.store, err = NewStore(cfg, rdb, clk); err != nil {
 		return nil, err

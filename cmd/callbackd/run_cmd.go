@@ -12,6 +12,7 @@ import (
 
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/internal/buildinfo"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -57,12 +58,13 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = rdb.Close() }()
-	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clock.Real{}, Logger: log})
+	build := buildinfo.Read(version)
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clock.Real{}, Logger: log, Build: build})
 	if err != nil {
 		log.Error("starting failed", zap.Error(err))
 		return 1
 	}
-	log.Info("callbackd starting", zap.String("version", version), zap.String("config", *path),
+	log.Info("callbackd starting", zap.String("version", build.Version), zap.String("revision", build.Revision), zap.String("config", *path),
 		zap.Int("asterisks", len(cfg.Asterisk)), zap.Int("queues", len(cfg.Queues)), zap.Int("agents", len(cfg.Agents)))
 	if err := d.Run(ctx); err != nil {
 		log.Error("callbackd stopped with an error", zap.Error(err))
