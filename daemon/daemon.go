@@ -61,6 +61,7 @@ type Daemon struct {
 	cfg   *config.Config
 	log   *zap.Logger
 	rdb   redis.UniversalClient
+	dials *dialWatch
 	store *queue.Store
 
 	conns      *ari.Manager
@@ -90,7 +91,8 @@ func New(o Options) (*Daemon, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Daemon{cfg: cfg, log: log, rdb: rdb, control: dialer.NewControl()}
+	d := &Daemon{cfg: cfg, log: log, rdb: rdb, dials: &dialWatch{}, control: dialer.NewControl()}
+	rdb.AddHook(d.dials)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg, o.Build)
@@ -307,11 +309,11 @@ func (d *Daemon) problems(ctx context.Context) []string {
 		problems = append(problems, "shutting down: no new callbacks are started")
 	}
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
-		problems = append(problems, "redis: "+err.Error())
+		problems = append(problems, "redis: "+d.dials.explain(err))
 	}
-	for name, up := range d.conns.Connected() {
-		if !up {
-			problems = append(problems, "asterisk "+name+": not connected")
+	for _, c := range d.conns.Conns() {
+		if h := c.Health(); h != "" {
+			problems = append(problems, "asterisk "+c.Name()+": "+h)
 		}
 	}
 	return problems

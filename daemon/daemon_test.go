@@ -122,7 +122,7 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 	code, metrics := get(t, h, "GET", "/metrics", "")
 	if code != 200 || strings.Contains(metrics, "callbackd_promises_open{") ||
 		strings.Contains(metrics, "callbackd_store_scrape_errors_total 0\n") {
-		t.Errorf("/metrics with Redis closed: %d, open-promise series present or no scrape error counted", code)
+		t.Errorf("/metrics with Redis closed: %d, open-promise series present or no scrape error counted:\n%s", code, metrics)
 	}
 	if !strings.Contains(metrics, `callbackd_agents{state="free"}`) {
 		t.Error("/metrics with Redis closed lost the agents, which do not come from Redis")

@@ -20,6 +20,7 @@ const (
 	Unreachable = "host unreachable"
 	DNS         = "name not found"
 	Reset       = "connection reset"
+	Closed      = "client closed"
 	Unknown     = ""
 )
 
@@ -52,6 +53,9 @@ func Of(err error) string {
 		return Unreachable
 	case errors.As(err, &dns):
 		return DNS
+	case errors.Is(err, net.ErrClosed), strings.Contains(msg, "client is closed"):
+		// go-redis' ErrClosed, named by its text so this package needs no Redis client.
+		return Closed
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return Timeout
 	}
