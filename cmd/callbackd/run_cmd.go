@@ -21,9 +21,10 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs, "/etc/callbackd/callbackd.yml", "configuration `file`")
+	allowExample := fs.Bool("allow-example", false, "run even with the example configuration's placeholders (change-me, its caller id, its agents)")
 	format := fs.String("log-format", "", "json or console (default: log.format from the config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callbackd run -c FILE [--log-format json|console]")
+		fmt.Fprintln(stderr, "usage: callbackd run -c FILE [--allow-example] [--log-format json|console]")
 		fmt.Fprintln(stderr, "\nRuns the daemon: watches Asterisk, makes callback promises, rings agents and customers.")
 		fmt.Fprintln(stderr, "SIGINT/SIGTERM stop claiming, let calls finish (dialer.shutdown_grace), then exit 0.")
 		fs.PrintDefaults()
@@ -38,6 +39,9 @@ func runDaemon(ctx context.Context, args []string, _, stderr io.Writer) int {
 	cfg, err := config.LoadEnviron(*path, os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd run: %v\n", err)
+		return 1
+	}
+	if !*allowExample && refuseExample(stderr, "callbackd run:", *path, cfg, "Change them (callbackd config check --strict lists them), or pass --allow-example to run anyway.") {
 		return 1
 	}
 	if *format != "" {
