@@ -6,7 +6,12 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN      := bin/callbackd
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test test-short vet fmt bench fuzz deps demo clean
+# Where `make install-sounds` puts the prompts: Debian's asterisk reads /usr/share/asterisk/sounds
+# (/var/lib/asterisk/sounds links there); SOUNDS_DIR=… for another layout.
+SOUNDS_DIR  ?= /usr/share/asterisk/sounds
+SOUND_LANGS ?= en nl
+
+.PHONY: all build test test-short vet fmt bench fuzz deps demo clean sounds sounds-check install-sounds
 
 all: vet test build
 
@@ -46,6 +51,21 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/callbackd demo
+
+# sounds regenerates deploy/sounds/<lang>/ from deploy/sounds/prompts.<lang>.tsv (needs Debian's
+# espeak-ng and sox); sounds-check fails when the committed files differ from what the lists make.
+sounds:
+	deploy/sounds/generate
+sounds-check:
+	deploy/sounds/generate --check
+
+# install-sounds copies the prompts (.ulaw and .alaw) into $(SOUNDS_DIR)/<lang>/ for Asterisk.
+install-sounds:
+	@for l in $(SOUND_LANGS); do \
+		echo "installing deploy/sounds/$$l into $(DESTDIR)$(SOUNDS_DIR)/$$l"; \
+		install -d -m 0755 $(DESTDIR)$(SOUNDS_DIR)/$$l && \
+		install -m 0644 deploy/sounds/$$l/*.ulaw deploy/sounds/$$l/*.alaw $(DESTDIR)$(SOUNDS_DIR)/$$l/ || exit 1; \
+	done
 
 clean:
 	rm -rf bin

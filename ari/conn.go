@@ -67,6 +67,9 @@ type Options struct {
 	// and with up=false when a connection drops. Calls come from Run's goroutine, in order;
 	// it must not block.
 	OnState func(name string, up bool)
+	// OnFailure, when set, is called with the reason each time a connection attempt fails or
+	// a connection drops, before the reconnect's wait. Same goroutine and rules as OnState.
+	OnFailure func(name string, err error)
 	// HTTPClient is used for REST and the WebSocket handshakes; default a fresh client.
 	HTTPClient *http.Client
 	// MaxBacklogEvents and MaxBacklogBytes bound each app's events read and not yet handled;
@@ -105,6 +108,7 @@ type Conn struct {
 	up          bool
 	asteriskID  string
 	lastStartup time.Time
+	lastErr     error // why the last attempt failed or the last connection dropped; nil while up
 }
 
 // NewConn checks opts and returns a Conn; it does not connect until Run.
@@ -240,6 +244,7 @@ func (c *Conn) Run(ctx context.Context, monitor, control Handler) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		c.failed(err)
 		if resynced && c.clk.Now().Sub(started) >= c.backoff.Max {
 			// A connection that got as far as a resync and then stayed up a while was healthy:
 			// start the schedule over. One that drops right after each resync (a proxy
@@ -438,6 +443,9 @@ func (c *Conn) setUp(up bool, snap Snapshot) {
 	c.mu.Lock()
 	changed := c.up != up
 	c.up = up
+	if up {
+		c.lastErr = nil
+	}
 	c.mu.Unlock()
 	if !changed {
 		return

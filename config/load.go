@@ -76,11 +76,17 @@ func LoadEnviron(path string, environ []string) (*Config, error) {
 
 // Parse is Load for a YAML document already in memory. env may be nil.
 func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
-	return parse(data, env, nil)
+	return parse(data, env, nil, UseDaemon)
 }
 
 // ParseEnviron is Parse with the complete environment as KEY=VALUE strings.
 func ParseEnviron(data []byte, environ []string) (*Config, error) {
+	return ParseEnvironFor(UseDaemon, data, environ)
+}
+
+// environLookup turns KEY=VALUE strings into a lookup, and nil into an empty environment (so
+// unknown CALLBACKD_* variables are still looked for).
+func environLookup(environ []string) (func(string) (string, bool), []string) {
 	m := make(map[string]string, len(environ))
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
@@ -89,10 +95,10 @@ func ParseEnviron(data []byte, environ []string) (*Config, error) {
 	if environ == nil {
 		environ = []string{}
 	}
-	return parse(data, func(k string) (string, bool) { v, ok := m[k]; return v, ok }, environ)
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }, environ
 }
 
-func parse(data []byte, env func(string) (string, bool), environ []string) (*Config, error) {
+func parse(data []byte, env func(string) (string, bool), environ []string, use Use) (*Config, error) {
 	c := Default()
 	d := &decoder{where: map[string]string{}}
 	root, err := parseDocument(data)
@@ -103,7 +109,7 @@ func parse(data []byte, env func(string) (string, bool), environ []string) (*Con
 		d.decode("", root, reflect.ValueOf(c).Elem())
 	}
 	d.applyEnv(c, env, environ)
-	v := &validator{where: d.where, problems: d.problems}
+	v := &validator{where: d.where, problems: d.problems, use: use}
 	v.normalize(c)
 	v.config(c)
 	if len(v.problems) > 0 {

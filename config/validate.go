@@ -29,6 +29,7 @@ var (
 type validator struct {
 	where    map[string]string
 	problems []Problem
+	use      Use
 }
 
 // addf records a problem at path, pointing at where its value (or, for a missing key, its
@@ -235,8 +236,10 @@ func (v *validator) asterisk(list []Asterisk) {
 				v.addf(p+".url", "must not contain credentials; use username and password")
 			}
 		}
-		v.required(p+".username", a.Username)
-		v.required(p+".password", a.Password.Reveal())
+		if v.use != UseOffline {
+			v.required(p+".username", a.Username)
+			v.required(p+".password", a.Password.Reveal())
+		}
 		monitorOK := v.required(p+".monitor_app", a.MonitorApp)
 		controlOK := v.required(p+".control_app", a.ControlApp)
 		if monitorOK && controlOK && a.MonitorApp == a.ControlApp {

@@ -28,6 +28,7 @@ import (
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/buildinfo"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
@@ -46,6 +47,8 @@ type Options struct {
 	Instance string
 	// Listen overrides Config.HTTP.Listen ("" keeps it; "-" serves nothing).
 	Listen string
+	// Build labels callbackd_build_info; the zero value reads the binary's build information.
+	Build buildinfo.Info
 
 	// The hooks let the demo and tests watch the daemon; each may be nil.
 	OnIntake   func(dialer.IntakeResult)
@@ -58,6 +61,7 @@ type Daemon struct {
 	cfg   *config.Config
 	log   *zap.Logger
 	rdb   redis.UniversalClient
+	dials *dialWatch
 	store *queue.Store
 
 	conns      *ari.Manager
@@ -87,9 +91,11 @@ func New(o Options) (*Daemon, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Daemon{cfg: cfg, log: log, rdb: rdb, control: dialer.NewControl()}
+	d := &Daemon{cfg: cfg, log: log, rdb: rdb, dials: &dialWatch{}, control: dialer.NewControl()}
+	rdb.AddHook(d.dials)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, o.Build)
 	var err error
 	// A broken record is moved aside by the script that met it, once; saying so here is the
 	// one log line an operator gets about it.
@@ -309,11 +315,11 @@ func (d *Daemon) problems(ctx context.Context) []string {
 		problems = append(problems, "shutting down: no new callbacks are started")
 	}
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
-		problems = append(problems, "redis: "+err.Error())
+		problems = append(problems, "redis: "+d.dials.explain(err))
 	}
-	for name, up := range d.conns.Connected() {
-		if !up {
-			problems = append(problems, "asterisk "+name+": not connected")
+	for _, c := range d.conns.Conns() {
+		if h := c.Health(); h != "" {
+			problems = append(problems, "asterisk "+c.Name()+": "+h)
 		}
 	}
 	return problems

@@ -86,6 +86,9 @@ func TestHealthReadinessAndMetricsEndpoints(t *testing.T) {
 		`callbackd_ari_connected{asterisk="fake-pbx"} 1`,
 		`callbackd_promise_slack_seconds_bucket{queue="support",le="0"} 0`,
 		`callbackd_time_to_callback_seconds_count{queue="support"} 0`,
+		// No Build given: the binary's own build information (a test binary: version dev).
+		`callbackd_build_info{goversion="go`,
+		`version="dev"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

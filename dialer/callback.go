@@ -221,7 +221,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	// Ringing the agent and the whisper take a while: calling hours may have closed since the
 	// claim, and no customer is ever rung outside them.
 	if !cb.q.Hours.Open(cb.env.clk.Now()) {
-		_ = cb.play(ctx, cb.agentCh, "notice", []string{"sound:callbackd-calling-hours-closed"})
+		_ = cb.play(ctx, cb.agentCh, "notice", []string{noticeCallingHoursClosed})
 		v.kind, v.detail = release, "calling hours closed before the customer was dialled"
 		return v
 	}
@@ -349,7 +349,7 @@ func (cb *callback) customerFailed(ctx context.Context, v verdict, result, detai
 	v.kind, v.custResult, v.detail = retry, result, detail
 	cb.hangup(cb.custCh)
 	if !cb.agentGone && ctx.Err() == nil {
-		_ = cb.play(ctx, cb.agentCh, "notice", []string{"sound:callbackd-customer-" + strings.ReplaceAll(result, "_", "-")})
+		_ = cb.play(ctx, cb.agentCh, "notice", []string{customerNotice(result)})
 	}
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/internal/netcause"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -192,10 +193,19 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	defer c.errors.Collect(ch)
 	for _, q := range c.queues {
+		if ctx.Err() != nil {
+			// The store is down (storeDown cancelled) or slow: the scrape answers now with
+			// what it has, instead of every remaining call waiting out the same timeout.
+			break
+		}
 		st, err := c.store.Stats(ctx, q)
 		if err != nil {
 			c.errors.Inc()
 			c.log.Warn("metrics: reading queue stats failed", zap.String("queue", q), zap.Error(err))
+			if storeDown(err) {
+				cancel()
+				continue
+			}
 		} else {
 			for state, n := range map[queue.State]int64{queue.StatePending: st.Ready + st.Delayed, queue.StateDialing: st.Dialing, queue.StateConnected: st.Connected} {
 				ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(n), q, string(state))
@@ -206,6 +216,9 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			c.errors.Inc()
 			c.log.Warn("metrics: reading recent outcomes failed", zap.String("queue", q), zap.Error(err))
+			if storeDown(err) {
+				cancel()
+			}
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q)
@@ -213,6 +226,9 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			c.errors.Inc()
 			c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q), zap.Error(err))
+			if storeDown(err) {
+				cancel()
+			}
 			continue
 		}
 		var now time.Time
@@ -229,6 +245,12 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(counts[s]), s)
 		}
 	}
+}
+
+// storeDown tells a store that cannot be reached (refused, timed out, closed) — where every
+// further call of the scrape would fail the same way, slowly — from an error of one call.
+func storeDown(err error) bool {
+	return netcause.Of(err) != netcause.Unknown
 }
 
 // KeptRatio is kept ÷ (kept + late + unreachable + expired): of the promises that were due,

@@ -20,9 +20,10 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 // touching the process environment.
 func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: callbackd config check -c FILE")
+		fmt.Fprintln(stderr, "usage: callbackd config check -c FILE [--strict]")
 		fmt.Fprintln(stderr, "\nValidates FILE plus CALLBACKD_* environment overrides. Prints every problem and")
 		fmt.Fprintln(stderr, "exits 1, or prints the effective configuration (secrets masked) and exits 0.")
+		fmt.Fprintln(stderr, "--strict also refuses the example's placeholders (change-me, its caller id, its agents).")
 	}
 	if len(args) == 0 || args[0] != "check" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -35,7 +36,8 @@ func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage
-	file := fs.String("c", "", "configuration `FILE` to check")
+	file := configFlag(fs, "", "configuration `FILE` to check")
+	strict := fs.Bool("strict", false, "also refuse the example configuration's placeholders")
 	if code, done := parseFlags(fs, args[1:]); done {
 		return code
 	}
@@ -58,6 +60,9 @@ func runConfigWithEnv(args, environ []string, stdout, stderr io.Writer) int {
 		for _, p := range verr.Problems {
 			fmt.Fprintf(stderr, "  %s\n", p)
 		}
+		return 1
+	}
+	if *strict && refuseExample(stderr, "config", *file, cfg, "") {
 		return 1
 	}
 	out, err := config.Marshal(cfg)

@@ -71,6 +71,25 @@ queues:
 			wantCode:   1,
 			wantStderr: "config /nonexistent/callbackd.yml: reading config: open /nonexistent/callbackd.yml: no such file or directory\n",
 		},
+		{
+			name:     "--strict refuses the example's placeholders, saying what to change",
+			args:     []string{"check", "--strict", "-c", exampleConfig},
+			wantCode: 1,
+			wantStderr: "config " + exampleConfig + ": 5 values are still the example's (deploy/callbackd.example.yml):\n" +
+				`  asterisk[0].password: is the example's "change-me"; set the password of the [callbackd] user in ari.conf (prefer CALLBACKD_ASTERISK_0_PASSWORD)` + "\n" +
+				"  dialer.caller_id.number: is the example's +31201234500; set the number customers should see (one of yours that your trunk lets through)\n" +
+				`  dialer.caller_id.name: is the example's "Example Support"; set your company's name` + "\n" +
+				"  agents[0]: anna on PJSIP/1001 is an example agent; list your agents and their endpoints (or none: promises are still made)\n" +
+				"  agents[1]: bram on PJSIP/1002 is an example agent; list your agents and their endpoints (or none: promises are still made)\n",
+		},
+		{
+			name: "--strict passes once they are changed",
+			args: []string{"check", "--strict", "-c", exampleConfig},
+			env: []string{"CALLBACKD_ASTERISK_0_PASSWORD=from-ari-conf", "CALLBACKD_DIALER_CALLER_ID_NUMBER=+31307654300",
+				"CALLBACKD_DIALER_CALLER_ID_NAME=Acme", "CALLBACKD_AGENTS_0_ENDPOINT=PJSIP/201", "CALLBACKD_AGENTS_1_ENDPOINT=PJSIP/202"},
+			wantCode:   0,
+			wantStdout: []string{"endpoint: PJSIP/201\n"},
+		},
 		{name: "no -c is a usage error", args: []string{"check"}, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},
 		{name: "no subcommand is a usage error", args: nil, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},
 		{name: "unknown subcommand is a usage error", args: []string{"lint"}, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},

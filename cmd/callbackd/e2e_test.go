@@ -353,3 +353,14 @@ http: {listen: "127.0.0.1:0"}
 		})
 	}
 }
+
+// run refuses the example configuration as shipped, naming what to change, unless told to
+// run it anyway.
+func TestE2ERunRefusesTheExampleUnlessAllowed(t *testing.T) {
+	code, out := runCallbackdToExit(t, "run", "-c", exampleConfig)
+	for _, want := range []string{"asterisk[0].password: is the example's \"change-me\"", "dialer.caller_id.number", "--allow-example"} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("run -c the example: exit %d, output %q; want exit 1 naming %q", code, out, want)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/callbackd/callbackd/internal/buildinfo"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -25,13 +27,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"demo":     {summary: "demo [--redis ADDR] [--speed N] [--listen ADDR] [--serve] [-v]: the daemon on a fake Asterisk with scripted calls, promises kept", run: runDemo},
-		"config":   {summary: "config check -c FILE: validate a configuration file", run: runConfig},
-		"promises": {summary: "promises -c FILE [--queue Q] [--state S] [--limit N] [--json] [--unmask]: list the promises in Redis", run: runPromises},
-		"record":   {summary: "record -c FILE [--asterisk NAME] [--out F] [--duration D] [--app NAME]: write a PBX's ARI events as a trace", run: runRecord},
-		"replay":   {summary: "replay --trace FILE.jsonl [--config FILE] [--app NAME]: run recorded ARI events through the detector", run: runReplay},
-		"run":      {summary: "run -c FILE: the daemon (watch Asterisk, make promises, call back)", run: runDaemon},
-		"version":  {summary: "print the version", run: runVersion},
+		"demo":       {summary: "demo [--redis ADDR] [--speed N] [--listen ADDR] [--serve] [-v]: the daemon on a fake Asterisk with scripted calls, promises kept", run: runDemo},
+		"completion": {summary: "completion bash|zsh: print a shell completion script", run: runCompletion},
+		"config":     {summary: "config check -c FILE: validate a configuration file", run: runConfig},
+		"promises":   {summary: "promises -c FILE [--queue Q] [--state S] [--limit N] [--json] [--unmask]: list the promises in Redis", run: runPromises},
+		"record":     {summary: "record -c FILE [--asterisk NAME] [--out F] [--duration D] [--app NAME]: write a PBX's ARI events as a trace", run: runRecord},
+		"replay":     {summary: "replay --trace FILE.jsonl [-c FILE] [--app NAME]: run recorded ARI events through the detector", run: runReplay},
+		"run":        {summary: "run -c FILE: the daemon (watch Asterisk, make promises, call back)", run: runDaemon},
+		"version":    {summary: "print the version", run: runVersion},
 	}
 }
 
@@ -47,6 +50,18 @@ func main() {
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(ctx, nil, stdout, stderr)
+	}
+	if len(args) > 1 && args[0] == "help" {
+		// `help CMD` is `CMD -h`; config's usage covers its one verb.
+		if _, ok := cmds[args[1]]; !ok {
+			fmt.Fprintf(stderr, "callbackd help: unknown command %q\n\n", args[1])
+			usage(stderr, cmds)
+			return 2
+		}
+		return cmds[args[1]].run(ctx, []string{"-h"}, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr, cmds)
 		if len(args) == 0 {
@@ -77,7 +92,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 }
 
 func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: callbackd COMMAND [flags]")
+	fmt.Fprintln(w, "usage: callbackd COMMAND [flags]   (callbackd help COMMAND, callbackd --version)")
 	fmt.Fprintln(w, "\ncommands:")
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
@@ -90,6 +105,6 @@ func usage(w io.Writer, cmds map[string]command) {
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
-	fmt.Fprintf(stdout, "callbackd %s\n", version)
+	fmt.Fprintln(stdout, buildinfo.Read(version))
 	return 0
 }

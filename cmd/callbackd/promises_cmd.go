@@ -27,7 +27,7 @@ func runPromises(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.Clock, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("promises", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("c", "", "configuration `file` (Redis address and queues)")
+	configPath := configFlag(fs, "", "configuration `file` (Redis address and queues)")
 	queueName := fs.String("queue", "", "only this `queue` (default: every configured queue)")
 	states := fs.String("state", "pending,dialing,connected", "comma-separated `states` to list, or \"all\"")
 	limit := fs.Int("limit", 100, "at most this many promises per queue (1–1000)")
@@ -49,7 +49,7 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		fs.Usage()
 		return 2
 	}
-	cfg, err := config.LoadEnviron(*configPath, environ)
+	cfg, err := config.LoadEnvironFor(config.UseOffline, *configPath, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "callbackd promises: loading %s: %v\n", *configPath, err)
 		return 1

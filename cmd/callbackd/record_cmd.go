@@ -13,6 +13,7 @@ import (
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/netcause"
 )
 
 // defaultRecordApp is the recorder's own ARI application. It must differ from the daemon's
@@ -25,7 +26,7 @@ const defaultRecordApp = "callbackd-record"
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("record", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("c", "", "configuration `file` (its asterisk list says where and how to connect)")
+	configPath := configFlag(fs, "", "configuration `file` (its asterisk list says where and how to connect)")
 	name := fs.String("asterisk", "", "`name` of the asterisk entry to record (default: the first)")
 	out := fs.String("out", "", "write the trace to `file` instead of stdout")
 	app := fs.String("app", defaultRecordApp, "ARI application `name` to record as (never the daemon's monitor app)")
@@ -104,6 +105,22 @@ func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock,
 		rec.ws(state)
 		fmt.Fprintf(stderr, "callbackd record: %s: %s\n", name, state)
 	}
+	// Until the first connection succeeds there is nothing to record: an absent PBX or a wrong
+	// password ends the recording at once with the reason, instead of an empty trace and exit
+	// 0. After that a dropped connection is part of what is recorded, and it reconnects.
+	ctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	connected := false
+	onState := o.OnState
+	o.OnState = func(name string, up bool) {
+		connected = connected || up
+		onState(name, up)
+	}
+	o.OnFailure = func(name string, err error) {
+		if !connected {
+			giveUp(fmt.Errorf("connecting to asterisk %s at %s: %s", name, a.URL, netcause.Describe(err)))
+		}
+	}
 	conn, err := ari.NewConn(o)
 	if err != nil {
 		return err
@@ -111,6 +128,9 @@ func record(ctx context.Context, a config.Asterisk, app string, clk clock.Clock,
 	runErr := conn.Run(ctx, rec, nil)
 	if err := rec.tw.Err(); err != nil {
 		return fmt.Errorf("writing the trace: %w", err)
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr

@@ -27,10 +27,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tracePath := fs.String("trace", "", "recorded trace (JSON lines) to replay")
-	configPath := fs.String("config", "", "configuration file whose detector settings to use")
+	configPath := configFlag(fs, "", "configuration `file` whose detector settings to use")
+	maxMalformed := fs.Float64("max-malformed", 10, "exit 1 when more than this `percent` of the trace's lines are malformed (0: any)")
 	app := fs.String("app", "", "monitor application whose events to replay (default: the subscribeAll socket of the trace)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callbackd replay --trace FILE.jsonl [--config FILE] [--app NAME]")
+		fmt.Fprintln(stderr, "usage: callbackd replay --trace FILE.jsonl [-c FILE] [--app NAME] [--max-malformed PERCENT]")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
@@ -39,6 +40,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "callbackd replay: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
+		return 2
+	}
+	if *maxMalformed < 0 || *maxMalformed > 100 {
+		fmt.Fprintf(stderr, "callbackd replay: --max-malformed %v: want a percentage from 0 to 100\n", *maxMalformed)
 		return 2
 	}
 	if *tracePath == "" {
@@ -111,6 +116,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	ds := det.Stats()
 	fmt.Fprintf(stderr, "callbackd replay: app %s: %d events, %d malformed lines, %d unknown types, %d malformed events, %d late events, %d calls, %d requests, %d resolved, %d calls still open\n",
 		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Late, ds.Calls, ds.Requests, ds.Resolutions, det.Tracked())
+	// A few damaged lines are worth skipping (a recording cut off mid-line); a file that is
+	// mostly not a recording is the wrong file, and a script must not read its empty output
+	// as "the detector found nothing".
+	if st.Malformed > 0 && float64(st.Malformed)*100 > *maxMalformed*float64(st.Lines) {
+		fmt.Fprintf(stderr, "callbackd replay: %s: %d of %d lines are malformed (more than --max-malformed %v%%): is it a trace written by callbackd record?\n",
+			*tracePath, st.Malformed, st.Lines, *maxMalformed)
+		return 1
+	}
 	if st.Events == 0 {
 		fmt.Fprintf(stderr, "callbackd replay: no events for app %q (apps with events: %v); choose one with --app\n", monitor, apps.Events)
 	}
@@ -188,7 +201,7 @@ func (s *jsonSink) write(v any) {
 // detectorOptions reads the detector settings of a configuration file, with the same
 // CALLBACKD_* overrides (and the same check for misspelt ones) the daemon applies.
 func detectorOptions(path string) (detect.Options, []string, error) {
-	cfg, err := config.LoadEnviron(path, os.Environ())
+	cfg, err := config.LoadEnvironFor(config.UseOffline, path, os.Environ())
 	if err != nil {
 		return detect.Options{}, nil, fmt.Errorf("loading %s: %w", path, err)
 	}

@@ -223,3 +223,38 @@ queues:
 		t.Errorf("bad regexp: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// A file that is mostly not a recording fails; a recording with a few damaged lines does not
+// (TestReplayReportsMalformedLinesAndGoesOn).
+func TestReplayFailsOnAFileThatIsNotATrace(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(tracesDir, "01-dial-noanswer.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodLines := strings.Split(strings.TrimSpace(string(good)), "\n")
+	tests := []struct {
+		name     string
+		content  string
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{"garbage", "this is not\x00a trace\n{{{\nPK\x03\x04\n", nil, 1, "3 of 3 lines are malformed"},
+		{"a third broken", strings.Join(goodLines, "\n") + strings.Repeat("\n{broken", len(goodLines)/2+1), nil, 1, "malformed (more than --max-malformed 10%)"},
+		{"a third broken, threshold raised", strings.Join(goodLines, "\n") + strings.Repeat("\n{broken", len(goodLines)/2+1), []string{"--max-malformed", "50"}, 0, ""},
+		{"one broken line, no tolerance", strings.Join(goodLines, "\n") + "\n{broken", []string{"--max-malformed", "0"}, 1, "1 of"},
+		{"threshold out of range", strings.Join(goodLines, "\n"), []string{"--max-malformed", "101"}, 2, "want a percentage from 0 to 100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.jsonl")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := replay(t, append([]string{"--trace", path}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d naming %q", code, stderr, tt.code, tt.inStderr)
+			}
+		})
+	}
+}
