@@ -276,9 +276,11 @@ func TestScenarios(t *testing.T) {
 			want:  []string{"unanswered_transfer 1003 +31201234504"},
 		},
 		{
-			name:  "DTMF consultation abandoned by the operator: no attempt on the customer's behalf",
+			// The operator gives up (atxferabort) and talks to the customer again: the transfer
+			// bounced back, and the customer still did not reach the one they asked for.
+			name:  "DTMF consultation abandoned by the operator while the target rings: unanswered_transfer to the consulted extension",
 			build: func(s *sim) { s.dtmfAttendedTransfer(false) },
-			want:  []string{},
+			want:  []string{"unanswered_transfer 1003 +31201234504"},
 		},
 		{
 			name: "queue nobody answers: one request for the queue",

@@ -75,7 +75,7 @@ func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 // customerOf returns the call's customer, or nil when the call did not come from one.
 func (d *Detector) customerOf(c *call) *customerInfo {
 	o := c.origin
-	if o == nil || o.local || o.ours {
+	if o == nil || o.local || o.ours || o.originated {
 		return nil
 	}
 	num := strings.TrimSpace(o.callerNum)
