@@ -14,7 +14,11 @@ import (
 	"time"
 )
 
-const tracesDir = "../../ari/testdata/traces"
+const (
+	tracesDir = "../../ari/testdata/traces"
+	// scenariosDir holds the synthetic scenarios of the detector tests, in the same format.
+	scenariosDir = "../../ari/testdata/scenarios"
+)
 
 // replay runs the subcommand and returns its exit code, stdout and stderr.
 func replay(t *testing.T, args ...string) (int, string, string) {
@@ -64,34 +68,36 @@ func parseOutput(t *testing.T, stdout string) []string {
 }
 
 func TestReplayYieldsTheExpectedOutcomeOfEveryRecording(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(tracesDir, "expected.json"))
-	if err != nil {
-		t.Fatalf("reading expected outcomes: %v", err)
-	}
-	var exp map[string][]struct{ Number, Reason, Target string }
-	if err := json.Unmarshal(data, &exp); err != nil {
-		t.Fatalf("parsing expected.json: %v", err)
-	}
-	files, _ := filepath.Glob(filepath.Join(tracesDir, "*.jsonl"))
-	if len(files) != len(exp) {
-		t.Errorf("%d recordings but %d expected outcomes", len(files), len(exp))
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			code, stdout, stderr := replay(t, "--trace", f)
-			if code != 0 {
-				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-			}
-			want := []string{}
-			for _, r := range exp[name] {
-				want = append(want, fmt.Sprintf("%s %s %s", r.Number, r.Reason, r.Target))
-			}
-			sort.Strings(want)
-			if got := parseOutput(t, stdout); !slices.Equal(got, want) {
-				t.Errorf("requests:\n got %v\nwant %v", got, want)
-			}
-		})
+	for _, dir := range []string{tracesDir, scenariosDir} {
+		data, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+		if err != nil {
+			t.Fatalf("reading expected outcomes: %v", err)
+		}
+		var exp map[string][]struct{ Number, Reason, Target string }
+		if err := json.Unmarshal(data, &exp); err != nil {
+			t.Fatalf("parsing %s/expected.json: %v", dir, err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		if len(files) != len(exp) {
+			t.Errorf("%s: %d recordings but %d expected outcomes", dir, len(files), len(exp))
+		}
+		for _, f := range files {
+			name := filepath.Base(f)
+			t.Run(name, func(t *testing.T) {
+				code, stdout, stderr := replay(t, "--trace", f)
+				if code != 0 {
+					t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+				}
+				want := []string{}
+				for _, r := range exp[name] {
+					want = append(want, fmt.Sprintf("%s %s %s", r.Number, r.Reason, r.Target))
+				}
+				sort.Strings(want)
+				if got := parseOutput(t, stdout); !slices.Equal(got, want) {
+					t.Errorf("requests:\n got %v\nwant %v", got, want)
+				}
+			})
+		}
 	}
 }
 
