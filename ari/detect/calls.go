@@ -68,6 +68,7 @@ type chanInfo struct {
 	callerNum    string
 	callerName   string
 	firstContext string
+	firstExten   string // where the channel entered the dialplan: for a customer, the DID
 	exten        string
 	hasLinkedVar bool
 	ours         bool
@@ -87,7 +88,8 @@ type chanInfo struct {
 type dialGroup struct {
 	key     string
 	members []string
-	queue   bool // Queue(): members are whoever it rings
+	queue   bool   // Queue(): members are whoever it rings
+	dial    string // Dial()'s destinations, as written
 }
 
 // call is the channels of one linkedid.
@@ -127,7 +129,8 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 			zap.String("asterisk_id", srv.id), zap.String("channel", snap.Name))
 	}
 	if ch == nil {
-		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context, ours: ari.IsCallbackLeg(snap.ID)}
+		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context, firstExten: snap.Dialplan.Exten,
+			ours: ari.IsCallbackLeg(snap.ID)}
 		srv.chans[snap.ID] = ch
 	}
 	if snap.Name != "" && snap.Name != ch.name {

@@ -137,6 +137,12 @@ type Request struct {
 	Target     string       // extension, or mailbox without @context
 	Channel    string       // the customer's channel id
 	At         time.Time
+	// What the customer asked for, beside Target, for routing the promise to a callback
+	// queue (detector.routes); each is "" when the call did not show it.
+	AsteriskQueue string // the Queue() name, when Target is an Asterisk queue
+	DialString    string // the Dial() destinations that rang Target ("PJSIP/1001&PJSIP/1002")
+	DID           string // the extension the customer's call arrived at: the number dialled
+	Context       string // the dialplan context the customer's call came in through
 }
 
 // Resolution says the customer Number reached Target after a request was made for that pair.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,9 +146,61 @@ func TestRequestFields(t *testing.T) {
 	r := rec.requests[0]
 	want := Request{AsteriskID: "02:fc:00:00:00:01", LinkedID: "1795351341.53", Number: "+31201234502",
 		Name: "J. de Vries", Reason: queue.ReasonVoicemail, Target: "1003", Channel: "1795351341.53",
-		At: time.Date(2026, 11, 22, 12, 42, 47, 463e6, time.UTC)}
+		At:         time.Date(2026, 11, 22, 12, 42, 47, 463e6, time.UTC),
+		DialString: "PJSIP/1003", DID: "+31205550102", Context: "from-trunk"}
 	if r != want {
 		t.Errorf("request\n got %+v\nwant %+v", r, want)
+	}
+}
+
+// TestRequestSaysWhatTheCustomerAskedFor: a request carries what detector.routes match on —
+// the Asterisk queue, the ring group's dial string, the DID and the inbound context.
+func TestRequestSaysWhatTheCustomerAskedFor(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(s *sim)
+		want  string // Target | AsteriskQueue | DialString | DID | Context
+	}{
+		{
+			name: "Queue(sales) nobody answers",
+			build: func(s *sim) {
+				c := s.customer("c1", "+31201234501")
+				s.created(c)
+				s.dialplan(c, "Queue", "sales,t,,,60")
+				a := s.phone("a1", "1002", "c1")
+				s.created(a)
+				s.dial(c, a, "NOANSWER")
+				s.destroyed(a, c)
+			},
+			want: "sales|sales||+31205550100|from-trunk",
+		},
+		{
+			name: "ring group 600 nobody answers",
+			build: func(s *sim) {
+				c := s.customer("c1", "+31201234501")
+				s.created(c)
+				s.goTo(c, "groups", "600")
+				s.dialplan(c, "Dial", "PJSIP/1001&PJSIP/1002,20")
+				s.varset(c, "DIALSTATUS", "NOANSWER")
+				s.destroyed(c)
+			},
+			want: "600||PJSIP/1001&PJSIP/1002|+31205550100|from-trunk",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, rec := newTestDetector(t, Options{})
+			s := newSim(t)
+			tt.build(s)
+			s.play(d)
+			var got []string
+			for _, r := range rec.requests {
+				got = append(got, strings.Join([]string{r.Target, r.AsteriskQueue, r.DialString, r.DID, r.Context}, "|"))
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("requests %q, want [%q]", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -150,9 +150,12 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		}
 		// A staff phone's own Dial() is remembered, not tried: it is what a SIP REFER
 		// attended transfer hands the customer when it completes while the target rings.
-		ch.group = &dialGroup{key: key, members: members}
+		dial, _, _ := strings.Cut(data, ",")
+		ch.group = &dialGroup{key: key, members: members, dial: dial}
 		if !d.isStaff(ch) {
-			d.callOf(srv, ch).tried(key, members)
+			if t := d.callOf(srv, ch).tried(key, members); t.dial == "" {
+				t.dial = dial
+			}
 		}
 	case strings.EqualFold(app, "Queue"):
 		// A queue is one destination whatever members it rings; its name is the target.
@@ -161,7 +164,7 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 			return true
 		}
 		ch.group = &dialGroup{key: name, queue: true}
-		d.callOf(srv, ch).tried(name, nil)
+		d.callOf(srv, ch).tried(name, nil).queue = true
 	case strings.EqualFold(app, "VoiceMail"):
 		ch.mailboxes = voicemailBoxes(data)
 	case d.controlStasis(app, data):
@@ -262,8 +265,10 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 		}
 		key, members = g.key, g.members
 	}
-	t := d.callOf(srv, caller).target(key, members)
-	t.tried = true
+	t := d.callOf(srv, caller).tried(key, members)
+	if g := caller.group; g != nil && t.dial == "" && t.key == g.key {
+		t.dial, t.queue = g.dial, g.queue
+	}
 	if !slices.Contains(t.members, res) {
 		t.members = append(t.members, res)
 	}
