@@ -154,53 +154,35 @@ func TestRequestFields(t *testing.T) {
 }
 
 // TestRequestSaysWhatTheCustomerAskedFor: a request carries what detector.routes match on —
-// the Asterisk queue, the ring group's dial string, the DID and the inbound context.
+// the Asterisk queue, the ring group's dial string, the DID and the inbound context. The
+// customer calls the main number and is sent, in the dialplan, to exten running app(data);
+// nobody answers.
 func TestRequestSaysWhatTheCustomerAskedFor(t *testing.T) {
 	tests := []struct {
-		name  string
-		build func(s *sim)
-		want  string // Target | AsteriskQueue | DialString | DID | Context
+		exten, app, data string
+		want             string // Target | AsteriskQueue | DialString | DID | Context
 	}{
-		{
-			name: "Queue(sales) nobody answers",
-			build: func(s *sim) {
-				c := s.customer("c1", "+31201234501")
-				s.created(c)
-				s.dialplan(c, "Queue", "sales,t,,,60")
-				a := s.phone("a1", "1002", "c1")
-				s.created(a)
-				s.dial(c, a, "NOANSWER")
-				s.destroyed(a, c)
-			},
-			want: "sales|sales||+31205550100|from-trunk",
-		},
-		{
-			name: "ring group 600 nobody answers",
-			build: func(s *sim) {
-				c := s.customer("c1", "+31201234501")
-				s.created(c)
-				s.goTo(c, "groups", "600")
-				s.dialplan(c, "Dial", "PJSIP/1001&PJSIP/1002,20")
-				s.varset(c, "DIALSTATUS", "NOANSWER")
-				s.destroyed(c)
-			},
-			want: "600||PJSIP/1001&PJSIP/1002|+31205550100|from-trunk",
-		},
+		{"+31205550100", "Queue", "sales,t,,,60", "sales|sales||+31205550100|from-trunk"},
+		{"600", "Dial", "PJSIP/1001&PJSIP/1002,20", "600||PJSIP/1001&PJSIP/1002|+31205550100|from-trunk"},
+		{"1003", "Dial", "PJSIP/1003,20", "1003||PJSIP/1003|+31205550100|from-trunk"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d, rec := newTestDetector(t, Options{})
-			s := newSim(t)
-			tt.build(s)
-			s.play(d)
-			var got []string
-			for _, r := range rec.requests {
-				got = append(got, strings.Join([]string{r.Target, r.AsteriskQueue, r.DialString, r.DID, r.Context}, "|"))
-			}
-			if len(got) != 1 || got[0] != tt.want {
-				t.Errorf("requests %q, want [%q]", got, tt.want)
-			}
-		})
+		d, rec := newTestDetector(t, Options{})
+		s := newSim(t)
+		c := s.customer("c1", "+31201234501")
+		s.created(c)
+		s.goTo(c, "internal", tt.exten)
+		s.dialplan(c, tt.app, tt.data)
+		s.varset(c, "DIALSTATUS", "NOANSWER")
+		s.destroyed(c)
+		s.play(d)
+		var got []string
+		for _, r := range rec.requests {
+			got = append(got, strings.Join([]string{r.Target, r.AsteriskQueue, r.DialString, r.DID, r.Context}, "|"))
+		}
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s(%s) at %s: requests %q, want [%q]", tt.app, tt.data, tt.exten, got, tt.want)
+		}
 	}
 }
 
