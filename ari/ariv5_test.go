@@ -392,29 +392,17 @@ func readV5Recording(t *testing.T, file string) []v5Line {
 	return out
 }
 
-// v5EvidenceFiles lists the recordings: the public set, and in testdata/ariv5 the attended
-// transfer (14) that is not in that set yet. A name in both is read once, from the set.
+// v5EvidenceFiles lists the recordings of the public set, the attended transfer (14) among them.
 func v5EvidenceFiles(t *testing.T) []string {
 	t.Helper()
-	byName := map[string]string{}
-	for _, dir := range []string{"traces", "ariv5"} {
-		files, err := filepath.Glob(filepath.Join("testdata", dir, "*.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if _, dup := byName[filepath.Base(f)]; !dup {
-				byName[filepath.Base(f)] = f
-			}
-		}
+	files, err := filepath.Glob(filepath.Join("testdata", "traces", "*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(byName) < 14 {
-		t.Fatalf("want the 14 recordings, found %d: %v", len(byName), slices.Sorted(maps.Keys(byName)))
+	if len(files) < 14 {
+		t.Fatalf("want the 14 recordings, found %d: %v", len(files), files)
 	}
-	var files []string
-	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		files = append(files, byName[name])
-	}
+	slices.Sort(files)
 	return files
 }
 

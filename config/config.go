@@ -94,6 +94,63 @@ type Detector struct {
 	CustomerNumber     string   `yaml:"customer_number"`
 	DefaultCountryCode string   `yaml:"default_country_code"`
 	DefaultQueue       string   `yaml:"default_queue"`
+	// Routes send promises to a callback queue by what the customer asked for; the first
+	// that matches wins, before the target agent's own queue and DefaultQueue.
+	Routes []Route `yaml:"routes"`
+}
+
+// Route matches one thing about a missed call and names the callback queue its promise goes
+// to. Exactly one of the match keys is set.
+type Route struct {
+	// AsteriskQueue is the name of an Asterisk Queue() the customer waited in ("sales").
+	AsteriskQueue string `yaml:"asterisk_queue"`
+	// RingGroup is the dial string of a Dial() that rang several phones
+	// ("PJSIP/1001&PJSIP/1002"; the order of the phones does not matter).
+	RingGroup string `yaml:"ring_group"`
+	// Extension is the target extension or mailbox: exact ("1003") or an Asterisk pattern
+	// ("_10XX", "_2[0-4]X.").
+	Extension string `yaml:"extension"`
+	// DID is the number the customer dialled (the exten they arrived at), exact or a pattern.
+	DID string `yaml:"did"`
+	// Context is the dialplan context the customer's call came in through.
+	Context string `yaml:"context"`
+	// Queue is the callback queue the promise goes to.
+	Queue string `yaml:"queue"`
+}
+
+// RouteKeys are the match keys of a route, in the order a route shows them.
+var RouteKeys = []string{"asterisk_queue", "ring_group", "extension", "did", "context"}
+
+// Match returns the route's match key and its value ("" when none is set).
+func (r Route) Match() (key, value string) {
+	for i, v := range []string{r.AsteriskQueue, r.RingGroup, r.Extension, r.DID, r.Context} {
+		if v != "" {
+			return RouteKeys[i], v
+		}
+	}
+	return "", ""
+}
+
+// Matcher returns the route's test of a value of its match key. Call it on a validated
+// configuration only: an invalid pattern matches nothing.
+func (r Route) Matcher() func(string) bool {
+	key, value := r.Match()
+	switch key {
+	case "ring_group":
+		want := NormalizeDialString(value)
+		return func(s string) bool { return s != "" && NormalizeDialString(s) == want }
+	case "extension", "did":
+		if strings.HasPrefix(value, "_") {
+			re, err := DialplanPattern(value)
+			if err != nil {
+				return func(string) bool { return false }
+			}
+			return re.MatchString
+		}
+	case "":
+		return func(string) bool { return false }
+	}
+	return func(s string) bool { return s == value }
 }
 
 // IsInternal reports whether ext looks like an internal extension. It is false until the

@@ -45,6 +45,21 @@ var badFiles = []struct {
 	want []string
 }{
 	{
+		file: "routes.bad.yml",
+		want: []string{
+			`detector.routes[0]: needs one of asterisk_queue, ring_group, extension, did, context: what the customer asked for (line 12)`,
+			`detector.routes[1]: asterisk_queue and extension are mutually exclusive; a route matches one thing (write two routes) (line 13)`,
+			`detector.routes[2].queue: required: the callback queue the promise goes to (line 16)`,
+			`detector.routes[3].extension: invalid Asterisk pattern: pattern "_10[X": unclosed or empty [ at character 4 (line 17)`,
+			`detector.routes[4].ring_group: must be Dial() destinations joined by & (e.g. PJSIP/1001&PJSIP/1002), got "PJSIP/1001,PJSIP/1002" (line 19)`,
+			`detector.routes[5].did: must not contain spaces, got "+3120 5550206" (line 21)`,
+			`detector.routes[5].queue: unknown queue "sale" (line 22)`,
+			`detector.routes[6].asterisk_queue: matches the same "sales" as detector.routes[2], which comes first: this route is never used (line 23)`,
+			`detector.routes[7].asterisk_queue: matches the same "sales" as detector.routes[2], which comes first: this route is never used (line 25)`,
+			`detector.routes[9].ring_group: matches the same "pjsip/1001&PJSIP/1002" as detector.routes[8], which comes first: this route is never used (line 29)`,
+		},
+	},
+	{
 		file: "agent_unknown_queue.bad.yml",
 		want: []string{
 			`agents[0].queues[1]: unknown queue "sale" (line 11)`,
@@ -327,6 +342,10 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 		{"cluster_anchors.good.yml", func(c *Config) (any, any) {
 			return c.Dialer.CustomerDialString("+31201234567"), "PJSIP/+31201234567@provider"
 		}},
+		{"routes.good.yml", func(c *Config) (any, any) { return len(c.Detector.Routes), 6 }},
+		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[2], Route{Extension: "_20XX", Queue: "sales"} }},
+		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[2].Matcher()("2042"), true }},
+		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[1].Matcher()("PJSIP/2002&PJSIP/2001,20"), true }},
 	}
 	for _, tc := range tests {
 		c := mustLoad(t, tc.file, nil)

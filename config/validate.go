@@ -366,6 +366,7 @@ func (v *validator) detector(d Detector, queues map[string]bool, refs *compiledR
 	if d.DefaultQueue != "" && len(queues) > 0 && !queues[d.DefaultQueue] {
 		v.addf("detector.default_queue", "unknown queue %q", d.DefaultQueue)
 	}
+	v.routes(d.Routes, queues)
 }
 
 func (v *validator) agents(list []Agent, queues map[string]bool, internal *regexp.Regexp) {

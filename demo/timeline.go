@@ -42,8 +42,8 @@ func printResult(tl *timeline, r dialer.IntakeResult) {
 		tl.printf("promise %s MERGED: %s %s → %s again; still one promise, due %s", short(r.Job.ID), phone.Mask(r.Request.Number),
 			r.Request.Reason, r.Request.Target, r.Job.Deadline.In(tl.clk.Now().Location()).Format("15:04"))
 	default:
-		tl.printf("promise %s MADE: call back %s (%s → %s) in queue %s before %s", short(r.Job.ID), phone.Mask(r.Request.Number),
-			r.Request.Reason, r.Request.Target, r.Job.Queue, r.Job.Deadline.In(tl.clk.Now().Location()).Format("15:04"))
+		tl.printf("promise %s MADE: call back %s (%s → %s) in queue %s before %s; queue by %s", short(r.Job.ID), phone.Mask(r.Request.Number),
+			r.Request.Reason, r.Request.Target, r.Job.Queue, r.Job.Deadline.In(tl.clk.Now().Location()).Format("15:04"), r.Rule)
 	}
 }
 

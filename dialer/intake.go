@@ -32,6 +32,9 @@ type IntakeResult struct {
 	// Job is the promise made, merged into or resolved.
 	Job    queue.Job
 	Merged bool
+	// Rule says what chose the request's queue: a detector.routes entry, the target's agent
+	// queue or the default queue.
+	Rule string
 	// Err is set when the request was refused for good (bad number, no such queue).
 	Err error
 }
@@ -52,9 +55,9 @@ type IntakeOptions struct {
 	OnResult func(IntakeResult)
 }
 
-// Intake is a detect.Sink that turns callback requests into promises in the store: the queue
-// of the target (the agent whose extension or mailbox it is, else the default queue), the
-// deadline of that queue for the reason.
+// Intake is a detect.Sink that turns callback requests into promises in the store: in the
+// queue Policy.Route picks (detector.routes, else the target's agent queue, else the default
+// queue), with the deadline of that queue for the reason.
 //
 // The detector calls Request from the goroutine that delivers ARI events, which must never
 // wait for Redis; Intake therefore only appends to a backlog, and Run stores it. When Redis is
@@ -165,8 +168,8 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		return in.resolve(ctx, *it.res)
 	}
 	r := *it.req
-	q := in.QueueFor(r.Target)
-	result := IntakeResult{Request: r}
+	q, rule := in.QueueFor(r)
+	result := IntakeResult{Request: r, Rule: rule}
 	req, err := in.promise(r, q)
 	if err == nil {
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
@@ -176,7 +179,8 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	}
 	result.Err = err
 	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", string(r.Reason)),
-		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("linkedid", r.LinkedID)}
+		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("queue_rule", rule),
+		zap.String("linkedid", r.LinkedID)}
 	switch {
 	case err != nil:
 		in.log.Error("callback request refused", append(fields, zap.Error(err))...)
@@ -247,25 +251,9 @@ func (in *Intake) report(r IntakeResult) {
 	}
 }
 
-// QueueFor returns the queue a promise for target belongs to: the first queue of the agent
-// who owns that extension or mailbox, else the configured default queue, else the first one.
-func (in *Intake) QueueFor(target string) QueuePolicy {
-	p := in.opts.Policy
-	for _, a := range p.Agents {
-		if a.Extension == "" || a.Extension != target {
-			continue
-		}
-		for _, name := range a.Queues {
-			if q, ok := p.Queue(name); ok {
-				return q
-			}
-		}
-	}
-	if q, ok := p.Queue(p.DefaultQueue); ok {
-		return q
-	}
-	return p.Queues[0]
-}
+// QueueFor returns the queue a promise for r belongs to and the rule that chose it (see
+// Policy.Route).
+func (in *Intake) QueueFor(r detect.Request) (QueuePolicy, string) { return in.opts.Policy.Route(r) }
 
 // retryable tells a store failure that may pass (Redis down, a timeout) from a request the
 // store refused on its merits, which must not be retried forever.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,9 +11,10 @@ import (
 	"github.com/callbackd/callbackd/ari"
 )
 
+// ids are the attempt's channel and bridge ids; the detector knows them as callbackd's own
+// (ari.IsCallbackLeg) whatever the control application is called.
 func (cb *callback) ids() (agent, cust, bridge string) {
-	base := fmt.Sprintf("cbd-%s-%d", strings.ToLower(cb.job.ID), cb.job.Lease.Token)
-	return base + "-agent", base + "-customer", base
+	return ari.CallbackIDs(cb.job.ID, cb.job.Lease.Token)
 }
 
 // play plays media on a channel and waits until it finished, or the channel ended.

@@ -12,7 +12,10 @@ import (
 type Policy struct {
 	Queues []QueuePolicy
 	Agents []Agent
-	// DefaultQueue takes promises whose target no agent owns ("": the first queue).
+	// Routes pick a request's queue by what the customer asked for, before the target's
+	// agent queue and DefaultQueue (see Route).
+	Routes []Route
+	// DefaultQueue takes promises no route and no agent's extension claims ("": the first queue).
 	DefaultQueue string
 	Calls        CallSettings
 	// KeptRatioWindow is the window of callbackd_promise_kept_ratio.

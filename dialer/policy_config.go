@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/callbackd/callbackd/config"
@@ -44,6 +45,11 @@ func PolicyFrom(cfg *config.Config) Policy {
 			ConfirmDigit:    q.ConfirmDigit,
 			ConfirmTimeout:  q.ConfirmTimeout.D(),
 		})
+	}
+	for i, r := range cfg.Detector.Routes {
+		key, value := r.Match()
+		p.Routes = append(p.Routes, Route{Rule: fmt.Sprintf("detector.routes[%d] (%s %s)", i, key, value),
+			Key: key, Match: r.Matcher(), Queue: r.Queue})
 	}
 	for _, a := range cfg.Agents {
 		p.Agents = append(p.Agents, Agent{ID: a.ID, Name: a.Name, Endpoint: a.Endpoint, Extension: a.Extension, Queues: a.Queues})

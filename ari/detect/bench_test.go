@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkRecordings measures the detector alone (events already decoded) on every recorded
-// call, each replayed under a fresh linkedid so calls never collide.
+// call, each round replayed as another Asterisk so the same recorded ids are new calls again.
 func BenchmarkRecordings(b *testing.B) {
 	files, _ := filepath.Glob(filepath.Join(tracesDir, "*.jsonl"))
 	var events []*ari.Event
@@ -27,11 +27,17 @@ func BenchmarkRecordings(b *testing.B) {
 		}
 	}
 	rec := &recorder{}
-	det := New(Options{Sink: rec, Clock: clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))})
+	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	det := New(Options{Sink: rec, Clock: clk})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// Each round is a different Asterisk, so the same recorded ids are new calls again.
+		// Each round is another Asterisk. The ids cycle through 26 names, and a server
+		// remembers the channels of its ended calls (late events must not revive them), so
+		// each round moves the clock past the sweep: a server quiet that long with no call
+		// is forgotten, and its name comes back as a new Asterisk. Without that, round 27
+		// met server A's memory and every event was skipped as late.
+		clk.Advance(sweepInterval + time.Second)
 		id := string(rune('A' + i%26))
 		for _, ev := range events {
 			ev.AsteriskID = id

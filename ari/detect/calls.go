@@ -68,13 +68,16 @@ type chanInfo struct {
 	callerNum    string
 	callerName   string
 	firstContext string
+	firstExten   string // where the channel entered the dialplan: for a customer, the DID
 	exten        string
 	hasLinkedVar bool
 	ours         bool
+	// originated: created by Asterisk's dial API (an originate, a transfer's recall of the
+	// transferer, a Page() leg): never a customer calling in, but not callbackd's either.
+	originated   bool
 	destroyed    bool
-	forwardOf    string // the extension whose call forward created this channel
-	consult      bool   // a Local half of a DTMF attended-transfer consultation
-	transferred  bool   // …whose transfer was completed
+	forwardOf    string        // the extension whose call forward created this channel
+	consult      *consultation // a Local half of a DTMF attended-transfer consultation
 	app, appData string
 	group        *dialGroup // the Dial() this channel is running
 	mailboxes    []string   // the VoiceMail() this channel is running
@@ -85,7 +88,8 @@ type chanInfo struct {
 type dialGroup struct {
 	key     string
 	members []string
-	queue   bool // Queue(): members are whoever it rings
+	queue   bool   // Queue(): members are whoever it rings
+	dial    string // Dial()'s destinations, as written
 }
 
 // call is the channels of one linkedid.
@@ -125,7 +129,8 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 			zap.String("asterisk_id", srv.id), zap.String("channel", snap.Name))
 	}
 	if ch == nil {
-		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context}
+		ch = &chanInfo{id: snap.ID, firstContext: snap.Dialplan.Context, firstExten: snap.Dialplan.Exten,
+			ours: ari.IsCallbackLeg(snap.ID)}
 		srv.chans[snap.ID] = ch
 	}
 	if snap.Name != "" && snap.Name != ch.name {
@@ -152,25 +157,27 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 	case lid != "" && lid != ch.call.linkedID:
 		d.move(srv, ch, lid, now, d.evAt)
 	}
-	if fromControl || d.ariApp(snap.Dialplan.AppName, snap.Dialplan.AppData) {
+	if fromControl || d.controlStasis(snap.Dialplan.AppName, snap.Dialplan.AppData) {
 		d.markOurs(ch)
+	}
+	if dialAPIApp(snap.Dialplan.AppName) {
+		ch.originated = true
 	}
 	ch.call.lastSeen = now
 	return ch
 }
 
-// ariApp reports whether a channel running this dialplan application belongs to an ARI
-// application of ours: AppDial2 is the placeholder of channels originated through ARI (or any
-// other originate: never a customer calling in), Stasis(app) of a control application.
-func (d *Detector) ariApp(app, data string) bool {
-	switch {
-	case strings.EqualFold(app, "AppDial2"):
-		return true
-	case strings.EqualFold(app, "Stasis"):
-		return d.control[stasisApp(data)]
-	}
-	return false
+// controlStasis reports whether a channel running this dialplan application is in Stasis() of
+// one of our control applications.
+func (d *Detector) controlStasis(app, data string) bool {
+	return strings.EqualFold(app, "Stasis") && d.control[stasisApp(data)]
 }
+
+// dialAPIApp reports the placeholder application main/dial.c gives every channel it dials:
+// ARI and AMI originates, call files, ARI /channels/create, Page(), SLA, calendar alerts and
+// the recall of an attended transfer's transferer (main/bridge_basic.c, trace 14). Such a
+// channel is never a customer calling in, but it is not callbackd's own either.
+func dialAPIApp(app string) bool { return strings.EqualFold(app, "AppDial2") }
 
 // fallbackGroup picks the call of a channel seen without a linkedid: the ;2 half of a Local
 // pair belongs with the ;1 half, anything else starts its own call until a Dial or a bridge

@@ -45,9 +45,26 @@
 //
 // A Queue() is one destination too, named after the queue, whatever members it rings. A Dial
 // answered through a call forward (the Dial's "forwarded" channel) answers for the extension
-// that forwarded. A DTMF attended-transfer consultation (a Local pair with ATTENDEDTRANSFER,
-// sharing the customer's linkedid through the operator's leg) counts only once the operator
-// completes the transfer: an abandoned consultation did not send the customer anywhere.
+// that forwarded.
+//
+// # Attended transfers
+//
+// Each consultation is followed on its own. The consulted extension counts as tried on the
+// customer's behalf as soon as it is rung, and as reached only if the customer ended up with it
+// — never because the operator talked to it:
+//
+//   - DTMF feature (features.conf atxfer): Asterisk creates a Local/<ext>@<TRANSFER_CONTEXT>
+//     pair in the operator's call with ATTENDEDTRANSFER (the operator's channel name) on both
+//     halves; the ;2 half's Dial() rings the extension. An answer there is the operator's.
+//     Completing the transfer (BridgeAttendedTransfer, also "blonde": the operator hangs up
+//     while the target rings, with no transfer_target in the event) hands the pair, and
+//     whoever answered in it, to the customer. An aborted consultation (atxferabort) or one
+//     that times out (atxfernoanswertimeout, after which Asterisk rings the operator back) is
+//     a transfer that bounced back: the extension was tried and not reached.
+//   - SIP REFER with Replaces: the operator's second call is a call of its own. Completed
+//     after the target answered, the bridges are joined and the customer reaches the target;
+//     completed while it rings, the customer replaces the operator's ringing leg and the
+//     Dial events that follow decide.
 //
 // Voicemail: a message was left for mailbox X when VM_MESSAGEFILE is set on a channel of the
 // call (app_voicemail sets it only once the file is stored; a hang-up in the greeting leaves
@@ -58,10 +75,14 @@
 // Callback legs are placed by callbackd through ARI and must never become promises. A channel
 // is ours, and its whole call is never a customer call, when any of these holds: the event came
 // from one of the control applications (they see only channels they own); the channel entered
-// Stasis() of a control application; it was dialled by ARI (a Dial event without a caller:
-// dialplan Dial() always has one, ARI originate and /channels/{id}/dial never do); it runs
-// AppDial2, the placeholder Asterisk gives to channels originated by ARI. The last two need no
-// configuration, so the rule holds whatever the control application is called.
+// Stasis() of a control application; its id is one the dialer gives its legs
+// (ari.IsCallbackLeg, "cbd-<promise>-<token>-agent|customer"), which needs no configuration.
+//
+// Channels of Asterisk's dial API (main/dial.c) — the "AppDial2" placeholder, or a Dial event
+// without a caller — are not ours: ARI and AMI originates, Page() legs and the recall of an
+// attended transfer's operator (trace 14) all look like that. Such a channel is never a
+// customer calling in (a call it originated makes no promise), but when it joins a customer's
+// call, the call stays the customer's.
 //
 // # Resolved signals
 //
@@ -116,6 +137,12 @@ type Request struct {
 	Target     string       // extension, or mailbox without @context
 	Channel    string       // the customer's channel id
 	At         time.Time
+	// What the customer asked for, beside Target, for routing the promise to a callback
+	// queue (detector.routes); each is "" when the call did not show it.
+	AsteriskQueue string // the Queue() name, when Target is an Asterisk queue
+	DialString    string // the Dial() destinations that rang Target ("PJSIP/1001&PJSIP/1002")
+	DID           string // the extension the customer's call arrived at: the number dialled
+	Context       string // the dialplan context the customer's call came in through
 }
 
 // Resolution says the customer Number reached Target after a request was made for that pair.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,9 +146,43 @@ func TestRequestFields(t *testing.T) {
 	r := rec.requests[0]
 	want := Request{AsteriskID: "02:fc:00:00:00:01", LinkedID: "1795351341.53", Number: "+31201234502",
 		Name: "J. de Vries", Reason: queue.ReasonVoicemail, Target: "1003", Channel: "1795351341.53",
-		At: time.Date(2026, 11, 22, 12, 42, 47, 463e6, time.UTC)}
+		At:         time.Date(2026, 11, 22, 12, 42, 47, 463e6, time.UTC),
+		DialString: "PJSIP/1003", DID: "+31205550102", Context: "from-trunk"}
 	if r != want {
 		t.Errorf("request\n got %+v\nwant %+v", r, want)
+	}
+}
+
+// TestRequestSaysWhatTheCustomerAskedFor: a request carries what detector.routes match on —
+// the Asterisk queue, the ring group's dial string, the DID and the inbound context. The
+// customer calls the main number and is sent, in the dialplan, to exten running app(data);
+// nobody answers.
+func TestRequestSaysWhatTheCustomerAskedFor(t *testing.T) {
+	tests := []struct {
+		exten, app, data string
+		want             string // Target | AsteriskQueue | DialString | DID | Context
+	}{
+		{"+31205550100", "Queue", "sales,t,,,60", "sales|sales||+31205550100|from-trunk"},
+		{"600", "Dial", "PJSIP/1001&PJSIP/1002,20", "600||PJSIP/1001&PJSIP/1002|+31205550100|from-trunk"},
+		{"1003", "Dial", "PJSIP/1003,20", "1003||PJSIP/1003|+31205550100|from-trunk"},
+	}
+	for _, tt := range tests {
+		d, rec := newTestDetector(t, Options{})
+		s := newSim(t)
+		c := s.customer("c1", "+31201234501")
+		s.created(c)
+		s.goTo(c, "internal", tt.exten)
+		s.dialplan(c, tt.app, tt.data)
+		s.varset(c, "DIALSTATUS", "NOANSWER")
+		s.destroyed(c)
+		s.play(d)
+		var got []string
+		for _, r := range rec.requests {
+			got = append(got, strings.Join([]string{r.Target, r.AsteriskQueue, r.DialString, r.DID, r.Context}, "|"))
+		}
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s(%s) at %s: requests %q, want [%q]", tt.app, tt.data, tt.exten, got, tt.want)
+		}
 	}
 }
 
@@ -276,9 +311,11 @@ func TestScenarios(t *testing.T) {
 			want:  []string{"unanswered_transfer 1003 +31201234504"},
 		},
 		{
-			name:  "DTMF consultation abandoned by the operator: no attempt on the customer's behalf",
+			// The operator gives up (atxferabort) and talks to the customer again: the transfer
+			// bounced back, and the customer still did not reach the one they asked for.
+			name:  "DTMF consultation abandoned by the operator while the target rings: unanswered_transfer to the consulted extension",
 			build: func(s *sim) { s.dtmfAttendedTransfer(false) },
-			want:  []string{},
+			want:  []string{"unanswered_transfer 1003 +31201234504"},
 		},
 		{
 			name: "queue nobody answers: one request for the queue",

@@ -132,7 +132,7 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 	ch.group, ch.mailboxes = nil, nil
 	switch {
 	case strings.EqualFold(app, "Dial"):
-		if d.isStaff(ch) || ch.ours {
+		if ch.ours {
 			return true
 		}
 		var members []string
@@ -148,9 +148,14 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		if d.internal.MatchString(ch.exten) {
 			key = ch.exten
 		}
-		ch.group = &dialGroup{key: key, members: members}
-		if !d.consulting(srv, ch) {
-			ch.call.tried(key, members)
+		// A staff phone's own Dial() is remembered, not tried: it is what a SIP REFER
+		// attended transfer hands the customer when it completes while the target rings.
+		dial, _, _ := strings.Cut(data, ",")
+		ch.group = &dialGroup{key: key, members: members, dial: dial}
+		if !d.isStaff(ch) {
+			if t := d.callOf(srv, ch).tried(key, members); t.dial == "" {
+				t.dial = dial
+			}
 		}
 	case strings.EqualFold(app, "Queue"):
 		// A queue is one destination whatever members it rings; its name is the target.
@@ -159,13 +164,13 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 			return true
 		}
 		ch.group = &dialGroup{key: name, queue: true}
-		if !d.consulting(srv, ch) {
-			ch.call.tried(name, nil)
-		}
+		d.callOf(srv, ch).tried(name, nil).queue = true
 	case strings.EqualFold(app, "VoiceMail"):
 		ch.mailboxes = voicemailBoxes(data)
-	case d.ariApp(app, data):
+	case d.controlStasis(app, data):
 		d.markOurs(ch)
+	case dialAPIApp(app):
+		ch.originated = true
 	}
 	return true
 }
@@ -176,7 +181,11 @@ func (d *Detector) onVarset(srv *server, ev *ari.Event, fromControl bool, now ti
 		return false
 	}
 	if ev.Variable == "ATTENDEDTRANSFER" && ch.local {
-		ch.consult = true
+		// Asterisk clears it ("") on the ;1 half once that half is in the consultation
+		// bridge; the consultation goes on.
+		if ev.Value != "" {
+			d.startConsultation(srv, ch, ev.Value)
+		}
 		return true
 	}
 	if ev.Variable != "VM_MESSAGEFILE" || strings.TrimSpace(ev.Value) == "" {
@@ -221,8 +230,9 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 		return false
 	}
 	if ev.Caller == nil {
-		// Dialplan Dial() always has a calling channel; ARI originate and /dial never do.
-		d.markOurs(peer)
+		// Dialplan Dial() always has a calling channel; the dial API without a requester
+		// (originates, ARI /dial, the recall of an attended transfer) never does.
+		peer.originated = true
 		return true
 	}
 	caller := d.observe(srv, ev.Caller, fromControl, now)
@@ -232,7 +242,7 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 	if !peer.hasLinkedVar && peer.call != caller.call {
 		d.move(srv, peer, caller.call.linkedID, now, at)
 	}
-	if caller.ours || d.isStaff(caller) || d.consulting(srv, caller) {
+	if caller.ours || d.isStaff(caller) {
 		return true
 	}
 	res := peer.res
@@ -255,8 +265,10 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 		}
 		key, members = g.key, g.members
 	}
-	t := caller.call.target(key, members)
-	t.tried = true
+	t := d.callOf(srv, caller).tried(key, members)
+	if g := caller.group; g != nil && t.dial == "" && t.key == g.key {
+		t.dial, t.queue = g.dial, g.queue
+	}
 	if !slices.Contains(t.members, res) {
 		t.members = append(t.members, res)
 	}
@@ -268,7 +280,7 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 		}
 	}
 	if ev.DialStatus == "ANSWER" {
-		d.reached(srv, caller.call, res, at)
+		d.reachedThrough(srv, caller, res, at)
 	}
 	return true
 }
@@ -312,10 +324,10 @@ func (d *Detector) onEnteredBridge(srv *server, ev *ari.Event, fromControl bool,
 			continue
 		}
 		if x := d.phoneExt(o); x != "" && !d.isStaff(ch) {
-			d.reached(srv, ch.call, x, at)
+			d.reachedThrough(srv, ch, x, at)
 		}
 		if x := d.phoneExt(ch); x != "" && !d.isStaff(o) {
-			d.reached(srv, o.call, x, at)
+			d.reachedThrough(srv, o, x, at)
 		}
 	}
 	return true
@@ -341,58 +353,163 @@ func (d *Detector) onBlindTransfer(srv *server, ev *ari.Event, fromControl bool,
 }
 
 func (d *Detector) onAttendedTransfer(srv *server, ev *ari.Event, fromControl bool, now, at time.Time) bool {
+	var legs []*chanInfo
 	for _, c := range []*ari.Channel{ev.TransfererFirstLeg, ev.TransfererSecondLeg} {
 		if c != nil {
-			d.observe(srv, c, fromControl, now)
+			if l := d.observe(srv, c, fromControl, now); l != nil {
+				legs = append(legs, l)
+			}
 		}
 	}
-	if ev.Transferee == nil || ev.TransferTarget == nil {
+	if ev.Transferee == nil {
 		return ev.TransfererFirstLeg != nil
 	}
 	tee := d.observe(srv, ev.Transferee, fromControl, now)
-	tgt := d.observe(srv, ev.TransferTarget, fromControl, now)
-	if tee == nil || tgt == nil {
+	if tee == nil {
 		return false
+	}
+	var tgt *chanInfo
+	if ev.TransferTarget != nil {
+		if tgt = d.observe(srv, ev.TransferTarget, fromControl, now); tgt == nil {
+			return false
+		}
 	}
 	if ev.Result != "Success" || tee.ours {
 		return true
 	}
-	ext := d.phoneExt(tgt)
-	if tgt.local {
-		tgt.transferred = true
-		d.replayGroup(tgt)
-		if p := d.partner(srv, tgt); p != nil {
-			p.transferred = true
-			d.replayGroup(p)
-		}
-		if d.internal.MatchString(tgt.res) {
-			ext = tgt.res
-		}
-	}
-	if ext == "" {
+	// A DTMF consultation (features.conf atxfer) is a Local pair: completing it hands the
+	// customer the pair, and with it whoever answered the transferer there. A blonde
+	// transfer (trace 14) names no transfer target at all, only the transferer.
+	if d.completeConsultations(srv, tee, tgt, legs, at) || (tgt != nil && tgt.local) {
 		return true
 	}
-	tee.call.tried(ext, []string{ext})
-	// Completing the transfer to a target that already answered the consultation connects
-	// the transferee to it; a target still ringing is decided by its Dial.
-	if !tgt.local && ev.TransferTarget.State == "Up" {
-		d.reached(srv, tee.call, ext, at)
+	if tgt != nil {
+		// SIP REFER with Replaces after the target answered the transferer's second call:
+		// the two bridges are joined, so the customer is now talking to the target.
+		ext := d.phoneExt(tgt)
+		if ext == "" {
+			return true
+		}
+		tee.call.tried(ext, []string{ext})
+		if ev.TransferTarget.State == "Up" {
+			d.reached(srv, tee.call, ext, at)
+		}
+		return true
+	}
+	// SIP REFER with Replaces while the target still rings (destination_type application):
+	// the customer replaces the transferer's second call, which is dialling the target
+	// (main/bridge.c ast_bridge_transfer_attended). That Dial() is the consulted target; the
+	// Dial events that follow the masquerade say whether the customer reached it.
+	for _, l := range legs {
+		if g := l.group; g != nil && !g.queue {
+			tee.call.tried(g.key, g.members)
+			break
+		}
 	}
 	return true
 }
 
-// consulting reports whether ch is a Local half of a DTMF attended-transfer consultation that
-// has not been completed. The operator's consultation shares the customer's linkedid (the
-// operator's leg has it), but the customer is sent to the target only if the operator
-// completes the transfer (BridgeAttendedTransfer); an abandoned consultation is not an attempt.
-func (d *Detector) consulting(srv *server, ch *chanInfo) bool {
-	if !ch.local {
-		return false
+// consultation is one DTMF attended-transfer consultation (features.conf atxfer): Asterisk
+// creates a Local/<ext>@<TRANSFER_CONTEXT> pair in the transferer's call, sets ATTENDEDTRANSFER
+// (the transferer's channel name) on both halves, and the ;2 half runs the dialplan, typically
+// Dial() of the extension. The consulted extension counts as tried on the customer's behalf
+// from its Dial() on — an aborted (atxferabort) or timed-out (atxfernoanswertimeout)
+// consultation is exactly a transfer that bounced back — but it counts as reached only once
+// the customer has the pair: an answer while the transferer consults is the transferer's.
+type consultation struct {
+	transferer    string   // the transferer's channel name
+	transfererExt string   // …and its extension, which the customer reaching again is no news
+	call          *call    // the customer's call: the transferer's when the consultation began
+	answered      []string // extensions that answered the transferer in the consultation
+	completed     bool     // the transfer was completed: the customer now waits on the pair
+}
+
+// startConsultation attaches a consultation to a Local half and its partner. The transferer's
+// call is found by name, so the consultation joins the customer's call even when no linkedid
+// is exported.
+func (d *Detector) startConsultation(srv *server, ch *chanInfo, transferer string) {
+	cs := d.consultOf(srv, ch)
+	if cs == nil {
+		cs = &consultation{transferer: transferer, call: ch.call}
+		if op := srv.chans[srv.byName[transferer]]; op != nil && op.call != nil {
+			cs.call, cs.transfererExt = op.call, d.phoneExt(op)
+		}
 	}
-	p := d.partner(srv, ch)
-	consult := ch.consult || (p != nil && p.consult)
-	done := ch.transferred || (p != nil && p.transferred)
-	return consult && !done
+	ch.consult = cs
+	if p := d.partner(srv, ch); p != nil {
+		p.consult = cs
+	}
+}
+
+// consultOf is the consultation a Local half belongs to, through itself or its partner.
+func (d *Detector) consultOf(srv *server, ch *chanInfo) *consultation {
+	if ch.consult != nil || !ch.local {
+		return ch.consult
+	}
+	if p := d.partner(srv, ch); p != nil && p.consult != nil {
+		ch.consult = p.consult
+	}
+	return ch.consult
+}
+
+// callOf is the call a channel's attempts count for: a consultation's are the customer's.
+func (d *Detector) callOf(srv *server, ch *chanInfo) *call {
+	if cs := d.consultOf(srv, ch); cs != nil && cs.call != nil {
+		return cs.call
+	}
+	return ch.call
+}
+
+// reachedThrough records that ch, a channel of a customer's call, was answered by or bridged
+// with the phone of ext. In a consultation not yet completed that is the transferer talking to
+// ext, which is noted for when the customer is handed over.
+func (d *Detector) reachedThrough(srv *server, ch *chanInfo, ext string, at time.Time) {
+	cs := d.consultOf(srv, ch)
+	if cs == nil || cs.completed {
+		d.reached(srv, d.callOf(srv, ch), ext, at)
+		return
+	}
+	if ext != cs.transfererExt && !slices.Contains(cs.answered, ext) {
+		cs.answered = append(cs.answered, ext)
+	}
+}
+
+// completeConsultations marks the consultations of the transfer's transferer legs (or of its
+// Local target) completed for the transferee, and reports whether there was any. Whoever
+// answered the transferer there is now connected to the customer.
+func (d *Detector) completeConsultations(srv *server, tee, tgt *chanInfo, legs []*chanInfo, at time.Time) bool {
+	var done []*consultation
+	if tgt != nil && tgt.local {
+		if cs := d.consultOf(srv, tgt); cs != nil {
+			done = append(done, cs)
+		}
+	}
+	// Transfers are rare next to events, so a scan of the server's channels is cheap enough.
+	for _, ch := range srv.chans {
+		cs := ch.consult
+		if cs == nil || cs.completed || slices.Contains(done, cs) {
+			continue
+		}
+		for _, l := range legs {
+			if l.name != "" && cs.transferer == l.name {
+				done = append(done, cs)
+				break
+			}
+		}
+	}
+	for _, cs := range done {
+		if cs.completed {
+			continue
+		}
+		cs.completed = true
+		if cs.call == nil {
+			cs.call = tee.call
+		}
+		for _, ext := range cs.answered {
+			d.reached(srv, cs.call, ext, at)
+		}
+	}
+	return len(done) > 0
 }
 
 // partner is the other half of a Local pair, if known.
@@ -402,14 +519,6 @@ func (d *Detector) partner(srv *server, ch *chanInfo) *chanInfo {
 		return nil
 	}
 	return srv.chans[srv.byName[name]]
-}
-
-// replayGroup registers the Dial() a consultation channel is running once its transfer is
-// completed: from then on the customer is the one waiting for that target.
-func (d *Detector) replayGroup(ch *chanInfo) {
-	if g := ch.group; g != nil && ch.call != nil {
-		ch.call.tried(g.key, g.members)
-	}
 }
 
 // isStaff reports whether a channel is an internal phone user's: its caller number is an

@@ -17,6 +17,8 @@ type target struct {
 	tried   bool
 	reached bool
 	message bool
+	queue   bool   // an Asterisk Queue(): key is its name
+	dial    string // the Dial() destinations that rang it, for routing
 }
 
 // target returns the call's target for key, adding it in order of first mention.
@@ -31,12 +33,15 @@ func (c *call) target(key string, members []string) *target {
 	return t
 }
 
-func (c *call) tried(key string, members []string) {
-	c.target(key, members).tried = true
+func (c *call) tried(key string, members []string) *target {
+	t := c.target(key, members)
+	t.tried = true
+	return t
 }
 
 type customerInfo struct {
 	number, name, channel string
+	did, context          string
 }
 
 // reached marks ext, and every ring group it belongs to, as reached, and resolves earlier
@@ -75,7 +80,7 @@ func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 // customerOf returns the call's customer, or nil when the call did not come from one.
 func (d *Detector) customerOf(c *call) *customerInfo {
 	o := c.origin
-	if o == nil || o.local || o.ours {
+	if o == nil || o.local || o.ours || o.originated {
 		return nil
 	}
 	num := strings.TrimSpace(o.callerNum)
@@ -91,7 +96,7 @@ func (d *Detector) customerOf(c *call) *customerInfo {
 			zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))
 		return nil
 	}
-	return &customerInfo{number: e164, name: o.callerName, channel: o.id}
+	return &customerInfo{number: e164, name: o.callerName, channel: o.id, did: o.firstExten, context: o.firstContext}
 }
 
 // finalize ends a call: it forgets the call and emits what it deserves.
@@ -114,7 +119,12 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 		default:
 			continue
 		}
-		d.emitRequest(Request{AsteriskID: srv.id, LinkedID: c.linkedID, Number: cust.number,
-			Name: cust.name, Reason: reason, Target: t.key, Channel: cust.channel, At: at.UTC()})
+		r := Request{AsteriskID: srv.id, LinkedID: c.linkedID, Number: cust.number,
+			Name: cust.name, Reason: reason, Target: t.key, Channel: cust.channel, At: at.UTC(),
+			DialString: t.dial, DID: cust.did, Context: cust.context}
+		if t.queue {
+			r.AsteriskQueue = t.key
+		}
+		d.emitRequest(r)
 	}
 }

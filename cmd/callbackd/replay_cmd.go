@@ -15,6 +15,7 @@ import (
 	"github.com/callbackd/callbackd/ari/trace"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 )
 
@@ -30,8 +31,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	configPath := configFlag(fs, "", "configuration `file` whose detector settings to use")
 	maxMalformed := fs.Float64("max-malformed", 10, "exit 1 when more than this `percent` of the trace's lines are malformed (0: any)")
 	app := fs.String("app", "", "monitor application whose events to replay (default: the subscribeAll socket of the trace)")
+	explain := fs.Bool("explain", false, "add to each request the callback queue it would go to and the rule that chose it (needs --config)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: callbackd replay --trace FILE.jsonl [-c FILE] [--app NAME] [--max-malformed PERCENT]")
+		fmt.Fprintln(stderr, "usage: callbackd replay --trace FILE.jsonl [-c FILE] [--app NAME] [--max-malformed PERCENT] [--explain]")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
@@ -51,14 +53,27 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fs.Usage()
 		return 2
 	}
+	if *explain && *configPath == "" {
+		fmt.Fprintln(stderr, "callbackd replay: --explain needs --config: the queues and routes are in the configuration")
+		fs.Usage()
+		return 2
+	}
 
 	opts := detect.Options{}
 	var monitors []string
+	out := &jsonSink{enc: json.NewEncoder(stdout)}
 	if *configPath != "" {
-		var err error
-		if opts, monitors, err = detectorOptions(*configPath); err != nil {
+		cfg, err := loadConfig(*configPath)
+		if err == nil {
+			opts, monitors, err = detectorOptions(*configPath, cfg)
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "callbackd replay: %v\n", err)
 			return 1
+		}
+		if *explain {
+			policy := dialer.PolicyFrom(cfg)
+			out.route = policy.Route
 		}
 	}
 	data, err := os.ReadFile(*tracePath)
@@ -88,7 +103,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	opts.ControlApps = controlApps
 
-	out := &jsonSink{enc: json.NewEncoder(stdout)}
 	// The recording's own timestamps drive the clock, so idle expiry behaves as it did live.
 	clk := clock.NewFake(time.Time{})
 	opts.Sink, opts.Clock = out, clk
@@ -164,6 +178,8 @@ func chooseMonitorApp(apps trace.Apps, configured, control []string) string {
 type jsonSink struct {
 	enc *json.Encoder
 	err error
+	// route, with --explain, says which callback queue a request goes to and why.
+	route func(detect.Request) (dialer.QueuePolicy, string)
 }
 
 type requestLine struct {
@@ -172,6 +188,13 @@ type requestLine struct {
 	Target   string `json:"target"`
 	LinkedID string `json:"linkedid"`
 	At       string `json:"at"`
+	// With --explain: what the customer asked for, and where the promise would go.
+	AsteriskQueue string `json:"asterisk_queue,omitempty"`
+	DialString    string `json:"dial_string,omitempty"`
+	DID           string `json:"did,omitempty"`
+	Context       string `json:"context,omitempty"`
+	Queue         string `json:"queue,omitempty"`
+	Rule          string `json:"rule,omitempty"`
 }
 
 type resolvedLine struct {
@@ -183,8 +206,14 @@ type resolvedLine struct {
 }
 
 func (s *jsonSink) Request(r detect.Request) {
-	s.write(requestLine{Number: r.Number, Reason: string(r.Reason), Target: r.Target, LinkedID: r.LinkedID,
-		At: r.At.UTC().Format(time.RFC3339Nano)})
+	l := requestLine{Number: r.Number, Reason: string(r.Reason), Target: r.Target, LinkedID: r.LinkedID,
+		At: r.At.UTC().Format(time.RFC3339Nano)}
+	if s.route != nil {
+		q, rule := s.route(r)
+		l.AsteriskQueue, l.DialString, l.DID, l.Context = r.AsteriskQueue, r.DialString, r.DID, r.Context
+		l.Queue, l.Rule = q.Name, rule
+	}
+	s.write(l)
 }
 
 func (s *jsonSink) Resolved(r detect.Resolution) {
@@ -198,13 +227,18 @@ func (s *jsonSink) write(v any) {
 	}
 }
 
-// detectorOptions reads the detector settings of a configuration file, with the same
-// CALLBACKD_* overrides (and the same check for misspelt ones) the daemon applies.
-func detectorOptions(path string) (detect.Options, []string, error) {
+// loadConfig loads a configuration file with the same CALLBACKD_* overrides (and the same
+// check for misspelt ones) the daemon applies, for offline use: no ARI credentials needed.
+func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.LoadEnvironFor(config.UseOffline, path, os.Environ())
 	if err != nil {
-		return detect.Options{}, nil, fmt.Errorf("loading %s: %w", path, err)
+		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
+	return cfg, nil
+}
+
+// detectorOptions reads the detector settings of the configuration loaded from path.
+func detectorOptions(path string, cfg *config.Config) (detect.Options, []string, error) {
 	opts, err := daemon.DetectorOptions(cfg)
 	if err != nil {
 		return detect.Options{}, nil, fmt.Errorf("%s: %w", path, err)

@@ -14,7 +14,11 @@ import (
 	"time"
 )
 
-const tracesDir = "../../ari/testdata/traces"
+const (
+	tracesDir = "../../ari/testdata/traces"
+	// scenariosDir holds the synthetic scenarios of the detector tests, in the same format.
+	scenariosDir = "../../ari/testdata/scenarios"
+)
 
 // replay runs the subcommand and returns its exit code, stdout and stderr.
 func replay(t *testing.T, args ...string) (int, string, string) {
@@ -64,34 +68,36 @@ func parseOutput(t *testing.T, stdout string) []string {
 }
 
 func TestReplayYieldsTheExpectedOutcomeOfEveryRecording(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(tracesDir, "expected.json"))
-	if err != nil {
-		t.Fatalf("reading expected outcomes: %v", err)
-	}
-	var exp map[string][]struct{ Number, Reason, Target string }
-	if err := json.Unmarshal(data, &exp); err != nil {
-		t.Fatalf("parsing expected.json: %v", err)
-	}
-	files, _ := filepath.Glob(filepath.Join(tracesDir, "*.jsonl"))
-	if len(files) != len(exp) {
-		t.Errorf("%d recordings but %d expected outcomes", len(files), len(exp))
-	}
-	for _, f := range files {
-		name := filepath.Base(f)
-		t.Run(name, func(t *testing.T) {
-			code, stdout, stderr := replay(t, "--trace", f)
-			if code != 0 {
-				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-			}
-			want := []string{}
-			for _, r := range exp[name] {
-				want = append(want, fmt.Sprintf("%s %s %s", r.Number, r.Reason, r.Target))
-			}
-			sort.Strings(want)
-			if got := parseOutput(t, stdout); !slices.Equal(got, want) {
-				t.Errorf("requests:\n got %v\nwant %v", got, want)
-			}
-		})
+	for _, dir := range []string{tracesDir, scenariosDir} {
+		data, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+		if err != nil {
+			t.Fatalf("reading expected outcomes: %v", err)
+		}
+		var exp map[string][]struct{ Number, Reason, Target string }
+		if err := json.Unmarshal(data, &exp); err != nil {
+			t.Fatalf("parsing %s/expected.json: %v", dir, err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		if len(files) != len(exp) {
+			t.Errorf("%s: %d recordings but %d expected outcomes", dir, len(files), len(exp))
+		}
+		for _, f := range files {
+			name := filepath.Base(f)
+			t.Run(name, func(t *testing.T) {
+				code, stdout, stderr := replay(t, "--trace", f)
+				if code != 0 {
+					t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+				}
+				want := []string{}
+				for _, r := range exp[name] {
+					want = append(want, fmt.Sprintf("%s %s %s", r.Number, r.Reason, r.Target))
+				}
+				sort.Strings(want)
+				if got := parseOutput(t, stdout); !slices.Equal(got, want) {
+					t.Errorf("requests:\n got %v\nwant %v", got, want)
+				}
+			})
+		}
 	}
 }
 
@@ -108,6 +114,7 @@ func TestReplayBadInvocations(t *testing.T) {
 		{"stray argument", []string{"--trace", trace, "extra"}, 2, `unexpected argument "extra"`},
 		{"missing trace file", []string{"--trace", "/nonexistent/trace.jsonl"}, 1, "/nonexistent/trace.jsonl"},
 		{"missing config file", []string{"--trace", trace, "--config", "/nonexistent/callbackd.yaml"}, 1, "/nonexistent/callbackd.yaml"},
+		{"explain without config", []string{"--trace", trace, "--explain"}, 2, "--explain needs --config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,5 +263,40 @@ func TestReplayFailsOnAFileThatIsNotATrace(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d naming %q", code, stderr, tt.code, tt.inStderr)
 			}
 		})
+	}
+}
+
+// TestReplayExplainsTheQueueOfEachRequest: --explain adds what the customer asked for and the
+// queue the promise would go to, naming the rule that chose it.
+func TestReplayExplainsTheQueueOfEachRequest(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "callbackd.yaml")
+	if err := os.WriteFile(cfg, []byte(`asterisk:
+  - {name: pbx1, url: "http://127.0.0.1:8088/ari", username: callbackd, password: change-me}
+queues:
+  - name: support
+  - name: reception
+detector:
+  default_queue: reception
+  routes:
+    - {did: "+31205550206", queue: support}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		trace string
+		want  string
+	}{
+		// The operator line of recording 14 is routed by its DID.
+		{"14-attended-transfer-blonde-noanswer.jsonl",
+			`{"number":"+31201234506","reason":"unanswered_transfer","target":"1003","linkedid":"1796160123.62","at":"2026-12-01T21:22:45.308Z","dial_string":"PJSIP/1003","did":"+31205550206","context":"from-trunk","queue":"support","rule":"detector.routes[0] (did +31205550206)"}`},
+		// Recording 01's direct line matches no route and 1003 is nobody's extension here.
+		{"01-dial-noanswer.jsonl",
+			`{"number":"+31201234501","reason":"unanswered_transfer","target":"1003","linkedid":"1795351945.109","at":"2026-11-22T12:52:38.947Z","dial_string":"PJSIP/1003","did":"+31205550101","context":"from-trunk","queue":"reception","rule":"detector.default_queue"}`},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := replay(t, "--trace", filepath.Join(tracesDir, tt.trace), "--config", cfg, "--explain")
+		if code != 0 || strings.TrimSpace(stdout) != tt.want {
+			t.Errorf("%s: exit %d\n got %s\nwant %s\nstderr %s", tt.trace, code, stdout, tt.want, stderr)
+		}
 	}
 }

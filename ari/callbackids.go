@@ -1,0 +1,65 @@
+package ari
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Channel ids of callbackd's own callback legs. Asterisk's own dial-API channels (an
+// attended transfer's recall of the transferer, Page() legs, AMI or ARI originates of other
+// applications) all run the same "AppDial2" placeholder and some are dialled without a
+// calling channel, so neither says a channel is callbackd's; these ids, which the dialer
+// gives every leg it originates or creates, and the control application do.
+const (
+	callbackIDPrefix  = "cbd-"
+	agentLegSuffix    = "-agent"
+	customerLegSuffix = "-customer"
+)
+
+// CallbackIDs returns the ids of one callback attempt: its agent leg, its customer leg and
+// its bridge, "cbd-<promise>-<fencing token>[-agent|-customer]". The token makes every
+// attempt's ids new, so a late event of an earlier attempt never names a later one's leg.
+func CallbackIDs(promise string, token int64) (agent, customer, bridge string) {
+	bridge = callbackIDPrefix + strings.ToLower(promise) + "-" + strconv.FormatInt(token, 10)
+	return bridge + agentLegSuffix, bridge + customerLegSuffix, bridge
+}
+
+// IsCallbackLeg reports whether a channel id is one CallbackIDs makes for a leg.
+func IsCallbackLeg(id string) bool {
+	rest, ok := strings.CutPrefix(id, callbackIDPrefix)
+	if !ok {
+		return false
+	}
+	switch {
+	case strings.HasSuffix(rest, agentLegSuffix):
+		rest = strings.TrimSuffix(rest, agentLegSuffix)
+	case strings.HasSuffix(rest, customerLegSuffix):
+		rest = strings.TrimSuffix(rest, customerLegSuffix)
+	default:
+		return false
+	}
+	promise, token, ok := cutLast(rest, '-')
+	if !ok || promise == "" || !alnum(promise) {
+		return false
+	}
+	_, err := strconv.ParseInt(token, 10, 64)
+	return err == nil
+}
+
+func cutLast(s string, sep byte) (before, after string, ok bool) {
+	i := strings.LastIndexByte(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+func alnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
