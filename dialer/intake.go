@@ -5,7 +5,6 @@ package dialer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -196,9 +195,10 @@ func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bo
 
 // promise builds the store request for a detector request in queue q.
 func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error) {
-	d, ok := q.Deadlines[r.Reason]
-	if !ok {
-		return queue.Request{}, fmt.Errorf("dialer: no deadline for reason %q in queue %s", r.Reason, q.Name)
+	now := in.opts.Clock.Now()
+	deadline, err := q.DeadlineFrom(now, r.Reason)
+	if err != nil {
+		return queue.Request{}, err
 	}
 	return queue.Request{
 		Queue:       q.Name,
@@ -206,7 +206,8 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error
 		Name:        r.Name,
 		Reason:      r.Reason,
 		Target:      r.Target,
-		Deadline:    in.opts.Clock.Now().Add(d),
+		Deadline:    deadline,
+		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
 	}, nil

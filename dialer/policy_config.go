@@ -33,13 +33,18 @@ func PolicyFrom(cfg *config.Config) Policy {
 				deadlines[r] = d
 			}
 		}
+		var hours Hours = q.CallingHours
+		if cal, err := q.CallingHours.Calendar(); err == nil {
+			hours = cal // compiled once; validation has already refused a calendar that fails
+		}
 		p.Queues = append(p.Queues, QueuePolicy{
 			Name:            q.Name,
 			Deadlines:       deadlines,
 			MaxAttempts:     q.MaxAttempts,
 			RetryBackoff:    q.RetryBackoff.D(),
 			OwnerPreference: q.OwnerPreference,
-			Hours:           q.CallingHours,
+			Hours:           hours,
+			WallClock:       q.DeadlineClock == config.DeadlineWall,
 			Greeting:        q.Greeting,
 			ConfirmDigit:    q.ConfirmDigit,
 			ConfirmTimeout:  q.ConfirmTimeout.D(),

@@ -43,7 +43,12 @@ end
 
 -- The preference window of a job: while it runs the job waits for its own people (the claimer
 -- whose Prefer it names, or its owner when held) before anyone else takes it.
-local function window_end(created, dl)
+-- A job made in business time carries its own hold_until (the owner's share of its open
+-- hours, computed by the engine's calendar); others take share of the wall time.
+local function window_end(created, dl, hold)
+  if hold and hold > 0 then
+    return hold
+  end
   if share > 0 then
     return created + share * (dl - created)
   end
@@ -56,9 +61,9 @@ if prefer == '' and not holding then
 else
   local held_until = nil
   for _, id in ipairs(cands) do
-    local raw, owner, created, dl = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
-      'created', 'deadline'))
-    local running = NOW < window_end(tonumber(created), tonumber(dl))
+    local raw, owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
+      'created', 'deadline', 'hold_until'))
+    local running = NOW < window_end(tonumber(created), tonumber(dl), tonumber(hold))
     local mine = false
     if running and prefer ~= '' and raw and raw ~= '{}' then
       for _, t in ipairs(cjson.decode(raw)) do
@@ -75,7 +80,7 @@ else
     -- target is held: it is this claimer's own job too.
     local skip = running and owner and owner ~= '' and held[owner]
     if skip then
-      local ends = math.ceil(window_end(tonumber(created), tonumber(dl)))
+      local ends = math.ceil(window_end(tonumber(created), tonumber(dl), tonumber(hold)))
       if not held_until or ends < held_until then
         held_until = ends
       end
