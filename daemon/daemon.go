@@ -103,6 +103,7 @@ func New(o Options) (*Daemon, error) {
 	}
 
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
+	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
 
 	ariMetrics := ari.NewMetrics(reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
@@ -226,6 +227,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, d.control) })
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
+	run("agent presence", d.pool.FollowPresence)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = &http.Server{Handler: d.handler, ReadHeaderTimeout: 5 * time.Second}

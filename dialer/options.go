@@ -81,6 +81,8 @@ type Agent struct {
 	Extension string
 	// Queues the agent takes callbacks for; empty means every queue.
 	Queues []string
+	// Shift is when the agent works (agents[].shifts); nil: always.
+	Shift Hours
 }
 
 // Serves reports whether the agent takes callbacks for queue.

@@ -51,7 +51,30 @@ func PolicyFrom(cfg *config.Config) Policy {
 		})
 	}
 	for _, a := range cfg.Agents {
-		p.Agents = append(p.Agents, Agent{ID: a.ID, Name: a.Name, Endpoint: a.Endpoint, Extension: a.Extension, Queues: a.Queues})
+		p.Agents = append(p.Agents, Agent{ID: a.ID, Name: a.Name, Endpoint: a.Endpoint, Extension: a.Extension,
+			Queues: a.Queues, Shift: shiftOf(cfg, a)})
 	}
 	return p
+}
+
+// shiftOf compiles an agent's shifts in the time zone of their first queue (the default queue
+// for an agent of every queue); nil when they have none: always on shift.
+func shiftOf(cfg *config.Config, a config.Agent) Hours {
+	name := cfg.Detector.DefaultQueue
+	if len(a.Queues) > 0 {
+		name = a.Queues[0]
+	}
+	q, ok := cfg.Queue(name)
+	if !ok && len(cfg.Queues) > 0 {
+		q = cfg.Queues[0]
+	}
+	loc, err := q.CallingHours.Location()
+	if err != nil {
+		loc = time.UTC
+	}
+	cal, err := a.ShiftCalendar(loc)
+	if err != nil || cal == nil {
+		return nil // validation refused bad shifts; none is always
+	}
+	return cal
 }
