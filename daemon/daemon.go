@@ -131,8 +131,9 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
-		Clock: clk, Logger: log.Named("intake"), Mask: mask,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
 			if o.OnIntake != nil {
@@ -148,7 +149,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
 	d.detector = detect.New(dopts)
-	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
+	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
 	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
 		Ready: d.problems, Agents: d.pool, Logger: log})

@@ -70,6 +70,7 @@ type agent struct {
 	// local to this daemon: another daemon sharing Redis sees only the device state.
 	wrapUntil, coolUntil time.Time
 	freeSince            time.Time
+	callStart            time.Time // when its callback for this daemon began
 }
 
 // AgentView is a read-only copy of an agent's state.
@@ -466,7 +467,10 @@ func (p *Pool) SetPaused(id string, paused bool) error {
 }
 
 // startCall marks an agent as making a callback for this daemon.
-func (p *Pool) startCall(id string) { _ = p.with(id, func(a *agent) { a.calling = true }) }
+func (p *Pool) startCall(id string) {
+	now := p.clk.Now()
+	_ = p.with(id, func(a *agent) { a.calling, a.callStart = true, now })
+}
 
 // endCall ends the agent's callback; wrap-up or cooldown, when > 0, hold it back that long.
 func (p *Pool) endCall(id string, wrapUp, cooldown time.Duration) {

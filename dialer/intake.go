@@ -47,6 +47,9 @@ type IntakeOptions struct {
 	Retry, RetryMax time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
+	// Quote, when set, is the forecast's honest deadline (Forecaster.Quote): a promise whose
+	// policy deadline is earlier is made anyway and flagged at risk from the start.
+	Quote func(ctx context.Context, queueName string, reason queue.Reason, now time.Time) (time.Time, error)
 	// OnResult, when set, is called after each request or resolution is settled.
 	OnResult func(IntakeResult)
 }
@@ -168,6 +171,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	result := IntakeResult{Request: r}
 	req, err := in.promise(r, q)
 	if err == nil {
+		in.flagAtRiskFromStart(ctx, &req)
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -183,6 +187,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
 		in.log.Info("callback promise made", append(fields, zap.String("promise", result.Job.ID), zap.Time("deadline", result.Job.Deadline))...)
+		in.reportAtRiskFromStart(result)
 	}
 	in.report(result)
 	return nil
