@@ -59,12 +59,7 @@ func NewPresences(rdb redis.UniversalClient, prefix string, clk clock.Clock) *Pr
 	if p.clk == nil {
 		p.clk = clock.Real{}
 	}
-	switch {
-	case rdb == nil:
-		p.err = fmt.Errorf("%w: no Redis client", ErrInvalid)
-	case !prefixRE.MatchString(p.prefix):
-		p.err = fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, p.prefix)
-	}
+	p.err = checkClient(rdb, p.prefix)
 	var err error
 	if p.set, err = standaloneScript("presence_set"); err != nil && p.err == nil {
 		p.err = err
@@ -144,26 +139,11 @@ func (p *Presences) Changes(ctx context.Context) <-chan string {
 		close(out)
 		return out
 	}
-	ps := p.rdb.Subscribe(ctx, p.channel())
-	go func() {
-		defer close(out)
-		defer ps.Close()
-		msgs := ps.Channel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				select {
-				case out <- m.Payload:
-				case <-ctx.Done():
-					return
-				}
-			}
+	relay(ctx, p.rdb.Subscribe(ctx, p.channel()), func(m *redis.Message) {
+		select {
+		case out <- m.Payload:
+		case <-ctx.Done():
 		}
-	}()
+	}, func() { close(out) })
 	return out
 }
