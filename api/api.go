@@ -14,12 +14,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // Agents is the agent pool as the API sees it.
 type Agents interface {
 	Agents() []dialer.AgentView
 	SetPaused(id string, paused bool) error
+	// SetPresence logs an agent in or out (queue.PresenceLoggedIn, PresenceLoggedOut).
+	SetPresence(ctx context.Context, id string, state queue.PresenceState, by string) error
 }
 
 // Readiness returns what keeps the daemon from doing its work; none means ready.

@@ -14,12 +14,14 @@ import (
 	"github.com/callbackd/callbackd/api"
 	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // agents is a pool of two agents, ria and bob, that knows no one else.
 type agents struct {
-	mu     sync.Mutex
-	paused map[string]bool
+	mu       sync.Mutex
+	paused   map[string]bool
+	presence map[string]queue.PresenceState
 }
 
 func newAgents() *agents { return &agents{paused: map[string]bool{"ria": false, "bob": false}} }
@@ -46,6 +48,44 @@ func (a *agents) SetPaused(id string, paused bool) error {
 	}
 	a.paused[id] = paused
 	return nil
+}
+
+func (a *agents) SetPresence(_ context.Context, id string, state queue.PresenceState, _ string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.paused[id]; !ok {
+		return fmt.Errorf("%w %q", dialer.ErrUnknownAgent, id)
+	}
+	if a.presence == nil {
+		a.presence = map[string]queue.PresenceState{}
+	}
+	a.presence[id] = state
+	return nil
+}
+
+func TestAgentsLogInAndOut(t *testing.T) {
+	srv, a := serve(t, "", new([]string))
+	for _, step := range []struct {
+		method, path string
+		code         int
+		body         string
+		presence     queue.PresenceState
+	}{
+		{"POST", "/agents/bob/logout", 204, "", queue.PresenceLoggedOut},
+		{"POST", "/agents/bob/login", 204, "", queue.PresenceLoggedIn},
+		{"POST", "/agents/nobody/login", 404, `{"error":"unknown agent \"nobody\""}` + "\n", queue.PresenceLoggedIn},
+		{"GET", "/agents/bob/logout", 405, "", queue.PresenceLoggedIn},
+	} {
+		got := apitest.Call(t, srv, step.method, step.path, "")
+		if got.Code != step.code || (step.body != "" && got.Body != step.body) {
+			t.Errorf("%s %s = %d %q, want %d %q", step.method, step.path, got.Code, got.Body, step.code, step.body)
+		}
+		a.mu.Lock()
+		if a.presence["bob"] != step.presence {
+			t.Errorf("after %s %s bob is %q, want %q", step.method, step.path, a.presence["bob"], step.presence)
+		}
+		a.mu.Unlock()
+	}
 }
 
 // serve runs the API on a real loopback listener; problems is what readiness reports.

@@ -177,12 +177,14 @@ func (c *Config) IsCustomerNumber(n string) bool {
 
 // Queue is one callback queue: which promises it makes and how hard it tries to keep them.
 type Queue struct {
-	Name            string       `yaml:"name"`
-	Deadline        Deadlines    `yaml:"deadline"`
-	MaxAttempts     int          `yaml:"max_attempts"`
-	RetryBackoff    Duration     `yaml:"retry_backoff"`
-	CallingHours    CallingHours `yaml:"calling_hours"`
-	OwnerPreference float64      `yaml:"owner_preference"`
+	Name         string       `yaml:"name"`
+	Deadline     Deadlines    `yaml:"deadline"`
+	MaxAttempts  int          `yaml:"max_attempts"`
+	RetryBackoff Duration     `yaml:"retry_backoff"`
+	CallingHours CallingHours `yaml:"calling_hours"`
+	// DeadlineClock says how Deadline is measured: in open hours (business) or wall time.
+	DeadlineClock   string  `yaml:"deadline_clock"`
+	OwnerPreference float64 `yaml:"owner_preference"`
 	// Greeting is played to the customer on answer, before the agent is heard; empty: none.
 	Greeting []string `yaml:"greeting"`
 	// ConfirmDigit, when set, must be pressed by the customer after the greeting: a customer's
@@ -215,12 +217,19 @@ func (d Deadlines) For(reason queue.Reason) (time.Duration, bool) {
 	return 0, false
 }
 
-// CallingHours is when customers of a queue may be rung, in the queue's own time zone.
+// CallingHours is when customers of a queue may be rung, in the queue's own time zone, and
+// the business time its deadlines are measured in. Days/Start/End is the one-range-a-day
+// form of earlier versions; Week (the key open) replaces it with several ranges a day.
 type CallingHours struct {
-	Timezone string   `yaml:"timezone"`
-	Days     []string `yaml:"days"`
-	Start    string   `yaml:"start"`
-	End      string   `yaml:"end"`
+	Timezone string      `yaml:"timezone"`
+	Days     []string    `yaml:"days"`
+	Start    string      `yaml:"start"`
+	End      string      `yaml:"end"`
+	Week     []OpenHours `yaml:"open"`
+	// Closed are dates, date ranges and time ranges the queue is closed whatever the week says.
+	Closed []string `yaml:"closed"`
+	// Holidays is a country code (NL, BE) whose public holidays are closed; "" for none.
+	Holidays string `yaml:"holidays"`
 }
 
 // Agent is a person who makes callbacks from one endpoint.
@@ -230,6 +239,8 @@ type Agent struct {
 	Endpoint  string   `yaml:"endpoint"`
 	Queues    []string `yaml:"queues"`
 	Extension string   `yaml:"extension"`
+	// Shifts is when the agent works, in the time zone of their first queue; none: always.
+	Shifts Shifts `yaml:"shifts"`
 }
 
 // Serves reports whether the agent takes callbacks for queue; an empty list means all queues.
@@ -334,55 +345,20 @@ func (h CallingHours) Location() (*time.Location, error) {
 
 // Open reports whether t falls inside the calling hours, evaluated in their time zone. Invalid
 // calling hours (which validation rejects) are never open, so a bad config never rings anyone.
+// The engine uses the compiled Calendar; this is for callers holding only the config.
 func (h CallingHours) Open(t time.Time) bool {
-	loc, err := h.Location()
-	if err != nil {
-		return false
-	}
-	start, err1 := parseClock(h.Start)
-	end, err2 := parseClock(h.End)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	local := t.In(loc)
-	day := strings.ToLower(local.Weekday().String()[:3])
-	found := false
-	for _, d := range h.Days {
-		if d == day {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return false
-	}
-	minute := local.Hour()*60 + local.Minute()
-	return minute >= start && minute < end
+	c, err := h.Calendar()
+	return err == nil && c.Open(t)
 }
 
-// NextOpening is when the calling hours next open after t (t itself when open), looked for
-// within a week; zero when they never open.
+// NextOpening is when the calling hours next open after t (t itself when open); zero when
+// they never open.
 func (h CallingHours) NextOpening(t time.Time) time.Time {
-	if h.Open(t) {
-		return t
-	}
-	loc, err := h.Location()
+	c, err := h.Calendar()
 	if err != nil {
 		return time.Time{}
 	}
-	start, err := parseClock(h.Start)
-	if err != nil {
-		return time.Time{}
-	}
-	local := t.In(loc)
-	for i := 0; i <= 7; i++ {
-		day := local.AddDate(0, 0, i)
-		c := time.Date(day.Year(), day.Month(), day.Day(), start/60, start%60, 0, 0, loc)
-		if c.After(t) && h.Open(c) {
-			return c
-		}
-	}
-	return time.Time{}
+	return c.NextOpening(t)
 }
 
 // compiledRefs keeps the regexps that validation compiled, so callers never recompile or
@@ -457,6 +433,7 @@ func DefaultQueue() Queue {
 			Start:    "08:30",
 			End:      "17:30",
 		},
+		DeadlineClock:   DeadlineBusiness,
 		OwnerPreference: 0.5,
 		ConfirmTimeout:  Duration(10 * time.Second),
 	}

@@ -124,6 +124,22 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "business_time.bad.yml",
+		want: []string{
+			`queues[0].calling_hours.closed[0]: invalid closure "2026-12-24..2026-12-23": it ends before it starts (line 16)`,
+			`queues[0].calling_hours.closed[1]: invalid closure "kerst" (want YYYY-MM-DD, YYYY-MM-DD..YYYY-MM-DD or "YYYY-MM-DD HH:MM..YYYY-MM-DD HH:MM") (line 16)`,
+			`queues[0].calling_hours.holidays: no public holidays known for "XX" (known: BE, NL) (line 17)`,
+			`queues[0].calling_hours.start: not used with calling_hours.open; put the days and hours there (line 10)`,
+			`queues[0].calling_hours.open[0].days[2]: unknown day "zon" (use mon, tue, wed, thu, fri, sat, sun) (line 12)`,
+			`queues[0].calling_hours.open[0].hours[1]: 11:30-17:30 overlaps 08:30-12:00 on mon (queues[0].calling_hours.open[0].hours[0]) (line 13)`,
+			`queues[0].calling_hours.open[1].hours[0]: invalid range "10:00" (want HH:MM-HH:MM, e.g. 08:30-12:00) (line 15)`,
+			`queues[0].deadline_clock: must be business or wall, got "office" (line 8)`,
+			`agents[0].shifts.week[0].hours[0]: invalid range "13:00-09:00": the end must be after the start (line 24)`,
+			`agents[0].shifts.except[0].date: invalid date "2026-11-31" (want YYYY-MM-DD) (line 26)`,
+			`agents[0].shifts.except[2].date: duplicate date 2026-12-01 (also except[1]) (line 29)`,
+		},
+	},
+	{
 		file: "calling_hours_end_before_start.bad.yml",
 		want: []string{
 			`queues[0].calling_hours.days[2]: unknown day "zon" (use mon, tue, wed, thu, fri, sat, sun) (line 9)`,
@@ -320,6 +336,20 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 		file  string
 		check func(c *Config) (got, want any)
 	}{
+		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[0].CallingHours.Days, []string(nil) }},
+		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[0].DeadlineClock, DeadlineBusiness }},
+		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[1].DeadlineClock, DeadlineWall }},
+		{"business_time.good.yml", func(c *Config) (any, any) {
+			// Thursday 24 December 2026 is closed; Friday the 25th and Saturday the 26th are
+			// Christmas; Sunday is not in the week; the 27th to 31st are closed: 2 January 2027
+			// opens at 12:00 (a Saturday, 10:00-14:00, the closure ends at noon).
+			cal, err := c.Queues[0].CallingHours.Calendar()
+			if err != nil {
+				return err, nil
+			}
+			loc, _ := c.Queues[0].CallingHours.Location()
+			return cal.Add(time.Date(2026, 12, 23, 17, 0, 0, 0, loc), time.Hour), time.Date(2027, 1, 2, 12, 30, 0, 0, loc)
+		}},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "url" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Addr, "" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.KeyPrefix, "cb-prod" }},

@@ -67,6 +67,21 @@ func (v *validator) normalize(c *Config) {
 		len(c.Redis.Sentinel.Addrs) > 0 || len(c.Redis.Cluster.Addrs) > 0) {
 		c.Redis.Addr = ""
 	}
+	for i := range c.Queues {
+		// The legacy days/start/end have defaults; they give way to an explicit open list.
+		h, p := &c.Queues[i].CallingHours, fmt.Sprintf("queues[%d].calling_hours", i)
+		if len(h.Week) > 0 {
+			if !v.set(p + ".days") {
+				h.Days = nil
+			}
+			if !v.set(p + ".start") {
+				h.Start = ""
+			}
+			if !v.set(p + ".end") {
+				h.End = ""
+			}
+		}
+	}
 	if c.Detector.DefaultQueue == "" && len(c.Queues) > 0 {
 		c.Detector.DefaultQueue = c.Queues[0].Name
 	}
@@ -292,6 +307,7 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		}
 		v.positive(p+".retry_backoff", q.RetryBackoff)
 		v.callingHours(p+".calling_hours", q.CallingHours)
+		v.deadlineClock(p+".deadline_clock", q.DeadlineClock)
 		if q.OwnerPreference < 0 || q.OwnerPreference > 1 {
 			v.addf(p+".owner_preference", "must be between 0 and 1 (a share of the time to the deadline)")
 		}
@@ -311,6 +327,9 @@ func (v *validator) callingHours(p string, h CallingHours) {
 		if _, err := time.LoadLocation(h.Timezone); err != nil {
 			v.addf(p+".timezone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", h.Timezone)
 		}
+	}
+	if !v.businessTime(p, h) {
+		return
 	}
 	if len(h.Days) == 0 {
 		v.addf(p+".days", "at least one day is required")
@@ -392,6 +411,7 @@ func (v *validator) agents(list []Agent, queues map[string]bool, internal *regex
 				endpoints[a.Endpoint] = i
 			}
 		}
+		v.shifts(p+".shifts", a.Shifts)
 		for j, q := range a.Queues {
 			if !queues[q] {
 				v.addf(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)

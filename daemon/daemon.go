@@ -118,6 +118,7 @@ func New(o Options) (*Daemon, error) {
 	}
 
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
+	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
 
 	ariMetrics := ari.NewMetrics(reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
@@ -145,8 +146,9 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
-		Clock: clk, Logger: log.Named("intake"), Mask: mask,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
 			if o.OnIntake != nil {
@@ -162,7 +164,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
 	d.detector = detect.New(dopts)
-	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTime, log.Named("metrics"))
+	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
 	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
 		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log})
@@ -242,6 +244,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, d.control) })
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
+	run("agent presence", d.pool.FollowPresence)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)

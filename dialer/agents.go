@@ -12,23 +12,27 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // Agent states, the values of callbackd_agents{state}. Every agent is in exactly one.
 const (
-	AgentOffline   = "offline"  // endpoint offline or not seen on any connected Asterisk
-	AgentBusy      = "busy"     // device in use or ringing, not by callbackd
-	AgentCalling   = "calling"  // making a callback for this daemon
-	AgentWrapUp    = "wrap_up"  // just finished a callback
-	AgentCooldown  = "cooldown" // did not answer, or could not be rung
-	AgentPaused    = "paused"   // taken out of the pool by a supervisor
-	AgentFree      = "free"     // may be rung now
+	AgentOffline   = "offline"    // endpoint offline or not seen on any connected Asterisk
+	AgentBusy      = "busy"       // device in use or ringing, not by callbackd
+	AgentCalling   = "calling"    // making a callback for this daemon
+	AgentWrapUp    = "wrap_up"    // just finished a callback
+	AgentCooldown  = "cooldown"   // did not answer, or could not be rung
+	AgentPaused    = "paused"     // taken out of the pool by a supervisor
+	AgentLoggedOut = "logged_out" // said they are not working now
+	AgentOffShift  = "off_shift"  // outside their shifts: never rung, whatever their phone says
+	AgentFree      = "free"       // may be rung now
 	deviceNotInUse = "NOT_INUSE"
 )
 
 // AgentStates lists every agent state, for metrics that start at zero.
 func AgentStates() []string {
-	return []string{AgentOffline, AgentBusy, AgentCalling, AgentWrapUp, AgentCooldown, AgentPaused, AgentFree}
+	return []string{AgentOffline, AgentBusy, AgentCalling, AgentWrapUp, AgentCooldown, AgentPaused, AgentLoggedOut,
+		AgentOffShift, AgentFree}
 }
 
 // Directory is what the pool needs from one Asterisk to learn where agents are.
@@ -51,6 +55,7 @@ type Pool struct {
 	byID       map[string]*agent
 	byEndpoint map[string]*agent
 	refresh    chan string // asterisk ids whose endpoints must be re-read
+	presences  PresenceStore
 }
 
 type agent struct {
@@ -58,12 +63,14 @@ type agent struct {
 	asterisk string // entity id of the Asterisk its endpoint was found on
 	endpoint string // online, offline, unknown; "" until known
 	device   string // Asterisk device state; "" until known
-	paused   bool
+	// presence is what the agent said (shared through Redis); "" is logged in.
+	presence queue.PresenceState
 	calling  bool
 	// wrapUntil and coolUntil hold the agent back after a call or a failed ring. They are
 	// local to this daemon: another daemon sharing Redis sees only the device state.
 	wrapUntil, coolUntil time.Time
 	freeSince            time.Time
+	callStart            time.Time // when its callback for this daemon began
 }
 
 // AgentView is a read-only copy of an agent's state.
@@ -77,6 +84,8 @@ type AgentView struct {
 	State         string    `json:"state"`
 	EndpointState string    `json:"endpoint_state,omitempty"`
 	DeviceState   string    `json:"device_state,omitempty"`
+	Presence      string    `json:"presence"`
+	OnShift       bool      `json:"on_shift"`
 	Until         time.Time `json:"until,omitzero"` // end of wrap-up or cooldown
 	FreeSince     time.Time `json:"free_since,omitzero"`
 }
@@ -108,8 +117,12 @@ func (a *agent) state(now time.Time) string {
 	switch {
 	case a.calling:
 		return AgentCalling
-	case a.paused:
+	case a.presence == queue.PresenceLoggedOut:
+		return AgentLoggedOut
+	case a.presence == queue.PresencePaused:
 		return AgentPaused
+	case !a.onShift(now):
+		return AgentOffShift
 	case a.asterisk == "", a.device == "UNAVAILABLE", a.device == "INVALID":
 		return AgentOffline
 	// The device state is the stronger signal: a PJSIP endpoint can read offline until its
@@ -127,10 +140,20 @@ func (a *agent) state(now time.Time) string {
 	return AgentFree
 }
 
+// onShift reports whether t is in the agent's shifts; an agent without shifts always is.
+func (a *agent) onShift(t time.Time) bool { return a.cfg.Shift == nil || a.cfg.Shift.Open(t) }
+
+func (a *agent) presenceOrDefault() queue.PresenceState {
+	if a.presence == "" {
+		return queue.PresenceLoggedIn
+	}
+	return a.presence
+}
+
 func (a *agent) view(now time.Time) AgentView {
 	v := AgentView{ID: a.cfg.ID, Name: a.cfg.Name, Endpoint: a.cfg.Endpoint, Extension: a.cfg.Extension,
 		Queues: a.cfg.Queues, Asterisk: a.asterisk, State: a.state(now), EndpointState: a.endpoint,
-		DeviceState: a.device, FreeSince: a.freeSince}
+		DeviceState: a.device, FreeSince: a.freeSince, Presence: string(a.presenceOrDefault()), OnShift: a.onShift(now)}
 	switch v.State {
 	case AgentWrapUp:
 		v.Until = a.wrapUntil
@@ -351,14 +374,23 @@ func (p *Pool) Count() map[string]int {
 	return out
 }
 
-// NextChange is when the earliest wrap-up or cooldown ends; false when none runs.
+// NextChange is when the earliest wrap-up or cooldown ends or a shift starts or ends; false
+// when none of these is ahead.
 func (p *Pool) NextChange() (time.Time, bool) {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var next time.Time
 	for _, a := range p.agents {
-		for _, t := range []time.Time{a.wrapUntil, a.coolUntil} {
+		shift := time.Time{}
+		if a.cfg.Shift != nil {
+			if a.cfg.Shift.Open(now) {
+				shift = a.cfg.Shift.NextClosing(now)
+			} else {
+				shift = a.cfg.Shift.NextOpening(now)
+			}
+		}
+		for _, t := range []time.Time{a.wrapUntil, a.coolUntil, shift} {
 			if t.After(now) && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
@@ -376,21 +408,31 @@ func (p *Pool) Available() []string {
 	defer p.mu.Unlock()
 	var out []string
 	for _, a := range p.agents {
-		if st := a.state(now); st != AgentOffline && st != AgentPaused && st != AgentCooldown && a.cfg.Extension != "" {
+		if st := a.state(now); onDuty(st) && st != AgentCooldown && a.cfg.Extension != "" {
 			out = append(out, a.cfg.Extension)
 		}
 	}
 	return out
 }
 
-// OnDuty is how many agents serving queueName are on duty: not offline and not paused.
+// onDuty: the agent works now and will take callbacks when free (perhaps after this call).
+func onDuty(state string) bool {
+	switch state {
+	case AgentOffline, AgentPaused, AgentLoggedOut, AgentOffShift:
+		return false
+	}
+	return true
+}
+
+// OnDuty is how many agents serving queueName are on duty: on shift, logged in, not paused,
+// not offline.
 func (p *Pool) OnDuty(queueName string) int {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
 	for _, a := range p.agents {
-		if st := a.state(now); st != AgentOffline && st != AgentPaused && a.cfg.Serves(queueName) {
+		if st := a.state(now); onDuty(st) && a.cfg.Serves(queueName) {
 			n++
 		}
 	}
@@ -415,13 +457,20 @@ func (p *Pool) with(id string, change func(a *agent)) error {
 	return nil
 }
 
-// SetPaused takes an agent out of the pool or puts it back.
+// SetPaused takes an agent out of the pool or puts it back (presence paused or logged in).
 func (p *Pool) SetPaused(id string, paused bool) error {
-	return p.with(id, func(a *agent) { a.paused = paused })
+	state := queue.PresenceLoggedIn
+	if paused {
+		state = queue.PresencePaused
+	}
+	return p.SetPresence(context.Background(), id, state, "api")
 }
 
 // startCall marks an agent as making a callback for this daemon.
-func (p *Pool) startCall(id string) { _ = p.with(id, func(a *agent) { a.calling = true }) }
+func (p *Pool) startCall(id string) {
+	now := p.clk.Now()
+	_ = p.with(id, func(a *agent) { a.calling, a.callStart = true, now })
+}
 
 // endCall ends the agent's callback; wrap-up or cooldown, when > 0, hold it back that long.
 func (p *Pool) endCall(id string, wrapUp, cooldown time.Duration) {

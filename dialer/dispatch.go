@@ -80,6 +80,8 @@ type Dispatcher struct {
 	mu     sync.Mutex
 	active map[string]queue.Ref // agent id → promise in progress
 	handle time.Duration        // moving average of how long an agent is taken by a callback
+	// perQueue is the same average per queue, for the forecast (absent: handle).
+	perQueue map[string]time.Duration
 }
 
 // initialHandle is the guess at a callback's length until this daemon has made some: a few
@@ -91,6 +93,17 @@ const initialHandle = 5 * time.Minute
 func (d *Dispatcher) HandleTime() time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.handle
+}
+
+// HandleTimeFor is the moving average of a callback's length in one queue (the daemon's
+// average until the queue has measured some): what the forecast plans that queue with.
+func (d *Dispatcher) HandleTimeFor(queueName string) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h, ok := d.perQueue[queueName]; ok {
+		return h
+	}
 	return d.handle
 }
 
@@ -363,6 +376,14 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 			// Only calls that reached a customer say how long keeping a promise takes.
 			took := d.clk.Now().Sub(started) + wrap
 			d.handle = (4*d.handle + took) / 5
+			if d.perQueue == nil {
+				d.perQueue = map[string]time.Duration{}
+			}
+			if h, ok := d.perQueue[job.Queue]; ok {
+				d.perQueue[job.Queue] = (4*h + took) / 5
+			} else {
+				d.perQueue[job.Queue] = (4*initialHandle + took) / 5
+			}
 		}
 		d.mu.Unlock()
 		d.pool.endCall(a.ID, wrap, cool)

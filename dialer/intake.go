@@ -5,7 +5,6 @@ package dialer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -51,6 +50,9 @@ type IntakeOptions struct {
 	Retry, RetryMax time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
+	// Quote, when set, is the forecast's honest deadline (Forecaster.Quote): a promise whose
+	// policy deadline is earlier is made anyway and flagged at risk from the start.
+	Quote func(ctx context.Context, queueName string, reason queue.Reason, now time.Time) (time.Time, error)
 	// OnResult, when set, is called after each request or resolution is settled.
 	OnResult func(IntakeResult)
 }
@@ -172,6 +174,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	result := IntakeResult{Request: r, Rule: rule}
 	req, err := in.promise(r, q)
 	if err == nil {
+		in.flagAtRiskFromStart(ctx, &req)
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -188,6 +191,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
 		in.log.Info("callback promise made", append(fields, zap.String("promise", result.Job.ID), zap.Time("deadline", result.Job.Deadline))...)
+		in.reportAtRiskFromStart(result)
 	}
 	in.report(result)
 	return nil
@@ -200,9 +204,10 @@ func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bo
 
 // promise builds the store request for a detector request in queue q.
 func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error) {
-	d, ok := q.Deadlines[r.Reason]
-	if !ok {
-		return queue.Request{}, fmt.Errorf("dialer: no deadline for reason %q in queue %s", r.Reason, q.Name)
+	now := in.opts.Clock.Now()
+	deadline, err := q.DeadlineFrom(now, r.Reason)
+	if err != nil {
+		return queue.Request{}, err
 	}
 	return queue.Request{
 		Queue:       q.Name,
@@ -210,7 +215,8 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error
 		Name:        r.Name,
 		Reason:      r.Reason,
 		Target:      r.Target,
-		Deadline:    in.opts.Clock.Now().Add(d),
+		Deadline:    deadline,
+		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
 	}, nil

@@ -23,6 +23,7 @@ type Metrics struct {
 	toCallback  *prometheus.HistogramVec
 	attempts    *prometheus.CounterVec
 	storeErrors prometheus.Counter
+	riskStart   *prometheus.CounterVec
 }
 
 // Outcomes counted in callbackd_promises_completed_total.
@@ -45,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 		slack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "callbackd_promise_slack_seconds",
 			Help:    "Deadline minus the moment the customer was connected; negative means late.",
-			Buckets: []float64{-14400, -3600, -900, -300, -60, 0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800},
+			Buckets: slackBuckets,
 		}, []string{"queue"}),
 		toCallback: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "callbackd_time_to_callback_seconds",
@@ -60,6 +61,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			Name: "callbackd_store_scrape_errors_total",
 			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
 		}),
+		riskStart: newRiskStartCounter(queues),
 	}
 	for _, q := range queues {
 		for _, r := range queue.Reasons() {
@@ -78,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 	}
 	// storeErrors is exported by the StateCollector, after the reads it counts: registered on
 	// its own it could be gathered, concurrently, before the scrape that failed had counted.
-	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts)
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.riskStart)
 	return m
 }
 
@@ -142,27 +144,25 @@ type StateCollector struct {
 	log     *zap.Logger
 	timeout time.Duration
 	errors  prometheus.Counter
-	handle  func() time.Duration
+
+	forecaster *Forecaster
+	fm         forecastMetrics
 
 	open   *prometheus.Desc
 	quar   *prometheus.Desc
 	ratio  *prometheus.Desc
 	agents *prometheus.Desc
-	risk   *prometheus.Desc
 }
 
 // RegisterStateCollector registers a StateCollector for the policy's queues on reg. handle is
-// the expected length of one callback (Dispatcher.HandleTime), for the at-risk forecast.
+// the measured length of one callback per queue (Dispatcher.HandleTimeFor), for the forecast.
 func (m *Metrics) RegisterStateCollector(reg prometheus.Registerer, p Policy, store StoreReader, pool *Pool,
-	handle func() time.Duration, log *zap.Logger) {
+	handle func(queueName string) time.Duration, log *zap.Logger) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	c := &StateCollector{queues: p.QueueNames(), window: p.KeptRatioWindow, store: store, pool: pool, log: log, timeout: 3 * time.Second, errors: m.storeErrors,
-		handle: handle,
-		risk: prometheus.NewDesc("callbackd_promises_at_risk",
-			"Pending promises that the earliest-deadline schedule, with the agents on duty now and the average callback length, reaches only after their deadline (among the 1000 most urgent due and 1000 on hold).",
-			[]string{"queue"}, nil),
+		forecaster: NewForecaster(p, store, pool, handle), fm: newForecastMetrics(),
 		quar: prometheus.NewDesc("callbackd_promises_quarantined_total",
 			"Promises moved aside because their record in Redis was broken (missing or unreadable fields), by any daemon on this Redis; see <prefix>:{queue}:quarantine.",
 			[]string{"queue"}, nil),
@@ -184,7 +184,7 @@ func (c *StateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.quar
 	ch <- c.ratio
 	ch <- c.agents
-	ch <- c.risk
+	c.fm.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -222,22 +222,11 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, KeptRatio(out), q)
-		list, _, err := c.store.Schedule(ctx, q, scheduleLimit)
-		if err != nil {
-			c.errors.Inc()
-			c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q), zap.Error(err))
-			if storeDown(err) {
-				cancel()
-			}
-			continue
-		}
 		var now time.Time
-		onDuty := 0
 		if c.pool != nil {
-			now, onDuty = c.pool.clk.Now(), c.pool.OnDuty(q)
+			now = c.pool.clk.Now()
 		}
-		ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue,
-			float64(AtRisk(now, list, onDuty, c.handle())), q)
+		c.collectForecast(ctx, ch, q, now)
 	}
 	if c.pool != nil {
 		counts := c.pool.Count()
@@ -263,38 +252,4 @@ func KeptRatio(out map[queue.State]int64) float64 {
 		return math.NaN()
 	}
 	return float64(kept) / float64(den)
-}
-
-// AtRisk forecasts how many of the pending promises in list (earliest deadline first) will be
-// reached only after their deadline: each of agents takes the next promise in deadline order as
-// soon as it is free and the promise may be dialled, and a callback takes handle. A promise
-// that will be late still takes an agent's time — it is called anyway. With no agent on duty
-// every pending promise is at risk. It ignores calling hours and agents busy right now, so it
-// errs on the hopeful side.
-func AtRisk(now time.Time, list []queue.Due, agents int, handle time.Duration) int {
-	if agents <= 0 {
-		return len(list)
-	}
-	free := make([]time.Time, agents)
-	for i := range free {
-		free[i] = now
-	}
-	risk := 0
-	for _, d := range list {
-		next := 0
-		for i := range free {
-			if free[i].Before(free[next]) {
-				next = i
-			}
-		}
-		start := free[next]
-		if d.NotBefore.After(start) {
-			start = d.NotBefore
-		}
-		if start.After(d.Deadline) {
-			risk++
-		}
-		free[next] = start.Add(handle)
-	}
-	return risk
 }

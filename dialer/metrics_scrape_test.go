@@ -49,7 +49,7 @@ func TestAScrapeWithRedisDownStopsAtTheFirstConnectionError(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, queues)
 	m.RegisterStateCollector(reg, Policy{Queues: policyQueues(queues), KeptRatioWindow: time.Hour}, counting, nil,
-		func() time.Duration { return time.Minute }, zap.NewNop())
+		func(string) time.Duration { return time.Minute }, zap.NewNop())
 
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)

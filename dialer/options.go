@@ -51,6 +51,9 @@ type QueuePolicy struct {
 	RetryBackoff    time.Duration
 	OwnerPreference float64
 	Hours           Hours
+	// WallClock measures deadlines, retries and holds in wall time (deadline_clock: wall)
+	// rather than in Hours' open time.
+	WallClock bool
 	// Greeting is played to the customer on answer; ConfirmDigit, when set, must be pressed
 	// within ConfirmTimeout for the call to count as reaching a person.
 	Greeting       []string
@@ -58,11 +61,18 @@ type QueuePolicy struct {
 	ConfirmTimeout time.Duration
 }
 
-// Hours is when a queue's customers may be rung, in the queue's own time zone.
+// Hours is when a queue's customers may be rung, in the queue's own time zone, and the
+// business time its deadlines, retries, owner holds and forecast are measured in
+// (calendar.Calendar; see business.go).
 type Hours interface {
 	Open(t time.Time) bool
 	// NextOpening is t when open, else the next opening; zero when none is found.
 	NextOpening(t time.Time) time.Time
+	// NextClosing is the end of the open stretch containing t, or of the next one.
+	NextClosing(t time.Time) time.Time
+	// Add is the instant d of open time after t; Between the open time in [a, b).
+	Add(t time.Time, d time.Duration) time.Time
+	Between(a, b time.Time) time.Duration
 	Location() (*time.Location, error)
 }
 
@@ -74,6 +84,8 @@ type Agent struct {
 	Extension string
 	// Queues the agent takes callbacks for; empty means every queue.
 	Queues []string
+	// Shift is when the agent works (agents[].shifts); nil: always.
+	Shift Hours
 }
 
 // Serves reports whether the agent takes callbacks for queue.

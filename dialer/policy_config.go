@@ -34,13 +34,18 @@ func PolicyFrom(cfg *config.Config) Policy {
 				deadlines[r] = d
 			}
 		}
+		var hours Hours = q.CallingHours
+		if cal, err := q.CallingHours.Calendar(); err == nil {
+			hours = cal // compiled once; validation has already refused a calendar that fails
+		}
 		p.Queues = append(p.Queues, QueuePolicy{
 			Name:            q.Name,
 			Deadlines:       deadlines,
 			MaxAttempts:     q.MaxAttempts,
 			RetryBackoff:    q.RetryBackoff.D(),
 			OwnerPreference: q.OwnerPreference,
-			Hours:           q.CallingHours,
+			Hours:           hours,
+			WallClock:       q.DeadlineClock == config.DeadlineWall,
 			Greeting:        q.Greeting,
 			ConfirmDigit:    q.ConfirmDigit,
 			ConfirmTimeout:  q.ConfirmTimeout.D(),
@@ -52,7 +57,30 @@ func PolicyFrom(cfg *config.Config) Policy {
 			Key: key, Match: r.Matcher(), Queue: r.Queue})
 	}
 	for _, a := range cfg.Agents {
-		p.Agents = append(p.Agents, Agent{ID: a.ID, Name: a.Name, Endpoint: a.Endpoint, Extension: a.Extension, Queues: a.Queues})
+		p.Agents = append(p.Agents, Agent{ID: a.ID, Name: a.Name, Endpoint: a.Endpoint, Extension: a.Extension,
+			Queues: a.Queues, Shift: shiftOf(cfg, a)})
 	}
 	return p
+}
+
+// shiftOf compiles an agent's shifts in the time zone of their first queue (the default queue
+// for an agent of every queue); nil when they have none: always on shift.
+func shiftOf(cfg *config.Config, a config.Agent) Hours {
+	name := cfg.Detector.DefaultQueue
+	if len(a.Queues) > 0 {
+		name = a.Queues[0]
+	}
+	q, ok := cfg.Queue(name)
+	if !ok && len(cfg.Queues) > 0 {
+		q = cfg.Queues[0]
+	}
+	loc, err := q.CallingHours.Location()
+	if err != nil {
+		loc = time.UTC
+	}
+	cal, err := a.ShiftCalendar(loc)
+	if err != nil || cal == nil {
+		return nil // validation refused bad shifts; none is always
+	}
+	return cal
 }

@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -200,7 +201,7 @@ func TestOnlyAgentsOnDutyHoldTheirOwnPromises(t *testing.T) {
 	}
 }
 
-func TestAtRiskForecastsWhoTheScheduleReachesTooLate(t *testing.T) {
+func TestTheForecastCountsWhoTheScheduleReachesTooLate(t *testing.T) {
 	now := monday10
 	due := func(deadline time.Duration) queue.Due { return queue.Due{Deadline: now.Add(deadline)} }
 	held := func(notBefore, deadline time.Duration) queue.Due {
@@ -225,8 +226,15 @@ func TestAtRiskForecastsWhoTheScheduleReachesTooLate(t *testing.T) {
 			[]queue.Due{due(-time.Minute), due(4 * time.Minute)}, 1, 2},
 	} {
 		// Each callback takes 5 minutes: 0–5, 5–10, 10–15 for one agent.
-		if got := AtRisk(now, tc.list, tc.agents, 5*time.Minute); got != tc.want {
-			t.Errorf("%s: AtRisk = %d, want %d", tc.name, got, tc.want)
+		in := ForecastInput{Now: now, Handle: 5 * time.Minute}
+		for i := range tc.agents {
+			in.Agents = append(in.Agents, ForecastAgent{ID: fmt.Sprint(i)})
+		}
+		for i, d := range tc.list {
+			in.Promises = append(in.Promises, ForecastPromise{ID: fmt.Sprint(i), Deadline: d.Deadline, NotBefore: d.NotBefore})
+		}
+		if got := CountAtRisk(Forecast(in)); got != tc.want {
+			t.Errorf("%s: at risk = %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

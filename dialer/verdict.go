@@ -72,7 +72,7 @@ func (cb *callback) settle(v verdict) {
 	case release:
 		after, err = store.Release(ctx, ref, tok, now, v.detail)
 	case retry:
-		nb := now.Add(cb.q.RetryBackoff)
+		nb := cb.q.RetryAt(now)
 		if v.now {
 			nb = now
 		}

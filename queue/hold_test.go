@@ -143,3 +143,44 @@ func TestClaimRefusesBadHeldOwners(t *testing.T) {
 		})
 	}
 }
+
+// A job made in business time carries its own hold-until, which wins over the claim's share:
+// a promise made at 17:00 whose owner's window ends at 09:15 the next morning is still held
+// overnight, although half of its wall time has long passed.
+func TestClaimHonoursTheJobsOwnHoldUntil(t *testing.T) {
+	tests := []struct {
+		name string
+		at   time.Duration
+		want string
+	}{
+		{"held before its hold-until although the share has passed", 50 * time.Minute, "other"},
+		{"taken once its hold-until has passed", 56 * time.Minute, "held"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			held := request("+31201230001")
+			held.Target, held.Deadline, held.HoldUntil = "201", t0.Add(60*time.Minute), t0.Add(55*time.Minute)
+			other := request("+31201230002")
+			other.Target, other.Deadline = "", t0.Add(90*time.Minute)
+			ids := map[string]string{"held": f.enqueue(t, held).ID, "other": f.enqueue(t, other).ID}
+			if got := f.get(t, Ref{Queue: held.Queue, ID: ids["held"]}).HoldUntil; !got.Equal(held.HoldUntil) {
+				t.Fatalf("stored hold-until %s, want %s", got, held.HoldUntil)
+			}
+			f.clk.Set(t0.Add(tt.at))
+			j := f.claim(t, ClaimOptions{Prefer: "999", PreferShare: 0.5, Held: []string{"201"}})
+			if j.ID != ids[tt.want] {
+				t.Errorf("claimed %s, want the %q job", j.ID, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnqueueRefusesAHoldAfterTheDeadline(t *testing.T) {
+	f := newFixture(t)
+	r := request("+31201230001")
+	r.Deadline, r.HoldUntil = t0.Add(time.Hour), t0.Add(2*time.Hour)
+	if _, _, err := f.s.Enqueue(f.ctx, r); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+}

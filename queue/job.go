@@ -135,6 +135,10 @@ type Job struct {
 	Outcome     State     `json:"outcome,omitempty"`
 	FinishedAt  time.Time `json:"finished_at"`
 	Note        string    `json:"note,omitempty"`
+	// HoldUntil ends the owner's preference window when it was set in business time.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
+	// AtRiskFromStart: the forecast said, when it was made, that the deadline would be missed.
+	AtRiskFromStart bool `json:"at_risk_from_start,omitempty"`
 }
 
 // Ref returns the job's reference.
@@ -176,7 +180,7 @@ func jobFromHash(h map[string]string) (Job, error) {
 	j := Job{
 		ID: h["id"], Queue: h["queue"], Number: h["number"], Name: h["name"],
 		Target: h["target"], Owner: h["owner"], State: State(h["state"]),
-		Outcome: State(h["outcome"]), Note: h["note"],
+		Outcome: State(h["outcome"]), Note: h["note"], AtRiskFromStart: h["at_risk_from_start"] == "1",
 		Source: Source{AsteriskID: h["src_asterisk"], LinkedID: h["src_linkedid"], Channel: h["src_channel"]},
 	}
 	var err error
@@ -196,6 +200,7 @@ func jobFromHash(h map[string]string) (Job, error) {
 	}{
 		{"created", &j.Created}, {"not_before", &j.NotBefore}, {"deadline", &j.Deadline},
 		{"lease_expires", &j.Lease.Expires}, {"connected", &j.ConnectedAt}, {"finished", &j.FinishedAt},
+		{"hold_until", &j.HoldUntil},
 	}
 	for _, f := range times {
 		if *f.dst, err = parseMillis(h[f.field]); err != nil {

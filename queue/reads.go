@@ -303,7 +303,11 @@ func (s *Store) Head(ctx context.Context, queue string) (time.Time, bool, error)
 
 // Due is one pending promise as a schedule sees it.
 type Due struct {
+	ID       string
+	Owner    string
 	Deadline time.Time
+	// HoldUntil ends the owner's preference window when the job has its own (business time).
+	HoldUntil time.Time
 	// NotBefore is when it may be dialled; zero when it may be dialled now.
 	NotBefore time.Time
 }
@@ -329,12 +333,17 @@ func (s *Store) Schedule(ctx context.Context, queue string, limit int) (list []D
 	}
 	n, _ := res[1].(int64)
 	flat, _ := res[2].([]any)
-	for i := 0; i+1 < len(flat); i += 2 {
+	for i := 0; i+4 < len(flat); i += 5 {
 		dl, _ := flat[i].(int64)
 		nb, _ := flat[i+1].(int64)
 		d := Due{Deadline: time.UnixMilli(dl).UTC()}
 		if nb > 0 {
 			d.NotBefore = time.UnixMilli(nb).UTC()
+		}
+		d.ID, _ = flat[i+2].(string)
+		d.Owner, _ = flat[i+3].(string)
+		if hold, _ := flat[i+4].(int64); hold > 0 {
+			d.HoldUntil = time.UnixMilli(hold).UTC()
 		}
 		list = append(list, d)
 	}

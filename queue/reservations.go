@@ -33,12 +33,7 @@ func NewReservations(rdb redis.UniversalClient, prefix string) *Reservations {
 	if r.prefix == "" {
 		r.prefix = DefaultPrefix
 	}
-	switch {
-	case rdb == nil:
-		r.err = fmt.Errorf("%w: no Redis client", ErrInvalid)
-	case !prefixRE.MatchString(r.prefix):
-		r.err = fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, r.prefix)
-	}
+	r.err = checkClient(rdb, r.prefix)
 	var err error
 	if r.renew, err = standaloneScript("reservation_renew"); err == nil {
 		r.release, err = standaloneScript("reservation_release")
@@ -143,6 +138,18 @@ func checkName(field, v string) error {
 		if unicode.IsSpace(c) {
 			return fmt.Errorf("%w: %s %q contains white space", ErrInvalid, field, v)
 		}
+	}
+	return nil
+}
+
+// checkClient is the construction check of the agent-level stores (reservations, presence):
+// a client to talk to and a prefix that makes valid keys.
+func checkClient(rdb redis.UniversalClient, prefix string) error {
+	switch {
+	case rdb == nil:
+		return fmt.Errorf("%w: no Redis client", ErrInvalid)
+	case !prefixRE.MatchString(prefix):
+		return fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, prefix)
 	}
 	return nil
 }

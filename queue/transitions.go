@@ -24,6 +24,12 @@ type Request struct {
 	MaxAttempts int
 	Source      Source
 	Note        string
+	// HoldUntil ends the owner's preference window (zero: the claim's PreferShare of the
+	// promise's wall time); it must not be after Deadline.
+	HoldUntil time.Time
+	// AtRiskFromStart records that the forecast said, when it was made, that the deadline
+	// would be missed: the promise is made anyway, and flagged.
+	AtRiskFromStart bool
 }
 
 // EnqueueResult says what Enqueue did.
@@ -53,7 +59,7 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 	k := s.ks(r.Queue)
 	res, err := s.run(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
-		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note)
+		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart))
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)
@@ -95,6 +101,10 @@ func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
 	if !r.NotBefore.IsZero() && !r.NotBefore.Before(r.Deadline) {
 		return "", fmt.Errorf("%w: not-before %s is not before the deadline %s", ErrInvalid,
 			r.NotBefore.UTC().Format(time.RFC3339), r.Deadline.UTC().Format(time.RFC3339))
+	}
+	if r.HoldUntil.After(r.Deadline) {
+		return "", fmt.Errorf("%w: hold-until %s is after the deadline %s", ErrInvalid,
+			r.HoldUntil.UTC().Format(time.RFC3339), r.Deadline.UTC().Format(time.RFC3339))
 	}
 	if r.MaxAttempts < 1 || r.MaxAttempts > maxAttempts {
 		return "", fmt.Errorf("%w: max attempts %d must be between 1 and %d", ErrInvalid, r.MaxAttempts, maxAttempts)
@@ -392,4 +402,18 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 			return total, nil
 		}
 	}
+}
+
+func holdMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return millis(t)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
 }

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"sort"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Wakeups tells when any process sharing this Redis put a promise of one of the store's queues
@@ -16,26 +18,33 @@ func (s *Store) Wakeups(ctx context.Context) <-chan struct{} {
 		channels = append(channels, s.ks(q).base+"wake")
 	}
 	sort.Strings(channels)
-	ps := s.rdb.Subscribe(ctx, channels...)
 	out := make(chan struct{}, 1)
+	relay(ctx, s.rdb.Subscribe(ctx, channels...), func(*redis.Message) {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}, func() { close(out) })
+	return out
+}
+
+// relay hands each message of ps to deliver until ctx ends or the subscription closes, then
+// closes ps and calls done. deliver may block; it runs on relay's own goroutine.
+func relay(ctx context.Context, ps *redis.PubSub, deliver func(*redis.Message), done func()) {
 	go func() {
-		defer close(out)
+		defer done()
 		defer ps.Close()
 		msgs := ps.Channel()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-msgs:
+			case m, ok := <-msgs:
 				if !ok {
 					return
 				}
-				select {
-				case out <- struct{}{}:
-				default:
-				}
+				deliver(m)
 			}
 		}
 	}()
-	return out
 }

@@ -241,7 +241,8 @@ func (p *e2ePBX) ringsUnanswered(from, ext string) *aritest.Call {
 
 // ---- configuration ----
 
-type e2eAgent struct{ ID, Endpoint, Extension string }
+// e2eAgent is one agent; Shifts, when set, is the YAML flow mapping of its shifts.
+type e2eAgent struct{ ID, Endpoint, Extension, Shifts string }
 
 // e2eSettings are what a test may change in the daemon's configuration; e2eDefaults fills the
 // rest with short durations, as the daemon runs in wall-clock time.
@@ -287,7 +288,7 @@ queues:
     calling_hours: {timezone: {{.Timezone}}, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
 agents:
 {{- range .Agents}}
-  - {id: {{.ID}}, name: {{.ID}}, endpoint: {{.Endpoint}}, extension: "{{.Extension}}", queues: [support]}
+  - {id: {{.ID}}, name: {{.ID}}, endpoint: {{.Endpoint}}, extension: "{{.Extension}}", queues: [support]{{if .Shifts}}, shifts: {{.Shifts}}{{end}}}
 {{- end}}
 dialer:
   customer_dial_template: PJSIP/{number}@provider

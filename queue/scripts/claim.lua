@@ -43,7 +43,12 @@ end
 
 -- The preference window of a job: while it runs the job waits for its own people (the claimer
 -- whose Prefer it names, or its owner when held) before anyone else takes it.
-local function window_end(created, dl)
+-- A job made in business time carries its own hold_until (the owner's share of its open
+-- hours, computed by the engine's calendar); others take share of the wall time.
+local function window_end(created, dl, hold)
+  if hold and hold > 0 then
+    return hold
+  end
   if share > 0 then
     return created + share * (dl - created)
   end
@@ -58,9 +63,9 @@ local function choose(cands)
   end
   local pick, held_until = nil, nil
   for _, id in ipairs(cands) do
-    local raw, owner, created, dl = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
-      'created', 'deadline'))
-    created, dl = tonumber(created), tonumber(dl)
+    local raw, owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
+      'created', 'deadline', 'hold_until'))
+    created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
     local targets = {}
     local readable = true
     if raw and raw ~= '' and raw ~= '{}' then
@@ -71,7 +76,7 @@ local function choose(cands)
     elseif not readable or type(targets) ~= 'table' then
       quarantine(K_QUAR, quarantined, id, 'field targets is not a JSON list')
     else
-      local running = NOW < window_end(created, dl)
+      local running = NOW < window_end(created, dl, hold)
       local mine = false
       if running and prefer ~= '' then
         for _, t in ipairs(targets) do
@@ -87,7 +92,7 @@ local function choose(cands)
       -- first target is held: it is this claimer's own job too.
       local skip = running and owner and owner ~= '' and held[owner]
       if skip then
-        local ends = math.ceil(window_end(created, dl))
+        local ends = math.ceil(window_end(created, dl, hold))
         if not held_until or ends < held_until then
           held_until = ends
         end

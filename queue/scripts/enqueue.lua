@@ -6,6 +6,8 @@
 -- ARGV[4] new id   ARGV[5] number (E.164)   ARGV[6] name   ARGV[7] reason   ARGV[8] target
 -- ARGV[9] not-before ms   ARGV[10] deadline ms   ARGV[11] max attempts
 -- ARGV[12] asterisk id   ARGV[13] linkedid   ARGV[14] channel   ARGV[15] note
+-- ARGV[16] hold-until ms (end of the owner's preference window; 0: the claim's share)
+-- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
 -- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -76,7 +78,8 @@ redis.call('HSET', jk,
   'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending',
   'src_asterisk', ARGV[12], 'src_linkedid', ARGV[13], 'src_channel', ARGV[14],
   'history', '[]', 'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
-  'outcome', '', 'finished', 0, 'note', ARGV[15])
+  'outcome', '', 'finished', 0, 'note', ARGV[15],
+  'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '')
 place(jk, id)
 redis.call('SET', KEYS[11], id)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
