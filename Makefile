@@ -1,5 +1,6 @@
 # callbackd — build and test. `make test` works on a fresh Debian machine that has Go:
-# it installs redis-server (the test suite runs against a real one) when it is missing.
+# it installs redis-server (the test suite runs against a real one) and gcc (for -race) when they
+# are missing, saying so first, without starting or enabling Debian's system Redis (.ci/apt-install).
 
 GO       ?= go
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -11,7 +12,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 SOUNDS_DIR  ?= /usr/share/asterisk/sounds
 SOUND_LANGS ?= en nl
 
-.PHONY: all build test test-short vet fmt bench fuzz deps demo clean sounds sounds-check install-sounds
+.PHONY: rules-test install all build test test-short vet fmt bench fuzz deps demo clean sounds sounds-check install-sounds
 
 all: vet test build
 
@@ -20,14 +21,20 @@ build:
 
 # deps installs what the tests need from Debian: redis-server, and gcc for the race detector.
 deps:
-	@command -v redis-server >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || { \
-		echo "installing redis-server and gcc with apt-get"; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server gcc libc6-dev; }
+	@command -v redis-server >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || \
+		.ci/apt-install redis-server gcc libc6-dev
 
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	@if command -v promtool >/dev/null 2>&1; then $(MAKE) --no-print-directory rules-test; \
+	else echo "promtool not found: skipping the alert tests (apt-get install prometheus, or make rules-test)"; fi
+
+# rules-test checks the recording rules and alerts and runs their unit tests (Debian's
+# prometheus package ships promtool).
+rules-test:
+	promtool check rules deploy/prometheus/callbackd.rules.yml
+	cd deploy/prometheus && promtool test rules callbackd.rules_test.yml
 
 test-short: deps
 	$(GO) test -short ./...
@@ -58,6 +65,25 @@ sounds:
 	deploy/sounds/generate
 sounds-check:
 	deploy/sounds/generate --check
+
+# install lays out what the README's production set-up describes: the binary, the systemd unit,
+# the example configuration (never over an existing one), the sounds and the shell completion.
+# DESTDIR=… stages it for a package. It creates no user: see the README.
+PREFIX  ?= /usr/local
+SYSCONF ?= /etc
+UNITDIR ?= /etc/systemd/system
+install: build install-sounds
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/callbackd
+	install -D -m 0644 deploy/systemd/callbackd.service $(DESTDIR)$(UNITDIR)/callbackd.service
+	install -d -m 0750 $(DESTDIR)$(SYSCONF)/callbackd
+	@if [ -e $(DESTDIR)$(SYSCONF)/callbackd/callbackd.yml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONF)/callbackd/callbackd.yml; the new example is callbackd.yml.example"; \
+		install -m 0640 deploy/callbackd.example.yml $(DESTDIR)$(SYSCONF)/callbackd/callbackd.yml.example; \
+	else install -m 0640 deploy/callbackd.example.yml $(DESTDIR)$(SYSCONF)/callbackd/callbackd.yml; fi
+	install -d -m 0755 $(DESTDIR)/usr/share/bash-completion/completions
+	$(BIN) completion bash > $(DESTDIR)/usr/share/bash-completion/completions/callbackd
+	install -D -m 0644 deploy/prometheus/callbackd.rules.yml $(DESTDIR)$(PREFIX)/share/callbackd/prometheus/callbackd.rules.yml
+	@echo "installed; next: useradd callbackd, chgrp callbackd $(SYSCONF)/callbackd, edit the config (callbackd config check --strict -c $(SYSCONF)/callbackd/callbackd.yml), systemctl enable --now callbackd"
 
 # install-sounds copies the prompts (.ulaw and .alaw) into $(SOUNDS_DIR)/<lang>/ for Asterisk.
 install-sounds:

@@ -35,6 +35,13 @@ func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string)
 	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
 	cfg.HTTP.Token = config.Secret(token)
 	rdb := redistest.Start(t, redistest.Options{}).Client()
+	d, cancel, ran := runDaemon(t, cfg, rdb, clk)
+	return d, rdb, cancel, ran
+}
+
+// runDaemon builds the daemon of cfg and runs it until the test ends.
+func runDaemon(t *testing.T, cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*daemon.Daemon, context.CancelFunc, chan error) {
+	t.Helper()
 	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +50,7 @@ func daemonFor(t *testing.T, pbx *aritest.Server, clk clock.Clock, token string)
 	ran := make(chan error, 1)
 	go func() { ran <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-ran })
-	return d, rdb, cancel, ran
+	return d, cancel, ran
 }
 
 // serve serves d's HTTP surface on a loopback listener of the test's own.

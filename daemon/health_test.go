@@ -1,15 +1,11 @@
 package daemon_test
 
 import (
-	"context"
 	"net"
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
-
 	"github.com/callbackd/callbackd/config"
-	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/daemon/daemontest"
 	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/internal/redistest"
@@ -49,14 +45,7 @@ func TestReadinessNamesTheCause(t *testing.T) {
 			cfg.Asterisk[0].URL = config.SecretURL(tt.url(pbx.URL() + "/ari"))
 			cfg.Asterisk[0].Password = config.Secret(tt.password)
 			redisSrv := redistest.Start(t, redistest.Options{})
-			d, err := daemon.New(daemon.Options{Config: cfg, Redis: redisSrv.Client(), Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			ran := make(chan error, 1)
-			go func() { ran <- d.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-ran })
+			d, _, _ := runDaemon(t, cfg, redisSrv.Client(), clk)
 			h := serve(t, d)
 			if tt.stopRedis {
 				daemontest.WaitUntil(t, "readiness", func() bool { code, _ := get(t, h, "GET", "/readyz", ""); return code == 200 })
