@@ -22,7 +22,7 @@ import (
 // DetectorOptions returns the detector settings of cfg (sink, clock and logger are the caller's).
 func DetectorOptions(cfg *config.Config) (detect.Options, error) {
 	dc := cfg.Detector
-	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
+	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountry: dc.DefaultCountry, DefaultCountryCode: dc.DefaultCountryCode}
 	var err error
 	if dc.InternalExtension != "" {
 		if opts.InternalExtension, err = regexp.Compile(dc.InternalExtension); err != nil {
