@@ -182,14 +182,15 @@ func (a Agent) Serves(queue string) bool {
 
 // Dialer configures how callbacks are placed.
 type Dialer struct {
-	CustomerDialTemplate string   `yaml:"customer_dial_template"`
-	CallerID             CallerID `yaml:"caller_id"`
-	Allow                Allow    `yaml:"allow"`
-	AgentRingTimeout     Duration `yaml:"agent_ring_timeout"`
-	CustomerRingTimeout  Duration `yaml:"customer_ring_timeout"`
-	AgentCooldown        Duration `yaml:"agent_cooldown"`
-	WrapUp               Duration `yaml:"wrap_up"`
-	Lease                Duration `yaml:"lease"`
+	CustomerDialTemplate string     `yaml:"customer_dial_template"`
+	CallerID             CallerID   `yaml:"caller_id"`
+	Allow                Allow      `yaml:"allow"`
+	RateLimits           RateLimits `yaml:"rate_limits"`
+	AgentRingTimeout     Duration   `yaml:"agent_ring_timeout"`
+	CustomerRingTimeout  Duration   `yaml:"customer_ring_timeout"`
+	AgentCooldown        Duration   `yaml:"agent_cooldown"`
+	WrapUp               Duration   `yaml:"wrap_up"`
+	Lease                Duration   `yaml:"lease"`
 	// Whisper is played to the agent on answer, before the customer is dialled. Items are ARI
 	// media URIs with placeholders: {number} (the customer's digits), {name}, {reason},
 	// {target}, {hour} and {minute} of the deadline in the queue's time zone.
@@ -335,6 +336,7 @@ func Default() *Config {
 		},
 		Dialer: Dialer{
 			Allow:               Allow{Countries: []string{DefaultCountry}, Types: slices.Clone(DefaultAllowTypes)},
+			RateLimits:          DefaultRateLimits(),
 			AgentRingTimeout:    Duration(20 * time.Second),
 			CustomerRingTimeout: Duration(30 * time.Second),
 			AgentCooldown:       Duration(2 * time.Minute),

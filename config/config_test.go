@@ -453,7 +453,9 @@ func TestEnvironmentOverridesFileValues(t *testing.T) {
 		{"boolean", map[string]string{"CALLBACKD_LOG_MASK_NUMBERS": "no"},
 			func(c *Config) (any, any) { return c.Log.MaskNumbers, false }},
 		{"list of regexps keeps commas inside braces", map[string]string{"CALLBACKD_DIALER_ALLOW": `^\+31[0-9]{9}$, ^\+32[0-9]{8,9}$`},
-			func(c *Config) (any, any) { return c.Dialer.Allow.Patterns, []string{`^\+31[0-9]{9}$`, `^\+32[0-9]{8,9}$`} }},
+			func(c *Config) (any, any) {
+				return c.Dialer.Allow.Patterns, []string{`^\+31[0-9]{9}$`, `^\+32[0-9]{8,9}$`}
+			}},
 		{"deeper key with underscores", map[string]string{"CALLBACKD_QUEUES_0_CALLING_HOURS_TIMEZONE": "UTC"},
 			func(c *Config) (any, any) { return c.Queues[0].CallingHours.Timezone, "UTC" }},
 		{"token", map[string]string{"CALLBACKD_HTTP_LISTEN": "0.0.0.0:9464", "CALLBACKD_HTTP_TOKEN": "tok"},

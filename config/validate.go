@@ -81,6 +81,7 @@ func (v *validator) config(c *Config) {
 	v.agents(c.Agents, queues, refs.internal)
 	v.dialer(c.Dialer, len(c.Agents) > 0, refs)
 	v.numbers(c, refs)
+	v.rateLimits(c.Dialer.RateLimits)
 	v.http(c.HTTP)
 	v.log(c.Log)
 	v.positive("retention", c.Retention)

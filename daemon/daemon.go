@@ -102,6 +102,7 @@ func New(o Options) (*Daemon, error) {
 		instance = instanceName()
 	}
 
+	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 
 	ariMetrics := ari.NewMetrics(reg)
@@ -124,14 +125,14 @@ func New(o Options) (*Daemon, error) {
 		Policy: policy, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
 		Metrics: metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
-		Wakeups:    d.store.Wakeups,
+		Wakeups: d.store.Wakeups, Limiter: limiter,
 		OnProgress: o.OnProgress,
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
-		Clock: clk, Logger: log.Named("intake"), Mask: mask,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask, Limiter: limiter,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
 			if o.OnIntake != nil {

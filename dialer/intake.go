@@ -48,6 +48,8 @@ type IntakeOptions struct {
 	Retry, RetryMax time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
+	// Limiter, when set, counts every request against Policy.Limits (shared by daemons).
+	Limiter Limiter
 	// OnResult, when set, is called after each request or resolution is settled.
 	OnResult func(IntakeResult)
 }
@@ -169,6 +171,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	result := IntakeResult{Request: r}
 	req, err := in.promise(r, q)
 	if err == nil {
+		err = in.screen(ctx, r.Number)
+	}
+	if err == nil {
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -179,7 +184,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("linkedid", r.LinkedID)}
 	switch {
 	case err != nil:
-		in.log.Error("callback request refused", append(fields, zap.Error(err))...)
+		in.log.Error("callback request refused", append(fields, zap.String("refusal", string(refusalOf(err))), zap.Error(err))...)
 	case result.Merged:
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
@@ -237,6 +242,7 @@ func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
 func (in *Intake) report(r IntakeResult) {
 	switch {
 	case r.Err != nil:
+		in.opts.Metrics.refused(refusalOf(r.Err))
 	case r.Resolution != nil:
 		in.opts.Metrics.completed(r.Job.Queue, queue.StateResolved)
 	case !r.Merged:
@@ -270,6 +276,10 @@ func (in *Intake) QueueFor(target string) QueuePolicy {
 // retryable tells a store failure that may pass (Redis down, a timeout) from a request the
 // store refused on its merits, which must not be retried forever.
 func retryable(err error) bool {
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return false
+	}
 	for _, permanent := range []error{queue.ErrInvalid, queue.ErrUnknownQueue, queue.ErrInvalidQueue, queue.ErrWrongState, phone.ErrInvalid} {
 		if errors.Is(err, permanent) {
 			return false

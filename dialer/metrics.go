@@ -22,6 +22,7 @@ type Metrics struct {
 	toCallback  *prometheus.HistogramVec
 	attempts    *prometheus.CounterVec
 	storeErrors prometheus.Counter
+	refusedC    *prometheus.CounterVec
 }
 
 // Outcomes counted in callbackd_promises_completed_total.
@@ -55,10 +56,17 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			Name: "callbackd_call_attempts_total",
 			Help: "Calls placed by callbackd, by queue, leg (agent or customer) and result.",
 		}, []string{"queue", "leg", "result"}),
+		refusedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_requests_refused_total",
+			Help: "Callback requests refused (no promise made) and dials not placed, by reason.",
+		}, []string{"reason"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callbackd_store_scrape_errors_total",
 			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
 		}),
+	}
+	for _, r := range queue.Refusals() {
+		m.refusedC.WithLabelValues(string(r))
 	}
 	for _, q := range queues {
 		for _, r := range queue.Reasons() {
@@ -75,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			}
 		}
 	}
-	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.storeErrors)
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.storeErrors, m.refusedC)
 	return m
 }
 

@@ -15,6 +15,8 @@ type Policy struct {
 	// DefaultQueue takes promises whose target no agent owns ("": the first queue).
 	DefaultQueue string
 	Calls        CallSettings
+	// Limits are the rate limits on promises and dials (dialer.rate_limits).
+	Limits RateLimits
 	// KeptRatioWindow is the window of callbackd_promise_kept_ratio.
 	KeptRatioWindow time.Duration
 }
@@ -96,6 +98,8 @@ type CallSettings struct {
 	DialString func(number string) string
 	// Allowed is the toll-fraud guard (dialer.allow): nothing else is ever dialled.
 	Allowed func(number string) bool
+	// AllowReason says in words why Allowed decided as it did, for the refusal's log line.
+	AllowReason func(number string) string
 }
 
 // CallerID is a name and number shown on a phone.

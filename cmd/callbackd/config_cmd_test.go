@@ -71,6 +71,17 @@ queues:
 			wantCode:   1,
 			wantStderr: "config /nonexistent/callbackd.yml: reading config: open /nonexistent/callbackd.yml: no such file or directory\n",
 		},
+		{
+			name: "--number explains the allow decision for each number",
+			args: []string{"check", "-c", exampleConfig, "--number", "020 123 4567", "--number", "0900123456", "--number", "+3222123456", "--number", "0201234"},
+			wantStdout: []string{
+				"020 123 4567  +31201234567  NL       fixed_line    allowed   allowed: NL fixed_line\n",
+				"0900123456    +31900123456  NL       premium_rate  refused   refused: premium_rate numbers are not in dialer.allow.types [fixed_line mobile]\n",
+				"+3222123456   +3222123456   BE       fixed_line    refused   refused: BE numbers are not in dialer.allow.countries [NL]\n",
+				"0201234       -             -        -             refused   reading 020**34: invalid phone number",
+			},
+			notStdout: []string{"key_prefix"},
+		},
 		{name: "no -c is a usage error", args: []string{"check"}, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},
 		{name: "no subcommand is a usage error", args: nil, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},
 		{name: "unknown subcommand is a usage error", args: []string{"lint"}, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},

@@ -251,6 +251,10 @@ type e2eSettings struct {
 	VoicemailDeadline string
 	MaxAttempts       int
 	Agents            []e2eAgent
+	// RateLimits, when set, is dialer.rate_limits as a YAML flow mapping.
+	RateLimits string
+	// LogLevel is log.level; "" → info.
+	LogLevel string
 }
 
 func e2eDefaults(redisAddr string, pbx *e2ePBX, agents ...e2eAgent) e2eSettings {
@@ -300,10 +304,13 @@ dialer:
   lease: 3s
   shutdown_grace: 1s
   whisper: ["sound:callbackd-callback-for"]
+{{- if .RateLimits}}
+  rate_limits: {{.RateLimits}}
+{{- end}}
 http:
   listen: 127.0.0.1:0
 log:
-  level: info
+  level: {{or .LogLevel "info"}}
   format: json
 `))
 
