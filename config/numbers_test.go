@@ -119,3 +119,31 @@ func TestAllowPatternsFromTheEnvironmentKeepWorking(t *testing.T) {
 		t.Errorf("countries NL,BE and types mobile from the environment: %+v", c.Dialer.Allow)
 	}
 }
+
+func TestSecretsThatAreTooWeakOrInTheWrongPlaceAreRefused(t *testing.T) {
+	tests := []struct {
+		name, config, want, secret string
+	}{
+		{"a short http.token", "http:\n  token: short-secret\n", "http.token: must be at least 16 bytes, got 12", "short-secret"},
+		{"credentials in the ARI URL", "", "asterisk[0].url: must not contain credentials; use username and password", "hunter2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := "asterisk:\n  - name: pbx1\n    url: http://callbackd:hunter2@127.0.0.1:8088/ari\n    username: callbackd\n    password: x\nqueues:\n  - name: support\n"
+			if tt.config != "" {
+				base, err := os.ReadFile("testdata/minimal.good.yml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc = string(base) + tt.config
+			}
+			_, err := Parse([]byte(doc), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v; want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), tt.secret) {
+				t.Errorf("the error prints the secret: %v", err)
+			}
+		})
+	}
+}

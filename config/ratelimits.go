@@ -2,6 +2,9 @@ package config
 
 import "fmt"
 
+// MinTokenBytes is the shortest http.token accepted.
+const MinTokenBytes = 16
+
 // RateLimits bound what a spoofed caller id can make callbackd do (dialer.rate_limits). The
 // counters live in Redis, so every daemon on it shares them; 0 turns a limit off.
 type RateLimits struct {

@@ -487,6 +487,10 @@ func (v *validator) http(h HTTP) {
 	if !isLoopback(host) && h.Token == "" {
 		v.addf("http.token", "required when http.listen (%s) is not a loopback address", h.Listen)
 	}
+	if n := len(h.Token.Reveal()); n > 0 && n < MinTokenBytes {
+		// A short token can be guessed over the network; the length alone is said, never the token.
+		v.addf("http.token", "must be at least %d bytes, got %d (e.g. openssl rand -hex 16)", MinTokenBytes, n)
+	}
 }
 
 func isLoopback(host string) bool {

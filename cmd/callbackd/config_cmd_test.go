@@ -43,7 +43,7 @@ queues:
 		{
 			name:       "environment overrides show in the effective config, secrets masked",
 			args:       []string{"check", "-c", exampleConfig},
-			env:        []string{"CALLBACKD_QUEUES_1_MAX_ATTEMPTS=9", "CALLBACKD_HTTP_TOKEN=abc123xyz"},
+			env:        []string{"CALLBACKD_QUEUES_1_MAX_ATTEMPTS=9", "CALLBACKD_HTTP_TOKEN=abc123xyz-0123456789"},
 			wantCode:   0,
 			wantStdout: []string{"max_attempts: 9\n", "token: <secret>\n"},
 			notStdout:  []string{"abc123xyz"},

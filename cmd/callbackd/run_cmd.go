@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/config"
-	"github.com/callbackd/callbackd/internal/logmask"
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/logmask"
 )
 
 // runDaemon is `callbackd run -c FILE`: the daemon itself.

@@ -43,4 +43,3 @@ func TestEveryFieldAndTheMessageAreMasked(t *testing.T) {
 type stringer string
 
 func (s stringer) String() string { return string(s) }
-
