@@ -54,16 +54,8 @@ type RateLimits struct {
 // NewRateLimits returns rate limits kept in rdb under prefix (DefaultPrefix when empty). A
 // bad prefix or a nil client is reported, with ErrInvalid, by every call.
 func NewRateLimits(rdb redis.UniversalClient, prefix string) *RateLimits {
-	r := &RateLimits{rdb: rdb, prefix: prefix}
-	if r.prefix == "" {
-		r.prefix = DefaultPrefix
-	}
-	switch {
-	case rdb == nil:
-		r.err = fmt.Errorf("%w: no Redis client", ErrInvalid)
-	case !prefixRE.MatchString(r.prefix):
-		r.err = fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, r.prefix)
-	}
+	r := &RateLimits{rdb: rdb}
+	r.prefix, r.err = standaloneKeys(rdb, prefix)
 	var err error
 	if r.take, err = standaloneScript("ratelimit"); err != nil && r.err == nil {
 		r.err = err

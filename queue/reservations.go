@@ -29,16 +29,8 @@ type Reservations struct {
 // NewReservations returns reservations kept in rdb under prefix (DefaultPrefix when empty). A
 // bad prefix or a nil client is reported, with ErrInvalid, by every call.
 func NewReservations(rdb redis.UniversalClient, prefix string) *Reservations {
-	r := &Reservations{rdb: rdb, prefix: prefix}
-	if r.prefix == "" {
-		r.prefix = DefaultPrefix
-	}
-	switch {
-	case rdb == nil:
-		r.err = fmt.Errorf("%w: no Redis client", ErrInvalid)
-	case !prefixRE.MatchString(r.prefix):
-		r.err = fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, r.prefix)
-	}
+	r := &Reservations{rdb: rdb}
+	r.prefix, r.err = standaloneKeys(rdb, prefix)
 	var err error
 	if r.renew, err = standaloneScript("reservation_renew"); err == nil {
 		r.release, err = standaloneScript("reservation_release")
@@ -145,4 +137,19 @@ func checkName(field, v string) error {
 		}
 	}
 	return nil
+}
+
+// standaloneKeys checks what every keeper of keys outside any queue needs (Reservations,
+// RateLimits): a client and a prefix, DefaultPrefix when empty. Problems wrap ErrInvalid.
+func standaloneKeys(rdb redis.UniversalClient, prefix string) (string, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	switch {
+	case rdb == nil:
+		return prefix, fmt.Errorf("%w: no Redis client", ErrInvalid)
+	case !prefixRE.MatchString(prefix):
+		return prefix, fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, prefix)
+	}
+	return prefix, nil
 }

@@ -657,6 +657,21 @@ func (p *callbackdProcess) logged(msg string, fields map[string]string) bool {
 	return false
 }
 
+// loggedAll returns the log lines whose message is msg and whose fields have the values given.
+func (p *callbackdProcess) loggedAll(msg string, fields map[string]string) []logEntry {
+	var out []logEntry
+	for _, e := range p.log.entries() {
+		match := e.str("msg") == msg
+		for k, v := range fields {
+			match = match && e.str(k) == v
+		}
+		if match {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // runCallbackdToExit runs the binary with args until it exits by itself and returns its exit
 // code and everything it wrote.
 func runCallbackdToExit(t *testing.T, args ...string) (int, string) {

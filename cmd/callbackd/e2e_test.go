@@ -301,10 +301,8 @@ func TestE2ENumberOutsideTheAllowListIsNeverDialled(t *testing.T) {
 		t.Errorf("agent rung for a number that can never be dialled: %v", legs)
 	}
 	refusal := ""
-	for _, e := range d.log.entries() {
-		if e.str("msg") == "callback request refused" && e.str("refusal") == "not_allowed" {
-			refusal = e.str("error")
-		}
+	for _, e := range d.loggedAll("callback request refused", map[string]string{"refusal": "not_allowed"}) {
+		refusal = e.str("error")
 	}
 	if !strings.Contains(refusal, "dialer.allow") || !strings.Contains(refusal, "matches none of dialer.allow.patterns") ||
 		strings.Contains(refusal, strings.TrimPrefix(belgian, "+")) {
@@ -342,12 +340,7 @@ func TestE2ESpoofedBurstIsRefusedAfterTheLimitWithNothingDialled(t *testing.T) {
 		return n == 6, fmt.Sprintf("refused rate_limited: %v", n)
 	})
 	eventually(t, "two callbacks held back by dials_per_hour", func() (bool, string) {
-		n := 0
-		for _, e := range d.log.entries() {
-			if e.str("msg") == "callback held back: rate limit reached" && e.str("limit") == "dials_per_hour" {
-				n++
-			}
-		}
+		n := len(d.loggedAll("callback held back: rate limit reached", map[string]string{"limit": "dials_per_hour"}))
 		return n >= 2, fmt.Sprintf("%d held back", n)
 	})
 	promised := map[string]bool{}
@@ -368,13 +361,7 @@ func TestE2ESpoofedBurstIsRefusedAfterTheLimitWithNothingDialled(t *testing.T) {
 	if dialled != 2 {
 		t.Errorf("%d customer calls placed; want 2 (dials_per_hour)", dialled)
 	}
-	refusedLines := 0
-	for _, e := range d.log.entries() {
-		if e.str("msg") == "callback request refused" && e.str("refusal") == "rate_limited" {
-			refusedLines++
-		}
-	}
-	if refusedLines != 6 {
+	if refusedLines := len(d.loggedAll("callback request refused", map[string]string{"refusal": "rate_limited"})); refusedLines != 6 {
 		t.Errorf("%d refusal log lines; want one per refused request (6)", refusedLines)
 	}
 	if code := d.terminate(); code != 0 {
