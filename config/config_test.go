@@ -308,7 +308,7 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "url" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Addr, "" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.KeyPrefix, "cb-prod" }},
-		{"url.good.yml", func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "t0ken" }},
+		{"url.good.yml", func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "t0ken-0123456789abcdef" }},
 		{"sentinel.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "sentinel" }},
 		{"sentinel.good.yml", func(c *Config) (any, any) {
 			return c.Redis.Sentinel.Addrs, []string{"10.0.0.1:26379", "10.0.0.2:26379"}
@@ -539,7 +539,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			"%#v":  sprintf("%#v", *c),
 		}
 		for how, s := range printed {
-			for _, secret := range []string{"s3cret", "t0ken", "redis-pw-123", "ari-pw-456"} {
+			for _, secret := range []string{"s3cret", "t0ken-0123456789abcdef", "redis-pw-123", "ari-pw-456"} {
 				if strings.Contains(s, secret) {
 					t.Errorf("%s: %s output leaks %q", tc.file, how, secret)
 				}
