@@ -192,3 +192,35 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		}
 	}
 }
+
+// Probes and the scrape only read: any other method is refused, with or without the token,
+// and with a token every write needs it even from loopback (httptest listens on 127.0.0.1).
+func TestProbesAnswerOnlyGETAndHEADAndWritesNeedTheToken(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	srv, a := serve(t, token, new([]string))
+	for _, tc := range []struct {
+		method, path, token string
+		code                int
+	}{
+		{"HEAD", "/healthz", "", 200},
+		{"HEAD", "/metrics", token, 200},
+		{"POST", "/healthz", "", 405},
+		{"DELETE", "/healthz", "", 405},
+		{"POST", "/metrics", token, 405},
+		{"PUT", "/metrics", token, 405},
+		{"POST", "/readyz", token, 405},
+		{"POST", "/agents/ria/pause", "", 401},
+		{"POST", "/agents/ria/resume", "", 401},
+		{"POST", "/agents/ria/pause", token, 204},
+	} {
+		got := apitest.Call(t, srv, tc.method, tc.path, tc.token)
+		if got.Code != tc.code {
+			t.Errorf("%s %s with token %q = %d, want %d", tc.method, tc.path, tc.token, got.Code, tc.code)
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.paused["ria"] {
+		t.Error("the pause with the token did not take effect")
+	}
+}

@@ -15,12 +15,14 @@ const probeTimeout = 2 * time.Second
 // probeRoutes serves /metrics, /healthz (the process answers) and /readyz (the daemon can
 // work; if not, 503 and one line per problem; either way a "warning:" line for each warning).
 func probeRoutes(mux *http.ServeMux, o Options) {
-	mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	// GET (and HEAD, which the mux serves with it) only: a probe or a scrape never writes, and
+	// anything else at these paths is a client to refuse (405), not to answer.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()

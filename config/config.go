@@ -5,6 +5,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,7 @@ type Detector struct {
 	InternalExtension  string   `yaml:"internal_extension"`
 	CustomerNumber     string   `yaml:"customer_number"`
 	DefaultCountryCode string   `yaml:"default_country_code"`
+	DefaultCountry     string   `yaml:"default_country"`
 	DefaultQueue       string   `yaml:"default_queue"`
 	// Routes send promises to a callback queue by what the customer asked for; the first
 	// that matches wins, before the target agent's own queue and DefaultQueue.
@@ -258,14 +260,15 @@ func (a Agent) Serves(queue string) bool {
 
 // Dialer configures how callbacks are placed.
 type Dialer struct {
-	CustomerDialTemplate string   `yaml:"customer_dial_template"`
-	CallerID             CallerID `yaml:"caller_id"`
-	Allow                []string `yaml:"allow"`
-	AgentRingTimeout     Duration `yaml:"agent_ring_timeout"`
-	CustomerRingTimeout  Duration `yaml:"customer_ring_timeout"`
-	AgentCooldown        Duration `yaml:"agent_cooldown"`
-	WrapUp               Duration `yaml:"wrap_up"`
-	Lease                Duration `yaml:"lease"`
+	CustomerDialTemplate string     `yaml:"customer_dial_template"`
+	CallerID             CallerID   `yaml:"caller_id"`
+	Allow                Allow      `yaml:"allow"`
+	RateLimits           RateLimits `yaml:"rate_limits"`
+	AgentRingTimeout     Duration   `yaml:"agent_ring_timeout"`
+	CustomerRingTimeout  Duration   `yaml:"customer_ring_timeout"`
+	AgentCooldown        Duration   `yaml:"agent_cooldown"`
+	WrapUp               Duration   `yaml:"wrap_up"`
+	Lease                Duration   `yaml:"lease"`
 	// Whisper is played to the agent on answer, before the customer is dialled. Items are ARI
 	// media URIs with placeholders: {number} (the customer's digits), {name}, {reason},
 	// {target}, {hour} and {minute} of the deadline in the queue's time zone.
@@ -298,21 +301,6 @@ const NumberPlaceholder = "{number}"
 // CustomerDialString turns the dial template into the Asterisk endpoint for number.
 func (d Dialer) CustomerDialString(number string) string {
 	return strings.ReplaceAll(d.CustomerDialTemplate, NumberPlaceholder, number)
-}
-
-// Allowed reports whether number (E.164) matches the dial allow-list. It fails closed: false
-// until the config has been validated by Load or Parse, because the allow-list is the toll-fraud
-// guard and an unchecked list must never let a call out.
-func (c *Config) Allowed(number string) bool {
-	if c.compiled == nil {
-		return false
-	}
-	for _, re := range c.compiled.allow {
-		if re.MatchString(number) {
-			return true
-		}
-	}
-	return false
 }
 
 // HTTP is the admin/metrics listener.
@@ -366,7 +354,7 @@ func (h CallingHours) NextOpening(t time.Time) time.Time {
 type compiledRefs struct {
 	internal *regexp.Regexp
 	customer *regexp.Regexp
-	allow    []*regexp.Regexp
+	dial     *dialGuard
 }
 
 // Defaults documented in the example file and the reference.
@@ -386,10 +374,12 @@ func Default() *Config {
 		Detector: Detector{
 			InternalExtension:  `^[0-9]{2,6}$`,
 			CustomerNumber:     `^(\+[0-9]{6,15}|[0-9]{7,15})$`,
+			DefaultCountry:     DefaultCountry,
 			DefaultCountryCode: "31",
 		},
 		Dialer: Dialer{
-			Allow:               []string{`^\+31[1-9][0-9]{8}$`},
+			Allow:               Allow{Countries: []string{DefaultCountry}, Types: slices.Clone(DefaultAllowTypes)},
+			RateLimits:          DefaultRateLimits(),
 			AgentRingTimeout:    Duration(20 * time.Second),
 			CustomerRingTimeout: Duration(30 * time.Second),
 			AgentCooldown:       Duration(2 * time.Minute),

@@ -353,7 +353,7 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "url" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.Addr, "" }},
 		{"url.good.yml", func(c *Config) (any, any) { return c.Redis.KeyPrefix, "cb-prod" }},
-		{"url.good.yml", func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "t0ken" }},
+		{"url.good.yml", func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "t0ken-0123456789abcdef" }},
 		{"sentinel.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "sentinel" }},
 		{"sentinel.good.yml", func(c *Config) (any, any) {
 			return c.Redis.Sentinel.Addrs, []string{"10.0.0.1:26379", "10.0.0.2:26379"}
@@ -420,7 +420,8 @@ func TestDefaultsFillEverythingLeftOut(t *testing.T) {
 		{"queues[0].calling_hours.end", q.CallingHours.End, "17:30"},
 		{"queues[0].owner_preference", q.OwnerPreference, 0.5},
 		{"agents", len(c.Agents), 0},
-		{"dialer.allow", c.Dialer.Allow, []string{`^\+31[1-9][0-9]{8}$`}},
+		{"detector.default_country", c.Detector.DefaultCountry, "NL"},
+		{"dialer.allow", c.Dialer.Allow, Allow{Countries: []string{"NL"}, Types: []string{"fixed_line", "mobile"}}},
 		{"dialer.agent_ring_timeout", c.Dialer.AgentRingTimeout.D(), 20 * time.Second},
 		{"dialer.customer_ring_timeout", c.Dialer.CustomerRingTimeout.D(), 30 * time.Second},
 		{"dialer.agent_cooldown", c.Dialer.AgentCooldown.D(), 2 * time.Minute},
@@ -462,6 +463,7 @@ func TestExampleFileShowsTheRealDefaults(t *testing.T) {
 		{"detector.internal_extension", c.Detector.InternalExtension, def.Detector.InternalExtension},
 		{"detector.customer_number", c.Detector.CustomerNumber, def.Detector.CustomerNumber},
 		{"detector.default_country_code", c.Detector.DefaultCountryCode, def.Detector.DefaultCountryCode},
+		{"detector.default_country", c.Detector.DefaultCountry, def.Detector.DefaultCountry},
 		{"dialer.allow", c.Dialer.Allow, def.Dialer.Allow},
 		{"dialer.agent_ring_timeout", c.Dialer.AgentRingTimeout, def.Dialer.AgentRingTimeout},
 		{"dialer.customer_ring_timeout", c.Dialer.CustomerRingTimeout, def.Dialer.CustomerRingTimeout},
@@ -500,11 +502,13 @@ func TestEnvironmentOverridesFileValues(t *testing.T) {
 		{"boolean", map[string]string{"CALLBACKD_LOG_MASK_NUMBERS": "no"},
 			func(c *Config) (any, any) { return c.Log.MaskNumbers, false }},
 		{"list of regexps keeps commas inside braces", map[string]string{"CALLBACKD_DIALER_ALLOW": `^\+31[0-9]{9}$, ^\+32[0-9]{8,9}$`},
-			func(c *Config) (any, any) { return c.Dialer.Allow, []string{`^\+31[0-9]{9}$`, `^\+32[0-9]{8,9}$`} }},
+			func(c *Config) (any, any) {
+				return c.Dialer.Allow.Patterns, []string{`^\+31[0-9]{9}$`, `^\+32[0-9]{8,9}$`}
+			}},
 		{"deeper key with underscores", map[string]string{"CALLBACKD_QUEUES_0_CALLING_HOURS_TIMEZONE": "UTC"},
 			func(c *Config) (any, any) { return c.Queues[0].CallingHours.Timezone, "UTC" }},
-		{"token", map[string]string{"CALLBACKD_HTTP_LISTEN": "0.0.0.0:9464", "CALLBACKD_HTTP_TOKEN": "tok"},
-			func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "tok" }},
+		{"token", map[string]string{"CALLBACKD_HTTP_LISTEN": "0.0.0.0:9464", "CALLBACKD_HTTP_TOKEN": "tok-0123456789abcdef"},
+			func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "tok-0123456789abcdef" }},
 		{"url replaces the default address", map[string]string{"CALLBACKD_REDIS_URL": "redis://r:6379"},
 			func(c *Config) (any, any) { return c.Redis.Mode() + " " + c.Redis.Addr, "url " }},
 		{"variables without the prefix are ignored", map[string]string{"REDIS_ADDR": "nope:1"},
@@ -584,7 +588,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			"%#v":  sprintf("%#v", *c),
 		}
 		for how, s := range printed {
-			for _, secret := range []string{"s3cret", "t0ken", "redis-pw-123", "ari-pw-456"} {
+			for _, secret := range []string{"s3cret", "t0ken-0123456789abcdef", "redis-pw-123", "ari-pw-456"} {
 				if strings.Contains(s, secret) {
 					t.Errorf("%s: %s output leaks %q", tc.file, how, secret)
 				}
@@ -652,7 +656,7 @@ func TestAllowListIsAnchored(t *testing.T) {
 		{"", "+3120123456", false},
 		{"", "+312012345678", false},
 		{"", "+442012345678", false},
-		{"", "+31900123456", true},
+		{"", "+31900123456", false}, // premium rate: issue 12
 		{`CALLBACKD_DIALER_ALLOW=\+31.*`, "+31201234567", true},
 		{`CALLBACKD_DIALER_ALLOW=\+31.*`, "00+31201234567", false},
 		{`CALLBACKD_DIALER_ALLOW=\+4420`, "+442012345678", false},

@@ -17,6 +17,7 @@ var (
 	durationType  = reflect.TypeOf(Duration(0))
 	asteriskType  = reflect.TypeOf(Asterisk{})
 	queueType     = reflect.TypeOf(Queue{})
+	allowType     = reflect.TypeOf(Allow{})
 	stringSliceTy = reflect.TypeOf([]string(nil))
 )
 
@@ -86,6 +87,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		if err := setScalar(v, n.Value); err != nil {
 			d.add(path, line(n), "%v", err)
 		}
+	case t == allowType && n.Kind == yaml.SequenceNode:
+		// dialer.allow's older form: a plain list of patterns.
+		d.decodeSlice(path, n, v.FieldByName("Patterns"))
 	case t.Kind() == reflect.Struct:
 		d.decodeStruct(path, n, v)
 	case t.Kind() == reflect.Slice:
@@ -346,6 +350,10 @@ type envLeaf struct {
 func envLeaves(v reflect.Value, path, name string, out []envLeaf) []envLeaf {
 	t := v.Type()
 	switch {
+	case t == allowType:
+		// CALLBACKD_DIALER_ALLOW keeps setting the patterns, as it did when the key was a list.
+		out = append(out, envLeaf{path: path, name: name, v: v.FieldByName("Patterns")})
+		fallthrough
 	case t.Kind() == reflect.Struct && t != durationType:
 		for i := 0; i < t.NumField(); i++ {
 			key := yamlName(t.Field(i))

@@ -82,6 +82,7 @@ func (v *validator) normalize(c *Config) {
 			}
 		}
 	}
+	v.normalizeNumbers(c)
 	if c.Detector.DefaultQueue == "" && len(c.Queues) > 0 {
 		c.Detector.DefaultQueue = c.Queues[0].Name
 	}
@@ -95,6 +96,8 @@ func (v *validator) config(c *Config) {
 	v.detector(c.Detector, queues, refs)
 	v.agents(c.Agents, queues, refs.internal)
 	v.dialer(c.Dialer, len(c.Agents) > 0, refs)
+	v.numbers(c, refs)
+	v.rateLimits(c.Dialer.RateLimits)
 	v.http(c.HTTP)
 	v.log(c.Log)
 	v.positive("retention", c.Retention)
@@ -379,9 +382,6 @@ func (v *validator) detector(d Detector, queues map[string]bool, refs *compiledR
 	if v.required("detector.customer_number", d.CustomerNumber) {
 		refs.customer = v.regexp("detector.customer_number", d.CustomerNumber)
 	}
-	if !digitsRE.MatchString(d.DefaultCountryCode) {
-		v.addf("detector.default_country_code", "must be 1 to 3 digits without + (e.g. 31), got %q", d.DefaultCountryCode)
-	}
 	if d.DefaultQueue != "" && len(queues) > 0 && !queues[d.DefaultQueue] {
 		v.addf("detector.default_queue", "unknown queue %q", d.DefaultQueue)
 	}
@@ -454,21 +454,6 @@ func (v *validator) dialer(d Dialer, haveAgents bool, refs *compiledRefs) {
 	if strings.ContainsAny(d.CallerID.Name, "\"<>\r\n") {
 		v.addf("dialer.caller_id.name", "must not contain quotes, < > or line breaks")
 	}
-	if len(d.Allow) == 0 && haveAgents {
-		v.addf("dialer.allow", "at least one pattern is required: no number could ever be called back")
-	}
-	for i, pat := range d.Allow {
-		p := fmt.Sprintf("dialer.allow[%d]", i)
-		if strings.TrimSpace(pat) == "" {
-			v.addf(p, "must not be empty")
-			continue
-		}
-		if re := v.regexp(p, pat); re != nil {
-			// Anchoring here means a pattern like \+31.* can never match a longer number
-			// that merely contains an allowed one.
-			refs.allow = append(refs.allow, regexp.MustCompile(`^(?:`+pat+`)$`))
-		}
-	}
 	v.positive("dialer.agent_ring_timeout", d.AgentRingTimeout)
 	v.positive("dialer.customer_ring_timeout", d.CustomerRingTimeout)
 	if d.AgentCooldown < 0 {
@@ -525,6 +510,10 @@ func (v *validator) http(h HTTP) {
 	}
 	if !isLoopback(host) && h.Token == "" {
 		v.addf("http.token", "required when http.listen (%s) is not a loopback address", h.Listen)
+	}
+	if n := len(h.Token.Reveal()); n > 0 && n < MinTokenBytes {
+		// A short token can be guessed over the network; the length alone is said, never the token.
+		v.addf("http.token", "must be at least %d bytes, got %d (e.g. openssl rand -hex 16)", MinTokenBytes, n)
 	}
 }
 

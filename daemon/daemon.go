@@ -117,6 +117,7 @@ func New(o Options) (*Daemon, error) {
 		instance = instanceName()
 	}
 
+	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
 
@@ -140,7 +141,7 @@ func New(o Options) (*Daemon, error) {
 		Policy: policy, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
 		Metrics: metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
-		Wakeups:    d.store.Wakeups,
+		Wakeups: d.store.Wakeups, Limiter: limiter,
 		OnProgress: o.OnProgress,
 	})
 	if err != nil {
@@ -148,7 +149,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
-		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote,
+		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote, Limiter: limiter,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
 			if o.OnIntake != nil {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/internal/logmask"
 )
 
 // RedisLogger adapts zap to go-redis' logger interface: go-redis logs its connection
@@ -28,7 +29,8 @@ func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 }
 
 // NewLogger builds the zap logger of log: level and json or console. Phone numbers are masked
-// where they are logged (phone.Mask), not here.
+// where they are logged (phone.Mask), and, unless log.mask_numbers is false, once more in every
+// message, field and error (logmask), so an error quoting a dial string leaks nothing either.
 func NewLogger(l config.Log, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(l.Level)
 	if err != nil {
@@ -45,5 +47,9 @@ func NewLogger(l config.Log, w io.Writer) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format must be json or console, got %q", l.Format)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), level)
+	if l.MaskNumbers {
+		core = logmask.Core(core)
+	}
+	return zap.New(core), nil
 }

@@ -23,7 +23,7 @@ import (
 // caller's). cfg must have been validated: its patterns are the ones validation compiled.
 func DetectorOptions(cfg *config.Config) (detect.Options, error) {
 	dc := cfg.Detector
-	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountryCode: dc.DefaultCountryCode}
+	opts := detect.Options{InboundContexts: dc.InboundContexts, DefaultCountry: dc.DefaultCountry, DefaultCountryCode: dc.DefaultCountryCode}
 	opts.InternalExtension, opts.CustomerNumber = cfg.DetectorPatterns()
 	if opts.InternalExtension == nil || opts.CustomerNumber == nil {
 		return detect.Options{}, errors.New("detector settings: the configuration has not been validated")

@@ -57,6 +57,9 @@ type callEnv struct {
 	metrics *Metrics
 	clk     clock.Clock
 	report  func(Progress)
+	// limiter counts callbacks against limits (nil: none).
+	limiter Limiter
+	limits  RateLimits
 }
 
 // callback is one agent-first callback: one agent, one claimed promise, from the claim to
@@ -93,6 +96,7 @@ func (cb *callback) keep(calls context.Context) verdict {
 		v = verdict{kind: failed, detail: "number not allowed by dialer.allow"}
 	case !cb.pbxUp:
 		v = verdict{kind: release, cool: true, detail: "asterisk of agent " + cb.agent.ID + " not connected"}
+	case !cb.withinLimits(ctx, &v):
 	default:
 		v = cb.run(ctx)
 		if errors.Is(context.Cause(ctx), errTakenAway) {
@@ -223,6 +227,14 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	if !cb.q.Hours.Open(cb.env.clk.Now()) {
 		_ = cb.play(ctx, cb.agentCh, "notice", []string{noticeCallingHoursClosed})
 		v.kind, v.detail = release, "calling hours closed before the customer was dialled"
+		return v
+	}
+
+	// The allow-list once more, just before the dial string is built from the number: only a
+	// number that is canonical E.164 and allowed ever reaches it.
+	if !calls.Allowed(cb.job.Number) {
+		cb.log.Error("refusing to dial a number that dialer.allow does not allow; promise failed")
+		v.kind, v.detail = failed, "number not allowed by dialer.allow"
 		return v
 	}
 

@@ -54,6 +54,8 @@ type DispatcherOptions struct {
 	Rescan time.Duration
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
+	// Limiter, when set, counts every callback against Policy.Limits (shared by daemons).
+	Limiter Limiter
 	// OnProgress, when set, hears every step of every callback.
 	OnProgress func(Progress)
 }
@@ -137,7 +139,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	return &Dispatcher{policy: o.Policy, store: o.Store, resv: o.Reservations, pool: o.Pool,
 		pbxs: o.PBXs, m: o.Metrics, clk: o.Clock, log: o.Logger, opts: o,
 		env: callEnv{calls: o.Policy.Calls, store: o.Store, router: o.Control, devices: o.Pool,
-			metrics: o.Metrics, clk: o.Clock, report: report},
+			metrics: o.Metrics, clk: o.Clock, report: report, limiter: o.Limiter, limits: o.Policy.Limits},
 		wake: make(chan struct{}, 1), active: map[string]queue.Ref{}, handle: initialHandle}, nil
 }
 

@@ -53,6 +53,8 @@ type IntakeOptions struct {
 	// Quote, when set, is the forecast's honest deadline (Forecaster.Quote): a promise whose
 	// policy deadline is earlier is made anyway and flagged at risk from the start.
 	Quote func(ctx context.Context, queueName string, reason queue.Reason, now time.Time) (time.Time, error)
+	// Limiter, when set, counts every request against Policy.Limits (shared by daemons).
+	Limiter Limiter
 	// OnResult, when set, is called after each request or resolution is settled.
 	OnResult func(IntakeResult)
 }
@@ -174,6 +176,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	result := IntakeResult{Request: r, Rule: rule}
 	req, err := in.promise(r, q)
 	if err == nil {
+		err = in.screen(ctx, r.Number)
+	}
+	if err == nil {
 		in.flagAtRiskFromStart(ctx, &req)
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
@@ -186,7 +191,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		zap.String("linkedid", r.LinkedID)}
 	switch {
 	case err != nil:
-		in.log.Error("callback request refused", append(fields, zap.Error(err))...)
+		in.log.Error("callback request refused", append(fields, zap.String("refusal", string(refusalOf(err))), zap.Error(err))...)
 	case result.Merged:
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
@@ -247,6 +252,7 @@ func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
 func (in *Intake) report(r IntakeResult) {
 	switch {
 	case r.Err != nil:
+		in.opts.Metrics.refused(refusalOf(r.Err))
 	case r.Resolution != nil:
 		in.opts.Metrics.completed(r.Job.Queue, queue.StateResolved)
 	case !r.Merged:
@@ -264,6 +270,10 @@ func (in *Intake) QueueFor(r detect.Request) (QueuePolicy, string) { return in.o
 // retryable tells a store failure that may pass (Redis down, a timeout) from a request the
 // store refused on its merits, which must not be retried forever.
 func retryable(err error) bool {
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return false
+	}
 	for _, permanent := range []error{queue.ErrInvalid, queue.ErrUnknownQueue, queue.ErrInvalidQueue, queue.ErrWrongState, phone.ErrInvalid} {
 		if errors.Is(err, permanent) {
 			return false

@@ -24,6 +24,7 @@ type Metrics struct {
 	attempts    *prometheus.CounterVec
 	storeErrors prometheus.Counter
 	riskStart   *prometheus.CounterVec
+	refusedC    *prometheus.CounterVec
 }
 
 // Outcomes counted in callbackd_promises_completed_total.
@@ -57,11 +58,18 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			Name: "callbackd_call_attempts_total",
 			Help: "Calls placed by callbackd, by queue, leg (agent or customer) and result.",
 		}, []string{"queue", "leg", "result"}),
+		refusedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_requests_refused_total",
+			Help: "Callback requests refused (no promise made) and dials not placed, by reason.",
+		}, []string{"reason"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callbackd_store_scrape_errors_total",
 			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
 		}),
 		riskStart: newRiskStartCounter(queues),
+	}
+	for _, r := range queue.Refusals() {
+		m.refusedC.WithLabelValues(string(r))
 	}
 	for _, q := range queues {
 		for _, r := range queue.Reasons() {
@@ -80,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 	}
 	// storeErrors is exported by the StateCollector, after the reads it counts: registered on
 	// its own it could be gathered, concurrently, before the scrape that failed had counted.
-	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.riskStart)
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.riskStart, m.refusedC)
 	return m
 }
 

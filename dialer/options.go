@@ -18,6 +18,8 @@ type Policy struct {
 	// DefaultQueue takes promises no route and no agent's extension claims ("": the first queue).
 	DefaultQueue string
 	Calls        CallSettings
+	// Limits are the rate limits on promises and dials (dialer.rate_limits).
+	Limits RateLimits
 	// KeptRatioWindow is the window of callbackd_promise_kept_ratio.
 	KeptRatioWindow time.Duration
 }
@@ -111,6 +113,8 @@ type CallSettings struct {
 	DialString func(number string) string
 	// Allowed is the toll-fraud guard (dialer.allow): nothing else is ever dialled.
 	Allowed func(number string) bool
+	// AllowReason says in words why Allowed decided as it did, for the refusal's log line.
+	AllowReason func(number string) string
 }
 
 // CallerID is a name and number shown on a phone.

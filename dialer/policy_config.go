@@ -14,6 +14,7 @@ func PolicyFrom(cfg *config.Config) Policy {
 	p := Policy{
 		DefaultQueue:    cfg.Detector.DefaultQueue,
 		KeptRatioWindow: cfg.Metrics.KeptRatioWindow.D(),
+		Limits:          rateLimitsFrom(cfg),
 		Calls: CallSettings{
 			AgentRingTimeout:    cfg.Dialer.AgentRingTimeout.D(),
 			CustomerRingTimeout: cfg.Dialer.CustomerRingTimeout.D(),
@@ -25,6 +26,7 @@ func PolicyFrom(cfg *config.Config) Policy {
 			Whisper:             cfg.Dialer.Whisper,
 			DialString:          cfg.Dialer.CustomerDialString,
 			Allowed:             cfg.Allowed,
+			AllowReason:         func(n string) string { return cfg.Decide(n).Reason },
 		},
 	}
 	for _, q := range cfg.Queues {

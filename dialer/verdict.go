@@ -26,6 +26,8 @@ type verdict struct {
 	// retry_backoff. cool: hold the agent back as after a no-answer (something failed
 	// around them, and ringing them again at once would fail the same way).
 	now, cool bool
+	// until: a release waits at least this long (a rate limit's window).
+	until time.Time
 }
 
 type verdictKind int
@@ -70,7 +72,7 @@ func (cb *callback) settle(v verdict) {
 	var err error
 	switch v.kind {
 	case release:
-		after, err = store.Release(ctx, ref, tok, now, v.detail)
+		after, err = store.Release(ctx, ref, tok, later(now, v.until), v.detail)
 	case retry:
 		nb := cb.q.RetryAt(now)
 		if v.now {

@@ -52,14 +52,11 @@ type Presences struct {
 // NewPresences returns presences kept in rdb under prefix (DefaultPrefix when empty); a bad
 // prefix or a nil client is reported, with ErrInvalid, by every call.
 func NewPresences(rdb redis.UniversalClient, prefix string, clk clock.Clock) *Presences {
-	p := &Presences{rdb: rdb, prefix: prefix, clk: clk}
-	if p.prefix == "" {
-		p.prefix = DefaultPrefix
-	}
+	p := &Presences{rdb: rdb, clk: clk}
 	if p.clk == nil {
 		p.clk = clock.Real{}
 	}
-	p.err = checkClient(rdb, p.prefix)
+	p.prefix, p.err = standaloneKeys(rdb, prefix)
 	var err error
 	if p.set, err = standaloneScript("presence_set"); err != nil && p.err == nil {
 		p.err = err

@@ -29,11 +29,8 @@ type Reservations struct {
 // NewReservations returns reservations kept in rdb under prefix (DefaultPrefix when empty). A
 // bad prefix or a nil client is reported, with ErrInvalid, by every call.
 func NewReservations(rdb redis.UniversalClient, prefix string) *Reservations {
-	r := &Reservations{rdb: rdb, prefix: prefix}
-	if r.prefix == "" {
-		r.prefix = DefaultPrefix
-	}
-	r.err = checkClient(rdb, r.prefix)
+	r := &Reservations{rdb: rdb}
+	r.prefix, r.err = standaloneKeys(rdb, prefix)
 	var err error
 	if r.renew, err = standaloneScript("reservation_renew"); err == nil {
 		r.release, err = standaloneScript("reservation_release")
@@ -142,14 +139,17 @@ func checkName(field, v string) error {
 	return nil
 }
 
-// checkClient is the construction check of the agent-level stores (reservations, presence):
-// a client to talk to and a prefix that makes valid keys.
-func checkClient(rdb redis.UniversalClient, prefix string) error {
+// standaloneKeys checks what every keeper of keys outside any queue needs (Reservations,
+// RateLimits): a client and a prefix, DefaultPrefix when empty. Problems wrap ErrInvalid.
+func standaloneKeys(rdb redis.UniversalClient, prefix string) (string, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
 	switch {
 	case rdb == nil:
-		return fmt.Errorf("%w: no Redis client", ErrInvalid)
+		return prefix, fmt.Errorf("%w: no Redis client", ErrInvalid)
 	case !prefixRE.MatchString(prefix):
-		return fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, prefix)
+		return prefix, fmt.Errorf("%w: key prefix %q must be 1-64 of A-Z a-z 0-9 _ . : -", ErrInvalid, prefix)
 	}
-	return nil
+	return prefix, nil
 }

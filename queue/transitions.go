@@ -270,6 +270,10 @@ func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time
 	return s.fencedCall(ctx, s.sc.connected, ref, token, "marking connected", millis(at), "")
 }
 
+// Every detail is stored through phone.MaskText: details quote what Asterisk said, and that
+// can be a dial string with the customer's number in it, which nobody reading the history
+// (promises --json, the outcome stream) needs in full.
+
 // Complete finishes a leased job with outcome. kept and late need a connected job and must
 // agree with its connect time and deadline (else ErrOutcome); unreachable, failed, expired,
 // cancelled and resolved are accepted from dialing or connected. Fenced; one round trip.
@@ -282,7 +286,7 @@ func (s *Store) Complete(ctx context.Context, ref Ref, token int64, outcome Stat
 	if err := checkText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("completing job %s: %w", ref.ID, err)
 	}
-	return s.fencedCall(ctx, s.sc.complete, ref, token, "completing", string(outcome), detail)
+	return s.fencedCall(ctx, s.sc.complete, ref, token, "completing", string(outcome), phone.MaskText(detail))
 }
 
 // Retry hands a leased job back after a failed dial of the customer: one attempt is used, and
@@ -313,7 +317,7 @@ func (s *Store) giveBack(ctx context.Context, ref Ref, token int64, notBefore ti
 	if charge {
 		flag = "1"
 	}
-	return s.fencedCall(ctx, s.sc.retry, ref, token, what, millis(notBefore), detail, flag)
+	return s.fencedCall(ctx, s.sc.retry, ref, token, what, millis(notBefore), phone.MaskText(detail), flag)
 }
 
 // Cancel withdraws an open promise, even one being dialled (its worker's token then fails).
@@ -326,7 +330,7 @@ func (s *Store) Cancel(ctx context.Context, ref Ref, detail string) (Job, error)
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(ref.Queue)
-	res, err := s.run(ctx, s.sc.cancel, ref.Queue, k.common(k.job(ref.ID)), s.clk.Now(), ref.ID, string(StateCancelled), detail)
+	res, err := s.run(ctx, s.sc.cancel, ref.Queue, k.common(k.job(ref.ID)), s.clk.Now(), ref.ID, string(StateCancelled), phone.MaskText(detail))
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -348,7 +352,7 @@ func (s *Store) Resolve(ctx context.Context, queue, number, detail string) (Job,
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(queue)
-	res, err := s.run(ctx, s.sc.resolve, queue, k.common(k.dedupe(n)), s.clk.Now(), detail)
+	res, err := s.run(ctx, s.sc.resolve, queue, k.common(k.dedupe(n)), s.clk.Now(), phone.MaskText(detail))
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}

@@ -112,7 +112,7 @@ const (
 )
 
 const (
-	defaultCountryCode    = "31"
+	defaultCountry        = "NL"
 	defaultRecentRequests = 10000
 	// idleLimit drops a call that has seen no event for this long, so lost ChannelDestroyed
 	// events (a socket drop without resync) cannot grow memory without bound.
@@ -173,7 +173,11 @@ type Options struct {
 	InternalExtension *regexp.Regexp
 	// CustomerNumber matches external caller numbers; nil → DefaultCustomerNumber.
 	CustomerNumber *regexp.Regexp
-	// DefaultCountryCode turns national numbers (0201234502) into E.164; "" → "31".
+	// DefaultCountry is the region (ISO 3166 alpha-2, e.g. NL) whose numbering plan national
+	// caller numbers (0201234502, 201234502) are read in; "" → the main region of
+	// DefaultCountryCode, else NL.
+	DefaultCountry string
+	// DefaultCountryCode is the older spelling of DefaultCountry: a calling code ("31").
 	DefaultCountryCode string
 	// ControlApps are callbackd's own Stasis applications; nil → ["callbackd"].
 	ControlApps []string
@@ -189,15 +193,15 @@ type Options struct {
 // Detector is an ari.Handler that emits callback requests. It is safe for use by several
 // connections at once.
 type Detector struct {
-	inbound     map[string]bool
-	internal    *regexp.Regexp
-	customer    *regexp.Regexp
-	countryCode string
-	control     map[string]bool
-	sink        Sink
-	clock       clock.Clock
-	log         *zap.Logger
-	mask        func(string) string
+	inbound  map[string]bool
+	internal *regexp.Regexp
+	customer *regexp.Regexp
+	region   string
+	control  map[string]bool
+	sink     Sink
+	clock    clock.Clock
+	log      *zap.Logger
+	mask     func(string) string
 
 	mu        sync.Mutex
 	servers   map[string]*server
@@ -213,16 +217,16 @@ var _ ari.Handler = (*Detector)(nil)
 // New returns a Detector with opts applied over the defaults.
 func New(opts Options) *Detector {
 	d := &Detector{
-		inbound:     map[string]bool{},
-		internal:    opts.InternalExtension,
-		customer:    opts.CustomerNumber,
-		countryCode: opts.DefaultCountryCode,
-		control:     map[string]bool{},
-		sink:        opts.Sink,
-		clock:       opts.Clock,
-		log:         opts.Logger,
-		mask:        opts.Mask,
-		servers:     map[string]*server{},
+		inbound:  map[string]bool{},
+		internal: opts.InternalExtension,
+		customer: opts.CustomerNumber,
+		region:   opts.DefaultCountry,
+		control:  map[string]bool{},
+		sink:     opts.Sink,
+		clock:    opts.Clock,
+		log:      opts.Logger,
+		mask:     opts.Mask,
+		servers:  map[string]*server{},
 	}
 	if d.mask == nil {
 		d.mask = phone.Mask
@@ -233,8 +237,11 @@ func New(opts Options) *Detector {
 	if d.customer == nil {
 		d.customer = regexp.MustCompile(DefaultCustomerNumber)
 	}
-	if d.countryCode == "" {
-		d.countryCode = defaultCountryCode
+	if d.region == "" {
+		d.region = phone.RegionForCountryCode(opts.DefaultCountryCode)
+	}
+	if d.region == "" {
+		d.region = defaultCountry
 	}
 	for _, c := range opts.InboundContexts {
 		d.inbound[c] = true

@@ -621,6 +621,30 @@ func TestScenarios(t *testing.T) {
 			want: []string{"unanswered_transfer 1004 +31201234507"},
 		},
 		{
+			name:  "a national number without its trunk 0 is read in the default country, not as +20",
+			opts:  Options{InboundContexts: []string{"from-pstn"}},
+			build: inboundDialFrom("201234507"),
+			want:  []string{"unanswered_transfer 1004 +31201234507"},
+		},
+		{
+			name:  "an Italian national number keeps its 0 in Italy's plan",
+			opts:  Options{InboundContexts: []string{"from-pstn"}, DefaultCountry: "IT"},
+			build: inboundDialFrom("0612345678"),
+			want:  []string{"unanswered_transfer 1004 +390612345678"},
+		},
+		{
+			name:  "a US national number gets +1 (the old country code option names the region)",
+			opts:  Options{InboundContexts: []string{"from-pstn"}, DefaultCountryCode: "1"},
+			build: inboundDialFrom("2125551234"),
+			want:  []string{"unanswered_transfer 1004 +12125551234"},
+		},
+		{
+			name:  "a caller number that is no valid number is never promised a callback",
+			opts:  Options{InboundContexts: []string{"from-pstn"}},
+			build: inboundDialFrom("+447700900123"),
+			want:  []string{},
+		},
+		{
 			name: "anonymous caller: no number to call back, nothing",
 			opts: Options{InboundContexts: []string{"from-trunk"}},
 			build: func(s *sim) {
@@ -927,5 +951,15 @@ func TestEventTypesCoverTheRecordings(t *testing.T) {
 		if got, want := rec.summary(), expectedSummary(exp[filepath.Base(f)]); !slices.Equal(got, want) {
 			t.Errorf("%s filtered: got %s, want %s", filepath.Base(f), join(got), join(want))
 		}
+	}
+}
+
+// inboundDialFrom is a call from number through the from-pstn context to 1004, which rings out.
+func inboundDialFrom(number string) func(*sim) {
+	return func(s *sim) {
+		c := s.channel("c1", "DAHDI/1-1", number, "from-pstn", "s", "")
+		s.created(c)
+		s.dialplan(c, "Dial", "PJSIP/1004,10")
+		s.destroyed(c)
 	}
 }

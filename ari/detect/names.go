@@ -93,19 +93,14 @@ func stasisApp(appData string) string {
 	return strings.TrimSpace(app)
 }
 
-// normalizeNumber turns a caller number into E.164. Trunks deliver numbers in the forms people
-// dial: international with '+' or "00", national with one leading 0 (then the default country
-// code applies), or international digits without the '+'.
-func normalizeNumber(raw, countryCode string) (string, error) {
-	n := strings.TrimSpace(raw)
-	switch {
-	case strings.HasPrefix(n, "+"):
-	case strings.HasPrefix(n, "00"):
-		n = "+" + n[2:]
-	case strings.HasPrefix(n, "0"):
-		n = "+" + countryCode + n[1:]
-	default:
-		n = "+" + n
+// normalizeNumber turns a caller number into E.164 in the numbering plan of region (ISO 3166,
+// e.g. NL): trunks deliver numbers in the forms people dial — international with '+' or the
+// region's international prefix, national with or without the trunk 0 — and only a number
+// libphonenumber knows as valid is called back.
+func normalizeNumber(raw, region string) (string, error) {
+	n, err := phone.Parse(raw, region)
+	if err != nil {
+		return "", err
 	}
-	return phone.ParseE164(n)
+	return n.E164, nil
 }

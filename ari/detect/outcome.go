@@ -90,7 +90,7 @@ func (d *Detector) customerOf(c *call) *customerInfo {
 	if !d.inbound[o.firstContext] && !d.customer.MatchString(num) {
 		return nil
 	}
-	e164, err := normalizeNumber(num, d.countryCode)
+	e164, err := normalizeNumber(num, d.region)
 	if err != nil {
 		d.log.Warn("customer call with a caller number that cannot be called back",
 			zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))

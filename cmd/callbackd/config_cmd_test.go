@@ -43,7 +43,7 @@ queues:
 		{
 			name:       "environment overrides show in the effective config, secrets masked",
 			args:       []string{"check", "-c", exampleConfig},
-			env:        []string{"CALLBACKD_QUEUES_1_MAX_ATTEMPTS=9", "CALLBACKD_HTTP_TOKEN=abc123xyz"},
+			env:        []string{"CALLBACKD_QUEUES_1_MAX_ATTEMPTS=9", "CALLBACKD_HTTP_TOKEN=abc123xyz-0123456789"},
 			wantCode:   0,
 			wantStdout: []string{"max_attempts: 9\n", "token: <secret>\n"},
 			notStdout:  []string{"abc123xyz"},
@@ -89,6 +89,17 @@ queues:
 				"CALLBACKD_DIALER_CALLER_ID_NAME=Acme", "CALLBACKD_AGENTS_0_ENDPOINT=PJSIP/201", "CALLBACKD_AGENTS_1_ENDPOINT=PJSIP/202"},
 			wantCode:   0,
 			wantStdout: []string{"endpoint: PJSIP/201\n"},
+		},
+		{
+			name: "--number explains the allow decision for each number",
+			args: []string{"check", "-c", exampleConfig, "--number", "020 123 4567", "--number", "0900123456", "--number", "+3222123456", "--number", "0201234"},
+			wantStdout: []string{
+				"020 123 4567  +31201234567  NL       fixed_line    allowed   allowed: NL fixed_line\n",
+				"0900123456    +31900123456  NL       premium_rate  refused   refused: premium_rate numbers are not in dialer.allow.types [fixed_line mobile]\n",
+				"+3222123456   +3222123456   BE       fixed_line    refused   refused: BE numbers are not in dialer.allow.countries [NL]\n",
+				"0201234       -             -        -             refused   reading 020**34: invalid phone number",
+			},
+			notStdout: []string{"key_prefix"},
 		},
 		{name: "no -c is a usage error", args: []string{"check"}, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},
 		{name: "no subcommand is a usage error", args: nil, wantCode: 2, wantStderr: "usage: callbackd config check -c FILE"},

@@ -252,6 +252,10 @@ type e2eSettings struct {
 	VoicemailDeadline string
 	MaxAttempts       int
 	Agents            []e2eAgent
+	// RateLimits, when set, is dialer.rate_limits as a YAML flow mapping.
+	RateLimits string
+	// LogLevel is log.level; "" → info.
+	LogLevel string
 }
 
 func e2eDefaults(redisAddr string, pbx *e2ePBX, agents ...e2eAgent) e2eSettings {
@@ -301,10 +305,13 @@ dialer:
   lease: 3s
   shutdown_grace: 1s
   whisper: ["sound:callbackd-callback-for"]
+{{- if .RateLimits}}
+  rate_limits: {{.RateLimits}}
+{{- end}}
 http:
   listen: 127.0.0.1:0
 log:
-  level: info
+  level: {{or .LogLevel "info"}}
   format: json
 `))
 
@@ -649,6 +656,21 @@ func (p *callbackdProcess) logged(msg string, fields map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// loggedAll returns the log lines whose message is msg and whose fields have the values given.
+func (p *callbackdProcess) loggedAll(msg string, fields map[string]string) []logEntry {
+	var out []logEntry
+	for _, e := range p.log.entries() {
+		match := e.str("msg") == msg
+		for k, v := range fields {
+			match = match && e.str(k) == v
+		}
+		if match {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // runCallbackdToExit runs the binary with args until it exits by itself and returns its exit

@@ -270,8 +270,9 @@ func TestE2ESigtermDuringACallbackHandsThePromiseBack(t *testing.T) {
 	}
 }
 
-// A number outside dialer.allow (toll-fraud guard) is never dialled: its promise fails at
-// once, no agent is rung for it, no channel is created for it, and the log says why.
+// A number outside dialer.allow (toll-fraud guard) is never promised and never dialled: the
+// request is refused when the promise would be made, nothing is stored for it, no agent is
+// rung for it, no channel is created for it, and the log says why.
 func TestE2ENumberOutsideTheAllowListIsNeverDialled(t *testing.T) {
 	t.Parallel()
 	pbx, rds := startE2EPBX(t), startE2ERedis(t)
@@ -283,9 +284,12 @@ func TestE2ENumberOutsideTheAllowListIsNeverDialled(t *testing.T) {
 
 	pbx.leavesVoicemail(belgian, "2006")
 
-	job := rds.waitPromise(t, "the promise to be settled", func(j queue.Job) bool { return !j.State.Open() })
-	if job.State != queue.StateFailed || job.Number != belgian || job.Attempts != 0 {
-		t.Errorf("%s for %s; want failed with no attempt", describeJob(job), job.Number)
+	eventually(t, "the request to be refused", func() (bool, string) {
+		n := d.metric("callbackd_requests_refused_total", map[string]string{"reason": "not_allowed"})
+		return n == 1, fmt.Sprintf("refused not_allowed: %v", n)
+	})
+	if jobs := rds.promises(t); len(jobs) != 0 {
+		t.Errorf("promises stored for a number dialer.allow refuses: %v", jobs)
 	}
 	if legs := pbx.channelsFor(customerPhone(belgian)); len(legs) != 0 {
 		t.Errorf("channels requested for the disallowed number: %v", legs)
@@ -294,13 +298,71 @@ func TestE2ENumberOutsideTheAllowListIsNeverDialled(t *testing.T) {
 		t.Errorf("REST requests mentioning the disallowed number (an agent rung for it?): %v", reqs)
 	}
 	if legs := pbx.channelsFor(ria.Endpoint); len(legs) != 0 {
-		t.Errorf("agent rung for a promise that can never be dialled: %v", legs)
+		t.Errorf("agent rung for a number that can never be dialled: %v", legs)
 	}
-	if !d.logged("dialer.allow", map[string]string{"promise": job.ID}) {
-		t.Errorf("no log line about promise %s names dialer.allow", job.ID)
+	refusal := ""
+	for _, e := range d.loggedAll("callback request refused", map[string]string{"refusal": "not_allowed"}) {
+		refusal = e.str("error")
 	}
-	if got := d.metric("callbackd_promises_completed_total", map[string]string{"queue": e2eQueue, "outcome": "failed"}); got != 1 {
-		t.Errorf("promises completed failed: %v; want 1", got)
+	if !strings.Contains(refusal, "dialer.allow") || !strings.Contains(refusal, "matches none of dialer.allow.patterns") ||
+		strings.Contains(refusal, strings.TrimPrefix(belgian, "+")) {
+		t.Errorf("refusal logged as %q; want it to name dialer.allow and why, the number masked", refusal)
+	}
+	if code := d.terminate(); code != 0 {
+		t.Errorf("exit code after SIGTERM %d; want 0", code)
+	}
+}
+
+// A spoofed burst — ten caller ids from one number block within seconds — makes at most the
+// block's limit of promises; the rest are refused rate_limited with nothing stored or dialled
+// for them, and beyond the overall dial limit even accepted promises wait for the next hour.
+func TestE2ESpoofedBurstIsRefusedAfterTheLimitWithNothingDialled(t *testing.T) {
+	t.Parallel()
+	pbx, rds := startE2EPBX(t), startE2ERedis(t)
+	pbx.SetEndpoint(ria.Endpoint, aritest.Answers(200*time.Millisecond))
+	s := e2eDefaults(rds.srv.Addr(), pbx, ria)
+	s.RateLimits = "{promises_per_block_per_hour: 4, block_digits: 9, dials_per_hour: 2}"
+	d := startCallbackd(t, "callbackd", writeE2EConfig(t, s))
+	d.waitReady(1)
+
+	var burst []string
+	for i := range 10 {
+		n := fmt.Sprintf("+312012345%02d", 10+i)
+		burst = append(burst, n)
+		pbx.SetEndpoint(customerPhone(n), talksFor(time.Second))
+	}
+	for _, n := range burst {
+		pbx.leavesVoicemail(n, "2007")
+	}
+
+	eventually(t, "six requests refused", func() (bool, string) {
+		n := d.metric("callbackd_requests_refused_total", map[string]string{"reason": "rate_limited"})
+		return n == 6, fmt.Sprintf("refused rate_limited: %v", n)
+	})
+	eventually(t, "two callbacks held back by dials_per_hour", func() (bool, string) {
+		n := len(d.loggedAll("callback held back: rate limit reached", map[string]string{"limit": "dials_per_hour"}))
+		return n >= 2, fmt.Sprintf("%d held back", n)
+	})
+	promised := map[string]bool{}
+	for _, j := range rds.promises(t) {
+		promised[j.Number] = true
+	}
+	if len(promised) != 4 {
+		t.Errorf("promises for %d numbers; want 4 (promises_per_block_per_hour)", len(promised))
+	}
+	dialled := 0
+	for _, n := range burst {
+		legs := pbx.channelsFor(customerPhone(n))
+		dialled += len(legs)
+		if !promised[n] && len(legs) > 0 {
+			t.Errorf("refused number %s dialled: %v", n, legs)
+		}
+	}
+	if dialled != 2 {
+		t.Errorf("%d customer calls placed; want 2 (dials_per_hour)", dialled)
+	}
+	if refusedLines := len(d.loggedAll("callback request refused", map[string]string{"refusal": "rate_limited"})); refusedLines != 6 {
+		t.Errorf("%d refusal log lines; want one per refused request (6)", refusedLines)
 	}
 	if code := d.terminate(); code != 0 {
 		t.Errorf("exit code after SIGTERM %d; want 0", code)

@@ -62,3 +62,40 @@ func Mask(s string) string {
 	}
 	return string(out)
 }
+
+// MaskText masks every phone number inside free text — an Asterisk error, a stored attempt
+// detail — so that what is logged or kept never carries a full number, whatever form it was
+// written in ("PJSIP/+31201234567@provider: 500" → "PJSIP/+31*******67@provider: 500"). A
+// number here is a run of seven or more digits, with its '+' if it has one. Asterisk unique
+// ids and linkedids ("1795351341.53") are left alone: they are what an operator greps for,
+// and a digit run followed by '.' and a digit is one of those, not a telephone number.
+func MaskText(s string) string {
+	const minDigits = 7
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		start := i
+		if s[i] == '+' {
+			i++
+		}
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		uniqueID := j+1 < len(s) && s[j] == '.' && s[j+1] >= '0' && s[j+1] <= '9'
+		switch {
+		case j-i >= minDigits && !uniqueID && (start == 0 || !isDigit(s[start-1])):
+			b.WriteString(Mask(s[start:j]))
+			i = j
+		case j > start:
+			b.WriteString(s[start:j])
+			i = j
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
