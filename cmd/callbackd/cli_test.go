@@ -148,7 +148,7 @@ func TestCompletionScriptIsValidBashListingTheFlags(t *testing.T) {
 	if code := dispatch(context.Background(), []string{"completion", "bash"}, &out, &errOut); code != 0 {
 		t.Fatalf("completion bash: exit %d, stderr %q", code, errOut.String())
 	}
-	for _, want := range []string{`replay) words="--app -c --config --max-malformed --trace"`, `run) words="--allow-example -c --config --log-format"`, "complete -o default -F _callbackd callbackd"} {
+	for _, want := range []string{`replay) words="--app -c --config --explain --max-malformed --trace"`, `run) words="--allow-example -c --config --log-format"`, "complete -o default -F _callbackd callbackd"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the script lacks %q:\n%s", want, out.String())
 		}
