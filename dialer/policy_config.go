@@ -86,3 +86,10 @@ func shiftOf(cfg *config.Config, a config.Agent) Hours {
 	}
 	return cal
 }
+
+// rateLimitsFrom reads dialer.rate_limits.
+func rateLimitsFrom(cfg *config.Config) RateLimits {
+	r := cfg.Dialer.RateLimits
+	return RateLimits{PromisesPerNumberPerDay: r.PromisesPerNumberPerDay, DialsPerNumberPerDay: r.DialsPerNumberPerDay,
+		BlockDigits: r.BlockDigits, PromisesPerBlockPerHour: r.PromisesPerBlockPerHour, DialsPerHour: r.DialsPerHour}
+}

@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -27,13 +26,6 @@ type RateLimits struct {
 // Limiter counts events against limits shared by every daemon (queue.RateLimits).
 type Limiter interface {
 	Take(ctx context.Context, now time.Time, limits ...queue.Limit) error
-}
-
-// rateLimitsFrom reads dialer.rate_limits.
-func rateLimitsFrom(cfg *config.Config) RateLimits {
-	r := cfg.Dialer.RateLimits
-	return RateLimits{PromisesPerNumberPerDay: r.PromisesPerNumberPerDay, DialsPerNumberPerDay: r.DialsPerNumberPerDay,
-		BlockDigits: r.BlockDigits, PromisesPerBlockPerHour: r.PromisesPerBlockPerHour, DialsPerHour: r.DialsPerHour}
 }
 
 const day = 24 * time.Hour
