@@ -174,12 +174,14 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	r := *it.req
 	q, rule := in.QueueFor(r)
 	result := IntakeResult{Request: r, Rule: rule}
-	req, err := in.promise(r, q)
+	// One instant for the deadline and for the quote that judges it.
+	now := in.opts.Clock.Now()
+	req, err := in.promise(r, q, now)
 	if err == nil {
 		err = in.screen(ctx, r.Number)
 	}
 	if err == nil {
-		in.flagAtRiskFromStart(ctx, &req)
+		in.flagAtRiskFromStart(ctx, &req, now)
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -208,8 +210,7 @@ func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bo
 }
 
 // promise builds the store request for a detector request in queue q.
-func (in *Intake) promise(r detect.Request, q QueuePolicy) (queue.Request, error) {
-	now := in.opts.Clock.Now()
+func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue.Request, error) {
 	deadline, err := q.DeadlineFrom(now, r.Reason)
 	if err != nil {
 		return queue.Request{}, err

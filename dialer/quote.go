@@ -90,11 +90,11 @@ func QuoteFrom(in ForecastInput, floor time.Time) (time.Time, bool) {
 // flagAtRiskFromStart asks the quote whether the policy's deadline of req can be kept; when it
 // cannot, the promise is made anyway (the customer was told nothing else) and flagged, so the
 // administrator sees that the policy promises more than the staff can keep.
-func (in *Intake) flagAtRiskFromStart(ctx context.Context, req *queue.Request) {
+func (in *Intake) flagAtRiskFromStart(ctx context.Context, req *queue.Request, now time.Time) {
 	if in.opts.Quote == nil {
 		return
 	}
-	honest, err := in.opts.Quote(ctx, req.Queue, req.Reason, in.opts.Clock.Now())
+	honest, err := in.opts.Quote(ctx, req.Queue, req.Reason, now)
 	switch {
 	case errors.Is(err, ErrNoQuote):
 		req.AtRiskFromStart = true

@@ -6,6 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/internal/clock"
 )
 
 func TestQuoteIsTheEarliestDeadlineTheForecastKeeps(t *testing.T) {
@@ -74,5 +77,37 @@ func TestAPromiseThePolicyCannotKeepIsMadeAndFlagged(t *testing.T) {
 	}
 	if n := pb.GetCounter().GetValue(); n != 1 {
 		t.Errorf("callbackd_promises_at_risk_from_start_total = %v, want 1", n)
+	}
+}
+
+// tickingClock moves on a millisecond every time it is read, as a real clock does between two
+// readings; the intake must judge a promise by the one instant it was made at.
+type tickingClock struct{ *clock.Fake }
+
+func (c tickingClock) Now() time.Time {
+	now := c.Fake.Now()
+	c.Fake.Advance(time.Millisecond)
+	return now
+}
+
+// A promise the staff can keep is not flagged: the quote is asked for the instant its
+// deadline was computed, not for a moment later (which put the quote a few milliseconds after
+// every policy deadline and flagged every promise).
+func TestAPromiseTheStaffCanKeepIsNotFlagged(t *testing.T) {
+	f := newIntakeFixture(t, func(o *IntakeOptions) {
+		o.Clock = tickingClock{clock.NewFake(t0)}
+		pool := NewPool(o.Policy.Agents, o.Clock, nil)
+		// Anna, who serves support, is registered and idle.
+		pool.HandleEvent(&ari.Event{Type: ari.EventDeviceStateChanged, AsteriskID: "pbx1",
+			DeviceState: &ari.DeviceState{Name: "PJSIP/1003", State: "NOT_INUSE"}})
+		o.Quote = NewForecaster(o.Policy, o.Store.(ScheduleReader), pool, nil).Quote
+	})
+	f.in.Request(voicemailFor("+31201234502", "1003"))
+	got := f.next(t)
+	if got.Err != nil {
+		t.Fatalf("refused: %v", got.Err)
+	}
+	if got.Job.AtRiskFromStart {
+		t.Errorf("promise %s flagged at risk from the start although a free agent can keep it by %v", got.Job.ID, got.Job.Deadline)
 	}
 }
