@@ -95,3 +95,12 @@ install-sounds:
 
 clean:
 	rm -rf bin
+
+# dashboard regenerates deploy/grafana/callbackd.json from deploy/grafana/generate (the panels
+# are code); dashboard-check fails when the committed file differs. deploy/dashboard_test.go
+# runs every panel's query against a real Prometheus scraping the demo.
+.PHONY: dashboard dashboard-check
+dashboard:
+	$(GO) run ./deploy/grafana/generate -o deploy/grafana/callbackd.json
+dashboard-check:
+	$(GO) run ./deploy/grafana/generate -check deploy/grafana/callbackd.json
