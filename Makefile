@@ -104,3 +104,9 @@ dashboard:
 	$(GO) run ./deploy/grafana/generate -o deploy/grafana/callbackd.json
 dashboard-check:
 	$(GO) run ./deploy/grafana/generate -check deploy/grafana/callbackd.json
+
+# container builds localhost/callbackd:$(VERSION) from deploy/container/Containerfile with
+# Debian's buildah (chroot isolation, vfs storage: no container engine, nothing pulled).
+.PHONY: container
+container:
+	VERSION=$(VERSION) GO=$(GO) deploy/container/build localhost/callbackd:$(VERSION)
