@@ -83,6 +83,7 @@ install: build install-sounds
 	install -d -m 0755 $(DESTDIR)/usr/share/bash-completion/completions
 	$(BIN) completion bash > $(DESTDIR)/usr/share/bash-completion/completions/callbackd
 	install -D -m 0644 deploy/prometheus/callbackd.rules.yml $(DESTDIR)$(PREFIX)/share/callbackd/prometheus/callbackd.rules.yml
+	install -D -m 0644 deploy/man/callbackd.1 $(DESTDIR)$(PREFIX)/share/man/man1/callbackd.1
 	@echo "installed; next: useradd callbackd, chgrp callbackd $(SYSCONF)/callbackd, edit the config (callbackd config check --strict -c $(SYSCONF)/callbackd/callbackd.yml), systemctl enable --now callbackd"
 
 # install-sounds copies the prompts (.ulaw and .alaw) into $(SOUNDS_DIR)/<lang>/ for Asterisk.
@@ -95,3 +96,26 @@ install-sounds:
 
 clean:
 	rm -rf bin
+
+# dashboard regenerates deploy/grafana/callbackd.json from deploy/grafana/generate (the panels
+# are code); dashboard-check fails when the committed file differs. deploy/dashboard_test.go
+# runs every panel's query against a real Prometheus scraping the demo.
+.PHONY: dashboard dashboard-check
+dashboard:
+	$(GO) run ./deploy/grafana/generate -o deploy/grafana/callbackd.json
+dashboard-check:
+	$(GO) run ./deploy/grafana/generate -check deploy/grafana/callbackd.json
+
+# container builds localhost/callbackd:$(VERSION) from deploy/container/Containerfile with
+# Debian's buildah (chroot isolation, vfs storage: no container engine, nothing pulled).
+.PHONY: container
+container:
+	VERSION=$(VERSION) GO=$(GO) deploy/container/build localhost/callbackd:$(VERSION)
+
+# man regenerates deploy/man/callbackd.1 from the built binary's help; man-check fails when the
+# committed page differs (deploy/man_test.go runs it too).
+.PHONY: man man-check
+man: build
+	deploy/man/generate $(BIN)
+man-check: build
+	deploy/man/generate $(BIN) --check
