@@ -168,7 +168,7 @@ func TestAgentsCanBeListedPausedAndResumed(t *testing.T) {
 	}
 }
 
-func TestATokenGuardsEverythingButHealthz(t *testing.T) {
+func TestATokenGuardsEverythingButTheProbes(t *testing.T) {
 	srv, _ := serve(t, "s3cret", new([]string))
 	for _, tc := range []struct {
 		method, path, token string
@@ -178,7 +178,8 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		{"GET", "/metrics", "", 401},
 		{"GET", "/metrics", "wrong", 401},
 		{"GET", "/metrics", "s3cret", 200},
-		{"GET", "/readyz", "", 401},
+		{"GET", "/readyz", "", 200},
+		{"GET", "/readyz", "wrong", 200},
 		{"GET", "/agents", "", 401},
 		{"GET", "/agents", "s3cret", 200},
 		{"POST", "/agents/ria/pause", "s3cret2", 401},
@@ -190,6 +191,32 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		if tc.code == 401 && a.Header.Get("WWW-Authenticate") != `Bearer realm="callbackd"` {
 			t.Errorf("%s %s refused without a WWW-Authenticate challenge: %q", tc.method, tc.path, a.Header.Get("WWW-Authenticate"))
 		}
+	}
+}
+
+// A readiness probe cannot send a token (a kubelet, a load balancer), so /readyz answers it —
+// but only with its verdict: the details name hosts, ports and causes, and are for whoever
+// holds the token.
+func TestReadinessTellsAProbeWithoutTheTokenOnlyItsVerdict(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	problems := []string{"redis: connection refused (dial tcp 10.0.0.7:6379)"}
+	srv, _ := serve(t, token, &problems)
+	for _, tc := range []struct {
+		name, token string
+		code        int
+		body        string
+	}{
+		{"not ready, no token", "", 503, "not ready\n"},
+		{"not ready, a wrong token", "guess", 503, "not ready\n"},
+		{"not ready, the token", token, 503, "redis: connection refused (dial tcp 10.0.0.7:6379)\n"},
+	} {
+		if a := apitest.Call(t, srv, "GET", "/readyz", tc.token); a.Code != tc.code || a.Body != tc.body {
+			t.Errorf("%s: /readyz = %d %q, want %d %q", tc.name, a.Code, a.Body, tc.code, tc.body)
+		}
+	}
+	problems = nil
+	if a := apitest.Call(t, srv, "GET", "/readyz", ""); a.Code != 200 || a.Body != "ready\n" {
+		t.Errorf("ready, no token: /readyz = %d %q, want 200 ready", a.Code, a.Body)
 	}
 }
 

@@ -14,6 +14,8 @@ const probeTimeout = 2 * time.Second
 
 // probeRoutes serves /metrics, /healthz (the process answers) and /readyz (the daemon can
 // work; if not, 503 and one line per problem; either way a "warning:" line for each warning).
+// /readyz needs no token, but without it the answer is only the verdict ("ready" or "not
+// ready"): its details name hosts, ports and causes, which are the operator's, not a probe's.
 func probeRoutes(mux *http.ServeMux, o Options) {
 	// GET (and HEAD, which the mux serves with it) only: a probe or a scrape never writes, and
 	// anything else at these paths is a client to refuse (405), not to answer.
@@ -35,6 +37,14 @@ func probeRoutes(mux *http.ServeMux, o Options) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		} else {
 			problems = []string{"ready"}
+		}
+		if !authorized(o.Token, r) {
+			if problems[0] != "ready" {
+				fmt.Fprintln(w, "not ready")
+			} else {
+				fmt.Fprintln(w, "ready")
+			}
+			return
 		}
 		for _, p := range problems {
 			fmt.Fprintln(w, p)
