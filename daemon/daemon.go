@@ -149,6 +149,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
+		Asked: queue.NewAsked(rdb, cfg.Redis.KeyPrefix),
 		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote, Limiter: limiter,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
