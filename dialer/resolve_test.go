@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,28 +14,14 @@ import (
 	"github.com/callbackd/callbackd/queue"
 )
 
-// Reception resolves only when the customer reaches the person the promise is about; support
-// is a team where whoever answers settles the matter (queues[].resolve: queue).
-const resolveConfig = `
-asterisk:
-  - name: pbx1
-    url: http://127.0.0.1:8088/ari
-    username: callbackd
-    password: secret
-detector:
-  default_queue: reception
-queues:
-  - name: reception
-  - name: support
-    resolve: queue
-agents:
-  - {id: ria, endpoint: PJSIP/1001, extension: "1001", queues: [reception]}
-  - {id: bob, endpoint: PJSIP/1002, extension: "1002", queues: [support]}
-  - {id: anna, endpoint: PJSIP/1003, extension: "1003", queues: [support]}
-dialer:
-  customer_dial_template: PJSIP/{number}@provider
-  caller_id: {number: "+31205550100"}
-`
+// resolveConfig is the intake tests' configuration with two more agents and a support team
+// where whoever answers settles the matter (queues[].resolve: queue); reception resolves only
+// when the customer reaches the person the promise is about.
+var resolveConfig = strings.NewReplacer(
+	"    max_attempts: 5\n", "    max_attempts: 5\n    resolve: queue\n",
+	"agents:\n", "agents:\n  - {id: ria, endpoint: PJSIP/1001, extension: \"1001\", queues: [reception]}\n"+
+		"  - {id: bob, endpoint: PJSIP/1002, extension: \"1002\", queues: [support]}\n",
+).Replace(intakeConfig)
 
 // resolveRig is one daemon's intake on a shared Redis: a second rig on the same server is the
 // daemon after a restart.
@@ -49,6 +36,9 @@ func newResolveRig(t *testing.T, srv *redistest.Server, clk clock.Clock) *resolv
 	cfg, err := config.Parse([]byte(resolveConfig), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
+	}
+	if q, _ := PolicyFrom(cfg).Queue("support"); !q.ResolveByQueue {
+		t.Fatal("resolve: queue did not reach the policy")
 	}
 	store, err := queue.New(srv.Client(), queue.Options{Clock: clk, Queues: []string{"reception", "support"}})
 	if err != nil {
