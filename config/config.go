@@ -193,6 +193,10 @@ type Queue struct {
 	// own voicemail never presses it, so it never counts as a kept promise.
 	ConfirmDigit   string   `yaml:"confirm_digit"`
 	ConfirmTimeout Duration `yaml:"confirm_timeout"`
+	// Resolve says who the customer must reach, calling in again, for the open promise to be
+	// closed as resolved: the target they were to be called back about (ResolveTarget), or
+	// anyone who serves this queue (ResolveQueue).
+	Resolve string `yaml:"resolve"`
 }
 
 // Deadlines is the promised time-to-callback per reason a promise was made.
@@ -424,6 +428,7 @@ func DefaultQueue() Queue {
 			End:      "17:30",
 		},
 		DeadlineClock:   DeadlineBusiness,
+		Resolve:         ResolveTarget,
 		OwnerPreference: 0.5,
 		ConfirmTimeout:  Duration(10 * time.Second),
 	}

@@ -147,6 +147,13 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "resolve.bad.yml",
+		want: []string{
+			`queues[0].resolve: must be target or queue, got "team" (line 8)`,
+			`queues[1].resolve: must be target or queue, got "" (line 10)`,
+		},
+	},
+	{
 		file: "deadline_zero.bad.yml",
 		want: []string{
 			`queues[1].deadline.voicemail: must be > 0 (line 10)`,
@@ -339,6 +346,8 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[0].CallingHours.Days, []string(nil) }},
 		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[0].DeadlineClock, DeadlineBusiness }},
 		{"business_time.good.yml", func(c *Config) (any, any) { return c.Queues[1].DeadlineClock, DeadlineWall }},
+		{"resolve.good.yml", func(c *Config) (any, any) { return c.Queues[0].Resolve, ResolveTarget }},
+		{"resolve.good.yml", func(c *Config) (any, any) { return c.Queues[1].Resolve, ResolveQueue }},
 		{"business_time.good.yml", func(c *Config) (any, any) {
 			// Thursday 24 December 2026 is closed; Friday the 25th and Saturday the 26th are
 			// Christmas; Sunday is not in the week; the 27th to 31st are closed: 2 January 2027

@@ -311,6 +311,9 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		v.positive(p+".retry_backoff", q.RetryBackoff)
 		v.callingHours(p+".calling_hours", q.CallingHours)
 		v.deadlineClock(p+".deadline_clock", q.DeadlineClock)
+		if q.Resolve != ResolveTarget && q.Resolve != ResolveQueue {
+			v.addf(p+".resolve", "must be %s or %s, got %q", ResolveTarget, ResolveQueue, q.Resolve)
+		}
 		if q.OwnerPreference < 0 || q.OwnerPreference > 1 {
 			v.addf(p+".owner_preference", "must be between 0 and 1 (a share of the time to the deadline)")
 		}

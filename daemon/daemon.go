@@ -67,6 +67,7 @@ type Daemon struct {
 	conns      *ari.Manager
 	detector   *detect.Detector
 	intake     *dialer.Intake
+	forecaster *dialer.Forecaster
 	pool       *dialer.Pool
 	control    *dialer.Control
 	dispatcher *dialer.Dispatcher
@@ -148,7 +149,9 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
+	d.forecaster = forecaster
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
+		Asked: queue.NewAsked(rdb, cfg.Redis.KeyPrefix),
 		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote, Limiter: limiter,
 		OnResult: func(r dialer.IntakeResult) {
 			d.dispatcher.Wake()
@@ -205,6 +208,9 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 
 // Store is the promise store the daemon keeps its promises in.
 func (d *Daemon) Store() *queue.Store { return d.store }
+
+// Forecaster is the daemon's forecast of its queues (the demo prints its predictions).
+func (d *Daemon) Forecaster() *dialer.Forecaster { return d.forecaster }
 
 // Backlog is what the daemon has seen of calls but not yet turned into stored promises.
 type Backlog struct {

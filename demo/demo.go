@@ -94,10 +94,19 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	rec := &tally{}
 	up := make(chan struct{}, 1)
 	var stopping atomic.Bool
+	// The forecaster exists once the daemon is built; the intake reports only once it runs.
+	var forecaster *dialer.Forecaster
 	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: log,
 		Instance: "demo",
 		Listen:   set.Listen,
-		OnIntake: func(r dialer.IntakeResult) { rec.intake(r); printResult(tl, r) },
+		OnIntake: func(r dialer.IntakeResult) {
+			rec.intake(r)
+			printResult(tl, r)
+			if p, ok := predict(ctx, forecaster, tl, r); ok {
+				rec.predicted(r.Job.ID, !p.AtRisk())
+				printPrediction(tl, r, p)
+			}
+		},
 		OnProgress: func(p dialer.Progress) {
 			rec.progress(p)
 			printProgress(tl, cfg, p)
@@ -117,6 +126,7 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	forecaster = d.Forecaster()
 	fmt.Fprintf(stdout, "callbackd demo: a fake Asterisk at %s, Redis %s, time running %dx", pbx.URL(), where, set.Speed)
 	if addr := d.HTTPAddr(); addr != "" {
 		fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)
@@ -165,6 +175,14 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "Promises in Redis, earliest deadline first:")
 	promisetable.Print(stdout, jobs, clk.Now(), phone.Mask)
 	printSummary(stdout, calls, rec, jobs)
+	kept := 0
+	for _, j := range jobs {
+		if j.State == queue.StateKept {
+			kept++
+		}
+	}
+	fmt.Fprintln(stdout)
+	printForecastScore(stdout, rec, kept)
 	if set.Serve {
 		fmt.Fprintf(stdout, "\nStill running (--serve): the fake Asterisk is at %s (user %s)", pbx.URL(), cfg.Asterisk[0].Username)
 		if addr := d.HTTPAddr(); addr != "" {

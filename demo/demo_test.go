@@ -46,6 +46,9 @@ func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 		regexp.MustCompile(`PROMISES\s+KEPT\s+LATE\s+UNREACHABLE\s+KEPT RATIO\s+MEDIAN TIME TO CALLBACK\n5\s+3\s+1\s+1\s+60 %\s+\d`),
 		regexp.MustCompile(`agent no_answer [1-9]`),
 		regexp.MustCompile(`customer busy 3`),
+		// The forecast's prediction beside each promise made, and its score beside the outcome.
+		regexp.MustCompile(`promise …\w{6}: (forecast|AT RISK FROM THE START: .*; forecast): connected about \d\d:\d\d, (before|after) the deadline \d\d:\d\d`),
+		regexp.MustCompile(`Forecast when each promise was made: [0-5] of 5 kept; measured: 3 kept\.`),
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("demo output lacks %q\n%s", want, got)

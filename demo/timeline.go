@@ -100,6 +100,18 @@ type tally struct {
 	resolved int
 	refused  int
 	attempts map[string]int // "agent no_answer", "customer busy", ...
+	// predictedKept is, per promise, whether the forecast said when it was made that it
+	// would be kept.
+	predictedKept map[string]bool
+}
+
+func (r *tally) predicted(id string, kept bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.predictedKept == nil {
+		r.predictedKept = map[string]bool{}
+	}
+	r.predictedKept[id] = kept
 }
 
 func (r *tally) intake(ir dialer.IntakeResult) {

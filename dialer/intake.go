@@ -5,6 +5,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,14 +21,29 @@ import (
 type PromiseStore interface {
 	Enqueue(ctx context.Context, r queue.Request) (queue.Job, queue.EnqueueResult, error)
 	Resolve(ctx context.Context, queueName, number, detail string) (queue.Job, error)
+	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
 }
+
+// AskedMemory is where Intake remembers which promises a number is owed (queue.Asked), so a
+// later call reaching the business resolves them, on any daemon and after a restart.
+type AskedMemory interface {
+	Remember(ctx context.Context, number string, ref queue.Ref, until, now time.Time) error
+	Recall(ctx context.Context, number string, now time.Time) ([]queue.Ref, error)
+	Forget(ctx context.Context, number string, ref queue.Ref) error
+}
+
+// askedBeyondDeadline is how long after its deadline a promise stays resolvable by the
+// customer's own call. A promise still open a day late is being chased by hand, if at all;
+// the memory must not grow with every number ever owed a callback.
+const askedBeyondDeadline = 24 * time.Hour
 
 // IntakeResult is one thing Intake did, for timelines and tests.
 type IntakeResult struct {
 	// Request is the detector's request, or zero for a resolution.
 	Request detect.Request
-	// Resolution is set when the customer reached the target themselves.
-	Resolution *detect.Resolution
+	// Resolution is set when the customer reached the business themselves: the reach that
+	// resolved Job.
+	Resolution *detect.Reach
 	// Job is the promise made, merged into or resolved.
 	Job    queue.Job
 	Merged bool
@@ -42,6 +58,9 @@ type IntakeResult struct {
 type IntakeOptions struct {
 	Policy Policy
 	Store  PromiseStore
+	// Asked remembers the promises each number is owed; nil: a customer's own call resolves
+	// nothing.
+	Asked AskedMemory
 	// Metrics, when set, counts the promises made and resolved.
 	Metrics *Metrics
 	Clock   clock.Clock
@@ -78,7 +97,7 @@ type Intake struct {
 
 type item struct {
 	req *detect.Request
-	res *detect.Resolution
+	res *detect.Reach
 }
 
 // NewIntake checks the options and returns an Intake; call Run to start storing.
@@ -111,8 +130,8 @@ func NewIntake(opts IntakeOptions) (*Intake, error) {
 // Request implements detect.Sink.
 func (in *Intake) Request(r detect.Request) { in.push(item{req: &r}) }
 
-// Resolved implements detect.Sink.
-func (in *Intake) Resolved(r detect.Resolution) { in.push(item{res: &r}) }
+// Reached implements detect.Sink.
+func (in *Intake) Reached(r detect.Reach) { in.push(item{res: &r}) }
 
 func (in *Intake) push(it item) {
 	in.mu.Lock()
@@ -184,6 +203,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		in.flagAtRiskFromStart(ctx, &req, now)
 		result.Job, result.Merged, err = in.enqueue(ctx, req)
 	}
+	if err == nil {
+		in.remember(ctx, r.Number, result.Job)
+	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
 		return err
 	}
@@ -228,24 +250,92 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 	}, nil
 }
 
-// resolve closes the customer's open promise in every queue: they reached the person they
-// were to be called back by, so a callback would only disturb them.
-func (in *Intake) resolve(ctx context.Context, r detect.Resolution) error {
-	for _, q := range in.opts.Policy.Queues {
-		job, err := in.opts.Store.Resolve(ctx, q.Name, r.Number, "customer reached "+r.Target+" (linkedid "+r.LinkedID+")")
-		switch {
-		case errors.Is(err, queue.ErrNotFound):
-			continue
-		case err != nil && (retryable(err) || ctx.Err() != nil):
+// remember records that number is owed job. A failure is only logged: the promise is made and
+// must not be made twice by a retry; the worst that follows is a callback the customer's own
+// call would have made unnecessary.
+func (in *Intake) remember(ctx context.Context, number string, job queue.Job) {
+	if in.opts.Asked == nil {
+		return
+	}
+	if err := in.opts.Asked.Remember(ctx, number, job.Ref(), job.Deadline.Add(askedBeyondDeadline), in.opts.Clock.Now()); err != nil {
+		in.log.Warn("remembering the promise for the customer's next call failed; their own call will not resolve it",
+			zap.String("number", in.opts.Mask(number)), zap.String("promise", job.ID), zap.Error(err))
+	}
+}
+
+// resolve closes the open promises the customer's reach settles: those whose targets include
+// the one reached, and, in a queue with ResolveByQueue, those of a queue an agent reached
+// serves. A callback would only disturb a customer who got what they called about.
+func (in *Intake) resolve(ctx context.Context, r detect.Reach) error {
+	if in.opts.Asked == nil {
+		return nil
+	}
+	refs, err := in.opts.Asked.Recall(ctx, r.Number, in.opts.Clock.Now())
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if err := in.resolveOne(ctx, r, ref); err != nil {
 			return err
-		case err != nil:
-			in.log.Error("resolving promise failed", zap.String("number", in.opts.Mask(r.Number)), zap.Error(err))
-			continue
 		}
-		in.log.Info("promise resolved: customer reached the target", zap.String("number", in.opts.Mask(r.Number)),
-			zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("promise", job.ID))
-		res := r
-		in.report(IntakeResult{Resolution: &res, Job: job})
+	}
+	return nil
+}
+
+func (in *Intake) resolveOne(ctx context.Context, r detect.Reach, ref queue.Ref) error {
+	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("target", r.Target),
+		zap.String("queue", ref.Queue), zap.String("promise", ref.ID), zap.String("linkedid", r.LinkedID)}
+	job, err := in.opts.Store.Get(ctx, ref)
+	switch {
+	case errors.Is(err, queue.ErrNotFound) || errors.Is(err, queue.ErrUnknownQueue) || (err == nil && !job.State.Open()):
+		return in.forget(ctx, r.Number, ref) // over (kept, cancelled, expired...): nothing to resolve
+	case err != nil && (retryable(err) || ctx.Err() != nil):
+		return err
+	case err != nil:
+		in.log.Error("reading the promise a customer's call may resolve failed", append(fields, zap.Error(err))...)
+		return nil
+	}
+	why, ok := in.resolvedBy(job, r.Target)
+	if !ok {
+		return nil
+	}
+	job, err = in.opts.Store.Resolve(ctx, ref.Queue, r.Number, "customer reached "+r.Target+" (linkedid "+r.LinkedID+")")
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return in.forget(ctx, r.Number, ref)
+	case err != nil && (retryable(err) || ctx.Err() != nil):
+		return err
+	case err != nil:
+		in.log.Error("resolving promise failed", append(fields, zap.Error(err))...)
+		return nil
+	}
+	in.log.Info("promise resolved: the customer reached the business themselves", append(fields, zap.String("resolved_by", why))...)
+	res := r
+	in.report(IntakeResult{Resolution: &res, Job: job})
+	return in.forget(ctx, r.Number, ref)
+}
+
+// resolvedBy says whether reaching target settles job, and why (for the log).
+func (in *Intake) resolvedBy(job queue.Job, target string) (string, bool) {
+	if slices.Contains(job.Targets, target) {
+		return "target", true
+	}
+	q, ok := in.opts.Policy.Queue(job.Queue)
+	if !ok || !q.ResolveByQueue {
+		return "", false
+	}
+	for _, a := range in.opts.Policy.Agents {
+		if a.Extension == target && a.Serves(job.Queue) {
+			return "queue", true
+		}
+	}
+	return "", false
+}
+
+func (in *Intake) forget(ctx context.Context, number string, ref queue.Ref) error {
+	err := in.opts.Asked.Forget(ctx, number, ref)
+	if err != nil && (retryable(err) || ctx.Err() != nil) {
+		return err
 	}
 	return nil
 }

@@ -68,7 +68,8 @@ func newIntakeFixture(t *testing.T, edit ...func(*IntakeOptions)) *intakeFixture
 		t.Fatalf("queue.New: %v", err)
 	}
 	f := &intakeFixture{store: store, redis: srv, clk: clk, settled: make(chan struct{}, 100)}
-	opts := IntakeOptions{Policy: PolicyFrom(cfg), Store: store, Clock: clk, Retry: time.Second, RetryMax: 4 * time.Second,
+	opts := IntakeOptions{Policy: PolicyFrom(cfg), Store: store, Asked: queue.NewAsked(srv.Client(), ""), Clock: clk,
+		Retry: time.Second, RetryMax: 4 * time.Second,
 		OnResult: func(r IntakeResult) {
 			f.mu.Lock()
 			f.results = append(f.results, r)
@@ -179,7 +180,7 @@ func TestIntakeResolvesWhenTheCustomerReachesTheTarget(t *testing.T) {
 	f := newIntakeFixture(t)
 	f.in.Request(voicemailFor("+31201234502", "1003"))
 	made := f.next(t)
-	f.in.Resolved(detect.Resolution{Number: "+31201234502", Target: "1003", LinkedID: "1700000100.7"})
+	f.in.Reached(detect.Reach{Number: "+31201234502", Target: "1003", LinkedID: "1700000100.7"})
 	got := f.next(t)
 	if got.Resolution == nil || got.Job.ID != made.Job.ID {
 		t.Fatalf("resolution settled %+v; want promise %s resolved", got, made.Job.ID)

@@ -61,6 +61,10 @@ type QueuePolicy struct {
 	Greeting       []string
 	ConfirmDigit   string
 	ConfirmTimeout time.Duration
+	// ResolveByQueue closes an open promise when the customer, calling in again, reaches any
+	// agent serving this queue (queues[].resolve: queue); otherwise only reaching one of the
+	// promise's targets does.
+	ResolveByQueue bool
 }
 
 // Hours is when a queue's customers may be rung, in the queue's own time zone, and the

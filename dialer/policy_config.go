@@ -51,6 +51,7 @@ func PolicyFrom(cfg *config.Config) Policy {
 			Greeting:        q.Greeting,
 			ConfirmDigit:    q.ConfirmDigit,
 			ConfirmTimeout:  q.ConfirmTimeout.D(),
+			ResolveByQueue:  q.Resolve == config.ResolveQueue,
 		})
 	}
 	for i, r := range cfg.Detector.Routes {

@@ -84,12 +84,13 @@
 // customer calling in (a call it originated makes no promise), but when it joins a customer's
 // call, the call stays the customer's.
 //
-// # Resolved signals
+// # Reaches
 //
-// The detector remembers the (number, target) of the most recent requests (bounded); when a
-// later customer call from that number reaches that target it emits a Resolution at once, so the
-// dialer can close the open promise before ringing an agent. Reaches of targets nobody asked
-// about emit nothing: after a restart the memory is empty and the promise then simply runs.
+// Whenever a customer call reaches an internal target (a person, a ring group, a Queue()), the
+// detector emits a Reach at once, whether or not anybody owes that customer a callback: which
+// promises a number is owed lives in Redis (queue.Asked), and the event goroutine must never
+// wait for Redis. The dialer's intake looks the number up off that goroutine and resolves what
+// the reach settles, so a restarted daemon, or another one, still resolves.
 package detect
 
 import (
@@ -112,8 +113,7 @@ const (
 )
 
 const (
-	defaultCountry        = "NL"
-	defaultRecentRequests = 10000
+	defaultCountry = "NL"
 	// idleLimit drops a call that has seen no event for this long, so lost ChannelDestroyed
 	// events (a socket drop without resync) cannot grow memory without bound.
 	idleLimit     = 12 * time.Hour
@@ -124,7 +124,7 @@ const (
 // from the goroutine that delivered the event, so it should not block for long.
 type Sink interface {
 	Request(Request)
-	Resolved(Resolution)
+	Reached(Reach)
 }
 
 // Request asks for a callback: the customer Number tried to reach Target and did not.
@@ -145,8 +145,9 @@ type Request struct {
 	Context       string // the dialplan context the customer's call came in through
 }
 
-// Resolution says the customer Number reached Target after a request was made for that pair.
-type Resolution struct {
+// Reach says the customer Number reached Target (an extension, a ring group's extension or an
+// Asterisk queue) in a call: it may resolve a promise the customer is owed.
+type Reach struct {
 	Number     string
 	Target     string
 	AsteriskID string
@@ -156,13 +157,13 @@ type Resolution struct {
 
 // Stats are the detector's counters since New.
 type Stats struct {
-	Events      uint64 // events handled
-	Unknown     uint64 // events of a type the detector does not know, skipped
-	Malformed   uint64 // events missing what their type must carry, skipped
-	Late        uint64 // events about channels of calls already over, skipped
-	Calls       uint64 // calls tracked
-	Requests    uint64 // requests emitted
-	Resolutions uint64 // resolved signals emitted
+	Events    uint64 // events handled
+	Unknown   uint64 // events of a type the detector does not know, skipped
+	Malformed uint64 // events missing what their type must carry, skipped
+	Late      uint64 // events about channels of calls already over, skipped
+	Calls     uint64 // calls tracked
+	Requests  uint64 // requests emitted
+	Reaches   uint64 // reaches of a target by a customer emitted
 }
 
 // Options configure a Detector. Zero values take the documented defaults.
@@ -181,11 +182,9 @@ type Options struct {
 	DefaultCountryCode string
 	// ControlApps are callbackd's own Stasis applications; nil → ["callbackd"].
 	ControlApps []string
-	// RecentRequests bounds the memory used for resolved signals; 0 → 10000.
-	RecentRequests int
-	Sink           Sink
-	Clock          clock.Clock
-	Logger         *zap.Logger
+	Sink        Sink
+	Clock       clock.Clock
+	Logger      *zap.Logger
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
 }
@@ -206,7 +205,6 @@ type Detector struct {
 	mu        sync.Mutex
 	servers   map[string]*server
 	stats     Stats
-	recent    *recentSet
 	lastSweep time.Time
 	outbox    []func()
 	evAt      time.Time // the current event's time, for calls a move leaves empty
@@ -262,11 +260,6 @@ func New(opts Options) *Detector {
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
-	n := opts.RecentRequests
-	if n <= 0 {
-		n = defaultRecentRequests
-	}
-	d.recent = newRecentSet(n)
 	return d
 }
 
@@ -320,7 +313,6 @@ func (d *Detector) takeOutbox() []func() {
 
 func (d *Detector) emitRequest(r Request) {
 	d.stats.Requests++
-	d.recent.add(r.Number, r.Target)
 	d.log.Info("callback request",
 		zap.String("number", d.mask(r.Number)), zap.String("reason", string(r.Reason)),
 		zap.String("target", r.Target), zap.String("linkedid", r.LinkedID))
@@ -328,64 +320,17 @@ func (d *Detector) emitRequest(r Request) {
 	d.outbox = append(d.outbox, func() { sink.Request(r) })
 }
 
-func (d *Detector) emitResolved(r Resolution) {
-	d.stats.Resolutions++
-	d.log.Info("customer reached target",
+func (d *Detector) emitReach(r Reach) {
+	d.stats.Reaches++
+	// Debug: every answered customer call reaches someone; the intake logs what it resolves.
+	d.log.Debug("customer reached target",
 		zap.String("number", d.mask(r.Number)), zap.String("target", r.Target),
 		zap.String("linkedid", r.LinkedID))
 	sink := d.sink
-	d.outbox = append(d.outbox, func() { sink.Resolved(r) })
+	d.outbox = append(d.outbox, func() { sink.Reached(r) })
 }
 
 type discardSink struct{}
 
-func (discardSink) Request(Request)     {}
-func (discardSink) Resolved(Resolution) {}
-
-// recentSet is a bounded FIFO set of (number, target) pairs recently requested.
-type recentSet struct {
-	max   int
-	order []recentKey
-	head  int
-	set   map[recentKey]int // pair → how many times it is in order
-}
-
-type recentKey struct{ number, target string }
-
-func newRecentSet(max int) *recentSet {
-	return &recentSet{max: max, set: map[recentKey]int{}}
-}
-
-func (s *recentSet) add(number, target string) {
-	k := recentKey{number, target}
-	if len(s.order) < s.max {
-		s.order = append(s.order, k)
-	} else {
-		old := s.order[s.head]
-		if s.set[old] > 1 {
-			s.set[old]--
-		} else {
-			delete(s.set, old)
-		}
-		s.order[s.head] = k
-		s.head = (s.head + 1) % s.max
-	}
-	s.set[k]++
-}
-
-// take reports whether the pair is remembered and forgets it: one reach resolves it once.
-func (s *recentSet) take(number, target string) bool {
-	k := recentKey{number, target}
-	if s.set[k] == 0 {
-		return false
-	}
-	// Reaches are rare next to events, so clearing the slots by a scan is cheap enough; the
-	// empty key left behind is never looked up.
-	for i := range s.order {
-		if s.order[i] == k {
-			s.order[i] = recentKey{}
-		}
-	}
-	delete(s.set, k)
-	return true
-}
+func (discardSink) Request(Request) {}
+func (discardSink) Reached(Reach)   {}

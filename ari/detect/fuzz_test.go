@@ -67,8 +67,8 @@ func FuzzDecodeAndDetect(f *testing.F) {
 		if st.Events != decoded {
 			t.Errorf("counted %d events, handed %d", st.Events, decoded)
 		}
-		if st.Requests != uint64(len(rec.requests)) || st.Resolutions != uint64(len(rec.resolved)) {
-			t.Errorf("stats %+v disagree with the sink (%d requests, %d resolved)", st, len(rec.requests), len(rec.resolved))
+		if st.Requests != uint64(len(rec.requests)) || st.Reaches != uint64(len(rec.reached)) {
+			t.Errorf("stats %+v disagree with the sink (%d requests, %d reaches)", st, len(rec.requests), len(rec.reached))
 		}
 		for _, r := range rec.requests {
 			if _, err := phone.ParseE164(r.Number); err != nil {

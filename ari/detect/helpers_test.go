@@ -17,7 +17,7 @@ import (
 type recorder struct {
 	mu       sync.Mutex
 	requests []Request
-	resolved []Resolution
+	reached  []Reach
 }
 
 func (r *recorder) Request(q Request) {
@@ -26,10 +26,10 @@ func (r *recorder) Request(q Request) {
 	r.requests = append(r.requests, q)
 }
 
-func (r *recorder) Resolved(q Resolution) {
+func (r *recorder) Reached(q Reach) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.resolved = append(r.resolved, q)
+	r.reached = append(r.reached, q)
 }
 
 // summary is "reason target number" per request, sorted, for comparing outcomes.
@@ -44,12 +44,13 @@ func (r *recorder) summary() []string {
 	return out
 }
 
-func (r *recorder) resolvedSummary() []string {
+// reachedSummary is "reached target number" per reach, in the order emitted.
+func (r *recorder) reachedSummary() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := []string{}
-	for _, q := range r.resolved {
-		out = append(out, fmt.Sprintf("resolved %s %s", q.Target, q.Number))
+	for _, q := range r.reached {
+		out = append(out, fmt.Sprintf("reached %s %s", q.Target, q.Number))
 	}
 	return out
 }

@@ -44,8 +44,8 @@ type customerInfo struct {
 	did, context          string
 }
 
-// reached marks ext, and every ring group it belongs to, as reached, and resolves earlier
-// requests of this customer for them.
+// reached marks ext, and every ring group it belongs to, as reached, and reports each newly
+// reached one as the customer's Reach: it may resolve a promise they are owed.
 func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 	var newly []string
 	found := false
@@ -70,10 +70,7 @@ func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 		return
 	}
 	for _, k := range newly {
-		if d.recent.take(cust.number, k) {
-			d.emitResolved(Resolution{Number: cust.number, Target: k, AsteriskID: srv.id,
-				LinkedID: c.linkedID, At: at.UTC()})
-		}
+		d.emitReach(Reach{Number: cust.number, Target: k, AsteriskID: srv.id, LinkedID: c.linkedID, At: at.UTC()})
 	}
 }
 

@@ -129,7 +129,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	ds := det.Stats()
 	fmt.Fprintf(stderr, "callbackd replay: app %s: %d events, %d malformed lines, %d unknown types, %d malformed events, %d late events, %d calls, %d requests, %d resolved, %d calls still open\n",
-		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Late, ds.Calls, ds.Requests, ds.Resolutions, det.Tracked())
+		monitor, st.Events, st.Malformed, ds.Unknown, ds.Malformed, ds.Late, ds.Calls, ds.Requests, out.resolved, det.Tracked())
 	// A few damaged lines are worth skipping (a recording cut off mid-line); a file that is
 	// mostly not a recording is the wrong file, and a script must not read its empty output
 	// as "the detector found nothing".
@@ -180,6 +180,11 @@ type jsonSink struct {
 	err error
 	// route, with --explain, says which callback queue a request goes to and why.
 	route func(detect.Request) (dialer.QueuePolicy, string)
+	// asked is what the recording's requests asked for, by number and target: a later call
+	// reaching one is printed as resolved. The daemon keeps this in Redis (queue.Asked);
+	// offline, one recording's memory is enough.
+	asked    map[[2]string]bool
+	resolved int
 }
 
 type requestLine struct {
@@ -213,10 +218,19 @@ func (s *jsonSink) Request(r detect.Request) {
 		l.AsteriskQueue, l.DialString, l.DID, l.Context = r.AsteriskQueue, r.DialString, r.DID, r.Context
 		l.Queue, l.Rule = q.Name, rule
 	}
+	if s.asked == nil {
+		s.asked = map[[2]string]bool{}
+	}
+	s.asked[[2]string{r.Number, r.Target}] = true
 	s.write(l)
 }
 
-func (s *jsonSink) Resolved(r detect.Resolution) {
+func (s *jsonSink) Reached(r detect.Reach) {
+	if !s.asked[[2]string{r.Number, r.Target}] {
+		return
+	}
+	delete(s.asked, [2]string{r.Number, r.Target})
+	s.resolved++
 	s.write(resolvedLine{Resolved: true, Number: r.Number, Target: r.Target, LinkedID: r.LinkedID,
 		At: r.At.UTC().Format(time.RFC3339Nano)})
 }

@@ -1,0 +1,59 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/callbackd/callbackd/dialer"
+)
+
+// predict asks the daemon's forecast, right after a promise was made, when it will be
+// connected: the demo prints that beside what then happens, so the forecast can be judged.
+func predict(ctx context.Context, fc *dialer.Forecaster, tl *timeline, r dialer.IntakeResult) (dialer.Prediction, bool) {
+	if fc == nil || r.Err != nil || r.Merged || r.Resolution != nil {
+		return dialer.Prediction{}, false
+	}
+	preds, err := fc.Queue(ctx, r.Job.Queue, tl.clk.Now())
+	if err != nil {
+		return dialer.Prediction{}, false
+	}
+	for _, p := range preds {
+		if p.ID == r.Job.ID {
+			return p, true
+		}
+	}
+	return dialer.Prediction{}, false
+}
+
+func printPrediction(tl *timeline, r dialer.IntakeResult, p dialer.Prediction) {
+	loc := tl.clk.Now().Location()
+	due := r.Job.Deadline.In(loc).Format("15:04")
+	var said string
+	switch {
+	case p.Connect.IsZero():
+		said = "no agent can take it in time"
+	case p.AtRisk():
+		said = fmt.Sprintf("connected about %s, after the deadline %s", p.Connect.In(loc).Format("15:04"), due)
+	default:
+		said = fmt.Sprintf("connected about %s, before the deadline %s", p.Connect.In(loc).Format("15:04"), due)
+	}
+	if r.Job.AtRiskFromStart {
+		tl.printf("promise %s: AT RISK FROM THE START: the staff cannot keep the policy's deadline; forecast: %s", short(r.Job.ID), said)
+		return
+	}
+	tl.printf("promise %s: forecast: %s", short(r.Job.ID), said)
+}
+
+// printForecastScore compares the forecasts made when each promise was made with the outcomes.
+func printForecastScore(w io.Writer, rec *tally, kept int) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	predictedKept := 0
+	for _, ok := range rec.predictedKept {
+		if ok {
+			predictedKept++
+		}
+	}
+	fmt.Fprintf(w, "Forecast when each promise was made: %d of %d kept; measured: %d kept.\n", predictedKept, len(rec.predictedKept), kept)
+}
