@@ -31,6 +31,7 @@ type REST interface {
 // the connect, and settle it.
 type PromiseLease interface {
 	Extend(ctx context.Context, ref queue.Ref, token int64, d time.Duration) (queue.Job, error)
+	MarkDialled(ctx context.Context, ref queue.Ref, token int64) (queue.Job, error)
 	MarkConnected(ctx context.Context, ref queue.Ref, token int64, at time.Time) (queue.Job, error)
 	Complete(ctx context.Context, ref queue.Ref, token int64, outcome queue.State, detail string) (queue.Job, error)
 	Retry(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
@@ -238,6 +239,21 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return v
 	}
 
+	// Written before the customer leg exists: if this daemon dies from here on, the lease
+	// expiry counts one attempt (the customer's phone may have rung); before it, it gives the
+	// promise back without one. Without the record the customer is not rung, or a crash loop
+	// could ring them more than max_attempts times.
+	if _, err := cb.env.store.MarkDialled(ctx, cb.job.Ref(), cb.job.Lease.Token); err != nil {
+		switch {
+		case takenAway(err):
+			return verdict{kind: taken, agentResult: ResultAnswered, detail: err.Error()}
+		case ctx.Err() != nil:
+			return stopped("recording the customer dial")
+		}
+		v.kind, v.detail, v.cool = release, "recording the customer dial failed: "+err.Error(), true
+		return v
+	}
+
 	// The customer leg: created with the company's caller id, bridged before dialling so the
 	// agent hears ringback, then dialled.
 	cid := calls.CallerID
@@ -325,7 +341,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	v.custResult = ResultAnswered
 	v.kind = connected
 	if _, err := cb.env.store.MarkConnected(context.WithoutCancel(ctx), cb.job.Ref(), cb.job.Lease.Token, cb.connectedAt); err != nil {
-		if errors.Is(err, queue.ErrStaleToken) || errors.Is(err, queue.ErrWrongState) || errors.Is(err, queue.ErrNotFound) {
+		if takenAway(err) {
 			return verdict{kind: taken, agentResult: ResultAnswered, custResult: ResultAnswered, detail: err.Error()}
 		}
 		cb.log.Error("recording the connect failed; the outcome is still settled at hang-up", zap.Error(err))
