@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,6 +37,7 @@ type PromiseLease interface {
 	Complete(ctx context.Context, ref queue.Ref, token int64, outcome queue.State, detail string) (queue.Job, error)
 	Retry(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
 	Release(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
+	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
 }
 
 // channelRouter sends a callback the events of the channels it creates (Control).
@@ -82,11 +84,20 @@ type callback struct {
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
 	connectedAt             time.Time
+
+	// calls ends when the daemon's grace period is over; held store writes give up then.
+	calls context.Context
+	// talking is set once the customer is connected to the agent: from then on a lease taken
+	// back (Redis was down longer than the lease) does not cut the conversation.
+	talking atomic.Bool
+	// connect is the connect's store write, nil until the customer is connected.
+	connect *connectWrite
 }
 
 // keep keeps the claimed promise: it renews the lease while the call runs, places the call
 // and settles the verdict. calls ends when the daemon's grace period is over.
 func (cb *callback) keep(calls context.Context) verdict {
+	cb.calls = calls
 	ctx, cancel := context.WithCancelCause(calls)
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); cb.keepLease(ctx, cancel) }()
@@ -340,11 +351,10 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	cb.connectedAt = cb.env.clk.Now()
 	v.custResult = ResultAnswered
 	v.kind = connected
-	if _, err := cb.env.store.MarkConnected(context.WithoutCancel(ctx), cb.job.Ref(), cb.job.Lease.Token, cb.connectedAt); err != nil {
-		if takenAway(err) {
-			return verdict{kind: taken, agentResult: ResultAnswered, custResult: ResultAnswered, detail: err.Error()}
-		}
-		cb.log.Error("recording the connect failed; the outcome is still settled at hang-up", zap.Error(err))
+	cb.talking.Store(true)
+	var refused error
+	if cb.connect, refused = cb.recordConnect(ctx); refused != nil {
+		return verdict{kind: taken, agentResult: ResultAnswered, custResult: ResultAnswered, detail: refused.Error()}
 	}
 	cb.progress(StepCustomerAnswered, "")
 

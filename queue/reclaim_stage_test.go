@@ -88,3 +88,24 @@ func TestMarkDialledIsFenced(t *testing.T) {
 	_, err = f.s.MarkDialled(f.ctx, j.Ref(), j.Lease.Token)
 	wantErr(t, err, ErrWrongState)
 }
+
+// A daemon whose own callback still runs says so: Redis, not the callback, was gone, and taking
+// the lease back would re-queue a promise whose customer may be talking to an agent.
+func TestReclaimLeavesAloneTheLeasesItsCallerStillRuns(t *testing.T) {
+	f := newFixture(t)
+	mine := dialledLease(t, f, 3)
+	f.enqueue(t, request(bob))
+	dead := f.claim(t, ClaimOptions{Worker: "dead"})
+	f.clk.Advance(2 * time.Minute)
+	res, err := f.s.ReclaimExcept(f.ctx, testQueue, []string{mine.ID})
+	wantErr(t, err, nil)
+	if res.Reclaimed != 1 {
+		t.Errorf("Reclaim = %+v, want only the dead worker's lease back", res)
+	}
+	if got := f.get(t, dead.Ref()); got.State != StatePending {
+		t.Errorf("the dead worker's promise is %s, want pending again", got.State)
+	}
+	if _, err := f.s.Extend(f.ctx, mine.Ref(), mine.Lease.Token, time.Minute); err != nil {
+		t.Errorf("the live callback cannot renew its lease once Redis is back: %v", err)
+	}
+}

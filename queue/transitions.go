@@ -387,6 +387,15 @@ type ReclaimResult struct {
 // late rather than dialled a second time. The old token is refused from then on. Each expiry
 // is handled exactly once, however many processes call Reclaim.
 func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error) {
+	return s.ReclaimExcept(ctx, queue, nil)
+}
+
+// ReclaimExcept is Reclaim leaving alone the expired leases of the jobs in held: those the
+// caller runs a callback for itself. Their lease ran out because Redis was unreachable, not
+// because their holder died; taking one back would re-queue a promise whose customer may be
+// talking to an agent right now, before its callback could write the connect. The callback
+// renews the lease (or settles the promise) once Redis answers again.
+func (s *Store) ReclaimExcept(ctx context.Context, queue string, held []string) (ReclaimResult, error) {
 	what := "reclaiming expired leases in queue " + queue
 	if err := s.checkQueue(queue); err != nil {
 		return ReclaimResult{}, fmt.Errorf("%s: %w", what, err)
@@ -394,7 +403,11 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 	var total ReclaimResult
 	k := s.ks(queue)
 	for {
-		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(k.quarantine()), s.clk.Now(), reclaimBatch)
+		args := []any{reclaimBatch}
+		for _, id := range held {
+			args = append(args, id)
+		}
+		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(k.quarantine()), s.clk.Now(), args...)
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}

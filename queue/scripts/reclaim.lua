@@ -1,7 +1,8 @@
 -- reclaim.lua: bring back jobs whose lease expired (their worker crashed or hung).
 -- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
--- ARGV[4] batch (most jobs handled by one call)
+-- ARGV[4] batch (most jobs handled by one call)   ARGV[5..] ids the caller runs a callback for
+-- itself (left alone: their holder is alive, only Redis was not, and will renew them)
 -- Returns {'ok', reclaimed, gave_up, kept, late, quarantined, released}: quarantined lists {id, reason, ...}
 -- of the broken jobs moved aside (they count among reclaimed); of the other reclaimed jobs, gave_up were dialing on
 -- their last attempt and are now unreachable, kept and late were connected and are now
@@ -22,7 +23,17 @@
 
 local K_QUAR = KEYS[11]
 local quarantined = {}
-local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
+local held = {}
+for i = 5, #ARGV do
+  held[ARGV[i]] = true
+end
+local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]) + #ARGV - 4)
+local ids = {}
+for _, id in ipairs(expired) do
+  if not held[id] and #ids < tonumber(ARGV[4]) then
+    ids[#ids + 1] = id
+  end
+end
 local gave_up, kept, late, released = 0, 0, 0, 0
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
