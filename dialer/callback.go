@@ -43,6 +43,7 @@ type PromiseLease interface {
 // channelRouter sends a callback the events of the channels it creates (Control).
 type channelRouter interface {
 	Watch(asterisk, id string, in *inbox)
+	Created(id string)
 	Forget(ids ...string)
 }
 
@@ -161,6 +162,7 @@ func (cb *callback) run(ctx context.Context) verdict {
 		cb.log.Warn("agent could not be rung", zap.String("agent", cb.agent.ID), zap.Error(err))
 		return verdict{kind: release, agentResult: ResultUnavailable, detail: "agent " + cb.agent.ID + " unavailable: " + err.Error()}
 	}
+	cb.env.router.Created(cb.agentCh)
 
 	// Wait for the agent to answer (StasisStart) or give up.
 	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, func(ev *ari.Event) bool {
@@ -287,6 +289,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		}
 		return cb.customerFailed(ctx, v, ResultUnavailable, "creating the customer channel failed: "+err.Error())
 	}
+	cb.env.router.Created(cb.custCh)
 	if err := rest.AddChannel(ctx, cb.bridge, cb.custCh); err != nil {
 		// Not the customer's doing, and their phone has not rung: no attempt is used.
 		v.kind, v.detail, v.cool = release, "bridging the customer leg failed: "+err.Error(), true
