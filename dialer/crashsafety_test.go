@@ -90,23 +90,9 @@ func (r *rig) redisOutage(back func() bool) {
 // lease: the connect is held in memory and written when Redis is back, the conversation is not
 // cut, the promise is kept once, and the customer is never dialled again.
 func TestAConversationDuringARedisOutageLongerThanTheLeaseIsKeptNotRedialled(t *testing.T) {
-	r := newRig(t, monday10, func(c *config.Config) {
+	r, job, claimed := longConversation(t, 5*time.Minute, queue.StateDialing, func(c *config.Config) {
 		c.Queues[0].ConfirmDigit = "1"
 		c.Queues[0].ConfirmTimeout = config.Duration(time.Minute)
-	}, func(s *aritest.Server) {
-		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
-		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
-		long := aritest.Answers(4 * time.Second)
-		long.HangupAfter = 5 * time.Minute
-		s.SetEndpoint(customerPhone(customer1), long)
-	})
-	r.drainOnCleanup()
-	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
-	var claimed queue.Job
-	r.waitFor("the claim", func() bool {
-		j, err := r.store.Get(context.Background(), job.Ref())
-		claimed = j
-		return err == nil && j.State == queue.StateDialing
 	})
 	_, cust, _ := ari.CallbackIDs(claimed.ID, claimed.Lease.Token)
 	r.waitFor("the customer to answer", func() bool { return r.channelState(cust) == "Up" })
@@ -139,21 +125,7 @@ func TestAConversationDuringARedisOutageLongerThanTheLeaseIsKeptNotRedialled(t *
 // it finishes the promise kept, and this daemon's callback neither hangs up on the customer
 // nor settles the promise a second time.
 func TestALeaseTakenBackDuringTheConversationDoesNotCutIt(t *testing.T) {
-	r := newRig(t, monday10, nil, func(s *aritest.Server) {
-		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
-		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
-		long := aritest.Answers(4 * time.Second)
-		long.HangupAfter = 3 * time.Minute
-		s.SetEndpoint(customerPhone(customer1), long)
-	})
-	r.drainOnCleanup()
-	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
-	var talking queue.Job
-	r.waitFor("the connect", func() bool {
-		j, err := r.store.Get(context.Background(), job.Ref())
-		talking = j
-		return err == nil && j.State == queue.StateConnected
-	})
+	r, job, talking := longConversation(t, 3*time.Minute, queue.StateConnected, nil)
 	_, cust, _ := ari.CallbackIDs(talking.ID, talking.Lease.Token)
 	// As another daemon sees it after an outage: the lease ran out, and its Reclaim takes it.
 	leases := "callbackd:{support}:leases"
@@ -174,4 +146,26 @@ func TestALeaseTakenBackDuringTheConversationDoesNotCutIt(t *testing.T) {
 	if steps := r.steps(job.ID); steps[len(steps)-1] != "bob settled kept answered/answered" {
 		t.Errorf("steps %v, want the conversation reported settled kept", steps)
 	}
+}
+
+// longConversation starts a callback whose customer answers and talks for talk, and returns
+// once its promise reached state (with that claim).
+func longConversation(t *testing.T, talk time.Duration, state queue.State, edit func(*config.Config)) (*rig, queue.Job, queue.Job) {
+	t.Helper()
+	r := newRig(t, monday10, edit, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		long := aritest.Answers(4 * time.Second)
+		long.HangupAfter = talk
+		s.SetEndpoint(customerPhone(customer1), long)
+	})
+	r.drainOnCleanup()
+	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	var claimed queue.Job
+	r.waitFor("the promise to be "+string(state), func() bool {
+		j, err := r.store.Get(context.Background(), job.Ref())
+		claimed = j
+		return err == nil && j.State == state
+	})
+	return r, job, claimed
 }
