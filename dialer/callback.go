@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,15 +32,18 @@ type REST interface {
 // the connect, and settle it.
 type PromiseLease interface {
 	Extend(ctx context.Context, ref queue.Ref, token int64, d time.Duration) (queue.Job, error)
+	MarkDialled(ctx context.Context, ref queue.Ref, token int64) (queue.Job, error)
 	MarkConnected(ctx context.Context, ref queue.Ref, token int64, at time.Time) (queue.Job, error)
 	Complete(ctx context.Context, ref queue.Ref, token int64, outcome queue.State, detail string) (queue.Job, error)
 	Retry(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
 	Release(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
+	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
 }
 
 // channelRouter sends a callback the events of the channels it creates (Control).
 type channelRouter interface {
 	Watch(asterisk, id string, in *inbox)
+	Created(id string)
 	Forget(ids ...string)
 }
 
@@ -81,11 +85,20 @@ type callback struct {
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
 	connectedAt             time.Time
+
+	// calls ends when the daemon's grace period is over; held store writes give up then.
+	calls context.Context
+	// talking is set once the customer is connected to the agent: from then on a lease taken
+	// back (Redis was down longer than the lease) does not cut the conversation.
+	talking atomic.Bool
+	// connect is the connect's store write, nil until the customer is connected.
+	connect *connectWrite
 }
 
 // keep keeps the claimed promise: it renews the lease while the call runs, places the call
 // and settles the verdict. calls ends when the daemon's grace period is over.
 func (cb *callback) keep(calls context.Context) verdict {
+	cb.calls = calls
 	ctx, cancel := context.WithCancelCause(calls)
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); cb.keepLease(ctx, cancel) }()
@@ -149,6 +162,7 @@ func (cb *callback) run(ctx context.Context) verdict {
 		cb.log.Warn("agent could not be rung", zap.String("agent", cb.agent.ID), zap.Error(err))
 		return verdict{kind: release, agentResult: ResultUnavailable, detail: "agent " + cb.agent.ID + " unavailable: " + err.Error()}
 	}
+	cb.env.router.Created(cb.agentCh)
 
 	// Wait for the agent to answer (StasisStart) or give up.
 	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, func(ev *ari.Event) bool {
@@ -238,6 +252,21 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return v
 	}
 
+	// Written before the customer leg exists: if this daemon dies from here on, the lease
+	// expiry counts one attempt (the customer's phone may have rung); before it, it gives the
+	// promise back without one. Without the record the customer is not rung, or a crash loop
+	// could ring them more than max_attempts times.
+	if _, err := cb.env.store.MarkDialled(ctx, cb.job.Ref(), cb.job.Lease.Token); err != nil {
+		switch {
+		case takenAway(err):
+			return verdict{kind: taken, agentResult: ResultAnswered, detail: err.Error()}
+		case ctx.Err() != nil:
+			return stopped("recording the customer dial")
+		}
+		v.kind, v.detail, v.cool = release, "recording the customer dial failed: "+err.Error(), true
+		return v
+	}
+
 	// The customer leg: created with the company's caller id, bridged before dialling so the
 	// agent hears ringback, then dialled.
 	cid := calls.CallerID
@@ -260,6 +289,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		}
 		return cb.customerFailed(ctx, v, ResultUnavailable, "creating the customer channel failed: "+err.Error())
 	}
+	cb.env.router.Created(cb.custCh)
 	if err := rest.AddChannel(ctx, cb.bridge, cb.custCh); err != nil {
 		// Not the customer's doing, and their phone has not rung: no attempt is used.
 		v.kind, v.detail, v.cool = release, "bridging the customer leg failed: "+err.Error(), true
@@ -324,11 +354,10 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	cb.connectedAt = cb.env.clk.Now()
 	v.custResult = ResultAnswered
 	v.kind = connected
-	if _, err := cb.env.store.MarkConnected(context.WithoutCancel(ctx), cb.job.Ref(), cb.job.Lease.Token, cb.connectedAt); err != nil {
-		if errors.Is(err, queue.ErrStaleToken) || errors.Is(err, queue.ErrWrongState) || errors.Is(err, queue.ErrNotFound) {
-			return verdict{kind: taken, agentResult: ResultAnswered, custResult: ResultAnswered, detail: err.Error()}
-		}
-		cb.log.Error("recording the connect failed; the outcome is still settled at hang-up", zap.Error(err))
+	cb.talking.Store(true)
+	var refused error
+	if cb.connect, refused = cb.recordConnect(ctx); refused != nil {
+		return verdict{kind: taken, agentResult: ResultAnswered, custResult: ResultAnswered, detail: refused.Error()}
 	}
 	cb.progress(StepCustomerAnswered, "")
 

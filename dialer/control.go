@@ -31,6 +31,10 @@ type Control struct {
 type watch struct {
 	asterisk string // asterisk id (entity id) the channel lives on
 	in       *inbox
+	// exists: Asterisk has the channel (its create request returned, or an event named it).
+	// Until then a resync that does not list it says nothing: the request may still be on
+	// its way, or not even sent.
+	exists bool
 }
 
 // NewControl returns an empty router.
@@ -41,6 +45,17 @@ func (c *Control) Watch(asterisk, id string, in *inbox) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.owner[id] = watch{asterisk: asterisk, in: in}
+}
+
+// Created records that Asterisk accepted the channel (its originate or create returned), so a
+// resync that no longer lists it means it ended.
+func (c *Control) Created(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w, ok := c.owner[id]; ok {
+		w.exists = true
+		c.owner[id] = w
+	}
 }
 
 // Forget stops routing events for the channel ids.
@@ -65,7 +80,15 @@ func (c *Control) HandleEvent(ev *ari.Event) {
 	defer c.mu.Unlock()
 	seen := map[*inbox]bool{}
 	for _, id := range channelsOf(ev) {
-		if w, ok := c.owner[id]; ok && !seen[w.in] {
+		w, ok := c.owner[id]
+		if !ok {
+			continue
+		}
+		if !w.exists {
+			w.exists = true
+			c.owner[id] = w
+		}
+		if !seen[w.in] {
 			seen[w.in] = true
 			w.in.put(ev)
 		}
@@ -74,7 +97,9 @@ func (c *Control) HandleEvent(ev *ari.Event) {
 
 // Resync implements ari.Handler: a watched channel the snapshot no longer lists ended while
 // nobody listened, and its owner must hear that or it would wait for ever; one still listed
-// may have been answered meanwhile, so its owner gets its current snapshot.
+// may have been answered meanwhile, so its owner gets its current snapshot. A channel not yet
+// known to exist (requested, its reply not back; or not requested yet) is not gone: reporting
+// it so would record a customer who is about to answer as failed.
 func (c *Control) Resync(snap ari.Snapshot) {
 	alive := make(map[string]*ari.Channel, len(snap.Channels))
 	for i := range snap.Channels {
@@ -89,6 +114,9 @@ func (c *Control) Resync(snap ari.Snapshot) {
 		if ch := alive[id]; ch != nil && !snap.Restarted {
 			c := *ch
 			w.in.put(&ari.Event{Type: EventSnapshot, AsteriskID: snap.AsteriskID, Channel: &c})
+			continue
+		}
+		if !w.exists && !snap.Restarted {
 			continue
 		}
 		w.in.put(&ari.Event{Type: EventGone, AsteriskID: snap.AsteriskID, Channel: &ari.Channel{ID: id}})

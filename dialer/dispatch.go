@@ -20,7 +20,7 @@ import (
 type Promises interface {
 	PromiseLease
 	Claim(ctx context.Context, queueName string, o queue.ClaimOptions) (*queue.Job, error)
-	Reclaim(ctx context.Context, queueName string) (queue.ReclaimResult, error)
+	ReclaimExcept(ctx context.Context, queueName string, held []string) (queue.ReclaimResult, error)
 	NextDue(ctx context.Context, queueName string) (time.Time, bool, error)
 	NextLeaseExpiry(ctx context.Context, queueName string) (time.Time, bool, error)
 	Head(ctx context.Context, queueName string) (time.Time, bool, error)

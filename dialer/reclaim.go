@@ -12,8 +12,16 @@ import (
 func (d *Dispatcher) reclaim(ctx context.Context) {
 	now := d.clk.Now()
 	d.nextReclaim = now.Add(d.opts.Rescan)
+	held := map[string][]string{}
+	d.mu.Lock()
+	for _, ref := range d.active {
+		held[ref.Queue] = append(held[ref.Queue], ref.ID)
+	}
+	d.mu.Unlock()
 	for _, q := range d.policy.Queues {
-		res, err := d.store.Reclaim(ctx, q.Name)
+		// This daemon's own callbacks are alive: a lease of theirs ran out only because Redis
+		// was unreachable, and they renew or settle it now that it answers.
+		res, err := d.store.ReclaimExcept(ctx, q.Name, held[q.Name])
 		if err != nil {
 			d.log.Error("reclaiming expired leases failed", zap.String("queue", q.Name), zap.Error(err))
 			d.nextReclaim = now.Add(time.Second)

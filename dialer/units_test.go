@@ -72,6 +72,7 @@ func TestControlRoutesEventsToTheCallbackThatOwnsTheChannel(t *testing.T) {
 	c.Watch("ast1", "cbd-1-agent", mine)
 	c.Watch("ast1", "cbd-1-customer", mine)
 	c.Watch("ast1", "cbd-2-agent", other)
+	c.Created("cbd-2-agent") // its originate returned: Asterisk has it
 	for _, ev := range []*ari.Event{
 		{Type: ari.EventStasisStart, Channel: &ari.Channel{ID: "cbd-1-agent"}},
 		{Type: ari.EventDial, Peer: &ari.Channel{ID: "cbd-1-customer"}, Caller: &ari.Channel{ID: "cbd-1-agent"}},

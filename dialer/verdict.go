@@ -82,19 +82,17 @@ func (cb *callback) settle(v verdict) {
 	case failed:
 		after, err = store.Complete(ctx, ref, tok, queue.StateFailed, v.detail)
 	case connected:
-		outcome := queue.StateKept
-		if cb.connectedAt.After(job.Deadline) {
-			outcome = queue.StateLate
-		}
-		after, err = store.Complete(ctx, ref, tok, outcome, v.detail)
-		if errors.Is(err, queue.ErrOutcome) {
-			// A request merged in during the call moved the deadline: the store judges by the
-			// deadline it holds now.
-			outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
-			after, err = store.Complete(ctx, ref, tok, outcome, v.detail)
-		}
-		if err == nil {
+		var counted bool
+		after, counted, err = cb.settleConnected(v)
+		if counted {
 			m.connected(job, cb.connectedAt)
+		} else if err == nil {
+			// Finished and counted by the Reclaim that took the lease back.
+			cb.log.Info("callback settled", zap.String("state", string(after.State)), zap.String("detail", v.detail+" (settled by Reclaim)"),
+				zap.String("agent_result", v.agentResult), zap.String("customer_result", v.custResult), zap.Int("attempts", after.Attempts))
+			cb.env.report(Progress{At: now, Step: StepSettled, Job: after, Agent: cb.agent.ID, Detail: v.detail,
+				State: after.State, AgentResult: v.agentResult, CustomerResult: v.custResult})
+			return
 		}
 	}
 	if err != nil {

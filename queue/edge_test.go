@@ -36,7 +36,7 @@ func TestClaimSeesEveryDueDelayedJobBeyondOnePromoteBatch(t *testing.T) {
 func TestAWorkerWhoseLeaseWasReclaimedIsToldSoEvenWhenTheJobGaveUp(t *testing.T) {
 	t.Run("reclaim of last attempt", func(t *testing.T) {
 		f := newFixture(t)
-		j := leased(t, f, 1)
+		j := dialledLease(t, f, 1)
 		f.clk.Advance(2 * time.Minute)
 		if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
 			t.Fatal(err)

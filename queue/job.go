@@ -130,6 +130,9 @@ type Job struct {
 	History     []Attempt `json:"history"`
 	// Lease is set while the job is dialing or connected.
 	Lease Lease `json:"lease"`
+	// DialledAt is when the current claim was about to ring the customer (MarkDialled), zero
+	// while it has rung at most the agent.
+	DialledAt time.Time `json:"dialled_at,omitzero"`
 	// ConnectedAt is when the customer answered, zero until then.
 	ConnectedAt time.Time `json:"connected_at"`
 	Outcome     State     `json:"outcome,omitempty"`
@@ -199,7 +202,7 @@ func jobFromHash(h map[string]string) (Job, error) {
 		dst   *time.Time
 	}{
 		{"created", &j.Created}, {"not_before", &j.NotBefore}, {"deadline", &j.Deadline},
-		{"lease_expires", &j.Lease.Expires}, {"connected", &j.ConnectedAt}, {"finished", &j.FinishedAt},
+		{"lease_expires", &j.Lease.Expires}, {"dialled", &j.DialledAt}, {"connected", &j.ConnectedAt}, {"finished", &j.FinishedAt},
 		{"hold_until", &j.HoldUntil},
 	}
 	for _, f := range times {

@@ -13,7 +13,7 @@ var luaFiles embed.FS
 // scripts holds one redis.Script per state change. Run sends EVALSHA and falls back to EVAL
 // only when the server has not seen the script yet, so a warm store needs one round trip.
 type scripts struct {
-	enqueue, claim, extend, connected, complete, retry, cancel, resolve, reclaim, quarantine *redis.Script
+	enqueue, claim, extend, dialled, connected, complete, retry, cancel, resolve, reclaim, quarantine *redis.Script
 	// list, stats, head and schedule only read.
 	list, stats, head, schedule *redis.Script
 }
@@ -43,7 +43,7 @@ func loadScripts(strict bool) (scripts, error) {
 		name string
 		dst  **redis.Script
 	}{
-		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend},
+		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend}, {"dialled", &s.dialled},
 		{"connected", &s.connected}, {"complete", &s.complete}, {"retry", &s.retry},
 		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"quarantine", &s.quarantine}, {"list", &s.list},
 		{"stats", &s.stats}, {"head", &s.head}, {"schedule", &s.schedule},
@@ -58,7 +58,7 @@ func loadScripts(strict bool) (scripts, error) {
 }
 
 func (s scripts) all() []*redis.Script {
-	return []*redis.Script{s.enqueue, s.claim, s.extend, s.connected, s.complete, s.retry,
+	return []*redis.Script{s.enqueue, s.claim, s.extend, s.dialled, s.connected, s.complete, s.retry,
 		s.cancel, s.resolve, s.reclaim, s.quarantine, s.list, s.stats, s.head, s.schedule}
 }
 

@@ -325,6 +325,16 @@ func leased(t *testing.T, f fixture, maxAttempts int) *Job {
 	return f.claim(t, ClaimOptions{})
 }
 
+// dialledLease is a claim that got as far as ringing the customer (MarkDialled).
+func dialledLease(t *testing.T, f fixture, maxAttempts int) *Job {
+	t.Helper()
+	j := leased(t, f, maxAttempts)
+	if _, err := f.s.MarkDialled(f.ctx, j.Ref(), j.Lease.Token); err != nil {
+		t.Fatalf("MarkDialled: %v", err)
+	}
+	return j
+}
+
 func TestFencedChangesRefuseWrongTokensStatesAndIDs(t *testing.T) {
 	ops := map[string]func(f fixture, ref Ref, token int64) error{
 		"Extend": func(f fixture, ref Ref, token int64) error {
@@ -635,7 +645,7 @@ func TestCancelAndResolveRefuseBadInput(t *testing.T) {
 
 func TestReclaimTakesBackAnExpiredLeaseOnce(t *testing.T) {
 	f := newFixture(t)
-	j := leased(t, f, 3)
+	j := dialledLease(t, f, 3)
 	f.clk.Advance(59 * time.Second)
 	n, err := f.s.Reclaim(f.ctx, testQueue)
 	wantErr(t, err, nil)
@@ -682,7 +692,7 @@ func TestReclaimTakesBackAnExpiredLeaseOnce(t *testing.T) {
 
 func TestReclaimOfTheLastAttemptGivesUp(t *testing.T) {
 	f := newFixture(t)
-	j := leased(t, f, 1)
+	j := dialledLease(t, f, 1)
 	f.clk.Advance(2 * time.Minute)
 	n, err := f.s.Reclaim(f.ctx, testQueue)
 	wantErr(t, err, nil)
@@ -716,6 +726,9 @@ func TestReclaimFinishesAConnectedJobInsteadOfCallingAgain(t *testing.T) {
 			r.MaxAttempts = tt.maxAttempt
 			f.enqueue(t, r)
 			j := f.claim(t, ClaimOptions{Lease: 2 * time.Hour})
+			if _, err := f.s.MarkDialled(f.ctx, j.Ref(), j.Lease.Token); err != nil {
+				t.Fatal(err)
+			}
 			if tt.connectAt >= 0 {
 				if _, err := f.s.MarkConnected(f.ctx, j.Ref(), j.Lease.Token, t0.Add(tt.connectAt)); err != nil {
 					t.Fatal(err)

@@ -262,6 +262,13 @@ func (s *Store) Extend(ctx context.Context, ref Ref, token int64, d time.Duratio
 	return s.fencedCall(ctx, s.sc.extend, ref, token, "extending lease of", d.Milliseconds())
 }
 
+// MarkDialled records that the claim is about to ring the customer: call it before the customer
+// leg is created. From then on an expired lease costs the customer an attempt; before it,
+// Reclaim gives the promise back without one (only the agent can have been rung). Fenced.
+func (s *Store) MarkDialled(ctx context.Context, ref Ref, token int64) (Job, error) {
+	return s.fencedCall(ctx, s.sc.dialled, ref, token, "marking the customer dialled for")
+}
+
 // MarkConnected records that the customer answered at at (dialing → connected). Fenced.
 func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time.Time) (Job, error) {
 	if at.IsZero() {
@@ -368,14 +375,27 @@ type ReclaimResult struct {
 	// Kept and Late are how many of them were connected and are now finished so; Finished is
 	// their sum.
 	Kept, Late, Finished int
+	// Released is how many were dialing without their customer dialled yet (MarkDialled): they
+	// are pending again without an attempt used.
+	Released int
 }
 
-// Reclaim takes back every job whose lease has expired. A dialing job is pending again (the
-// lost call counts as an attempt) or, out of attempts, unreachable. A connected job had its
+// Reclaim takes back every job whose lease has expired. A dialing job whose customer was
+// dialled (MarkDialled) is pending again (the lost call counts as an attempt) or, out of
+// attempts, unreachable; one that had only rung its agent is pending again without an attempt. A connected job had its
 // customer on the line, so it is finished as kept (connected no later than the deadline) or
 // late rather than dialled a second time. The old token is refused from then on. Each expiry
 // is handled exactly once, however many processes call Reclaim.
 func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error) {
+	return s.ReclaimExcept(ctx, queue, nil)
+}
+
+// ReclaimExcept is Reclaim leaving alone the expired leases of the jobs in held: those the
+// caller runs a callback for itself. Their lease ran out because Redis was unreachable, not
+// because their holder died; taking one back would re-queue a promise whose customer may be
+// talking to an agent right now, before its callback could write the connect. The callback
+// renews the lease (or settles the promise) once Redis answers again.
+func (s *Store) ReclaimExcept(ctx context.Context, queue string, held []string) (ReclaimResult, error) {
 	what := "reclaiming expired leases in queue " + queue
 	if err := s.checkQueue(queue); err != nil {
 		return ReclaimResult{}, fmt.Errorf("%s: %w", what, err)
@@ -383,7 +403,11 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 	var total ReclaimResult
 	k := s.ks(queue)
 	for {
-		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(k.quarantine()), s.clk.Now(), reclaimBatch)
+		args := []any{reclaimBatch}
+		for _, id := range held {
+			args = append(args, id)
+		}
+		res, err := s.run(ctx, s.sc.reclaim, queue, k.common(k.quarantine()), s.clk.Now(), args...)
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}
@@ -396,6 +420,10 @@ func (s *Store) Reclaim(ctx context.Context, queue string) (ReclaimResult, error
 		late, _ := res[4].(int64)
 		if len(res) > 5 {
 			s.quarantined(queue, res[5])
+		}
+		if len(res) > 6 {
+			released, _ := res[6].(int64)
+			total.Released += int(released)
 		}
 		total.Reclaimed += int(n)
 		total.GaveUp += int(g)

@@ -142,7 +142,7 @@ end
 local function release_lease(jk, id)
   redis.call('ZREM', K_LEASES, id)
   redis.call('HSET', jk, 'state', 'pending', 'token', '0', 'worker', '', 'lease_expires', 0,
-    'connected', 0)
+    'connected', 0, 'dialled', 0)
   place(jk, id)
 end
 

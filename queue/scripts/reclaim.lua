@@ -1,14 +1,19 @@
 -- reclaim.lua: bring back jobs whose lease expired (their worker crashed or hung).
 -- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
--- ARGV[4] batch (most jobs handled by one call)
--- Returns {'ok', reclaimed, gave_up, kept, late, quarantined}: quarantined lists {id, reason, ...}
+-- ARGV[4] batch (most jobs handled by one call)   ARGV[5..] ids the caller runs a callback for
+-- itself (left alone: their holder is alive, only Redis was not, and will renew them)
+-- Returns {'ok', reclaimed, gave_up, kept, late, quarantined, released}: quarantined lists {id, reason, ...}
 -- of the broken jobs moved aside (they count among reclaimed); of the other reclaimed jobs, gave_up were dialing on
 -- their last attempt and are now unreachable, kept and late were connected and are now
 -- finished so; the rest are pending again. Removing the lease entry and clearing the token happen
 -- together, so each expiry is handled exactly once and the old token is refused.
--- A dialing job's lost call counts as an attempt: the crashed worker may have rung the customer,
--- and a crash loop must not ring anyone more than max attempts.
+-- A dialing job's lost call counts as an attempt once its claim recorded that it was about to
+-- ring the customer (dialled.lua, before the customer leg exists): the crashed worker may have
+-- rung them, and a crash loop must not ring anyone more than max attempts. Before that only the
+-- agent was rung, so the job is pending again without an attempt used (released counts those).
+-- A claim that never wrote the field (a daemon older than dialled.lua) counts as dialled: when
+-- in doubt, an attempt is charged rather than a customer rung once too often.
 -- A connected job is different: the customer was reached, so the promise was honoured (or
 -- broken late) whatever happened to the worker afterwards. Sending it back to pending would
 -- ring the customer a second time for a call they already had. Like Complete, this uses no
@@ -18,8 +23,18 @@
 
 local K_QUAR = KEYS[11]
 local quarantined = {}
-local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
-local gave_up, kept, late = 0, 0, 0
+local held = {}
+for i = 5, #ARGV do
+  held[ARGV[i]] = true
+end
+local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]) + #ARGV - 4)
+local ids = {}
+for _, id in ipairs(expired) do
+  if not held[id] and #ids < tonumber(ARGV[4]) then
+    ids[#ids + 1] = id
+  end
+end
+local gave_up, kept, late, released = 0, 0, 0, 0
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
   local st = redis.call('HGET', jk, 'state')
@@ -41,6 +56,12 @@ for _, id in ipairs(ids) do
     -- The lease was taken away, so its holder must hear exactly that (STALE).
     redis.call('HSET', jk, 'token', '0')
     finish(jk, id, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
+  elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
+    local worker = redis.call('HGET', jk, 'worker')
+    release_lease(jk, id)
+    note(jk, 'lease expired', 'lease expired (worker ' .. (worker or '?') ..
+      ', customer not dialled: no attempt used)')
+    released = released + 1
   elseif st == 'dialing' then
     local worker = redis.call('HGET', jk, 'worker')
     local detail = 'lease expired (worker ' .. (worker or '?') .. ', state ' .. st .. ')'
@@ -60,4 +81,4 @@ for _, id in ipairs(ids) do
   end
 end
 housekeep()
-return {'ok', #ids, gave_up, kept, late, quarantined}
+return {'ok', #ids, gave_up, kept, late, quarantined, released}

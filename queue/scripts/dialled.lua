@@ -1,0 +1,18 @@
+-- dialled.lua: record, before the customer leg exists, that this claim is about to ring the
+-- customer, so a lease that expires from now on costs the customer an attempt (reclaim.lua).
+-- KEYS[1..10] as in common.lua
+-- KEYS[11] <prefix>:{Q}:job:<id>
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] id   ARGV[5] fencing token
+-- Returns {'ok', job} or {'err', NOTFOUND|STALE|STATE, state}.
+-- Until this runs the claim has at most rung an agent; a crash then must give the promise back
+-- without an attempt, and a crash after it must not, or a crash loop could ring a customer
+-- more than max_attempts times.
+
+local jk = KEYS[11]
+local bad = fenced(jk, ARGV[5], {dialing = true})
+if bad then
+  return bad
+end
+redis.call('HSET', jk, 'dialled', NOW)
+return answer(jk)
