@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -290,6 +292,7 @@ func checkChaos(t *testing.T, plan chaosPlan) chaosReport {
 	r := newChaosRun(t, plan)
 	rep := r.run()
 	t.Logf("\n%s", rep.table())
+	_ = os.WriteFile(filepath.Join(r.dir, "report.txt"), []byte(rep.table()+strings.Join(rep.Details, "\n")+"\n"), 0o600)
 	if fails := rep.failures(); len(fails) > 0 {
 		for _, d := range rep.Details {
 			t.Log(d)

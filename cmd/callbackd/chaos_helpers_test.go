@@ -230,8 +230,15 @@ func newChaosRun(t *testing.T, plan chaosPlan) *chaosRun {
 	}
 	r := &chaosRun{t: t, plan: plan, pbx: startE2EPBX(t), rds: startE2ERedis(t), dir: dir, faultsDone: map[faultKind]int{}}
 	t.Cleanup(func() {
+		// Runs before the e2e PBX's own clean-up, which would print the fake's whole log on
+		// failure: a chaos run's goes to a file instead.
+		r.pbx.mu.Lock()
+		fakeLog := strings.Join(r.pbx.fakeLog, "\n")
+		r.pbx.fakeLog = nil
+		r.pbx.mu.Unlock()
 		if t.Failed() {
-			t.Logf("daemon logs and the report are kept in %s", dir)
+			_ = os.WriteFile(filepath.Join(dir, "fake-asterisk.log"), []byte(fakeLog), 0o600)
+			t.Logf("daemon logs, the fake Asterisk's log and the report are kept in %s", dir)
 			return
 		}
 		_ = os.RemoveAll(dir)
