@@ -21,6 +21,17 @@ func eventsOf(es *eventSocket, from int) []string {
 	return out
 }
 
+// aboutChannel returns the types of the events at and after index from that carry channel id.
+func aboutChannel(es *eventSocket, from int, id string) []string {
+	var out []string
+	for i, ev := range es.snapshot() {
+		if ch := obj(ev, "channel"); i >= from && ch != nil && ch["id"] == id {
+			out = append(out, string(evType(ev)))
+		}
+	}
+	return out
+}
+
 func contains(list []string, v string) bool {
 	for _, s := range list {
 		if s == v {
@@ -39,14 +50,23 @@ func answeredInApp(t *testing.T, s *Server, app, endpoint, id string) {
 	waitFor(t, id+" to answer into "+app, func() bool { return stateOf(s, id) == "Up" })
 }
 
+// agentInApp starts a fake with a socket for app (query) and an agent leg answered into app,
+// every event of it delivered.
+func agentInApp(t *testing.T, query, app string) (*Server, *eventSocket) {
+	t.Helper()
+	s, _ := newFake(t)
+	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
+	es := dialEvents(t, s, query)
+	answeredInApp(t, s, app, "PJSIP%2F1001", "agent")
+	waitDelivered(t, s, es, app)
+	return s, es
+}
+
 // A socket that goes away leaves its app's channels in Stasis and its bridges up; the next
 // socket for the app gets their events again — with no new StasisStart — and so learns of
 // their end.
 func TestChannelsAndBridgesStayInAnAppWhoseSocketWentAway(t *testing.T) {
-	s, _ := newFake(t)
-	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
-	es := dialEvents(t, s, "app=cbctl")
-	answeredInApp(t, s, "cbctl", "PJSIP%2F1001", "agent")
+	s, es := agentInApp(t, "app=cbctl", "cbctl")
 	if status, reply := restCall(t, s, "POST", "/ari/bridges?type=mixing&bridgeId=talk", nil); status != 200 {
 		t.Fatalf("create bridge: %d %v", status, reply)
 	}
@@ -92,11 +112,7 @@ func TestChannelsAndBridgesStayInAnAppWhoseSocketWentAway(t *testing.T) {
 // What happens to a channel of an app while no socket holds it is not queued: the next socket
 // gets no StasisEnd for a channel that ended in the gap.
 func TestAnAppWithoutASocketMissesTheEndOfItsChannels(t *testing.T) {
-	s, _ := newFake(t)
-	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
-	es := dialEvents(t, s, "app=cbctl")
-	answeredInApp(t, s, "cbctl", "PJSIP%2F1001", "agent")
-	waitDelivered(t, s, es, "cbctl")
+	s, es := agentInApp(t, "app=cbctl", "cbctl")
 
 	s.DropWebSockets()
 	s.Hangup("agent", 16)
@@ -106,10 +122,8 @@ func TestAnAppWithoutASocketMissesTheEndOfItsChannels(t *testing.T) {
 	waitFor(t, "the new socket to get the new channel's StasisStart", func() bool {
 		return contains(eventsOf(es, from), string(ari.EventStasisStart))
 	})
-	for _, ev := range es.snapshot()[from:] {
-		if ch := obj(ev, "channel"); ch != nil && ch["id"] == "agent" {
-			t.Errorf("the new socket got %s for a channel that ended while no socket was connected", evType(ev))
-		}
+	if got := aboutChannel(es, from, "agent"); len(got) > 0 {
+		t.Errorf("the new socket got %s for a channel that ended while no socket was connected", joinTypes(got))
 	}
 }
 
@@ -147,11 +161,7 @@ func TestASecondSocketForAnAppReplacesTheFirst(t *testing.T) {
 // reactivated without its subscribe-all forwards: it sees its own channel again but no new
 // inbound call until it has finished once (app_update does not resubscribe; app_create does).
 func TestASubscribeAllAppReactivatedWithItsChannelsIsNotSubscribedToAll(t *testing.T) {
-	s, _ := newFake(t)
-	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
-	es := dialEvents(t, s, "app=mon&subscribeAll=true")
-	answeredInApp(t, s, "mon", "PJSIP%2F1001", "agent")
-	waitDelivered(t, s, es, "mon")
+	s, es := agentInApp(t, "app=mon&subscribeAll=true", "mon")
 
 	s.DropWebSockets()
 	from := len(es.snapshot())
@@ -161,10 +171,8 @@ func TestASubscribeAllAppReactivatedWithItsChannelsIsNotSubscribedToAll(t *testi
 	waitFor(t, "the end of the app's own channel", func() bool {
 		return contains(eventsOf(es, from), string(ari.EventStasisEnd))
 	})
-	for _, ev := range es.snapshot()[from:] {
-		if ch := obj(ev, "channel"); ch != nil && ch["id"] == "inbound" {
-			t.Errorf("the reactivated app got %s of an inbound call; it is no longer subscribed to all", evType(ev))
-		}
+	if got := aboutChannel(es, from, "inbound"); len(got) > 0 {
+		t.Errorf("the reactivated app got %s of an inbound call; it is no longer subscribed to all", joinTypes(got))
 	}
 
 	// Once the app holds nothing, a new socket creates it afresh, subscribed to all.
@@ -172,12 +180,7 @@ func TestASubscribeAllAppReactivatedWithItsChannelsIsNotSubscribedToAll(t *testi
 	es.open()
 	s.Hangup("inbound", 16)
 	waitFor(t, "the fresh app to see the inbound call end", func() bool {
-		for _, ev := range es.snapshot() {
-			if ch := obj(ev, "channel"); ch != nil && ch["id"] == "inbound" && evType(ev) == ari.EventChannelDestroyed {
-				return true
-			}
-		}
-		return false
+		return contains(aboutChannel(es, 0, "inbound"), string(ari.EventChannelDestroyed))
 	})
 }
 

@@ -23,7 +23,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/callbackd/callbackd/ari/aritest"
@@ -102,24 +101,8 @@ func (p chaosPlan) schedule() ([]*chaosCall, []chaosFault) {
 		// subscriber number starting 2–9 as Amsterdam's do.
 		c := &chaosCall{Number: fmt.Sprintf("+3120%d%03d%03d", 2+i%8, i/8, p.Seed%1000),
 			At: time.Duration(rng.Int64N(int64(p.Span)))}
-		switch r := rng.IntN(100); {
-		case r < 15:
-			c.Kind = callAnswered
-		case r < 25:
-			c.Kind = callGreetingHangup
-		case r < 65:
-			c.Kind = callUnanswered
-		default:
-			c.Kind = callVoicemail
-		}
-		switch r := rng.IntN(100); {
-		case r < 60:
-			c.Answer = answersCallback
-		case r < 80:
-			c.Answer = busyCallback
-		default:
-			c.Answer = ignoresCallback
-		}
+		c.Kind = pick(rng, []callKind{callAnswered, callGreetingHangup, callUnanswered, callVoicemail}, 15, 10, 40, 35)
+		c.Answer = pick(rng, []answerKind{answersCallback, busyCallback, ignoresCallback}, 60, 20, 20)
 		calls[i] = c
 	}
 	sort.Slice(calls, func(i, j int) bool { return calls[i].At < calls[j].At })
@@ -135,49 +118,37 @@ func (p chaosPlan) schedule() ([]*chaosCall, []chaosFault) {
 	return calls, faults
 }
 
+// pick draws one of choices, each with its weight.
+func pick[T any](rng *rand.Rand, choices []T, weights ...int) T {
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	n := rng.IntN(total)
+	for i, w := range weights {
+		if n < w {
+			return choices[i]
+		}
+		n -= w
+	}
+	return choices[len(choices)-1]
+}
+
 // ---- the daemons ----
 
-var chaosConfigTemplate = template.Must(template.New("chaos.yml").Parse(`
-redis:
-  addr: {{.RedisAddr}}
-  key_prefix: callbackd
-asterisk:
-  - name: pbx
-    url: {{.ARIURL}}
-    username: callbackd
-    password: callbackd-secret
-    monitor_app: {{.MonitorApp}}
-    control_app: {{.ControlApp}}
-    reconnect: {initial: 200ms, max: 1s}
-detector:
-  default_queue: support
-queues:
-  - name: support
-    deadline: {voicemail: 30m, unanswered_transfer: 30m}
-    max_attempts: {{.MaxAttempts}}
-    retry_backoff: 1s
-    calling_hours: {timezone: {{.Timezone}}, days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
-agents:
-{{- range .Agents}}
-  - {id: {{.ID}}, name: {{.ID}}, endpoint: {{.Endpoint}}, extension: "{{.Extension}}", queues: [support]}
-{{- end}}
-dialer:
-  customer_dial_template: PJSIP/{number}@provider
-  caller_id: {number: "+31205550100", name: Acme}
-  allow: ['\+31[1-9][0-9]{8}']
-  agent_ring_timeout: 2s
-  customer_ring_timeout: 3s
-  agent_cooldown: 5s
-  wrap_up: 0s
-  lease: 3s
-  shutdown_grace: 1s
-  whisper: ["sound:callbackd-callback-for"]
-http:
-  listen: 127.0.0.1:0
-log:
-  level: info
-  format: json
-`))
+// chaosConfig is the e2e configuration (3 s lease, 1 s shutdown grace) with the daemon's
+// own Stasis application names: two daemons on one Asterisk each need theirs.
+func chaosConfig(s e2eSettings, monitorApp, controlApp string) (string, error) {
+	var b strings.Builder
+	if err := e2eConfigTemplate.Execute(&b, s); err != nil {
+		return "", fmt.Errorf("writing the configuration: %w", err)
+	}
+	const after = "    password: callbackd-secret\n"
+	if !strings.Contains(b.String(), after) {
+		return "", fmt.Errorf("the e2e configuration has no line %q to put the app names after", after)
+	}
+	return strings.Replace(b.String(), after, after+"    monitor_app: "+monitorApp+"\n    control_app: "+controlApp+"\n", 1), nil
+}
 
 type chaosDaemon struct {
 	slot   int
@@ -250,19 +221,16 @@ func newChaosRun(t *testing.T, plan chaosPlan) *chaosRun {
 		r.pbx.SetEndpoint(a.Endpoint, aritest.Answers(500*time.Millisecond))
 	}
 	apps := [3][2]string{{"callbackd-monitor", "callbackd"}, {"callbackd-monitor-b", "callbackd-b"}, {"callbackd-monitor", "callbackd"}}
+	settings := e2eDefaults(r.rds.srv.Addr(), r.pbx, agents...)
+	settings.MaxAttempts = plan.MaxAttempts
 	for i, a := range apps {
 		r.configs[i] = filepath.Join(dir, fmt.Sprintf("callbackd-%d.yml", i))
-		f, err := os.Create(r.configs[i])
-		if err != nil {
-			t.Fatalf("writing a configuration: %v", err)
-		}
-		err = chaosConfigTemplate.Execute(f, map[string]any{"RedisAddr": r.rds.srv.Addr(), "ARIURL": r.pbx.URL(),
-			"MonitorApp": a[0], "ControlApp": a[1], "MaxAttempts": plan.MaxAttempts, "Timezone": openAllDayZone(), "Agents": agents})
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		text, err := chaosConfig(settings, a[0], a[1])
+		if err == nil {
+			err = os.WriteFile(r.configs[i], []byte(text), 0o600)
 		}
 		if err != nil {
-			t.Fatalf("writing a configuration: %v", err)
+			t.Fatalf("configuration of daemon %d: %v", i, err)
 		}
 	}
 	return r
