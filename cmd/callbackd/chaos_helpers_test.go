@@ -137,7 +137,8 @@ func pick[T any](rng *rand.Rand, choices []T, weights ...int) T {
 // ---- the daemons ----
 
 // chaosConfig is the e2e configuration (3 s lease, 1 s shutdown grace) with the daemon's
-// own Stasis application names: two daemons on one Asterisk each need theirs.
+// own Stasis application names (two daemons on one Asterisk each need theirs) and numbers
+// logged unmasked.
 func chaosConfig(s e2eSettings, monitorApp, controlApp string) (string, error) {
 	var b strings.Builder
 	if err := e2eConfigTemplate.Execute(&b, s); err != nil {
@@ -147,7 +148,9 @@ func chaosConfig(s e2eSettings, monitorApp, controlApp string) (string, error) {
 	if !strings.Contains(b.String(), after) {
 		return "", fmt.Errorf("the e2e configuration has no line %q to put the app names after", after)
 	}
-	return strings.Replace(b.String(), after, after+"    monitor_app: "+monitorApp+"\n    control_app: "+controlApp+"\n", 1), nil
+	text := strings.Replace(b.String(), after, after+"    monitor_app: "+monitorApp+"\n    control_app: "+controlApp+"\n", 1)
+	// Unmasked numbers, so that a defect's customer can be followed through the kept logs.
+	return strings.Replace(text, "  format: json\n", "  format: json\n  mask_numbers: false\n", 1), nil
 }
 
 type chaosDaemon struct {
