@@ -12,7 +12,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 SOUNDS_DIR  ?= /usr/share/asterisk/sounds
 SOUND_LANGS ?= en nl
 
-.PHONY: rules-test install all build test test-short vet fmt bench fuzz deps demo clean sounds sounds-check install-sounds
+.PHONY: rules-test install all build test test-short vet fmt bench fuzz deps demo clean sounds sounds-check install-sounds chaos
 
 all: vet test build
 
@@ -47,6 +47,13 @@ fmt:
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./queue/ ./ari/ ./ari/detect/ ./config/ ./dialer/
+
+# chaos runs the long chaos suite (cmd/callbackd/chaos_long_test.go): compiled daemons against
+# the fake Asterisk and a real Redis under kill -9, SIGTERM, Redis kills, ARI drops and a twin,
+# one subtest per seed; CHAOS_SEEDS=1,2,3 CHAOS_CALLS=200 CHAOS_FAULTS=kill9,sigterm,redis,ari,twin.
+chaos: deps
+	CHAOS_SEEDS=$(CHAOS_SEEDS) CHAOS_CALLS=$(CHAOS_CALLS) CHAOS_FAULTS=$(CHAOS_FAULTS) \
+		$(GO) test -tags chaos -count=1 -timeout 60m -v -run '^TestChaosLong$$' ./cmd/callbackd/
 
 # fuzz runs every fuzzer for FUZZTIME each (go test -fuzz takes one target at a time).
 FUZZTIME ?= 60s

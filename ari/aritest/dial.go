@@ -196,6 +196,7 @@ func (s *Server) restOriginate(r *http.Request, _ []string) (int, any, error) {
 func (s *Server) enterStasisLocked(ch *channel, appName string, args []string, dialplanEvent bool) {
 	ch.stasisApp = appName
 	ch.subs[appName] = true
+	s.ledger.channelInApp(ch.snap.ID, appName)
 	ch.args = args
 	data := strings.Join(append([]string{appName}, args...), ",")
 	ch.snap.Dialplan.AppName, ch.snap.Dialplan.AppData = "Stasis", data

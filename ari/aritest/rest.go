@@ -714,17 +714,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// Register before the handshake completes, so a client that has connected never misses
 	// an event caused by its next REST call.
 	for _, n := range names {
-		a := s.apps[n]
-		if a == nil {
-			a = &app{name: n}
-			s.apps[n] = a
-		}
-		if a.conn != nil {
-			a.conn.abort()
-		}
-		a.conn = conn
-		a.subscribeAll = all
-		a.allowed, a.disallowed = nil, nil
+		s.registerLocked(n, conn, all)
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()

@@ -81,6 +81,7 @@ type Server struct {
 	devices   map[string]string // Stasis: device states set over REST
 	lastDev   map[string]string // device state last announced per phone, so only changes go out
 	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
+	ledger    ledger            // every channel and bridge ever seen (ledger.go)
 	closed    bool
 
 	done chan struct{}
@@ -211,6 +212,10 @@ func (s *Server) Restart() {
 	s.epoch++
 	for _, ch := range s.channels {
 		close(ch.gone)
+		s.ledger.channelDestroyed(ch.snap.ID, s.clk.Now())
+	}
+	for id := range s.bridges {
+		s.ledger.bridgeDestroyed(id, s.clk.Now())
 	}
 	s.channels = map[string]*channel{}
 	s.bridges = map[string]*bridge{}
@@ -414,6 +419,9 @@ func (s *Server) setStateLocked(ch *channel, state string) {
 		return
 	}
 	ch.snap.State = state
+	if state == "Up" {
+		s.ledger.channelAnswered(ch.snap.ID, s.clk.Now())
+	}
 	s.chanEventLocked(ari.EventChannelStateChange, ch, nil)
 	if state == "Up" && ch.answered != nil {
 		select {
@@ -560,6 +568,10 @@ func (s *Server) newChannelLocked(spec ChannelSpec) *channel {
 		close(ch.answered)
 	}
 	s.channels[id] = ch
+	s.ledger.channelCreated(ch, s.clk.Now())
+	if state == "Up" {
+		s.ledger.channelAnswered(id, s.clk.Now())
+	}
 	return ch
 }
 
@@ -627,6 +639,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 	s.chanEventLocked(ari.EventChannelDestroyed, ch, f)
 	delete(s.channels, ch.snap.ID)
 	close(ch.gone)
+	s.ledger.channelDestroyed(ch.snap.ID, s.clk.Now())
 	s.phoneChangedLocked(ch.endpoint)
 }
 
@@ -663,6 +676,7 @@ func (s *Server) newBridgeLocked(id, name, class, creator string) *bridge {
 		dialplan: class == "basic",
 	}
 	s.bridges[id] = b
+	s.ledger.bridgeCreated(b, s.clk.Now())
 	s.emitLocked(ari.EventBridgeCreated, fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
 	return b
 }
@@ -738,6 +752,7 @@ func (s *Server) destroyBridgeLocked(b *bridge) {
 		return
 	}
 	delete(s.bridges, b.snap.ID)
+	s.ledger.bridgeDestroyed(b.snap.ID, s.clk.Now())
 	s.emitLocked(ari.EventBridgeDestroyed, fields{"bridge": b.snapshot()}, s.bridgeTargetsLocked(b))
 }
 
