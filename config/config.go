@@ -193,6 +193,9 @@ type Queue struct {
 	// own voicemail never presses it, so it never counts as a kept promise.
 	ConfirmDigit   string   `yaml:"confirm_digit"`
 	ConfirmTimeout Duration `yaml:"confirm_timeout"`
+	// MaxOpenAge is how long a promise may stay open before it ends expired: a customer is not
+	// rung about a call of weeks ago, and what is stored about them does not wait for ever.
+	MaxOpenAge Duration `yaml:"max_open_age"`
 }
 
 // Deadlines is the promised time-to-callback per reason a promise was made.
@@ -426,5 +429,8 @@ func DefaultQueue() Queue {
 		DeadlineClock:   DeadlineBusiness,
 		OwnerPreference: 0.5,
 		ConfirmTimeout:  Duration(10 * time.Second),
+		// Two weeks outlasts the longest default deadline on a business clock across a
+		// Christmas closure, and is still far inside the default retention.
+		MaxOpenAge: Duration(14 * 24 * time.Hour),
 	}
 }
