@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -192,4 +193,98 @@ func TestEveryKeyNamingOrHoldingANumberExpires(t *testing.T) {
 	if checked < 20 {
 		t.Errorf("only %d keys checked; the lifetime made fewer records than it should", checked)
 	}
+}
+
+// An erased number leaves no trace in Redis, in any spelling, in any key or value; the other
+// customers' records are exactly as they were; and the export before it listed all of it.
+func TestEraseCustomerLeavesNoTraceOfTheNumberAndTouchesNobodyElse(t *testing.T) {
+	f := newExpireFixture(t)
+	for _, q := range []string{testQueue, otherQ} {
+		f.lifetime(t, q, carol)
+		f.clk.Advance(time.Minute) // Carol's open promise is due first
+		f.lifetime(t, q, dave)
+	}
+	// Carol's open promise in otherQ is being dialled, and one of her records is broken and
+	// quarantined, its dead letter removed by an operator: still hers, still found.
+	if _, err := f.s.Claim(f.ctx, otherQ, ClaimOptions{Worker: "w1", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := f.enqueue(t, Request{Queue: testQueue, Number: carol.e164, Reason: ReasonVoicemail,
+		Deadline: f.clk.Now().Add(30 * time.Minute), MaxAttempts: 3})
+	f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(orphan.ID), "attempts", "garbage")
+	if _, err := f.s.Claim(f.ctx, testQueue, ClaimOptions{Worker: "w1", Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	f.rdb.HDel(f.ctx, f.s.ks(testQueue).quarantine(), orphan.ID)
+
+	before := f.everything(t)
+	exported, err := f.s.ExportCustomer(f.ctx, "+31 6 1234 5678")
+	wantErr(t, err, nil)
+	jobs := 0
+	for _, q := range exported.Queues {
+		jobs += len(q.Jobs)
+		for _, j := range q.Jobs {
+			if j.Fields["number"] != carol.e164 {
+				t.Errorf("export lists %s, holding %s", j.Key, j.Fields["number"])
+			}
+		}
+	}
+	if jobs != 12 || len(exported.RateLimits) != 1 {
+		t.Errorf("export: %d jobs, %d rate-limit counters; want 12 (6 and 5 in the queues, the orphan) and 1", jobs, len(exported.RateLimits))
+	}
+
+	erased, err := f.s.EraseCustomer(f.ctx, carol.e164)
+	wantErr(t, err, nil)
+	after := f.everything(t)
+	for key, holds := range after {
+		if form, ok := carol.mentions(key + " " + holds); ok {
+			t.Errorf("after the erase, key %s still has %s: %.200q", key, form, holds)
+		}
+	}
+	// Dave's records, and every key that never held Carol's number, are as they were. The
+	// indexes and counters lose only Carol's entries; compare them without those.
+	for key, was := range before {
+		if _, ok := carol.mentions(key + " " + was); ok {
+			continue
+		}
+		if after[key] != was && !f.unbounded(testQueue)[key] && !f.unbounded(otherQ)[key] {
+			t.Errorf("key %s changed: %.120q → %.120q", key, was, after[key])
+		}
+	}
+	for _, q := range []string{testQueue, otherQ} {
+		for _, j := range f.rdb.Keys(f.ctx, f.s.ks(q).job("*")).Val() {
+			if after[j] != before[j] {
+				t.Errorf("job %s changed", j)
+			}
+		}
+	}
+	total, entries := 0, 0
+	for _, q := range erased.Queues {
+		total += len(q.Jobs)
+		entries += q.Outcomes
+	}
+	if total != 12 || entries != 10 || len(erased.RateLimits) != 1 {
+		t.Errorf("erased %+v; want 12 jobs, 10 outcome entries (6 + 4 finished), 1 rate-limit counter", erased)
+	}
+	if again, err := f.s.EraseCustomer(f.ctx, carol.e164); err != nil || len(again.Queues[0].Jobs)+len(again.Queues[1].Jobs) != 0 {
+		t.Errorf("a second erase = %+v, %v; want nothing found", again, err)
+	}
+	// The queue goes on: Dave's open promise is still claimable.
+	if j, err := f.s.Claim(f.ctx, otherQ, ClaimOptions{Worker: "w1", Lease: time.Minute}); err != nil || j.Number != dave.e164 {
+		t.Errorf("claim after the erase = %v, %v; want Dave's promise", j, err)
+	}
+}
+
+func TestExportAndEraseRefuseWhatIsNotANumber(t *testing.T) {
+	f := newFixture(t)
+	before := f.snapshot(t)
+	for _, n := range []string{"", "0612345678", "+31 6 12x", "+0123456789"} {
+		if _, err := f.s.EraseCustomer(f.ctx, n); !errors.Is(err, ErrInvalid) {
+			t.Errorf("EraseCustomer(%q) = %v, want ErrInvalid", n, err)
+		}
+		if _, err := f.s.ExportCustomer(f.ctx, n); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ExportCustomer(%q) = %v, want ErrInvalid", n, err)
+		}
+	}
+	f.assertUnchanged(t, before)
 }
