@@ -197,6 +197,9 @@ type Queue struct {
 	// closed as resolved: the target they were to be called back about (ResolveTarget), or
 	// anyone who serves this queue (ResolveQueue).
 	Resolve string `yaml:"resolve"`
+	// MaxOpenAge is how long a promise may stay open before it ends expired: a customer is not
+	// rung about a call of weeks ago, and what is stored about them does not wait for ever.
+	MaxOpenAge Duration `yaml:"max_open_age"`
 }
 
 // Deadlines is the promised time-to-callback per reason a promise was made.
@@ -431,5 +434,8 @@ func DefaultQueue() Queue {
 		Resolve:         ResolveTarget,
 		OwnerPreference: 0.5,
 		ConfirmTimeout:  Duration(10 * time.Second),
+		// Two weeks outlasts the longest default deadline on a business clock across a
+		// Christmas closure, and is still far inside the default retention.
+		MaxOpenAge: Duration(14 * 24 * time.Hour),
 	}
 }

@@ -160,6 +160,14 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "max_open_age.bad.yml",
+		want: []string{
+			`queues[0].max_open_age: must be > 0: every open promise needs an end (e.g. 336h) (line 8)`,
+			`queues[1].max_open_age: must be longer than the queue's longest deadline (deadline.voicemail: 48h), or promises expire before they are due (line 12)`,
+			`queues[2].max_open_age: must be longer than the queue's longest deadline (deadline.voicemail: 4h), or promises expire before they are due (line 14)`,
+		},
+	},
+	{
 		file: "dial_template_no_number.bad.yml",
 		want: []string{
 			`dialer.customer_dial_template: must contain {number} (e.g. PJSIP/{number}@provider), got "PJSIP/provider" (line 12)`,
@@ -423,6 +431,7 @@ func TestDefaultsFillEverythingLeftOut(t *testing.T) {
 		{"queues[0].deadline.api", q.Deadline.API.D(), 4 * time.Hour},
 		{"queues[0].max_attempts", q.MaxAttempts, 3},
 		{"queues[0].retry_backoff", q.RetryBackoff.D(), 10 * time.Minute},
+		{"queues[0].max_open_age", q.MaxOpenAge.D(), 14 * 24 * time.Hour},
 		{"queues[0].calling_hours.timezone", q.CallingHours.Timezone, "Europe/Amsterdam"},
 		{"queues[0].calling_hours.days", q.CallingHours.Days, []string{"mon", "tue", "wed", "thu", "fri"}},
 		{"queues[0].calling_hours.start", q.CallingHours.Start, "08:30"},

@@ -324,8 +324,32 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		if q.ConfirmDigit != "" {
 			v.positive(p+".confirm_timeout", q.ConfirmTimeout)
 		}
+		v.maxOpenAge(p, q)
 	}
 	return names
+}
+
+// maxOpenAge checks that a promise can reach its deadline before it expires. A deadline on a
+// business clock lasts longer than its duration in wall time, so this is the least it takes.
+func (v *validator) maxOpenAge(p string, q Queue) {
+	if q.MaxOpenAge <= 0 {
+		v.addf(p+".max_open_age", "must be > 0: every open promise needs an end (e.g. 336h)")
+		return
+	}
+	longest, key := Duration(0), ""
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"voicemail", q.Deadline.Voicemail}, {"unanswered_transfer", q.Deadline.UnansweredTransfer},
+		{"offer", q.Deadline.Offer}, {"api", q.Deadline.API}} {
+		if d.d > longest {
+			longest, key = d.d, d.key
+		}
+	}
+	if q.MaxOpenAge <= longest {
+		v.addf(p+".max_open_age", "must be longer than the queue's longest deadline (deadline.%s: %s), or promises expire before they are due",
+			key, longest)
+	}
 }
 
 func (v *validator) callingHours(p string, h CallingHours) {

@@ -108,9 +108,11 @@ func NewStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*
 // newStore is NewStore with a hook for the broken jobs the store moves aside.
 func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, onQuarantine func(queue.Quarantined)) (*queue.Store, error) {
 	names := make([]string, 0, len(cfg.Queues))
+	ages := map[string]time.Duration{}
 	for _, q := range cfg.Queues {
 		names = append(names, q.Name)
+		ages[q.Name] = q.MaxOpenAge.D()
 	}
 	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention),
-		Queues: names, OnQuarantine: onQuarantine})
+		Queues: names, MaxOpenAge: ages, OnQuarantine: onQuarantine})
 }

@@ -21,6 +21,7 @@ type Promises interface {
 	PromiseLease
 	Claim(ctx context.Context, queueName string, o queue.ClaimOptions) (*queue.Job, error)
 	ReclaimExcept(ctx context.Context, queueName string, held []string) (queue.ReclaimResult, error)
+	Expire(ctx context.Context, queueName string) (queue.ExpireResult, error)
 	NextDue(ctx context.Context, queueName string) (time.Time, bool, error)
 	NextLeaseExpiry(ctx context.Context, queueName string) (time.Time, bool, error)
 	Head(ctx context.Context, queueName string) (time.Time, bool, error)

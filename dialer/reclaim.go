@@ -32,6 +32,8 @@ func (d *Dispatcher) reclaim(ctx context.Context) {
 				zap.String("queue", q.Name), zap.Int("reclaimed", res.Reclaimed), zap.Int("unreachable", res.GaveUp))
 			d.m.reclaimed(q.Name, res)
 		}
+		// After Reclaim, so a promise whose callback died is pending again and can expire.
+		d.expire(ctx, q.Name)
 		if t, ok, err := d.store.NextLeaseExpiry(ctx, q.Name); err == nil && ok && t.Before(d.nextReclaim) {
 			// A little after the expiry, so the lease holder's last renewal wins a close race.
 			d.nextReclaim = t.Add(time.Second)

@@ -43,7 +43,11 @@ func NewAsked(rdb redis.UniversalClient, prefix string) *Asked {
 	return a
 }
 
-func (a *Asked) key(number string) string { return a.prefix + ":{asked:" + number + "}" }
+func (a *Asked) key(number string) string { return askedKey(a.prefix, number) }
+
+// askedKey is the memory of what number is owed; the store's export and erase of one number
+// read and delete it too.
+func askedKey(prefix, number string) string { return prefix + ":{asked:" + number + "}" }
 
 func (a *Asked) check(what, number string) (string, error) {
 	if a.err != nil {

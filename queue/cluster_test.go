@@ -137,6 +137,44 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 		})
 		add("next due", func() error { _, _, err := s.NextDue(ctx, q); return err })
 		add("get", func() error { _, err := s.Get(ctx, job.Ref()); return err })
+		add("export", func() error {
+			c, err := s.ExportCustomer(ctx, r.Number)
+			if err == nil && len(c.Queues) != 2 {
+				err = fmt.Errorf("exported %d queues, want 2", len(c.Queues))
+			}
+			return err
+		})
+		add("erase", func() error {
+			if err := NewRateLimits(rdb, "").Take(ctx, clk.Now(), Limit{Name: "dials_per_number_per_day",
+				Subject: r.Number, Max: 10, Window: time.Hour}); err != nil {
+				return err
+			}
+			e, err := s.EraseCustomer(ctx, r.Number)
+			if err == nil && (len(e.Queues[i].Jobs) == 0 || len(e.RateLimits) != 1) {
+				err = fmt.Errorf("erased %+v, want jobs in %s and one rate-limit counter", e, q)
+			}
+			return err
+		})
+		add("expire", func() error {
+			// A store whose promises may be open only a moment, so this one expires now.
+			short, err := New(rdb, Options{Clock: clk, Queues: []string{testQueue, otherQ}, strictSlots: true,
+				MaxOpenAge: map[string]time.Duration{q: time.Millisecond}})
+			if err != nil {
+				return err
+			}
+			e := r
+			e.Number = fmt.Sprintf("+3120123470%d", i)
+			e.Deadline = clk.Now().Add(time.Hour)
+			if _, _, err := short.Enqueue(ctx, e); err != nil {
+				return err
+			}
+			clk.Advance(time.Second)
+			res, err := short.Expire(ctx, q)
+			if err == nil && len(res.Expired) == 0 {
+				err = fmt.Errorf("expired nothing")
+			}
+			return err
+		})
 		for _, st := range steps {
 			if err := st.run(); err != nil {
 				t.Fatalf("queue %s: %s on Redis Cluster: %v", q, st.name, err)

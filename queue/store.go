@@ -60,8 +60,9 @@ func HoldEnds(err error) (time.Time, bool) {
 
 // Defaults for Options fields left zero.
 const (
-	DefaultPrefix    = "callbackd"
-	DefaultRetention = 720 * time.Hour
+	DefaultPrefix     = "callbackd"
+	DefaultRetention  = 720 * time.Hour
+	DefaultMaxOpenAge = 14 * 24 * time.Hour
 )
 
 const (
@@ -90,6 +91,9 @@ type Options struct {
 	Retention time.Duration
 	// Queues are the known queue names; Enqueue to any other is ErrUnknownQueue.
 	Queues []string
+	// MaxOpenAge is, per queue, how long a promise may stay open before Expire ends it;
+	// DefaultMaxOpenAge for a queue not in it.
+	MaxOpenAge map[string]time.Duration
 	// OnQuarantine, when set, hears of every broken job Claim or Reclaim moved aside, once:
 	// the daemon logs it. Called without any lock, from the caller's goroutine.
 	OnQuarantine func(Quarantined)
@@ -106,6 +110,7 @@ type Store struct {
 	clk       clock.Clock
 	retention time.Duration
 	queues    map[string]bool
+	maxAge    map[string]time.Duration
 	sc        scripts
 	onQuar    func(Quarantined)
 }
@@ -135,7 +140,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("creating queue store: %w: no Redis client", ErrInvalid)
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, clk: opts.Clock, retention: opts.Retention, onQuar: opts.OnQuarantine,
-		queues: map[string]bool{}}
+		queues: map[string]bool{}, maxAge: map[string]time.Duration{}}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -162,6 +167,16 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("creating queue store: %w: queue %q is listed twice", ErrInvalid, q)
 		}
 		s.queues[q] = true
+		s.maxAge[q] = DefaultMaxOpenAge
+	}
+	for q, d := range opts.MaxOpenAge {
+		if !s.queues[q] {
+			return nil, fmt.Errorf("creating queue store: %w: max open age for %q, which is not a queue", ErrInvalid, q)
+		}
+		if d < time.Millisecond {
+			return nil, fmt.Errorf("creating queue store: %w: max open age %v of queue %q must be positive", ErrInvalid, d, q)
+		}
+		s.maxAge[q] = d
 	}
 	var err error
 	if s.sc, err = loadScripts(opts.strictSlots); err != nil {
@@ -235,6 +250,7 @@ func (k keyspace) leases() string              { return k.base + "leases" }
 func (k keyspace) done() string                { return k.base + "done" }
 func (k keyspace) totals() string              { return k.base + "totals" }
 func (k keyspace) quarantine() string          { return k.base + "quarantine" }
+func (k keyspace) open() string                { return k.base + "open" }
 func (k keyspace) window(bucket int64) string {
 	return k.base + "window:" + strconv.FormatInt(bucket, 10)
 }

@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"demo":       {summary: "demo [--redis ADDR] [--speed N] [--listen ADDR] [--serve] [-v]: the daemon on a fake Asterisk with scripted calls, promises kept", run: runDemo},
 		"completion": {summary: "completion bash|zsh: print a shell completion script", run: runCompletion},
 		"config":     {summary: "config check -c FILE: validate a configuration file", run: runConfig},
+		"customer":   {summary: "customer export|erase -c FILE NUMBER: everything stored about one number, as JSON, or deleted", run: runCustomer},
 		"promises":   {summary: "promises -c FILE [--queue Q] [--state S] [--limit N] [--json] [--unmask]: list the promises in Redis", run: runPromises},
 		"record":     {summary: "record -c FILE [--asterisk NAME] [--out F] [--duration D] [--app NAME]: write a PBX's ARI events as a trace", run: runRecord},
 		"replay":     {summary: "replay --trace FILE.jsonl [-c FILE] [--app NAME]: run recorded ARI events through the detector", run: runReplay},

@@ -25,6 +25,10 @@
 local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_WINDOWP = KEYS[10]
+-- <prefix>:{Q}:open, zset id -> created ms of every open job (Store.Expire reads it oldest
+-- first). Derived from KEYS[1] like the wake channel, so no script's KEYS change; it shares
+-- their hash tag, hence their slot.
+local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
 local NOW = tonumber(ARGV[1])
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
@@ -112,6 +116,7 @@ local function finish(jk, id, outcome, detail)
   redis.call('ZREM', K_READY, id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_LEASES, id)
+  redis.call('ZREM', K_OPEN, id)
   redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0)
   note(jk, outcome, detail)
   local number, deadline, attempts, target, reasons_raw = unpack(redis.call('HMGET', jk,
@@ -181,6 +186,10 @@ local function quarantine(kq, quarantined, id, reason)
   redis.call('ZREM', K_READY, id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZREM', K_LEASES, id)
+  redis.call('ZREM', K_OPEN, id)
+  -- The hash holds the customer's number: it stays for an operator as long as a finished
+  -- promise would, not for ever.
+  redis.call('PEXPIRE', K_JOBP .. id, RETENTION)
   redis.call('HSET', kq, id, cjson.encode({at = NOW, reason = reason}))
   redis.call('HINCRBY', K_TOTALS, 'quarantined', 1)
   quarantined[#quarantined + 1] = id

@@ -8,6 +8,7 @@
 -- ARGV[12] asterisk id   ARGV[13] linkedid   ARGV[14] channel   ARGV[15] note
 -- ARGV[16] hold-until ms (end of the owner's preference window; 0: the claim's share)
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
+-- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
 -- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -81,6 +82,11 @@ redis.call('HSET', jk,
   'outcome', '', 'finished', 0, 'note', ARGV[15],
   'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '')
 place(jk, id)
-redis.call('SET', KEYS[11], id)
+-- Both keys name or hold the number, so both end even if no daemon ever looks again: the
+-- dedupe key an hour after the promise should have expired, the job a retention later.
+local max_age = tonumber(ARGV[18])
+redis.call('ZADD', K_OPEN, NOW, id)
+redis.call('PEXPIRE', jk, max_age + RETENTION)
+redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
 return answer(jk)

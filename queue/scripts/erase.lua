@@ -1,0 +1,50 @@
+-- erase.lua: delete everything one queue holds about one number, at once.
+-- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine   KEYS[12] <prefix>:{Q}:dedupe:<E164>
+-- KEYS[13..] job hashes the caller found holding the number (SCAN), checked again here
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] number (E.164)   ARGV[5] the last outcome-stream id the caller read ('0-0': none)
+-- ARGV[6..] outcome-stream ids the caller found naming the number
+-- Returns {'ok', erased job ids, dedupe keys deleted, stream entries deleted, quarantine entries deleted}.
+-- The caller's search is not atomic, this script is: a job is deleted only if it holds the
+-- number now, the open promise made since the search is found through the dedupe key, and
+-- outcome entries added since the search are read here (they are few: the stream after ARGV[5]).
+-- Aggregate counters (totals, outcome windows) hold no number and are left as they are.
+
+local K_QUAR, K_DEDUPE, number = KEYS[11], KEYS[12], ARGV[4]
+local erased, quarantined = {}, 0
+
+local function erase_job(id)
+  local jk = K_JOBP .. id
+  if redis.call('HGET', jk, 'number') ~= number then
+    return
+  end
+  for _, k in ipairs({K_READY, K_DELAYED, K_LEASES, K_DONE, K_OPEN}) do
+    redis.call('ZREM', k, id)
+  end
+  quarantined = quarantined + redis.call('HDEL', K_QUAR, id)
+  redis.call('DEL', jk)
+  erased[#erased + 1] = id
+end
+
+for i = 13, #KEYS do
+  erase_job(string.sub(KEYS[i], #K_JOBP + 1))
+end
+local open = redis.call('GET', K_DEDUPE)
+if open then
+  erase_job(open)
+end
+local dedupe = redis.call('DEL', K_DEDUPE)
+
+local entries = 0
+for i = 6, #ARGV do
+  entries = entries + redis.call('XDEL', K_OUT, ARGV[i])
+end
+for _, e in ipairs(redis.call('XRANGE', K_OUT, ARGV[5], '+')) do
+  local f = e[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'number' and f[j + 1] == number then
+      entries = entries + redis.call('XDEL', K_OUT, e[1])
+    end
+  end
+end
+return {'ok', erased, dedupe, entries, quarantined}
