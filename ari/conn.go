@@ -103,9 +103,15 @@ type Conn struct {
 	backoff Backoff
 	events  string // base ws URL of /events, without query
 
+	// stateMu orders the OnState calls of the session (Run's goroutine) and of an
+	// ApplicationReplaced (the consumer's), so the last call always tells the truth.
+	stateMu sync.Mutex
+
 	mu          sync.Mutex
 	running     bool
 	up          bool
+	sessions    uint64 // counts sessions, so a late frame of an old socket cannot act on a new one
+	replacedApp string // an app another client took over in this session ("": none)
 	asteriskID  string
 	lastStartup time.Time
 	lastErr     error // why the last attempt failed or the last connection dropped; nil while up
@@ -279,6 +285,10 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4) // a reader and a pinger per socket
+	c.mu.Lock()
+	c.sessions++
+	sid := c.sessions
+	c.mu.Unlock()
 
 	type socket struct {
 		app  string
@@ -295,7 +305,7 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 		if err != nil {
 			return false, err
 		}
-		s.gate = &gate{q: s.q, bound: backlogBound{events: int64(c.opts.MaxBacklogEvents), bytes: c.opts.MaxBacklogBytes}}
+		s.gate = &gate{q: s.q, session: sid, bound: backlogBound{events: int64(c.opts.MaxBacklogEvents), bytes: c.opts.MaxBacklogBytes}}
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -440,11 +450,13 @@ func filterUnsupported(err error) bool {
 }
 
 func (c *Conn) setUp(up bool, snap Snapshot) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
 	c.mu.Lock()
 	changed := c.up != up
 	c.up = up
 	if up {
-		c.lastErr = nil
+		c.lastErr, c.replacedApp = nil, ""
 	}
 	c.mu.Unlock()
 	if !changed {
@@ -473,7 +485,7 @@ func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
 				asteriskID = s.AsteriskID
 				h.Resync(*s)
 			} else {
-				c.deliver(role, its[i].frame, asteriskID, h)
+				c.deliver(role, its[i], asteriskID, h)
 			}
 			q.done(its[i])
 			its[i] = item{} // the batch can be large: let handled frames go
@@ -481,7 +493,8 @@ func (c *Conn) consume(ctx context.Context, role string, q *queue, h Handler) {
 	}
 }
 
-func (c *Conn) deliver(role string, frame []byte, asteriskID string, h Handler) {
+func (c *Conn) deliver(role string, it item, asteriskID string, h Handler) {
+	frame := it.frame
 	ev, err := Decode(frame)
 	if err != nil {
 		c.opts.Metrics.malformedEvent()
@@ -499,8 +512,7 @@ func (c *Conn) deliver(role string, frame []byte, asteriskID string, h Handler) 
 		ev.AsteriskID = asteriskID
 	}
 	if ev.Type == EventApplicationReplaced {
-		c.log.Error("another client took over an ARI application; this daemon no longer receives its events",
-			zap.String("app", ev.Application))
+		c.replaced(it.session, ev.Application)
 	}
 	h.HandleEvent(ev)
 }

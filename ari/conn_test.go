@@ -960,3 +960,36 @@ func TestConnectionSeriesExistBeforeTheFirstConnect(t *testing.T) {
 		t.Errorf("reconnects = %v before any connect; want 0", got)
 	}
 }
+
+// A second client registering our apps (a second daemon with the same names) gets Asterisk's
+// events from then on: the first connection counts as down — its agents are not rung — and
+// says why, naming the app, while its socket stays open (reconnecting would start a fight).
+func TestAnApplicationTakenOverByAnotherClientMakesTheConnectionDownAndSaysWhy(t *testing.T) {
+	srv := newQuietFake(t, "fe:ed:00:00:00:01")
+	var mu sync.Mutex
+	var states []bool
+	first := newConn(t, srv.URL()+"/ari", clock.NewFake(epoch), func(o *ari.Options) {
+		o.OnState = func(_ string, up bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			states = append(states, up)
+		}
+	})
+	running(t, first, newRecorder(), newRecorder())
+	waitUntil(t, "the first connection", first.Connected)
+	if h := first.Health(); h != "" {
+		t.Fatalf("health of a connected connection = %q; want none", h)
+	}
+	second := newConn(t, srv.URL()+"/ari", clock.NewFake(epoch))
+	running(t, second, newRecorder(), newRecorder())
+	waitUntil(t, "the second connection", second.Connected)
+	waitUntil(t, "the first to count as down", func() bool { return !first.Connected() })
+	if h := first.Health(); !strings.Contains(h, "taken over by another ARI client") || !strings.Contains(h, ari.DefaultMonitorApp) && !strings.Contains(h, ari.DefaultControlApp) {
+		t.Errorf("health = %q; want it to name the app taken over", h)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) < 2 || states[0] != true || states[len(states)-1] != false {
+		t.Errorf("OnState calls %v; want up, then down", states)
+	}
+}

@@ -3,6 +3,8 @@ package ari
 import (
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/callbackd/callbackd/internal/netcause"
 )
 
@@ -18,6 +20,14 @@ func (c *Conn) LastError() error {
 // Health is one line about this connection for readiness: "" when connected, else what is
 // wrong and, when known, why.
 func (c *Conn) Health() string {
+	c.mu.Lock()
+	app := c.replacedApp
+	c.mu.Unlock()
+	if app != "" {
+		return "application " + app + " was taken over by another ARI client (ApplicationReplaced): " +
+			"no callback is started through this Asterisk until callbackd reconnects; give every daemon " +
+			"its own monitor_app and control_app"
+	}
 	if c.Connected() {
 		return ""
 	}
@@ -26,6 +36,34 @@ func (c *Conn) Health() string {
 		return "not connected yet"
 	}
 	return "not connected: " + netcause.Describe(err)
+}
+
+// replaced handles ApplicationReplaced: another client (a second daemon with the same app
+// names, a stray ARI tool) registered one of our apps, so Asterisk sends its events there and
+// none here. The socket stays open — reconnecting would take the app back and start a fight
+// between two misconfigured processes — but the connection counts as down, so its agents are
+// not rung and /readyz names the app, until the next session resyncs.
+func (c *Conn) replaced(session uint64, app string) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.mu.Lock()
+	if session != c.sessions {
+		c.mu.Unlock()
+		return
+	}
+	c.replacedApp = app
+	wasUp := c.up
+	c.up = false
+	c.mu.Unlock()
+	c.log.Error("another ARI client took over an application; no callback is started through this Asterisk until callbackd reconnects",
+		zap.String("app", app))
+	if !wasUp {
+		return
+	}
+	c.opts.Metrics.setConnected(c.opts.Name, false)
+	if c.opts.OnState != nil {
+		c.opts.OnState(c.opts.Name, false)
+	}
 }
 
 func (c *Conn) failed(err error) {

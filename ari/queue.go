@@ -15,8 +15,9 @@ var ErrBacklogFull = errors.New("ari: event backlog over its bound; closing the 
 // item is one entry of an app's event stream: a raw frame, or the snapshot that must reach
 // the Handler before the frames of the socket it was taken for.
 type item struct {
-	frame []byte
-	snap  *Snapshot
+	frame   []byte
+	snap    *Snapshot
+	session uint64 // the connection session whose socket read the frame
 }
 
 // queue never makes the reader wait. Asterisk closes a socket whose writes stall for 100 ms
@@ -99,6 +100,7 @@ func (q *queue) popAll(ctx context.Context) ([]item, error) {
 // from a connection before learning what it missed during the gap.
 type gate struct {
 	mu        sync.Mutex
+	session   uint64
 	q         *queue
 	bound     backlogBound
 	open      bool
@@ -116,10 +118,10 @@ func (g *gate) push(frame []byte) error {
 		return ErrBacklogFull
 	}
 	if g.open {
-		g.q.push(item{frame: frame})
+		g.q.push(item{frame: frame, session: g.session})
 		return nil
 	}
-	g.held = append(g.held, item{frame: frame})
+	g.held = append(g.held, item{frame: frame, session: g.session})
 	g.heldBytes += int64(len(frame))
 	return nil
 }
