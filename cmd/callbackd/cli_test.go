@@ -30,6 +30,9 @@ func TestVersionAndHelpCommand(t *testing.T) {
 		{[]string{"help", "run"}, 0, "", "usage: callbackd run"},
 		{[]string{"help", "replay"}, 0, "", "usage: callbackd replay"},
 		{[]string{"help", "config"}, 0, "", "usage: callbackd config check"},
+		// help shows a command's usage; it never runs the command (the man page is made of it).
+		{[]string{"help", "version"}, 0, "", "usage: callbackd version"},
+		{[]string{"version", "extra"}, 2, "", "usage: callbackd version"},
 		{[]string{"help", "frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"help"}, 0, "", "callbackd help COMMAND"},
 	}

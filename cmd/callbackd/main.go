@@ -105,7 +105,20 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 }
 
-func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: callbackd version   (or callbackd --version)")
+		fmt.Fprintln(stderr, "\nPrints the version, the Go version it was built with and the revision.")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
 	fmt.Fprintln(stdout, buildinfo.Read(version))
 	return 0
 }
