@@ -318,6 +318,13 @@ func (d *Detector) onEnteredBridge(srv *server, ev *ari.Event, fromControl bool,
 			d.move(srv, ch, oldest.linkedID, now, at)
 		}
 	}
+	d.reachedWith(srv, ch, members, at)
+	return true
+}
+
+// reachedWith records what ch reached by sharing a bridge with members, and what each of them
+// reached through ch: a phone bridged with a caller is a reach of its extension.
+func (d *Detector) reachedWith(srv *server, ch *chanInfo, members map[string]bool, at time.Time) {
 	for id := range members {
 		o := srv.chans[id]
 		if o == nil || o == ch {
@@ -330,7 +337,6 @@ func (d *Detector) onEnteredBridge(srv *server, ev *ari.Event, fromControl bool,
 			d.reachedThrough(srv, o, x, at)
 		}
 	}
-	return true
 }
 
 func (d *Detector) onBlindTransfer(srv *server, ev *ari.Event, fromControl bool, now, at time.Time) bool {

@@ -123,3 +123,32 @@ func TestBridgeMembershipMissedDuringAGapIsNotTakenForAReach(t *testing.T) {
 		t.Errorf("requests %q; want the unanswered ring of 1003 (1003 had left the bridge)", got)
 	}
 }
+
+// Found by the chaos suite (seed 1): the target answered and was bridged with the customer
+// while the socket was down. The resync snapshot shows them in one bridge; that is a reach,
+// and the call that ends later owes the customer nothing.
+func TestAnAnswerLostInAGapIsSeenInTheResyncsBridges(t *testing.T) {
+	det, rec := newTestDetector(t, Options{})
+	s := newSim(t)
+	c := s.customer("c1", "+31201234509")
+	p := s.phone("p1", "2100", "c1")
+	s.created(c)
+	s.dialplan(c, "Dial", "PJSIP/2100,10")
+	s.created(p)
+	s.dial(c, p, "")
+	s.dial(c, p, "RINGING")
+	s.play(det)
+
+	// Gap: 2100 answers and Dial() bridges the two; none of it is seen.
+	p.State, c.State = "Up", "Up"
+	det.Resync(ari.Snapshot{AsteriskID: s.asteriskID, At: s.now,
+		Channels: []ari.Channel{*s.snap(c), *s.snap(p)},
+		Bridges:  []ari.Bridge{{ID: "b1", Channels: []string{"c1", "p1"}}}})
+
+	s.destroyed(p)
+	s.destroyed(c)
+	s.play(det)
+	if got := rec.summary(); len(got) != 0 {
+		t.Errorf("requests %q; want none: the customer reached 2100 while the socket was down", got)
+	}
+}
