@@ -366,7 +366,7 @@ func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST,
 		j.destroyBridge(rest, bridge, log)
 	}
 	log.Info("cleaned up a callback whose daemon is gone",
-		zap.Bool("agent_leg", a.agent != nil), zap.Bool("customer_leg", a.customer != nil), zap.Bool("bridge", a.bridge != nil))
+		zap.Bool("agent_leg", a.agent != nil), zap.Bool("customer_leg", a.customer != nil), zap.Bool("had_bridge", a.bridge != nil))
 }
 
 // owner returns the worker of a live claim another daemon holds on the attempt's promise, and
