@@ -3,8 +3,6 @@ package dialer
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
-	"github.com/callbackd/callbackd/queue"
 )
 
 // The janitor adopts what a dead callback left on the PBX (issue 11). Asterisk keeps a Stasis
@@ -24,11 +21,6 @@ import (
 //
 // It settles nothing: a claim whose owner died is finished by Reclaim at its lease expiry
 // (kept or late by the recorded connect time), so a promise is counted once, by one path.
-
-// PromiseReader reads a promise by its reference (queue.Store).
-type PromiseReader interface {
-	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
-}
 
 // JanitorREST is what the janitor asks of one Asterisk (ari.Client).
 type JanitorREST interface {
@@ -326,7 +318,7 @@ func (a *attempt) talking() bool {
 // decide adopts an attempt whose owner is gone and leaves alone one a live daemon holds.
 func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST, a *attempt) {
 	log := j.log.With(zap.String("bridge", a.id.Bridge))
-	owner, until, err := j.owner(ctx, a.id)
+	owner, until, err := j.liveClaim(ctx, a.id)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("reading the promise of a callback nobody watches failed; looking again later", zap.Error(err))
@@ -367,39 +359,6 @@ func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST,
 	}
 	log.Info("cleaned up a callback whose daemon is gone",
 		zap.Bool("agent_leg", a.agent != nil), zap.Bool("customer_leg", a.customer != nil), zap.Bool("had_bridge", a.bridge != nil))
-}
-
-// owner returns the worker of a live claim another daemon holds on the attempt's promise, and
-// when its lease runs out; "" when the attempt has no live owner: its promise is gone or
-// finished, its claim was taken back or superseded, its lease ran out, or the claim is this
-// daemon's from an earlier process with the same instance name (a live callback of this one
-// watches its channels and never gets here).
-func (j *Janitor) owner(ctx context.Context, id ari.CallbackID) (string, time.Time, error) {
-	job, found, err := j.find(ctx, id.Promise)
-	if err != nil || !found {
-		return "", time.Time{}, err
-	}
-	l := job.Lease
-	leased := job.State == queue.StateDialing || job.State == queue.StateConnected
-	if !leased || l.Token != id.Token || !j.opts.Clock.Now().Before(l.Expires) || strings.HasPrefix(l.Worker, j.opts.Instance+"/") {
-		return "", time.Time{}, nil
-	}
-	return l.Worker, l.Expires, nil
-}
-
-// find looks for a promise in every queue: the callback id carries none.
-func (j *Janitor) find(ctx context.Context, promise string) (queue.Job, bool, error) {
-	id := strings.ToUpper(promise) // promise ids are ULIDs; the channel id lower-cases them
-	for _, q := range j.opts.Queues {
-		job, err := j.opts.Promises.Get(ctx, queue.Ref{Queue: q, ID: id})
-		switch {
-		case err == nil:
-			return job, true, nil
-		case !errors.Is(err, queue.ErrNotFound):
-			return queue.Job{}, false, fmt.Errorf("finding promise %s: %w", id, err)
-		}
-	}
-	return queue.Job{}, false, nil
 }
 
 // lookAgainAt queues a look at the Asterisk once at is reached, unless one is already due

@@ -7,7 +7,6 @@ package dialer
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,15 +193,20 @@ func TestAnEmptyCallbackBridgeIsDestroyedAtTheResync(t *testing.T) {
 	}
 }
 
-// countingReader counts the promise reads of a janitor.
-type countingReader struct {
+// signallingReader tells when a janitor read a promise.
+type signallingReader struct {
 	PromiseReader
-	n atomic.Int32
+	read chan struct{} // buffered: one signal waits, the rest are dropped
 }
 
-func (c *countingReader) Get(ctx context.Context, ref queue.Ref) (queue.Job, error) {
-	defer c.n.Add(1)
-	return c.PromiseReader.Get(ctx, ref)
+func (s signallingReader) Get(ctx context.Context, ref queue.Ref) (queue.Job, error) {
+	defer func() {
+		select {
+		case s.read <- struct{}{}:
+		default:
+		}
+	}()
+	return s.PromiseReader.Get(ctx, ref)
 }
 
 // Another daemon's callback whose lease is live is its own: a janitor that sees its channels
@@ -211,7 +215,7 @@ func (c *countingReader) Get(ctx context.Context, ref queue.Ref) (queue.Job, err
 func TestAJanitorLeavesACallbackWithALiveLeaseOfAnotherDaemonAlone(t *testing.T) {
 	r, job, talking := longConversation(t, time.Hour, queue.StateConnected, nil)
 	agent, cust, bridge := ari.CallbackIDs(talking.ID, talking.Lease.Token)
-	reads := &countingReader{PromiseReader: r.store}
+	reads := signallingReader{PromiseReader: r.store, read: make(chan struct{}, 1)}
 	other, err := NewJanitor(JanitorOptions{Promises: reads, Queues: []string{"support"}, Instance: "other",
 		Control: NewControl(), Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
 			return r.conn.Client(), id == r.conn.AsteriskID()
@@ -225,7 +229,11 @@ func TestAJanitorLeavesACallbackWithALiveLeaseOfAnotherDaemonAlone(t *testing.T)
 	t.Cleanup(func() { cancel(); <-done })
 
 	other.Resync(ari.Snapshot{AsteriskID: r.conn.AsteriskID(), At: r.clk.Now(), Channels: r.pbx.Channels(), Bridges: r.pbx.Bridges()})
-	r.waitFor("the other janitor to read the promise", func() bool { return reads.n.Load() > 0 })
+	select {
+	case <-reads.read:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the other janitor never read the promise")
+	}
 	// Past a few lease renewals: the owner keeps the lease live, and nothing is due.
 	until := r.clk.Now().Add(3 * r.cfg.Dialer.Lease.D())
 	r.waitFor("three leases to pass", func() bool { return r.clk.Now().After(until) })
