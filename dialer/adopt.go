@@ -138,7 +138,7 @@ func (j *Janitor) HandleEvent(ev *ari.Event) {
 			continue
 		}
 		p, ok := ari.ParseCallbackID(id)
-		if !ok || endsOnly(ev.Type) || j.opts.Control.Watches(id) {
+		if !ok || endsOnly(ev.Type) || j.watched(p) {
 			continue
 		}
 		if until, ok := j.later[p.Bridge]; ok && j.opts.Clock.Now().Before(until) {
@@ -289,8 +289,7 @@ func (j *Janitor) attempts(channels []ari.Channel, bridges []ari.Bridge) []*atte
 	defer j.mu.Unlock()
 	out := order[:0]
 	for _, a := range order {
-		agent, customer, _ := a.legIDs()
-		if j.adopted[a.id.Bridge] != nil || j.opts.Control.Watches(agent) || j.opts.Control.Watches(customer) {
+		if j.adopted[a.id.Bridge] != nil || j.watched(a.id) {
 			continue
 		}
 		out = append(out, a)
@@ -298,8 +297,15 @@ func (j *Janitor) attempts(channels []ari.Channel, bridges []ari.Bridge) []*atte
 	return out
 }
 
+// watched: a live callback of this daemon drives the attempt (Control routes its legs'
+// events; a bridge is watched through its legs).
+func (j *Janitor) watched(id ari.CallbackID) bool {
+	agent, customer, _ := ari.CallbackIDs(id.Promise, id.Token)
+	return j.opts.Control.Watches(agent) || j.opts.Control.Watches(customer)
+}
+
 func (a *attempt) legIDs() (agent, customer, bridge string) {
-	return a.id.Bridge + "-" + ari.LegAgent, a.id.Bridge + "-" + ari.LegCustomer, a.id.Bridge
+	return ari.CallbackIDs(a.id.Promise, a.id.Token)
 }
 
 // talking: both legs answered and in the attempt's bridge — a conversation, never cut to tidy
