@@ -26,24 +26,52 @@ func CallbackIDs(promise string, token int64) (agent, customer, bridge string) {
 
 // IsCallbackLeg reports whether a channel id is one CallbackIDs makes for a leg.
 func IsCallbackLeg(id string) bool {
+	p, ok := ParseCallbackID(id)
+	return ok && p.Leg != ""
+}
+
+// CallbackID is what one of callbackd's channel or bridge ids says: whose callback attempt it
+// belongs to. A daemon that did not create the channel (it was restarted, or another daemon
+// did) finds the promise and the claim in it, and so whether the callback still has an owner.
+type CallbackID struct {
+	// Promise is the promise's id as the id carries it: lower case.
+	Promise string
+	// Token is the fencing token of the claim the attempt ran under.
+	Token int64
+	// Leg is LegAgent or LegCustomer for a channel, "" for the bridge.
+	Leg string
+	// Bridge is the attempt's bridge id, the same for its legs and its bridge.
+	Bridge string
+}
+
+// The legs of a callback attempt, as CallbackID.Leg names them.
+const (
+	LegAgent    = "agent"
+	LegCustomer = "customer"
+)
+
+// ParseCallbackID reads an id CallbackIDs made: a leg's or the bridge's.
+func ParseCallbackID(id string) (CallbackID, bool) {
 	rest, ok := strings.CutPrefix(id, callbackIDPrefix)
 	if !ok {
-		return false
+		return CallbackID{}, false
 	}
+	leg := ""
 	switch {
 	case strings.HasSuffix(rest, agentLegSuffix):
-		rest = strings.TrimSuffix(rest, agentLegSuffix)
+		rest, leg = strings.TrimSuffix(rest, agentLegSuffix), LegAgent
 	case strings.HasSuffix(rest, customerLegSuffix):
-		rest = strings.TrimSuffix(rest, customerLegSuffix)
-	default:
-		return false
+		rest, leg = strings.TrimSuffix(rest, customerLegSuffix), LegCustomer
 	}
 	promise, token, ok := cutLast(rest, '-')
 	if !ok || promise == "" || !alnum(promise) {
-		return false
+		return CallbackID{}, false
 	}
-	_, err := strconv.ParseInt(token, 10, 64)
-	return err == nil
+	n, err := strconv.ParseInt(token, 10, 64)
+	if err != nil {
+		return CallbackID{}, false
+	}
+	return CallbackID{Promise: promise, Token: n, Leg: leg, Bridge: callbackIDPrefix + rest}, true
 }
 
 func cutLast(s string, sep byte) (before, after string, ok bool) {

@@ -29,3 +29,25 @@ func TestCallbackLegIDs(t *testing.T) {
 		}
 	}
 }
+
+// A daemon that did not create a callback's channels finds its promise and claim in their ids.
+func TestParseCallbackIDNamesThePromiseTheClaimAndTheLeg(t *testing.T) {
+	agent, customer, bridge := CallbackIDs("01M83T4VMYW2THQ2AJPN3ZN32E", 7)
+	for _, tt := range []struct {
+		id   string
+		want CallbackID
+		ok   bool
+	}{
+		{agent, CallbackID{Promise: "01m83t4vmyw2thq2ajpn3zn32e", Token: 7, Leg: LegAgent, Bridge: bridge}, true},
+		{customer, CallbackID{Promise: "01m83t4vmyw2thq2ajpn3zn32e", Token: 7, Leg: LegCustomer, Bridge: bridge}, true},
+		{bridge, CallbackID{Promise: "01m83t4vmyw2thq2ajpn3zn32e", Token: 7, Bridge: bridge}, true},
+		{bridge + "-whisper", CallbackID{}, false}, // a playback id, not a channel or bridge
+		{"cbd-01m83t-x", CallbackID{}, false},
+		{"1796160146.67", CallbackID{}, false},
+	} {
+		got, ok := ParseCallbackID(tt.id)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("ParseCallbackID(%q) = %+v, %v; want %+v, %v", tt.id, got, ok, tt.want, tt.ok)
+		}
+	}
+}

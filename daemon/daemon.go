@@ -70,6 +70,7 @@ type Daemon struct {
 	forecaster *dialer.Forecaster
 	pool       *dialer.Pool
 	control    *dialer.Control
+	janitor    *dialer.Janitor
 	dispatcher *dialer.Dispatcher
 
 	handler  http.Handler
@@ -145,6 +146,15 @@ func New(o Options) (*Daemon, error) {
 		Wakeups: d.store.Wakeups, Limiter: limiter,
 		OnProgress: o.OnProgress,
 	})
+	if err != nil {
+		return nil, err
+	}
+	d.janitor, err = dialer.NewJanitor(dialer.JanitorOptions{Promises: d.store, Queues: policy.QueueNames(),
+		Instance: instance, Control: d.control, Clock: clk, Logger: log.Named("janitor"),
+		PBX: func(id string) (dialer.JanitorREST, bool) {
+			c, ok := d.conns.Client(id)
+			return c, ok
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +258,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	monitor := ari.Handlers{d.detector, d.pool}
-	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, d.control) })
+	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, ari.Handlers{d.control, d.janitor}) })
+	run("janitor", d.janitor.Run)
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)

@@ -67,6 +67,15 @@ func (c *Control) Forget(ids ...string) {
 	}
 }
 
+// Watches reports whether a live callback routes the channel's events: the janitor never
+// adopts what a live callback drives.
+func (c *Control) Watches(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.owner[id]
+	return ok
+}
+
 // Watching is how many channels are routed, for tests and shutdown checks.
 func (c *Control) Watching() int {
 	c.mu.Lock()

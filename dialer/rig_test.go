@@ -2,9 +2,12 @@ package dialer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +33,9 @@ type rig struct {
 	control *Control
 	disp    *Dispatcher
 	conn    *ari.Conn
+	janitor *Janitor
+	// crash kills the current daemon as kill -9 would: no hang-up, no store write.
+	crash func()
 
 	mu       sync.Mutex
 	progress []Progress
@@ -72,17 +78,17 @@ func mustLoc(name string) *time.Location {
 	return l
 }
 
-type rigPBXs struct{ r *rig }
+type rigPBXs struct{ conn *ari.Conn }
 
 func (p rigPBXs) PBX(id string) (PBX, bool) {
-	if id != p.r.conn.AsteriskID() {
+	if id != p.conn.AsteriskID() {
 		return PBX{}, false
 	}
-	return PBX{ID: id, Name: "pbx", REST: p.r.conn.Client(), MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
+	return PBX{ID: id, Name: "pbx", REST: p.conn.Client(), MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
 }
 
 // newRig starts everything at start; edit changes the parsed config before use, phones
-// scripts the endpoints. The dispatcher runs until the test ends.
+// scripts the endpoints. The daemon (instance "test") runs until the test ends or crash.
 func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones func(*aritest.Server)) *rig {
 	t.Helper()
 	r := &rig{t: t, clk: clock.NewFake(start)}
@@ -107,32 +113,43 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 		phones(r.pbx)
 	}
 	r.redis = redistest.Start(t, redistest.Options{})
-	names := []string{}
-	for _, q := range cfg.Queues {
-		names = append(names, q.Name)
-	}
-	r.store, err = queue.New(r.redis.Client(), queue.Options{Clock: r.clk, Queues: names, Retention: cfg.Retention.D()})
+	stopDrive := make(chan struct{})
+	driven := make(chan struct{})
+	go func() { defer close(driven); aritest.Drive(r.clk, 50*time.Millisecond, stopDrive, time.Minute) }()
+	t.Cleanup(func() { close(stopDrive); <-driven })
+	r.boot("test")
+	return r
+}
+
+// boot starts a daemon's dispatcher, pool, control, janitor and ARI connection on the rig's
+// fake Asterisk and Redis, as instance, and makes it the rig's current daemon.
+func (r *rig) boot(instance string) {
+	t, cfg := r.t, r.cfg
+	dead := &atomic.Bool{}
+	rdb := r.redis.Client()
+	policy := PolicyFrom(cfg)
+	store, err := queue.New(rdb, queue.Options{Clock: r.clk, Queues: policy.QueueNames(), Retention: cfg.Retention.D()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.store.Load(ctx); err != nil {
+	if err := store.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.conn, err = ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
+	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
 		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
+		HTTPClient: &http.Client{Transport: mortal{dead: dead, next: http.DefaultTransport}},
 		Backoff: ari.Backoff{Initial: cfg.Asterisk[0].Reconnect.Initial.D(), Max: cfg.Asterisk[0].Reconnect.Max.D(),
 			Multiplier: ari.DefaultBackoff.Multiplier}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	control := NewControl()
-	r.control = control
-	policy := PolicyFrom(cfg)
-	r.pool = NewPool(policy.Agents, r.clk, nil)
-	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: r.store,
-		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: control,
-		PBXs: rigPBXs{r}, Clock: r.clk, Instance: "test", Wakeups: r.store.Wakeups, OnProgress: func(p Progress) {
+	pool := NewPool(policy.Agents, r.clk, nil)
+	pbxs := rigPBXs{conn}
+	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: store,
+		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: control,
+		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups, OnProgress: func(p Progress) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.progress = append(r.progress, p)
@@ -140,17 +157,45 @@ func newRig(t *testing.T, start time.Time, edit func(*config.Config), phones fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.disp = disp
+	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance,
+		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
+			return conn.Client(), id == conn.AsteriskID()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store, r.conn, r.control, r.pool, r.disp, r.janitor = store, conn, control, pool, disp, janitor
 	var wg sync.WaitGroup
-	stopDrive := make(chan struct{})
 	wg.Add(4)
-	go func() { defer wg.Done(); _ = r.conn.Run(ctx, r.pool, control) }()
-	go func() { defer wg.Done(); _ = r.pool.Run(ctx, rigPBXs{r}) }()
+	go func() { defer wg.Done(); _ = conn.Run(ctx, pool, ari.Handlers{control, janitor}) }()
+	go func() { defer wg.Done(); _ = pool.Run(ctx, pbxs) }()
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
-	go func() { defer wg.Done(); aritest.Drive(r.clk, 50*time.Millisecond, stopDrive, time.Minute) }()
-	t.Cleanup(func() { cancel(); close(stopDrive); wg.Wait() })
-	r.waitFor("the agents to be known", func() bool { return len(r.pool.Free()) > 0 || r.countState(AgentOffline) < len(cfg.Agents) })
-	return r
+	go func() { defer wg.Done(); _ = janitor.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	r.crash = func() {
+		// No REST request, no socket and no Redis write of this daemon gets through from
+		// here on: what it leaves on the PBX and in Redis stays as it was.
+		dead.Store(true)
+		_ = rdb.Close()
+		r.pbx.DropWebSockets()
+		stop()
+	}
+	r.waitFor("the agents to be known", func() bool { return len(pool.Free()) > 0 || r.countState(AgentOffline) < len(cfg.Agents) })
+}
+
+// mortal is an HTTP transport that fails every request once its daemon died.
+type mortal struct {
+	dead *atomic.Bool
+	next http.RoundTripper
+}
+
+func (m mortal) RoundTrip(req *http.Request) (*http.Response, error) {
+	if m.dead.Load() {
+		return nil, errors.New("this daemon was killed")
+	}
+	return m.next.RoundTrip(req)
 }
 
 func (r *rig) countState(state string) int { return r.pool.Count()[state] }
