@@ -112,6 +112,7 @@ type Conn struct {
 	up          bool
 	sessions    uint64 // counts sessions, so a late frame of an old socket cannot act on a new one
 	replacedApp string // an app another client took over in this session ("": none)
+	takenOver   chan struct{} // replaced tells the session, which then ends after a while
 	asteriskID  string
 	lastStartup time.Time
 	lastErr     error // why the last attempt failed or the last connection dropped; nil while up
@@ -179,7 +180,7 @@ func NewConn(opts Options) (*Conn, error) {
 	return &Conn{
 		opts: opts, client: client, clk: opts.Clock, rnd: opts.Rand, backoff: opts.Backoff,
 		log:    opts.Logger.With(zap.String("asterisk", opts.Name), zap.String("ari_url", client.BaseURL())),
-		events: ev.String(),
+		events: ev.String(), takenOver: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -289,6 +290,10 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 	c.sessions++
 	sid := c.sessions
 	c.mu.Unlock()
+	select {
+	case <-c.takenOver: // a takeover of the last session; this one starts afresh
+	default:
+	}
 
 	type socket struct {
 		app  string
@@ -333,6 +338,18 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 		return true, err
 	case <-ctx.Done():
 		return true, ctx.Err()
+	case <-c.takenOver:
+	}
+	// Another client holds one of our apps. Take it back only after the longest reconnect
+	// delay: a stray tool gets its turn and is then replaced, and two misconfigured daemons
+	// trade the app every Backoff.Max instead of fighting in a tight loop.
+	select {
+	case err = <-errc:
+		return true, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	case <-c.clk.After(c.backoff.Max):
+		return true, fmt.Errorf("ari: %s: %w", c.opts.Name, ErrApplicationReplaced)
 	}
 }
 

@@ -961,14 +961,17 @@ func TestConnectionSeriesExistBeforeTheFirstConnect(t *testing.T) {
 	}
 }
 
-// A second client registering our apps (a second daemon with the same names) gets Asterisk's
-// events from then on: the first connection counts as down — its agents are not rung — and
-// says why, naming the app, while its socket stays open (reconnecting would start a fight).
+// A second client registering our apps (a second daemon with the same names, a stray tool)
+// gets Asterisk's events from then on: the first connection counts as down at once — its
+// agents are not rung — and says why, naming the app. After the longest reconnect delay, and
+// not before, it takes the app back (the other client then gets ApplicationReplaced), so a
+// stray tool does not leave it deaf for good and two daemons do not fight in a loop.
 func TestAnApplicationTakenOverByAnotherClientMakesTheConnectionDownAndSaysWhy(t *testing.T) {
 	srv := newQuietFake(t, "fe:ed:00:00:00:01")
 	var mu sync.Mutex
 	var states []bool
-	first := newConn(t, srv.URL()+"/ari", clock.NewFake(epoch), func(o *ari.Options) {
+	clk := clock.NewFake(epoch)
+	first := newConn(t, srv.URL()+"/ari", clk, func(o *ari.Options) {
 		o.OnState = func(_ string, up bool) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -988,8 +991,18 @@ func TestAnApplicationTakenOverByAnotherClientMakesTheConnectionDownAndSaysWhy(t
 		t.Errorf("health = %q; want it to name the app taken over", h)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(states) < 2 || states[0] != true || states[len(states)-1] != false {
 		t.Errorf("OnState calls %v; want up, then down", states)
+	}
+	mu.Unlock()
+	clk.Advance(ari.DefaultBackoff.Max - time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	if first.Connected() {
+		t.Fatal("the first connection took the app back before the longest reconnect delay")
+	}
+	reconnect(t, clk, "the first connection to take its apps back", first.Connected)
+	waitUntil(t, "the second connection to count as down", func() bool { return !second.Connected() })
+	if h := first.Health(); h != "" {
+		t.Errorf("health after taking the apps back = %q; want none", h)
 	}
 }

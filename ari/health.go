@@ -25,8 +25,8 @@ func (c *Conn) Health() string {
 	c.mu.Unlock()
 	if app != "" {
 		return "application " + app + " was taken over by another ARI client (ApplicationReplaced): " +
-			"no callback is started through this Asterisk until callbackd reconnects; give every daemon " +
-			"its own monitor_app and control_app"
+			"no callback is started through this Asterisk until callbackd takes it back, after the longest " +
+			"reconnect delay; give every daemon its own monitor_app and control_app"
 	}
 	if c.Connected() {
 		return ""
@@ -40,9 +40,8 @@ func (c *Conn) Health() string {
 
 // replaced handles ApplicationReplaced: another client (a second daemon with the same app
 // names, a stray ARI tool) registered one of our apps, so Asterisk sends its events there and
-// none here. The socket stays open — reconnecting would take the app back and start a fight
-// between two misconfigured processes — but the connection counts as down, so its agents are
-// not rung and /readyz names the app, until the next session resyncs.
+// none here. The connection counts as down at once, so its agents are not rung and /readyz
+// names the app; the session ends after Backoff.Max and the next one takes the app back.
 func (c *Conn) replaced(session uint64, app string) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
@@ -55,8 +54,12 @@ func (c *Conn) replaced(session uint64, app string) {
 	wasUp := c.up
 	c.up = false
 	c.mu.Unlock()
-	c.log.Error("another ARI client took over an application; no callback is started through this Asterisk until callbackd reconnects",
-		zap.String("app", app))
+	c.log.Error("another ARI client took over an application; no callback is started through this Asterisk until callbackd takes it back",
+		zap.String("app", app), zap.Duration("retry_in", c.backoff.Max))
+	select {
+	case c.takenOver <- struct{}{}:
+	default:
+	}
 	if !wasUp {
 		return
 	}

@@ -7,6 +7,10 @@ import (
 	"sync/atomic"
 )
 
+// ErrApplicationReplaced ends a session whose app another client took over, once the session
+// has waited its turn (see Conn.replaced).
+var ErrApplicationReplaced = errors.New("ari: another client took over an application")
+
 // ErrBacklogFull ends a session whose events pile up faster than they are handled: past
 // Options.MaxBacklogEvents or MaxBacklogBytes the socket is closed, what was still queued is
 // dropped, and the resync after the reconnect tells the handlers where things stand.
