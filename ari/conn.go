@@ -110,8 +110,8 @@ type Conn struct {
 	mu          sync.Mutex
 	running     bool
 	up          bool
-	sessions    uint64 // counts sessions, so a late frame of an old socket cannot act on a new one
-	replacedApp string // an app another client took over in this session ("": none)
+	sessions    uint64        // counts sessions, so a late frame of an old socket cannot act on a new one
+	replacedApp string        // an app another client took over in this session ("": none)
 	takenOver   chan struct{} // replaced tells the session, which then ends after a while
 	asteriskID  string
 	lastStartup time.Time
