@@ -40,12 +40,12 @@ func (f forecastMetrics) describe(ch chan<- *prometheus.Desc) {
 }
 
 // collectForecast reports the at-risk count, the predicted slack and the quotes of a queue.
-func (c *StateCollector) collectForecast(ctx context.Context, ch chan<- prometheus.Metric, q string, now time.Time) {
+func (c *StateCollector) collectForecast(ctx context.Context, ch chan<- prometheus.Metric, q string, now time.Time) error {
 	in, err := c.forecaster.Input(ctx, q, now)
 	if err != nil {
 		c.errors.Inc()
 		c.log.Warn("metrics: reading the schedule failed", zap.String("queue", q), zap.Error(err))
-		return
+		return err
 	}
 	preds := Forecast(in)
 	ch <- prometheus.MustNewConstMetric(c.fm.risk, prometheus.GaugeValue, float64(CountAtRisk(preds)), q)
@@ -76,6 +76,7 @@ func (c *StateCollector) collectForecast(ctx context.Context, ch chan<- promethe
 			ch <- prometheus.MustNewConstMetric(c.fm.quote, prometheus.GaugeValue, t.Sub(now).Seconds(), q, string(r))
 		}
 	}
+	return nil
 }
 
 func (m *Metrics) atRiskFromStart(queueName string, reason queue.Reason) {

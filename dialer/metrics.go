@@ -234,7 +234,9 @@ func (c *StateCollector) Collect(ch chan<- prometheus.Metric) {
 		if c.pool != nil {
 			now = c.pool.clk.Now()
 		}
-		c.collectForecast(ctx, ch, q, now)
+		if err := c.collectForecast(ctx, ch, q, now); storeDown(err) {
+			cancel()
+		}
 	}
 	if c.pool != nil {
 		counts := c.pool.Count()
