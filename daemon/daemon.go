@@ -32,6 +32,7 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/callbackd/callbackd/web"
 )
 
 // Options is what a daemon is built from. Config and Redis are required.
@@ -180,8 +181,14 @@ func New(o Options) (*Daemon, error) {
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
-	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
-		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log})
+	page, err := web.New(web.Options{Promises: d.store, Forecast: forecaster, Agents: d.pool, Events: d.store,
+		Authorize: pageAccess(cfg.HTTP.Token.Reveal()), Mask: phone.Mask, KeptWindow: policy.KeptRatioWindow,
+		Clock: clk, Logger: log.Named("web")})
+	if err != nil {
+		return nil, err
+	}
+	d.handler = withPage(api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
+		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log}), page)
 	listen := cfg.HTTP.Listen
 	if o.Listen != "" {
 		listen = o.Listen

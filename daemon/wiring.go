@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +15,7 @@ import (
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/callbackd/callbackd/web"
 )
 
 // This file turns a validated Config into the daemon's parts; the subcommands that need one
@@ -115,4 +118,32 @@ func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, on
 	}
 	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention),
 		Queues: names, MaxOpenAge: ages, OnQuarantine: onQuarantine})
+}
+
+// withPage serves the supervisor page at / and under /ui/, and the API everywhere else. The
+// page authenticates with a cookie of its own (a browser's EventSource cannot send a bearer
+// header), so it sits beside the API's token check, not behind it.
+func withPage(apiHandler, page http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", page)
+	mux.Handle("/ui/", page)
+	mux.Handle("/", apiHandler)
+	return mux
+}
+
+// pageAccess is what a token may do on the supervisor page: with the single http.token,
+// everything (read, cancel, see numbers), as on the API; with no token configured, everyone
+// may, as on the API (the listener is then loopback only).
+func pageAccess(token string) web.Authorize {
+	all := web.Access{Name: "http.token", Read: true, Write: true, Numbers: true}
+	return func(got string) (web.Access, bool) {
+		if token == "" {
+			all.Name = "a local supervisor (no http.token)"
+			return all, true
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return web.Access{}, false
+		}
+		return all, true
+	}
 }

@@ -1,0 +1,80 @@
+// The supervisor page's only script: follow the promise event stream, say each event in the
+// status line, and fetch the board again (rendered by the server) after a burst of events.
+// Without it the page still works: it is plain HTML and forms.
+"use strict";
+(function () {
+  var main = document.getElementById("main");
+  var board = document.getElementById("board");
+  var said = document.getElementById("said");
+  var link = document.getElementById("link");
+  if (!main || !board) {
+    return;
+  }
+  var timer = null;
+
+  function refresh() {
+    timer = null;
+    fetch("/ui/board", { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) {
+          window.location.reload();
+        }
+        if (!r.ok) {
+          throw new Error("board " + r.status);
+        }
+        return r.text();
+      })
+      .then(function (html) {
+        // Swapping the board must not lose the keyboard's place: focus goes back to the
+        // element of the same id when it is still there.
+        var focused = document.activeElement ? document.activeElement.id : "";
+        board.innerHTML = html;
+        if (focused) {
+          var el = document.getElementById(focused);
+          if (el) {
+            el.focus();
+          }
+        }
+        main.setAttribute("data-refreshed", String(Number(main.getAttribute("data-refreshed") || "0") + 1));
+      })
+      .catch(function () { /* the next event or tick tries again */ });
+  }
+
+  function soon() {
+    if (timer === null) {
+      timer = window.setTimeout(refresh, 200);
+    }
+  }
+
+  function say(e) {
+    var what = e.type.replace(/_/g, " ");
+    said.textContent = "Promise to " + e.number + " in " + e.queue + ": " + what + (e.agent ? " (" + e.agent + ")" : "") + ".";
+  }
+
+  function setLink(state, text) {
+    link.setAttribute("data-state", state);
+    link.textContent = text;
+  }
+
+  if (window.EventSource) {
+    var from = main.getAttribute("data-from") || "";
+    var stream = new EventSource("/ui/events" + (from ? "?from=" + encodeURIComponent(from) : ""));
+    stream.addEventListener("open", function () { setLink("on", "live"); });
+    stream.addEventListener("error", function () { setLink("off", "reconnecting…"); });
+    stream.addEventListener("promise", function (m) {
+      try {
+        say(JSON.parse(m.data));
+      } catch (err) { /* a malformed event still means something changed */ }
+      soon();
+    });
+  }
+  // The time left changes with nothing happening, and a page without a stream still updates.
+  window.setInterval(refresh, 30000);
+
+  board.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.classList.contains("cancel") && !window.confirm(form.getAttribute("data-confirm"))) {
+      ev.preventDefault();
+    }
+  });
+})();
