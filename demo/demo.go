@@ -2,6 +2,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +85,15 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	defer pbx.Close()
 	phones(pbx)
 	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
+	// Served, the demo is watched in a browser: the supervisor page wants a token, and one made
+	// up for this run keeps others on the machine out of it.
+	var token string
+	if set.Serve {
+		if token, err = newToken(); err != nil {
+			return err
+		}
+		cfg.HTTP.Token = config.Secret(token)
+	}
 
 	rdb, where, closeRedis, err := redisFor(set.RedisAddr, cfg)
 	if err != nil {
@@ -130,6 +141,9 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "callbackd demo: a fake Asterisk at %s, Redis %s, time running %dx", pbx.URL(), where, set.Speed)
 	if addr := d.HTTPAddr(); addr != "" {
 		fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)
+		if token != "" {
+			fmt.Fprintf(stdout, "\nThe supervisor page: http://%s/?token=%s (token %s, also the API's bearer token)", addr, token, token)
+		}
 	}
 	fmt.Fprint(stdout, "\n\n")
 
@@ -186,12 +200,21 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	if set.Serve {
 		fmt.Fprintf(stdout, "\nStill running (--serve): the fake Asterisk is at %s (user %s)", pbx.URL(), cfg.Asterisk[0].Username)
 		if addr := d.HTTPAddr(); addr != "" {
-			fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)
+			fmt.Fprintf(stdout, ", metrics at http://%s/metrics, the supervisor page at http://%s/?token=%s", addr, addr, token)
 		}
 		fmt.Fprintln(stdout, ". Ctrl-C stops.")
 		<-ctx.Done()
 	}
 	return stop()
+}
+
+// newToken is a token for one served demo.
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making the demo's token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // redisFor returns the demo's Redis: the one at addr, or an embedded one.

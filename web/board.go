@@ -67,7 +67,7 @@ var openStates = []queue.State{queue.StatePending, queue.StateDialing, queue.Sta
 // Problems and left out; the others are still shown.
 func (h *Handler) read(ctx context.Context, s session) board {
 	now := h.o.Clock.Now()
-	b := board{Now: now, Who: s.Name, CanCancel: s.Write, Form: h.formToken(s), Window: words(h.o.KeptWindow)}
+	b := board{Now: now, Who: s.Name, CanCancel: s.Write, Form: h.formToken(s), Window: windowWords(h.o.KeptWindow)}
 	mask := h.o.Mask
 	if s.Numbers {
 		mask = func(n string) string { return n }
@@ -132,7 +132,7 @@ func promiseFor(j queue.Job, preds map[string]dialer.Prediction, now time.Time, 
 		r.Left, r.Overdue = "overdue by "+words(-left), true
 	}
 	if j.State != queue.StatePending {
-		r.Agent = agentOf(j.Lease.Worker)
+		r.Agent, r.Slack = agentOf(j.Lease.Worker), "being called back"
 		return r
 	}
 	p, ok := preds[j.ID]
@@ -164,6 +164,20 @@ func words(d time.Duration) string {
 		return fmt.Sprintf("%dm %02ds", m, s)
 	default:
 		return fmt.Sprintf("%ds", s)
+	}
+}
+
+// windowWords says the kept ratio's window: "24 hours", "90 minutes".
+func windowWords(d time.Duration) string {
+	switch {
+	case d == time.Hour:
+		return "hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	default:
+		return words(d)
 	}
 }
 

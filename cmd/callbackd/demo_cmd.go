@@ -15,7 +15,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	redisAddr := fs.String("redis", "", "use the Redis at `host:port` instead of an embedded one (keys under callbackd-demo)")
 	speed := fs.Int("speed", 30, "simulated seconds per wall-clock second")
-	serve := fs.Bool("serve", false, "keep the fake PBX and the daemon running after the scripted calls, until Ctrl-C")
+	serve := fs.Bool("serve", false, "keep the fake PBX and the daemon running after the scripted calls, until Ctrl-C, with the supervisor page (its address and a token are printed)")
 	listen := fs.String("listen", "127.0.0.1:0", "serve /metrics, /healthz and /readyz on `host:port` while the demo runs (\"-\": not at all)")
 	verbose := fs.Bool("v", false, "also print the daemon's own log (console format) on stderr")
 	fs.Usage = func() {

@@ -1,0 +1,221 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/daemon"
+	"github.com/callbackd/callbackd/daemon/daemontest"
+	"github.com/callbackd/callbackd/demo"
+	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/queue"
+)
+
+// screenshotEnv names a directory the browser test saves its screenshots in when set.
+const screenshotEnv = "CALLBACKD_SUPERVISOR_SCREENSHOTS"
+
+// browserStep bounds one wait in the browser. It is shorter than the page's half-minute
+// refresh, so a row that appears within it was brought by the event stream; it only guards
+// against a hang otherwise.
+const browserStep = 20 * time.Second
+
+// The supervisor page in a real headless Chromium, against a real daemon (daemon.New) on
+// the fake Asterisk and a real redis-server: a promise made by a customer's voicemail
+// appears, is seen taken by the agent who calls back, and a second one is cancelled with
+// its button.
+func TestTheSupervisorPageInABrowser(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (Debian: apt-get install -y chromium); the supervisor page's browser test needs it")
+	}
+	const token = "supervisor-secret"
+	pbx, clk := daemontest.StartPBX(t)
+	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Asterisk[0].URL = config.SecretURL(pbx.URL() + "/ari")
+	cfg.HTTP.Token = config.Secret(token)
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(srv.Close)
+	run, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(run) }()
+	t.Cleanup(func() { stop(); <-ran })
+
+	ctx := startBrowser(t, chromium)
+	// The cancel button asks first; the supervisor says yes.
+	dialogs := chromedp.Events(ctx, cdppage.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+
+	do(t, ctx, "signing in with the token in the address",
+		chromedp.Navigate(srv.URL+"/?token="+token), chromedp.WaitVisible(css(`#link[data-state="on"]`)))
+	if location := read(t, ctx, chromedp.Location()); location != srv.URL+"/" {
+		t.Errorf("after signing in the address is %s; want %s/ (without the token)", location, srv.URL)
+	}
+
+	// Ria, the reception's agent, has no phone yet: the promise waits, at risk.
+	const first, second = "+31201234561", "+31201234562"
+	pbx.SetEndpoint("PJSIP/"+first+"@provider", aritest.Behavior{Answer: true, AnswerAfter: time.Second, HangupAfter: time.Hour})
+	leavesVoicemail(pbx, first)
+	a := waitPromise(t, d.Store(), first, queue.StatePending)
+	row := fmt.Sprintf(`tr[data-promise=%q]`, a.ID)
+	do(t, ctx, "the promise to appear on the page", chromedp.WaitVisible(css(row+`.at-risk[data-state="pending"]`)))
+	if said := read(t, ctx, chromedp.Text(css(`#said`))); !strings.Contains(said, "made") {
+		t.Errorf("the status line says %q; want it to announce the promise made", said)
+	}
+
+	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second)) // Ria arrives and answers
+	do(t, ctx, "the page to show Ria calling the customer back",
+		chromedp.WaitVisible(css(row+`[data-state="connected"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#agent-ria .state").textContent.includes("calling")`))
+	if state := read(t, ctx, chromedp.Text(css(row+` .state`))); !strings.Contains(state, "ria") {
+		t.Errorf("the promise's state reads %q; want it to name ria", state)
+	}
+
+	// A second customer while Ria is on the phone: it waits, and the supervisor cancels it.
+	leavesVoicemail(pbx, second)
+	b := waitPromise(t, d.Store(), second, queue.StatePending)
+	brow := fmt.Sprintf(`tr[data-promise=%q]`, b.ID)
+	do(t, ctx, "the second promise to appear", chromedp.WaitVisible(css(brow)))
+	screenshots(t, ctx)
+	do(t, ctx, "cancelling the second promise with its button",
+		chromedp.Click(css(`#cancel-reception-`+b.ID)),
+		chromedp.WaitVisible(css(`.notice`)),
+		chromedp.WaitNotPresent(css(brow)))
+	if notice, want := read(t, ctx, chromedp.Text(css(`.notice`))), "Promise reception/"+b.ID+" cancelled."; notice != want {
+		t.Errorf("the notice reads %q; want %q", notice, want)
+	}
+	got, err := d.Store().Get(context.Background(), b.Ref())
+	if err != nil || got.State != queue.StateCancelled || !historyHas(got, "cancelled by http.token on the supervisor page") {
+		t.Errorf("the cancelled promise in Redis: %s %v %+v; want cancelled by http.token on the supervisor page", got.State, err, got.History)
+	}
+	if got, err := d.Store().Get(context.Background(), a.Ref()); err != nil || got.State != queue.StateConnected {
+		t.Errorf("the first promise: %s %v; want it still connected, untouched by the cancel", got.State, err)
+	}
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// startBrowser starts a headless Chromium that reaches nothing but the test's servers, closed
+// when t ends.
+func startBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
+		chromedp.NoSandbox, // as root, Chromium starts only without its sandbox
+		chromedp.Headless, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// do runs steps in the browser, failing the test with what was awaited and the page.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if _, err := withinStep(ctx, chromedp.Steps(steps...)); err != nil {
+		t.Fatalf("%s: %v\npage:\n%s", what, err, pageHTML(ctx))
+	}
+}
+
+// read runs one action that reads the page.
+func read[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := withinStep(ctx, a)
+	if err != nil {
+		t.Fatalf("reading the page: %v\npage:\n%s", err, pageHTML(ctx))
+	}
+	return v
+}
+
+func withinStep[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
+	c, cancel := context.WithTimeout(ctx, browserStep)
+	defer cancel()
+	return chromedp.Run(c, a)
+}
+
+func pageHTML(ctx context.Context) string {
+	html, _ := withinStep(ctx, chromedp.OuterHTML(css("body")))
+	return html
+}
+
+// screenshots saves the page as a desk and as a phone shows it, when screenshotEnv is set.
+func screenshots(t *testing.T, ctx context.Context) {
+	t.Helper()
+	dir := os.Getenv(screenshotEnv)
+	if dir == "" {
+		return
+	}
+	for _, s := range []struct {
+		file          string
+		width, height int64
+		mobile        bool
+	}{{"supervisor.png", 1280, 1000, false}, {"supervisor-phone.png", 390, 844, true}} {
+		emulate := chromedp.EmulateViewport(s.width, s.height)
+		if s.mobile {
+			emulate = chromedp.EmulateViewport(s.width, s.height, chromedp.EmulateMobile)
+		}
+		do(t, ctx, "sizing the window for "+s.file, emulate)
+		png := read(t, ctx, chromedp.FullScreenshot(100))
+		if err := os.WriteFile(filepath.Join(dir, s.file), png, 0o644); err != nil {
+			t.Errorf("saving the screenshot: %v", err)
+		}
+	}
+	do(t, ctx, "back to the desk's window", chromedp.EmulateViewport(1280, 1000))
+}
+
+// leavesVoicemail is a customer calling the main number and leaving a message in a mailbox
+// that is nobody's extension: a promise of the reception queue.
+func leavesVoicemail(pbx *aritest.Server, from string) {
+	pbx.Inbound(aritest.InboundCall{From: from, To: "+31205550100", Steps: []aritest.Step{
+		aritest.VoiceMail("2001@default", time.Second),
+	}})
+}
+
+// waitPromise waits for number's promise in the reception queue to be in state.
+func waitPromise(t *testing.T, store *queue.Store, number string, state queue.State) queue.Job {
+	t.Helper()
+	var found queue.Job
+	daemontest.WaitUntil(t, "the promise to "+number+" to be "+string(state), func() bool {
+		jobs, _ := store.List(context.Background(), "reception", queue.ListOptions{States: []queue.State{state}})
+		for _, j := range jobs {
+			if j.Number == number {
+				found = j
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
