@@ -199,6 +199,12 @@ func TestATokenGuardsEverythingButHealthz(t *testing.T) {
 		{"/metrics", "wrong", 401},
 		{"/metrics", "s3cret", 200},
 		{"/agents", "", 401},
+		// The supervisor page signs in with a cookie of its own: its login form is open, the
+		// rest needs the cookie, a bearer header is not one, and the API keeps the other paths.
+		{"/", "", 200},
+		{"/ui/board", "", 401},
+		{"/ui/board", "s3cret", 401},
+		{"/no/such/path", "", 401},
 	} {
 		if code, _ := get(t, h, "GET", tc.path, tc.token); code != tc.code {
 			t.Errorf("GET %s with token %q = %d, want %d", tc.path, tc.token, code, tc.code)

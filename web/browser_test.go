@@ -86,8 +86,10 @@ func TestTheSupervisorPageInABrowser(t *testing.T) {
 	a := waitPromise(t, d.Store(), first, queue.StatePending)
 	row := fmt.Sprintf(`tr[data-promise=%q]`, a.ID)
 	do(t, ctx, "the promise to appear on the page", chromedp.WaitVisible(css(row+`.at-risk[data-state="pending"]`)))
-	if said := read(t, ctx, chromedp.Text(css(`#said`))); !strings.Contains(said, "made") {
-		t.Errorf("the status line says %q; want it to announce the promise made", said)
+	screenshot(t, ctx, "supervisor-at-risk.png", 1280, 1000, false)
+	// The status line (aria-live) says the latest event: made, or at risk just after.
+	if said := read(t, ctx, chromedp.Text(css(`#said`))); !strings.Contains(said, "Promise to "+first+" in reception: ") {
+		t.Errorf("the status line says %q; want it to announce an event of the promise to %s", said, first)
 	}
 
 	pbx.SetEndpoint("PJSIP/1001", aritest.Answers(time.Second)) // Ria arrives and answers
@@ -170,29 +172,31 @@ func pageHTML(ctx context.Context) string {
 	return html
 }
 
-// screenshots saves the page as a desk and as a phone shows it, when screenshotEnv is set.
+// screenshots saves the page as a desk and as a phone show it.
 func screenshots(t *testing.T, ctx context.Context) {
+	t.Helper()
+	screenshot(t, ctx, "supervisor.png", 1280, 1000, false)
+	screenshot(t, ctx, "supervisor-phone.png", 390, 844, true)
+	do(t, ctx, "back to the desk's window", chromedp.EmulateViewport(1280, 1000))
+}
+
+// screenshot saves the whole page in a window of width×height as file, when screenshotEnv
+// names a directory.
+func screenshot(t *testing.T, ctx context.Context, file string, width, height int64, phone bool) {
 	t.Helper()
 	dir := os.Getenv(screenshotEnv)
 	if dir == "" {
 		return
 	}
-	for _, s := range []struct {
-		file          string
-		width, height int64
-		mobile        bool
-	}{{"supervisor.png", 1280, 1000, false}, {"supervisor-phone.png", 390, 844, true}} {
-		emulate := chromedp.EmulateViewport(s.width, s.height)
-		if s.mobile {
-			emulate = chromedp.EmulateViewport(s.width, s.height, chromedp.EmulateMobile)
-		}
-		do(t, ctx, "sizing the window for "+s.file, emulate)
-		png := read(t, ctx, chromedp.FullScreenshot(100))
-		if err := os.WriteFile(filepath.Join(dir, s.file), png, 0o644); err != nil {
-			t.Errorf("saving the screenshot: %v", err)
-		}
+	emulate := chromedp.EmulateViewport(width, height)
+	if phone {
+		emulate = chromedp.EmulateViewport(width, height, chromedp.EmulateMobile)
 	}
-	do(t, ctx, "back to the desk's window", chromedp.EmulateViewport(1280, 1000))
+	do(t, ctx, "sizing the window for "+file, emulate)
+	png := read(t, ctx, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
+		t.Errorf("saving the screenshot: %v", err)
+	}
 }
 
 // leavesVoicemail is a customer calling the main number and leaving a message in a mailbox

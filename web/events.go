@@ -87,9 +87,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			// The browser reconnects with the last id it got, and nothing is lost.
 			h.o.Logger.Warn("supervisor page: reading the event stream failed", zap.Error(err))
-			return
+			if next.String() == cur.String() {
+				// Nothing was read: the browser reconnects with the last id it got, and
+				// nothing is lost. Otherwise only unreadable entries were skipped.
+				return
+			}
 		}
 		if len(evs) == 0 {
 			out.WriteString(": nothing new\n\n")

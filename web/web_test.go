@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -348,5 +349,88 @@ func TestThePageFetchesNothingFromElsewhere(t *testing.T) {
 		if code, _, _ := p.get(t, p.browser(t), path); http.StatusText(code) != want {
 			t.Errorf("GET %s without signing in: %d; want %s", path, code, want)
 		}
+	}
+}
+
+// sseEvent is one event of the page's stream.
+type sseEvent struct{ id, name, data string }
+
+// stream opens the page's event stream for c, with lastID as Last-Event-ID unless "", and
+// returns its events as they come.
+func (p *page) stream(t *testing.T, c *http.Client, lastID string) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.srv.URL+"/ui/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /ui/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan sseEvent, 16)
+	go func() {
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		var e sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if e.name != "" {
+					out <- e
+				}
+				e = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				e.id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				e.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				e.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return out
+}
+
+func next(t *testing.T, events <-chan sseEvent) sseEvent {
+	t.Helper()
+	select {
+	case e, ok := <-events:
+		if !ok {
+			t.Fatal("the event stream ended")
+		}
+		return e
+	case <-time.After(20 * time.Second): // only a guard against a hang
+		t.Fatal("no event came")
+	}
+	return sseEvent{}
+}
+
+func TestTheEventStreamRelaysPromiseEventsResumably(t *testing.T) {
+	p := newPage(t)
+	reader := p.signedIn(t, "reader-token")
+	events := p.stream(t, reader, "")
+	first := p.promise(t, "support", "+31201234601", time.Hour)
+	made := next(t, events)
+	if made.name != "promise" || !strings.Contains(made.data, `"type":"made"`) || !strings.Contains(made.data, first.ID) {
+		t.Fatalf("first event %+v; want promise %s made", made, first.ID)
+	}
+	if strings.Contains(made.data, first.Number) || !strings.Contains(made.data, phone.Mask(first.Number)) {
+		t.Errorf("a reader's event %s does not mask the number", made.data)
+	}
+
+	// A browser that reconnects with the id it last got misses nothing and gets nothing twice.
+	second := p.promise(t, "reception", "+31201234602", time.Hour)
+	resumed := next(t, p.stream(t, p.signedIn(t, "pii-token"), made.id))
+	if !strings.Contains(resumed.data, second.ID) || !strings.Contains(resumed.data, second.Number) {
+		t.Errorf("resumed after %s: %+v; want promise %s made, its number shown to a pii token", made.id, resumed, second.ID)
 	}
 }
