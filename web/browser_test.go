@@ -2,15 +2,18 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
@@ -106,6 +109,19 @@ func TestTheSupervisorPageInABrowser(t *testing.T) {
 	brow := fmt.Sprintf(`tr[data-promise=%q]`, b.ID)
 	do(t, ctx, "the second promise to appear", chromedp.WaitVisible(css(brow)))
 	screenshots(t, ctx)
+	for _, layout := range []struct {
+		name          string
+		width, height int64
+		phone         bool
+	}{{"a desk", 1280, 1000, false}, {"a phone", 390, 844, true}} {
+		emulate := chromedp.EmulateViewport(layout.width, layout.height)
+		if layout.phone {
+			emulate = chromedp.EmulateViewport(layout.width, layout.height, chromedp.EmulateMobile)
+		}
+		do(t, ctx, "sizing the window as "+layout.name, emulate)
+		screenReaderSees(t, ctx, layout.name, a, b)
+	}
+	do(t, ctx, "back to the desk's window", chromedp.EmulateViewport(1280, 1000))
 	do(t, ctx, "cancelling the second promise with its button",
 		chromedp.Click(css(`#cancel-reception-`+b.ID)),
 		chromedp.WaitVisible(css(`.notice`)),
@@ -123,6 +139,57 @@ func TestTheSupervisorPageInABrowser(t *testing.T) {
 }
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// screenReaderSees checks the page as Chromium's accessibility tree gives it to a screen
+// reader in one layout: every control has a name, the promises are a table whose rows are
+// headed by their number, and the cancel buttons say which promise they cancel.
+func screenReaderSees(t *testing.T, ctx context.Context, layout string, promises ...queue.Job) {
+	t.Helper()
+	res, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatalf("reading the accessibility tree: %v", err)
+	}
+	roles := map[string][]string{}
+	for _, n := range res.Nodes {
+		if n.Ignored {
+			continue
+		}
+		role, name := axString(n.Role), axString(n.Name)
+		roles[role] = append(roles[role], name)
+		switch role {
+		case "button", "textbox", "columnheader", "link":
+			if strings.TrimSpace(name) == "" {
+				t.Errorf("%s: a %s without an accessible name", layout, role)
+			}
+		}
+	}
+	if len(roles["table"]) < 3 {
+		t.Errorf("%s: %d tables in the accessibility tree; want the queues, promises and agents", layout, len(roles["table"]))
+	}
+	for _, j := range promises {
+		if !slices.ContainsFunc(roles["rowheader"], func(n string) bool { return strings.Contains(n, j.Number) }) {
+			t.Errorf("%s: no row headed by the number %s; row headers: %q", layout, j.Number, roles["rowheader"])
+		}
+		want := "Cancel the promise to " + j.Number + " in reception"
+		if !slices.Contains(roles["button"], want) {
+			t.Errorf("%s: no button named %q; buttons: %q", layout, want, roles["button"])
+		}
+	}
+	if len(roles["status"]) == 0 {
+		t.Errorf("%s: no status region announces what happens", layout)
+	}
+}
+
+func axString(v *accessibility.Value) string {
+	if v == nil {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(v.Value, &s); err != nil {
+		return string(v.Value)
+	}
+	return s
+}
 
 // startBrowser starts a headless Chromium that reaches nothing but the test's servers, closed
 // when t ends.

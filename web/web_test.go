@@ -434,3 +434,45 @@ func TestTheEventStreamRelaysPromiseEventsResumably(t *testing.T) {
 		t.Errorf("resumed after %s: %+v; want promise %s made, its number shown to a pii token", made.id, resumed, second.ID)
 	}
 }
+
+// The queue table counts what finished in the window: a promise kept and one that ran out of
+// attempts make half kept; a claimed one shows who calls it.
+func TestTheQueueTableShowsTheKeptRatioAndWhoCalls(t *testing.T) {
+	p := newPage(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		number  string
+		outcome queue.State
+	}{{"+31201234611", queue.StateKept}, {"+31201234612", queue.StateUnreachable}, {"+31201234613", ""}} {
+		p.promise(t, "support", tc.number, time.Hour)
+		j, err := p.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "daemon-1/bob", Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.outcome == "" {
+			continue // left dialing
+		}
+		if _, err := p.store.MarkDialled(ctx, j.Ref(), j.Lease.Token); err != nil {
+			t.Fatal(err)
+		}
+		if tc.outcome == queue.StateKept {
+			if _, err := p.store.MarkConnected(ctx, j.Ref(), j.Lease.Token, p.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := p.store.Complete(ctx, j.Ref(), j.Lease.Token, tc.outcome, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, body := p.get(t, p.signedIn(t, "reader-token"), "/ui/board")
+	for _, want := range []string{
+		`<td data-label="Kept">50 % of 2 finished</td>`,
+		`promises kept over the last hour`,
+		`class="state">dialing (bob)</td>`,
+		`being called back`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("board lacks %s:\n%s", want, body)
+		}
+	}
+}
