@@ -45,7 +45,7 @@ type page struct {
 	clk   *clock.Fake
 }
 
-func newPage(t *testing.T) *page {
+func newPage(t testing.TB) *page {
 	t.Helper()
 	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -72,7 +72,7 @@ func newPage(t *testing.T) *page {
 	return &page{srv: srv, store: store, clk: clk}
 }
 
-func (p *page) promise(t *testing.T, queueName, number string, deadline time.Duration) queue.Job {
+func (p *page) promise(t testing.TB, queueName, number string, deadline time.Duration) queue.Job {
 	t.Helper()
 	now := p.clk.Now()
 	j, _, err := p.store.Enqueue(context.Background(), queue.Request{Queue: queueName, Number: number,
@@ -85,7 +85,7 @@ func (p *page) promise(t *testing.T, queueName, number string, deadline time.Dur
 
 // browser is a client that keeps cookies and does not follow redirects, so a test sees each
 // answer.
-func (p *page) browser(t *testing.T) *http.Client {
+func (p *page) browser(t testing.TB) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -95,7 +95,7 @@ func (p *page) browser(t *testing.T) *http.Client {
 }
 
 // signedIn is a browser signed in with token.
-func (p *page) signedIn(t *testing.T, token string) *http.Client {
+func (p *page) signedIn(t testing.TB, token string) *http.Client {
 	t.Helper()
 	c := p.browser(t)
 	if code, _, _ := p.get(t, c, "/?token="+url.QueryEscape(token)); code != http.StatusSeeOther {
@@ -104,7 +104,7 @@ func (p *page) signedIn(t *testing.T, token string) *http.Client {
 	return c
 }
 
-func (p *page) get(t *testing.T, c *http.Client, path string) (int, http.Header, string) {
+func (p *page) get(t testing.TB, c *http.Client, path string) (int, http.Header, string) {
 	t.Helper()
 	resp, err := c.Get(p.srv.URL + path)
 	if err != nil {

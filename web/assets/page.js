@@ -10,10 +10,15 @@
   if (!main || !board) {
     return;
   }
+  // A board costs the daemon a few Redis reads and a forecast per queue: during a burst of
+  // events it is fetched at most once a second.
+  var minGap = 1000;
   var timer = null;
+  var last = 0;
 
   function refresh() {
     timer = null;
+    last = Date.now();
     fetch("/ui/board", { credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) {
@@ -42,7 +47,7 @@
 
   function soon() {
     if (timer === null) {
-      timer = window.setTimeout(refresh, 200);
+      timer = window.setTimeout(refresh, Math.max(100, last + minGap - Date.now()));
     }
   }
 
