@@ -34,9 +34,11 @@ type board struct {
 }
 
 type queueRow struct {
-	Name   string
-	Open   int
-	AtRisk int
+	Name string
+	// Open counts the queue's open promises; Shown those of them on the page (the most urgent
+	// Options.Limit), less than Open in a long queue.
+	Open, Shown int64
+	AtRisk      int
 	// Kept is the kept ratio in words ("94 %"), "none finished" while nothing finished in
 	// the window; Finished counts those it is taken over.
 	Kept     string
@@ -91,7 +93,12 @@ func (h *Handler) read(ctx context.Context, s session) board {
 		for _, p := range preds {
 			byID[p.ID] = p
 		}
-		row := queueRow{Name: q, Open: len(jobs), AtRisk: dialer.CountAtRisk(preds), Kept: "none finished"}
+		row := queueRow{Name: q, Open: int64(len(jobs)), Shown: int64(len(jobs)), AtRisk: dialer.CountAtRisk(preds), Kept: "none finished"}
+		if st, err := h.o.Promises.Stats(ctx, q); err != nil {
+			b.problem(h, "the counts of queue "+q, err)
+		} else {
+			row.Open = max(row.Shown, st.Ready+st.Delayed+st.Leased)
+		}
 		if out, err := h.o.Promises.Outcomes(ctx, q, h.o.KeptWindow); err != nil {
 			b.problem(h, "the outcomes of queue "+q, err)
 			row.Kept = "unknown"

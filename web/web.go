@@ -29,6 +29,7 @@ import (
 type Promises interface {
 	Queues() []string
 	List(ctx context.Context, queueName string, o queue.ListOptions) ([]queue.Job, error)
+	Stats(ctx context.Context, queueName string) (queue.Stats, error)
 	Outcomes(ctx context.Context, queueName string, window time.Duration) (map[queue.State]int64, error)
 	Cancel(ctx context.Context, ref queue.Ref, detail string) (queue.Job, error)
 }

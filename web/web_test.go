@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -45,7 +46,10 @@ type page struct {
 	clk   *clock.Fake
 }
 
-func newPage(t testing.TB) *page {
+func newPage(t testing.TB) *page { return newPageShowing(t, 0) }
+
+// newPageShowing is newPage showing at most limit promises per queue (0: the default).
+func newPageShowing(t testing.TB, limit int) *page {
 	t.Helper()
 	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -63,7 +67,7 @@ func newPage(t testing.TB) *page {
 	policy := dialer.PolicyFrom(cfg)
 	pool := dialer.NewPool(policy.Agents, clk, nil)
 	h, err := web.New(web.Options{Promises: store, Forecast: dialer.NewForecaster(policy, store, pool, nil), Agents: pool,
-		Events: store, Authorize: authorize, Mask: phone.Mask, KeptWindow: time.Hour, Clock: clk})
+		Events: store, Authorize: authorize, Mask: phone.Mask, KeptWindow: time.Hour, Clock: clk, Limit: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,6 +477,25 @@ func TestTheQueueTableShowsTheKeptRatioAndWhoCalls(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("board lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// A long queue shows its most urgent promises, and says how many it has in all.
+func TestALongQueueSaysHowManyItHolds(t *testing.T) {
+	p := newPageShowing(t, 2)
+	var numbers []string
+	for i := range 3 {
+		j := p.promise(t, "support", fmt.Sprintf("+3120123462%d", i), time.Duration(i+1)*time.Hour)
+		numbers = append(numbers, j.Number)
+	}
+	_, _, body := p.get(t, p.signedIn(t, "pii-token"), "/ui/board")
+	if !strings.Contains(body, `<td data-label="Open">3 (the 2 most urgent shown)</td>`) {
+		t.Errorf("the support queue's row does not say 2 of 3 are shown:\n%s", body)
+	}
+	for i, n := range numbers {
+		if shown := strings.Contains(body, inHTML(n)); shown != (i < 2) {
+			t.Errorf("promise %d (deadline in %dh) shown %v; want only the two most urgent", i, i+1, shown)
 		}
 	}
 }
