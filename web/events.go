@@ -14,9 +14,10 @@ import (
 )
 
 // eventBlock is how long one read of the stream waits for an event. A read blocked in Redis
-// does not end when the browser goes away, so it is kept short; each empty one sends a
-// comment, which also finds a closed connection.
-const eventBlock = 5 * time.Second
+// does not end when the request's context does (the client library bounds it only by
+// deadlines), so it is kept short: a stream ends within it of the browser going away or the
+// daemon stopping. Each empty read sends a comment, which also finds a closed connection.
+const eventBlock = 2 * time.Second
 
 // pageEvent is one promise event as the page's script gets it.
 type pageEvent struct {
