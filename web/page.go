@@ -7,6 +7,9 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,14 +39,23 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := h.read(r.Context(), s)
-	// The notice of a cancel is made here from the promise's name, never taken as text from
-	// the address, so a link cannot put words of its own on the page.
-	if ref := r.URL.Query().Get("cancelled"); ref != "" {
+	// The notice of a cancel is made here, and shown only for what reads as a promise's name
+	// (a queue of the daemon, a promise id), so a link cannot put words of its own on the page.
+	if ref := r.URL.Query().Get("cancelled"); h.promiseName(ref) {
 		b.Notice = "Promise " + ref + " cancelled."
-	} else if ref := r.URL.Query().Get("finished"); ref != "" {
+	} else if ref := r.URL.Query().Get("finished"); h.promiseName(ref) {
 		b.Notice = "Promise " + ref + " had already finished; nothing changed."
 	}
 	h.render(w, http.StatusOK, "page.html", b)
+}
+
+// promiseIDRE is what a promise id looks like (a ULID).
+var promiseIDRE = regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`)
+
+// promiseName reports whether ref is "<queue>/<promise id>" of one of the daemon's queues.
+func (h *Handler) promiseName(ref string) bool {
+	q, id, ok := strings.Cut(ref, "/")
+	return ok && slices.Contains(h.o.Promises.Queues(), q) && promiseIDRE.MatchString(id)
 }
 
 // board serves the live part of the page alone; the page's script swaps it in on an event.

@@ -307,6 +307,9 @@ func TestCancellingAPromise(t *testing.T) {
 	if code != http.StatusSeeOther || !strings.Contains(page, "had already finished; nothing changed") {
 		t.Errorf("second cancel: %d, page without the notice that nothing changed", code)
 	}
+	if _, _, page := p.get(t, writer, "/?cancelled="+url.QueryEscape("support/call +31 20 555 0199 now")); strings.Contains(page, "555") {
+		t.Errorf("the page shows a notice made up in its address:\n%s", page)
+	}
 	for _, path := range []string{"/ui/promises/support/01KB0000000000000000000000/cancel",
 		"/ui/promises/support/not-an-id/cancel", "/ui/promises/nosuchqueue/" + j.ID + "/cancel"} {
 		if code, _, body := p.post(t, writer, path, url.Values{"csrf": {writerForm}}, ""); code != http.StatusNotFound {
