@@ -30,7 +30,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 			h.loginPage(w, http.StatusUnauthorized, "That token is not accepted, or may not read the page.")
 			return
 		}
-		signIn(w, r, token)
+		h.signIn(w, r, token)
 		return
 	}
 	s, ok := h.session(r)

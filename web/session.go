@@ -8,6 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
 )
 
 // sessionCookie holds the token the supervisor signed in with. The page keeps no sessions of
@@ -16,30 +19,34 @@ import (
 // accepts the same cookie.
 const sessionCookie = "callbackd_session"
 
-// session is a signed-in request: what its token may do and the form token its forms carry.
+// session is a signed-in request: what its token may do, and what its form token is made of.
 type session struct {
 	Access
 	token string
+	// nonce is drawn at sign-in and kept in the cookie beside the token, so each sign-in has
+	// form tokens of its own.
+	nonce []byte
 }
 
-// formToken is the per-session token every form of the page carries. It is derived from the
-// session's token, so another site, which cannot read the cookie, cannot make it, and every
-// daemon derives the same one. Without a token (none configured) there is nothing secret to
-// derive it from, so it comes from the handler's own random key.
+// formToken is the per-session token every form of the page carries: a MAC of the session's
+// nonce keyed by its token. Another site, which cannot read the cookie, cannot make it, and
+// every daemon behind a load balancer makes the same one. Without a token (none configured)
+// there is no secret to key it with, and the handler's own random key stands in.
 func (h *Handler) formToken(s session) string {
 	key := []byte(s.token)
 	if s.token == "" {
 		key = h.anonymousKey
 	}
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("callbackd supervisor page form"))
+	m.Write([]byte("callbackd supervisor page form\x00"))
+	m.Write(s.nonce)
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func newAnonymousKey() ([]byte, error) {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
-	return k, err
+func randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	return b, err
 }
 
 // validForm reports whether r's form carries s's form token.
@@ -52,11 +59,15 @@ func (h *Handler) validForm(r *http.Request, s session) bool {
 // daemon asks for none. False when neither may read the page.
 func (h *Handler) session(r *http.Request) (session, bool) {
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		token, err := base64.RawURLEncoding.DecodeString(c.Value)
-		if err != nil {
+		n, t, ok := strings.Cut(c.Value, ".")
+		nonce, err1 := base64.RawURLEncoding.DecodeString(n)
+		token, err2 := base64.RawURLEncoding.DecodeString(t)
+		if !ok || err1 != nil || err2 != nil || len(nonce) == 0 {
 			return session{}, false
 		}
-		return h.authorize(string(token))
+		s, ok := h.authorize(string(token))
+		s.nonce = nonce
+		return s, ok
 	}
 	return h.authorize("")
 }
@@ -71,10 +82,17 @@ func (h *Handler) authorize(token string) (session, bool) {
 
 // signIn keeps token in an HttpOnly cookie, out of reach of scripts and, being
 // SameSite=Strict, never sent with a request another site starts; then it sends the browser
-// to the page without the token in its address bar or history. The cookie holds the token in
-// base64, as a token may hold bytes a cookie may not.
-func signIn(w http.ResponseWriter, r *http.Request, token string) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(token)), Path: "/", HttpOnly: true,
+// to the page without the token in its address bar or history. The cookie holds the nonce and
+// the token in base64, as a token may hold bytes a cookie may not.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, token string) {
+	nonce, err := randomBytes(16)
+	if err != nil {
+		h.o.Logger.Error("supervisor page: drawing a session nonce failed", zap.Error(err))
+		http.Error(w, "signing in failed; see the daemon's log", http.StatusInternalServerError)
+		return
+	}
+	value := base64.RawURLEncoding.EncodeToString(nonce) + "." + base64.RawURLEncoding.EncodeToString([]byte(token))
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: value, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -86,7 +104,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.loginPage(w, http.StatusUnauthorized, "That token is not accepted, or may not read the page.")
 		return
 	}
-	signIn(w, r, token)
+	h.signIn(w, r, token)
 }
 
 // logout forgets the cookie. It needs the form token, so another site cannot sign a

@@ -126,7 +126,7 @@ func New(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the supervisor page: its templates: %w", err)
 	}
-	key, err := newAnonymousKey()
+	key, err := randomBytes(32)
 	if err != nil {
 		return nil, fmt.Errorf("building the supervisor page: making its form key: %w", err)
 	}

@@ -261,6 +261,10 @@ func TestCancellingAPromise(t *testing.T) {
 	path := "/ui/promises/support/" + j.ID + "/cancel"
 	writer, reader, stranger := p.signedIn(t, "writer-token"), p.signedIn(t, "reader-token"), p.browser(t)
 	writerForm, readerForm := p.formToken(t, writer), p.formToken(t, reader)
+	otherSignIn := p.formToken(t, p.signedIn(t, "writer-token"))
+	if otherSignIn == writerForm {
+		t.Errorf("two sign-ins with one token have the same form token %s; want one each", writerForm)
+	}
 
 	for _, tc := range []struct {
 		name     string
@@ -271,6 +275,7 @@ func TestCancellingAPromise(t *testing.T) {
 	}{
 		{"without the form token", writer, url.Values{}, "", http.StatusForbidden},
 		{"with another session's form token", writer, url.Values{"csrf": {readerForm}}, "", http.StatusForbidden},
+		{"with the form token of another sign-in with the same token", writer, url.Values{"csrf": {otherSignIn}}, "", http.StatusForbidden},
 		{"from another site", writer, url.Values{"csrf": {writerForm}}, "https://evil.example", http.StatusForbidden},
 		{"by a token that may only read", reader, url.Values{"csrf": {readerForm}}, "", http.StatusForbidden},
 		{"by a browser that is not signed in", stranger, url.Values{"csrf": {writerForm}}, "", http.StatusUnauthorized},
