@@ -1,4 +1,6 @@
-package ari
+// Package stasisapp holds the names of callbackd's Stasis applications on Asterisk: what a
+// name may hold, and each daemon instance's own names (issue 11, active-active).
+package stasisapp
 
 import (
 	"fmt"
@@ -14,27 +16,27 @@ import (
 // of every event, res/stasis/app.c app_create), and the control app gets only the legs the
 // daemon originates or creates into it.
 
-// MaxAppNameLen is the longest application name Asterisk registers: ARI_MAX_APP_NAME_LEN, a
+// MaxNameLen is the longest application name Asterisk registers: ARI_MAX_APP_NAME_LEN, a
 // dialplan context's 80 characters less the "stasis-" prefix of per-call contexts
 // (res/ari/ari_websockets.h). A longer name fails the events socket's handshake.
-const MaxAppNameLen = 80 - len("stasis-")
+const MaxNameLen = 80 - len("stasis-")
 
 // MaxInstanceIDLen bounds an instance id, so that it leaves room for the configured names.
 const MaxInstanceIDLen = 32
 
-// nameChars describes the characters CheckAppName and CheckInstanceID accept, for errors.
+// nameChars describes the characters Check and CheckInstanceID accept, for errors.
 const nameChars = "letters, digits, '_', '.' and '-'"
 
-// CheckAppName says what is wrong with a Stasis application name, nil when nothing is. Asterisk
+// Check says what is wrong with a Stasis application name, nil when nothing is. Asterisk
 // splits the events socket's app parameter at commas, the dialplan's Stasis() arguments at
 // commas too, and the name travels in REST paths (/applications/{name}); letters, digits,
 // '_', '.' and '-' are safe everywhere.
-func CheckAppName(name string) error {
+func Check(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("an application name must not be empty")
-	case len(name) > MaxAppNameLen:
-		return fmt.Errorf("application name %q is %d characters long; Asterisk takes at most %d", name, len(name), MaxAppNameLen)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("application name %q is %d characters long; Asterisk takes at most %d", name, len(name), MaxNameLen)
 	}
 	if i := strings.IndexFunc(name, func(r rune) bool { return !nameChar(r) }); i >= 0 {
 		return fmt.Errorf("application name %q contains %q; use only %s", name, name[i:i+1], nameChars)
@@ -60,19 +62,19 @@ func nameChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-'
 }
 
-// InstanceApps returns the monitor and control application names of daemon instance id:
+// Names returns the monitor and control application names of daemon instance id:
 // "<monitor>-<id>" and "<control>-<id>". An empty id keeps the configured names.
-func InstanceApps(monitor, control, id string) (string, string) {
+func Names(monitor, control, id string) (string, string) {
 	if id == "" {
 		return monitor, control
 	}
 	return monitor + "-" + id, control + "-" + id
 }
 
-// InstanceIDFromHost derives an instance id from a host name, the same on every start of the
+// FromHost derives an instance id from a host name, the same on every start of the
 // host: its first label, lower-cased, every character CheckInstanceID refuses turned into '-',
 // cut to MaxInstanceIDLen; "" when nothing is left.
-func InstanceIDFromHost(host string) string {
+func FromHost(host string) string {
 	host, _, _ = strings.Cut(host, ".")
 	host = strings.Map(func(r rune) rune {
 		if r >= 'A' && r <= 'Z' {
@@ -87,14 +89,4 @@ func InstanceIDFromHost(host string) string {
 		host = host[:MaxInstanceIDLen]
 	}
 	return strings.Trim(host, "-")
-}
-
-// StasisApp returns the Stasis application a channel is in, read from its dialplan position
-// (app "Stasis", data "<app>[,<args>]"), or "" when it is in none.
-func StasisApp(ch *Channel) string {
-	if ch == nil || !strings.EqualFold(ch.Dialplan.AppName, "Stasis") {
-		return ""
-	}
-	app, _, _ := strings.Cut(ch.Dialplan.AppData, ",")
-	return strings.TrimSpace(app)
 }

@@ -1,11 +1,11 @@
-package ari
+package stasisapp
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestInstanceApps(t *testing.T) {
+func TestNames(t *testing.T) {
 	for _, tt := range []struct {
 		name, monitor, control, id string
 		wantMonitor, wantControl   string
@@ -15,15 +15,15 @@ func TestInstanceApps(t *testing.T) {
 		{"configured names are kept as the base", "cbmon", "cbctl", "2", "cbmon-2", "cbctl-2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m, c := InstanceApps(tt.monitor, tt.control, tt.id)
+			m, c := Names(tt.monitor, tt.control, tt.id)
 			if m != tt.wantMonitor || c != tt.wantControl {
-				t.Errorf("InstanceApps(%q, %q, %q) = %q, %q; want %q, %q", tt.monitor, tt.control, tt.id, m, c, tt.wantMonitor, tt.wantControl)
+				t.Errorf("Names(%q, %q, %q) = %q, %q; want %q, %q", tt.monitor, tt.control, tt.id, m, c, tt.wantMonitor, tt.wantControl)
 			}
 		})
 	}
 }
 
-func TestCheckAppName(t *testing.T) {
+func TestCheckName(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		app     string
@@ -40,12 +40,12 @@ func TestCheckAppName(t *testing.T) {
 		{"not ASCII", "callbackdé", "use only letters"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckAppName(tt.app)
+			err := Check(tt.app)
 			switch {
 			case tt.problem == "" && err != nil:
-				t.Errorf("CheckAppName(%q) = %v; want no problem", tt.app, err)
+				t.Errorf("Check(%q) = %v; want no problem", tt.app, err)
 			case tt.problem != "" && (err == nil || !strings.Contains(err.Error(), tt.problem)):
-				t.Errorf("CheckAppName(%q) = %v; want a problem saying %q", tt.app, err, tt.problem)
+				t.Errorf("Check(%q) = %v; want a problem saying %q", tt.app, err, tt.problem)
 			}
 		})
 	}
@@ -74,7 +74,7 @@ func TestCheckInstanceID(t *testing.T) {
 	}
 }
 
-func TestInstanceIDFromHost(t *testing.T) {
+func TestFromHost(t *testing.T) {
 	for _, tt := range []struct {
 		host, want string
 	}{
@@ -88,37 +88,14 @@ func TestInstanceIDFromHost(t *testing.T) {
 		{"", ""},
 		{".example.net", ""},
 	} {
-		got := InstanceIDFromHost(tt.host)
+		got := FromHost(tt.host)
 		if got != tt.want {
-			t.Errorf("InstanceIDFromHost(%q) = %q, want %q", tt.host, got, tt.want)
+			t.Errorf("FromHost(%q) = %q, want %q", tt.host, got, tt.want)
 		}
 		if got != "" {
 			if err := CheckInstanceID(got); err != nil {
-				t.Errorf("InstanceIDFromHost(%q) = %q, which CheckInstanceID refuses: %v", tt.host, got, err)
+				t.Errorf("FromHost(%q) = %q, which CheckInstanceID refuses: %v", tt.host, got, err)
 			}
 		}
-	}
-}
-
-func TestStasisApp(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		dp   Dialplan
-		want string
-	}{
-		{"a callback leg in the control app (trace 07)", Dialplan{AppName: "Stasis", AppData: "cbctl,agent,job-07"}, "cbctl"},
-		{"no arguments", Dialplan{AppName: "Stasis", AppData: "callbackd-b"}, "callbackd-b"},
-		{"an originate still ringing", Dialplan{AppName: "AppDial2", AppData: "(Outgoing Line)"}, ""},
-		{"in the dialplan", Dialplan{AppName: "Dial", AppData: "PJSIP/1001,20"}, ""},
-		{"nowhere yet", Dialplan{}, ""},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := StasisApp(&Channel{Dialplan: tt.dp}); got != tt.want {
-				t.Errorf("StasisApp(%+v) = %q, want %q", tt.dp, got, tt.want)
-			}
-		})
-	}
-	if got := StasisApp(nil); got != "" {
-		t.Errorf("StasisApp(nil) = %q", got)
 	}
 }
