@@ -193,6 +193,27 @@ func (s *Server) DropWebSockets() {
 	s.dropSocketsLocked()
 }
 
+// DropApps closes abruptly the sockets holding any of the named apps, and only those: one
+// client of several vanishing (a daemon killed beside another), as DropWebSockets does for
+// every client. The apps those sockets held become inactive as there.
+func (s *Server) DropApps(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dropped := map[*wsConn]bool{}
+	for _, n := range names {
+		if a := s.apps[n]; a != nil && a.conn != nil {
+			dropped[a.conn] = true
+		}
+	}
+	for _, a := range s.apps {
+		if a.conn != nil && dropped[a.conn] {
+			a.conn.abort()
+			a.conn = nil
+			a.subscribeAll = false
+		}
+	}
+}
+
 func (s *Server) dropSocketsLocked() {
 	for _, a := range s.apps {
 		if a.conn != nil {
