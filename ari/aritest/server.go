@@ -265,6 +265,16 @@ func (s *Server) Connected(appName string) bool {
 	return a != nil && a.conn != nil
 }
 
+// Delivered is how many events the fake has handed to the sockets of app so far.
+func (s *Server) Delivered(appName string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.apps[appName]; a != nil {
+		return a.sent
+	}
+	return 0
+}
+
 // Channels returns snapshots of the current channels, oldest first.
 func (s *Server) Channels() []ari.Channel {
 	s.mu.Lock()
