@@ -1,0 +1,241 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/queue"
+)
+
+var testQueues = []string{"sales", "support"}
+
+// start is the moment fake clocks stand at.
+var start = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+// request is one request a receiver got.
+type request struct {
+	ID, Timestamp, Signature, ContentType string
+	Body                                  []byte
+}
+
+// receiver is a real HTTP endpoint that records every request before answer decides what
+// it gets; n counts the requests for that webhook-id, from 1.
+type receiver struct {
+	srv    *httptest.Server
+	answer func(w http.ResponseWriter, r *http.Request, n int)
+
+	mu  sync.Mutex
+	got []request
+}
+
+func newReceiver(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
+	rc := &receiver{answer: answer}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		req := request{ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"),
+			Signature: r.Header.Get("webhook-signature"), ContentType: r.Header.Get("Content-Type"), Body: b}
+		rc.mu.Lock()
+		rc.got = append(rc.got, req)
+		n := 0
+		for _, g := range rc.got {
+			if g.ID == req.ID {
+				n++
+			}
+		}
+		rc.mu.Unlock()
+		rc.answer(w, r, n)
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func answerOK(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusNoContent) }
+
+func (rc *receiver) requests() []request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]request(nil), rc.got...)
+}
+
+// requestsFor counts the requests that carried webhook-id id.
+func (rc *receiver) requestsFor(id string) int {
+	n := 0
+	for _, r := range rc.requests() {
+		if r.ID == id {
+			n++
+		}
+	}
+	return n
+}
+
+// harness is one Redis with its promise store, shared by the deliverers of a test.
+type harness struct {
+	t     *testing.T
+	rdb   *redis.Client
+	store *queue.Store
+	clk   clock.Clock
+}
+
+func newHarness(t *testing.T, clk clock.Clock) *harness {
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	store, err := queue.New(rdb, queue.Options{Queues: testQueues, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, rdb: rdb, store: store, clk: clk}
+}
+
+func testKey(t *testing.T) []byte {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func endpoint(t *testing.T, name string, rc *receiver) Endpoint {
+	return Endpoint{Name: name, URL: rc.srv.URL + "/hooks/callbackd?token=t0ps3cret", Key: testKey(t),
+		RetryFor: time.Hour, Timeout: 5 * time.Second}
+}
+
+// running is a deliverer started by a test, with what it counts.
+type running struct {
+	d      *Deliverer
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// run starts a deliverer as daemon instance on h's Redis; its groups exist when it returns.
+func (h *harness) run(instance string, o Options, endpoints ...Endpoint) *running {
+	h.t.Helper()
+	reg := prometheus.NewRegistry()
+	o.Redis, o.Streams, o.Instance, o.Clock, o.Registerer, o.Endpoints = h.rdb, h.store, instance, h.clk, reg, endpoints
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Poll == 0 {
+		o.Poll = 20 * time.Millisecond
+	}
+	if o.Backoff == 0 {
+		o.Backoff, o.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	}
+	d, err := New(o)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Prepare(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	r := &running{d: d, reg: reg, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_ = d.Run(ctx)
+	}()
+	h.t.Cleanup(r.stop)
+	return r
+}
+
+// stop ends the deliverer like a daemon's shutdown and waits until it has.
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// count is callbackd_webhook_deliveries_total{endpoint,result} as the registry exports it.
+func (r *running) count(endpoint, result string) float64 {
+	m := r.metric("callbackd_webhook_deliveries_total", map[string]string{"endpoint": endpoint, "result": result})
+	return m.GetCounter().GetValue()
+}
+
+// lag is callbackd_webhook_lag_seconds{endpoint} as the registry exports it.
+func (r *running) lag(endpoint string) float64 {
+	return r.metric("callbackd_webhook_lag_seconds", map[string]string{"endpoint": endpoint}).GetGauge().GetValue()
+}
+
+func (r *running) metric(name string, labels map[string]string) *dto.Metric {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		panic(err) // a registry that cannot gather is a broken test
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m
+		}
+	}
+	panic(fmt.Sprintf("no %s%v exported", name, labels))
+}
+
+// event appends an event to queue q's stream as the store's scripts write it (the contract
+// in the shared notes, events.md) and returns its webhook-id.
+func (h *harness) event(q string, t queue.EventType, promise, number string, extra ...string) string {
+	h.t.Helper()
+	values := []any{"type", string(t), "promise", promise, "number", number, "at", strconv.FormatInt(h.clk.Now().UnixMilli(), 10)}
+	for _, x := range extra {
+		values = append(values, x)
+	}
+	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: h.store.EventStreamKey(q), Values: values}).Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return q + "/" + id
+}
+
+// pending is how many of queue q's events endpoint has not finished.
+func (h *harness) pending(q, endpoint string) int64 {
+	h.t.Helper()
+	p, err := h.rdb.XPending(context.Background(), h.store.EventStreamKey(q), GroupPrefix+endpoint).Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p.Count
+}
+
+// waitFor waits until cond holds; the limit only keeps a broken test from hanging, it
+// measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	wall := clock.Real{}
+	deadline := wall.Now().Add(30 * time.Second)
+	for !cond() {
+		if wall.Now().After(deadline) {
+			t.Fatalf("gave up waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// redisReadArgs is one XREADGROUP of new entries by a consumer, as a daemon's read.
+type redisReadArgs struct{ group, consumer, stream string }
+
+func (a redisReadArgs) args() *redis.XReadGroupArgs {
+	return &redis.XReadGroupArgs{Group: a.group, Consumer: a.consumer, Streams: []string{a.stream, ">"}, Count: 10, Block: -1}
+}
