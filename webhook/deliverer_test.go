@@ -29,19 +29,22 @@ func TestADeliveryIsSignedOverIDTimestampAndBody(t *testing.T) {
 	ep := endpoint(t, "crm", rc)
 	r := h.run("daemon-1", Options{}, ep)
 
-	id := h.event("sales", queue.EventKept, "01JPROMISE", "+31201234567", "agent", "anna")
-	waitFor(t, "the event is delivered", func() bool { return r.count("crm", ResultDelivered) == 1 })
+	h.promise("sales", "+31201234567")
+	clk.Advance(time.Minute)
+	evs := h.keep("sales")
+	kept := evs[len(evs)-1]
+	waitFor(t, "the promise's events are delivered", func() bool { return r.count("crm", ResultDelivered) == 5 })
 
 	got := rc.requests()
-	if len(got) != 1 {
-		t.Fatalf("the endpoint got %d requests, want 1", len(got))
+	if len(got) != 5 {
+		t.Fatalf("the endpoint got %d requests, want 5", len(got))
 	}
-	req := got[0]
-	if req.ID != id || !strings.HasPrefix(id, "sales/") {
-		t.Errorf("webhook-id %q, want the event's id %q", req.ID, id)
+	req := got[len(got)-1]
+	if req.ID != kept.ID || !strings.HasPrefix(req.ID, "sales/") || kept.Type != queue.EventKept {
+		t.Errorf("webhook-id %q, want the kept event's id %q", req.ID, kept.ID)
 	}
-	if req.Timestamp != strconv.FormatInt(start.Unix(), 10) {
-		t.Errorf("webhook-timestamp %q, want the daemon clock's %d", req.Timestamp, start.Unix())
+	if now := clk.Now().Unix(); req.Timestamp != strconv.FormatInt(now, 10) {
+		t.Errorf("webhook-timestamp %q, want the daemon clock's %d", req.Timestamp, now)
 	}
 	mac := hmac.New(sha256.New, ep.Key)
 	mac.Write([]byte(req.ID + "." + req.Timestamp + "."))
@@ -52,15 +55,18 @@ func TestADeliveryIsSignedOverIDTimestampAndBody(t *testing.T) {
 	if req.ContentType != "application/json" {
 		t.Errorf("Content-Type %q", req.ContentType)
 	}
-	var ev queue.Event
-	if err := json.Unmarshal(req.Body, &ev); err != nil {
-		t.Fatalf("body %s: %v", req.Body, err)
+	// The body is the event as the store reads it, the number in full: the endpoint is the CRM's.
+	want, err := json.Marshal(kept)
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := queue.Event{ID: id, Type: queue.EventKept, Queue: "sales", Promise: "01JPROMISE", Number: "+31201234567",
-		At: start, Data: map[string]string{"agent": "anna"}}
-	if ev.ID != want.ID || ev.Type != want.Type || ev.Queue != want.Queue || ev.Promise != want.Promise ||
-		ev.Number != want.Number || !ev.At.Equal(want.At) || ev.Data["agent"] != "anna" {
-		t.Errorf("body %+v, want %+v", ev, want)
+	if string(req.Body) != string(want) || !strings.Contains(string(req.Body), `"number":"+31201234567"`) {
+		t.Errorf("body %s, want %s", req.Body, want)
+	}
+	for i, e := range append(evs[:0:0], evs...) {
+		if got[i+1].ID != e.ID {
+			t.Errorf("request %d is for %s, want %s: one daemon sends a queue's events in order", i+1, got[i+1].ID, e.ID)
+		}
 	}
 	waitFor(t, "the event is acknowledged", func() bool { return h.pending("sales", "crm") == 0 })
 }
@@ -72,7 +78,7 @@ func TestMaskNumbersHidesTheNumberFromTheEndpoint(t *testing.T) {
 	ep.MaskNumbers = true
 	r := h.run("daemon-1", Options{}, ep)
 
-	h.event("sales", queue.EventRetry, "01JPROMISE", "+31201234567", "detail", "PJSIP/+31201234567@trunk: busy")
+	h.promise("sales", "+31201234567")
 	waitFor(t, "the event is delivered", func() bool { return r.count("crm", ResultDelivered) == 1 })
 	body := string(rc.requests()[0].Body)
 	if strings.Contains(body, "1234567") || !strings.Contains(body, `"number":"+31*******67"`) {
@@ -141,7 +147,7 @@ func TestAFaultyEndpointGetsTheEventOnceItAnswers(t *testing.T) {
 			core, logs := observer.New(zapcore.WarnLevel)
 			r := h.run("daemon-1", Options{Logger: zap.New(core)}, ep)
 
-			id := h.event("support", queue.EventMade, "01JPROMISE", "+31201234567")
+			_, id := h.promise("support", "+31201234567")
 			waitFor(t, "the event is delivered", func() bool { return r.count("crm", ResultDelivered) == 1 })
 			waitFor(t, "the event is acknowledged", func() bool { return h.pending("support", "crm") == 0 })
 
@@ -180,7 +186,7 @@ func TestAnEndpointThatAlwaysFailsGetsTheEventDeadLettered(t *testing.T) {
 	ep.RetryFor = time.Hour
 	r := h.run("daemon-1", Options{Backoff: time.Minute, MaxBackoff: 10 * time.Minute}, ep)
 
-	id := h.event("sales", queue.EventLate, "01JPROMISE", "+31201234567")
+	j, id := h.promise("sales", "+31201234567")
 	for tries := 1; r.count("crm", ResultDeadLettered) == 0; tries++ {
 		if tries > 100 {
 			t.Fatal("still retrying after 100 attempts")
@@ -207,7 +213,7 @@ func TestAnEndpointThatAlwaysFailsGetsTheEventDeadLettered(t *testing.T) {
 		t.Fatalf("dead letters %v, %v; want one", dead, err)
 	}
 	d := dead[0].Values
-	if d["event"] != id || d["type"] != "late" || d["promise"] != "01JPROMISE" || d["last"] != "HTTP 503" ||
+	if d["event"] != id || d["type"] != "made" || d["promise"] != j.ID || d["last"] != "HTTP 503" ||
 		d["reason"] != "not delivered within retry_for (1h0m0s)" || d["attempts"] != strconv.Itoa(len(got)) {
 		t.Errorf("dead letter %v", d)
 	}
@@ -239,7 +245,7 @@ func TestAnEventADaemonWasSendingWhenItStoppedIsDeliveredByAnother(t *testing.T)
 	})
 	ep := endpoint(t, "crm", rc)
 	first := h.run("daemon-1", Options{}, ep)
-	id := h.event("sales", queue.EventConnected, "01JPROMISE", "+31201234567")
+	_, id := h.promise("sales", "+31201234567")
 	waitFor(t, "the first daemon is sending", func() bool { return rc.requestsFor(id) == 1 })
 	first.stop()
 	if n := h.pending("sales", "crm"); n != 1 {
@@ -271,7 +277,7 @@ func TestEventsADeadConsumerReadAreTakenOver(t *testing.T) {
 	if err := prep.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id := h.event("support", queue.EventCancelled, "01JPROMISE", "+31201234567")
+	_, id := h.promise("support", "+31201234567")
 	// The dead daemon's read, and nothing after it.
 	stream := h.store.EventStreamKey("support")
 	if err := h.rdb.XReadGroup(ctx, redisReadArgs{group: GroupPrefix + "crm", consumer: "dead-daemon", stream: stream}.args()).Err(); err != nil {
@@ -296,7 +302,8 @@ func TestTwoDaemonsDeliverEachEventOnce(t *testing.T) {
 
 	var ids []string
 	for i := range 40 {
-		ids = append(ids, h.event(testQueues[i%2], queue.EventMade, "P"+strconv.Itoa(i), "+3120123456"+strconv.Itoa(i%10)))
+		_, id := h.promise(testQueues[i%2], fmt.Sprintf("+312012345%02d", i))
+		ids = append(ids, id)
 	}
 	waitFor(t, "every event is delivered", func() bool {
 		return a.count("crm", ResultDelivered)+b.count("crm", ResultDelivered) >= float64(len(ids))
@@ -320,11 +327,11 @@ func TestEventsTheEndpointDoesNotTakeAreSkipped(t *testing.T) {
 	ep.Events = []queue.EventType{queue.EventKept, queue.EventLate}
 	r := h.run("daemon-1", Options{}, ep)
 
-	h.event("sales", queue.EventMade, "01JPROMISE", "+31201234567")
-	h.event("sales", queue.EventClaimed, "01JPROMISE", "+31201234567")
-	kept := h.event("sales", queue.EventKept, "01JPROMISE", "+31201234567")
+	h.promise("sales", "+31201234567")
+	evs := h.keep("sales") // claimed, customer_dialled, connected, kept
+	kept := evs[len(evs)-1].ID
 	waitFor(t, "every event is finished", func() bool {
-		return r.count("crm", ResultDelivered) == 1 && r.count("crm", ResultSkipped) == 2 && h.pending("sales", "crm") == 0
+		return r.count("crm", ResultDelivered) == 1 && r.count("crm", ResultSkipped) == 4 && h.pending("sales", "crm") == 0
 	})
 	if got := rc.requests(); len(got) != 1 || got[0].ID != kept {
 		t.Errorf("requests %+v, want only the kept event", got)
@@ -345,7 +352,7 @@ func TestLagIsTheAgeOfTheOldestUndeliveredEvent(t *testing.T) {
 		}
 	})
 	r := h.run("daemon-1", Options{Backoff: time.Second, MaxBackoff: time.Second}, endpoint(t, "crm", rc))
-	h.event("sales", queue.EventMade, "01JPROMISE", "+31201234567")
+	h.promise("sales", "+31201234567")
 	waitFor(t, "a failed attempt", func() bool { return r.count("crm", ResultFailed) >= 1 })
 	clk.Advance(90 * time.Second)
 	waitFor(t, "the lag shows the event's age", func() bool { return r.lag("crm") == 90 })

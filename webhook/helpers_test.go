@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -192,19 +191,61 @@ func (r *running) metric(name string, labels map[string]string) *dto.Metric {
 	panic(fmt.Sprintf("no %s%v exported", name, labels))
 }
 
-// event appends an event to queue q's stream as the store's scripts write it (the contract
-// in the shared notes, events.md) and returns its webhook-id.
-func (h *harness) event(q string, t queue.EventType, promise, number string, extra ...string) string {
+// promise makes a promise in queue q for number, through the store: its "made" event is in
+// the stream when this returns. It returns the promise and that event's webhook-id.
+func (h *harness) promise(q, number string) (queue.Job, string) {
 	h.t.Helper()
-	values := []any{"type", string(t), "promise", promise, "number", number, "at", strconv.FormatInt(h.clk.Now().UnixMilli(), 10)}
-	for _, x := range extra {
-		values = append(values, x)
-	}
-	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: h.store.EventStreamKey(q), Values: values}).Result()
+	ctx := context.Background()
+	before, err := h.store.EventsNow(ctx)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return q + "/" + id
+	j, _, err := h.store.Enqueue(ctx, queue.Request{Queue: q, Number: number, Name: "Customer", Reason: queue.ReasonVoicemail,
+		Target: "201", Deadline: h.clk.Now().Add(4 * time.Hour), MaxAttempts: 3,
+		Source: queue.Source{AsteriskID: "pbx1", LinkedID: "1700000000.1", Channel: "PJSIP/trunk-00000001"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	evs := h.eventsAfter(before)
+	if len(evs) != 1 || evs[0].Type != queue.EventMade {
+		h.t.Fatalf("making a promise wrote the events %+v, want one made", evs)
+	}
+	return j, evs[0].ID
+}
+
+// keep takes queue q's next promise through a callback that keeps it: claimed,
+// customer_dialled, connected, kept. It returns the events written.
+func (h *harness) keep(q string) []queue.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	before, err := h.store.EventsNow(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	j, err := h.store.Claim(ctx, q, queue.ClaimOptions{Worker: "daemon-x/201", Lease: time.Minute})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	token := j.Lease.Token
+	if _, err := h.store.MarkDialled(ctx, j.Ref(), token); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.store.MarkConnected(ctx, j.Ref(), token, h.clk.Now()); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.store.Complete(ctx, j.Ref(), token, queue.StateKept, "talked"); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.eventsAfter(before)
+}
+
+func (h *harness) eventsAfter(c queue.Cursor) []queue.Event {
+	h.t.Helper()
+	evs, _, err := h.store.ReadEvents(context.Background(), c, 1000, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
 }
 
 // pending is how many of queue q's events endpoint has not finished.
