@@ -287,7 +287,13 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 		next = giveUp
 	}
 	w.m.count(w.ep.Name, ResultFailed)
-	log.Warn("webhook delivery failed; will retry", zap.String("result", res.String()), zap.Time("next", next))
+	// An endpoint that is down fails every event again and again; the first failure of each is
+	// the news, the metric counts the rest.
+	level := zap.WarnLevel
+	if n > 1 {
+		level = zap.InfoLevel
+	}
+	log.Log(level, "webhook delivery failed; will retry", zap.String("result", res.String()), zap.Time("next", next))
 	return w.l.retry(rctx, id, next, res.String())
 }
 

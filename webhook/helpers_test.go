@@ -43,7 +43,7 @@ type receiver struct {
 	got []request
 }
 
-func newReceiver(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
+func newReceiver(t testing.TB, answer func(w http.ResponseWriter, r *http.Request, n int)) *receiver {
 	rc := &receiver{answer: answer}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -85,13 +85,13 @@ func (rc *receiver) requestsFor(id string) int {
 
 // harness is one Redis with its promise store, shared by the deliverers of a test.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	rdb   *redis.Client
 	store *queue.Store
 	clk   clock.Clock
 }
 
-func newHarness(t *testing.T, clk clock.Clock) *harness {
+func newHarness(t testing.TB, clk clock.Clock) *harness {
 	rdb := redistest.Start(t, redistest.Options{}).Client()
 	store, err := queue.New(rdb, queue.Options{Queues: testQueues, Clock: clk})
 	if err != nil {
@@ -100,7 +100,7 @@ func newHarness(t *testing.T, clk clock.Clock) *harness {
 	return &harness{t: t, rdb: rdb, store: store, clk: clk}
 }
 
-func testKey(t *testing.T) []byte {
+func testKey(t testing.TB) []byte {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func testKey(t *testing.T) []byte {
 	return key
 }
 
-func endpoint(t *testing.T, name string, rc *receiver) Endpoint {
+func endpoint(t testing.TB, name string, rc *receiver) Endpoint {
 	return Endpoint{Name: name, URL: rc.srv.URL + "/hooks/callbackd?token=t0ps3cret", Key: testKey(t),
 		RetryFor: time.Hour, Timeout: 5 * time.Second}
 }
@@ -260,7 +260,7 @@ func (h *harness) pending(q, endpoint string) int64 {
 
 // waitFor waits until cond holds; the limit only keeps a broken test from hanging, it
 // measures nothing.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	wall := clock.Real{}
 	deadline := wall.Now().Add(30 * time.Second)
