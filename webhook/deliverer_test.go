@@ -116,7 +116,7 @@ func TestAFaultyEndpointGetsTheEventOnceItAnswers(t *testing.T) {
 				}
 				w.WriteHeader(http.StatusOK)
 			},
-			timeout: 100 * time.Millisecond, wantFailed: 1, wantLogged: "no answer: timeout after 100ms",
+			timeout: 500 * time.Millisecond, wantFailed: 1, wantLogged: "no answer: timeout after 500ms",
 		},
 		{
 			name: "answers slowly, within the timeout",
@@ -405,5 +405,27 @@ func TestOptionsAreChecked(t *testing.T) {
 				t.Fatalf("New: %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Erasing a customer deletes their events from the stream; an event of theirs still waiting
+// for its retry is then not sent again, and finished as skipped.
+func TestAnErasedCustomersWaitingEventIsNotSentAgain(t *testing.T) {
+	clk := clock.NewFake(start)
+	h := newHarness(t, clk)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusInternalServerError) })
+	r := h.run("daemon-1", Options{Backoff: time.Second, MaxBackoff: time.Second}, endpoint(t, "crm", rc))
+	_, id := h.promise("sales", "+31201234567")
+	waitFor(t, "a failed attempt", func() bool { return r.count("crm", ResultFailed) == 1 })
+
+	if _, err := h.store.EraseCustomer(context.Background(), "+31201234567"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the erased event is finished", func() bool {
+		clk.Advance(100 * time.Millisecond) // past its retry time
+		return r.count("crm", ResultSkipped) == 1 && h.pending("sales", "crm") == 0
+	})
+	if n := rc.requestsFor(id); n != 1 {
+		t.Errorf("the erased customer's event was sent %d times, want only the attempt before the erasure", n)
 	}
 }
