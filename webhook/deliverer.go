@@ -122,7 +122,7 @@ func (w *worker) createGroup(ctx context.Context) error {
 
 func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := w.pass(ctx)
+		worked, err := w.pass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -141,11 +141,14 @@ func (w *worker) run(ctx context.Context) {
 			w.log.Info("webhook deliveries resumed")
 			w.failing = false
 		}
+		if !worked {
+			sleep(ctx, w.o.Poll)
+		}
 	}
 }
 
-// sleep waits d or until ctx ends. A timer, not the clock: it only paces retries of Redis,
-// and a simulated clock that stands still must not stop them.
+// sleep waits d or until ctx ends. A timer, not the clock: it only paces the polling of
+// Redis, and a simulated clock that stands still must not stop it.
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -155,52 +158,52 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// pass does one round: due retries, events a dead consumer left, then new events (waiting
-// up to Poll for them when there is nothing else to do), then the lag.
-func (w *worker) pass(ctx context.Context) error {
+// pass does one round: due retries, events a dead consumer left, new events, then the lag.
+// It reports whether it found anything to do; when not, the worker waits Poll. The reads
+// never block in Redis: a blocked read would hold one of the client's pooled connections
+// per endpoint and queue, which the rest of the daemon needs.
+func (w *worker) pass(ctx context.Context) (worked bool, err error) {
 	if !w.ready {
 		if err := w.createGroup(ctx); err != nil {
-			return err
+			return false, err
 		}
 	}
 	due, err := w.l.dueNow(ctx, w.o.Clock.Now())
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, id := range due {
 		if err := w.handle(ctx, id, nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 	adopted, err := w.adopt(ctx)
 	if err != nil {
-		return err
-	}
-	block := w.o.Poll
-	if len(due) == batch || adopted == batch {
-		block = -1 // more is waiting: do not wait for new events
+		return false, err
 	}
 	streams, err := w.o.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{Group: w.l.group, Consumer: w.o.Instance,
-		Streams: []string{w.l.stream, ">"}, Count: batch, Block: block}).Result()
+		Streams: []string{w.l.stream, ">"}, Count: batch, Block: -1}).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reading new events of %s: %w", w.l.stream, err)
+		return false, fmt.Errorf("reading new events of %s: %w", w.l.stream, err)
 	}
+	read := 0
 	for _, s := range streams {
 		for _, m := range s.Messages {
+			read++
 			if err := w.handle(ctx, m.ID, &m); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	if err := w.forgetDeadConsumers(ctx); err != nil {
-		return err
+		return false, err
 	}
-	return w.updateLag(ctx)
+	return len(due)+adopted+read > 0, w.updateLag(ctx)
 }
 
 // adopt takes over the events a consumer read and then left unattempted for claimIdle: its
 // daemon died between reading and sending. Events with an attempt behind them are left to
-// the due set, which says when they may be tried again. It returns how many it looked at.
+// the due set, which says when they may be tried again. It returns how many it took on.
 func (w *worker) adopt(ctx context.Context) (int, error) {
 	ids, next, err := w.o.Redis.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{Stream: w.l.stream, Group: w.l.group,
 		MinIdle: w.claimIdle, Start: w.claimFrom, Count: batch, Consumer: w.o.Instance}).Result()
@@ -212,16 +215,18 @@ func (w *worker) adopt(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	taken := 0
 	for i, id := range ids {
 		if scheduled[i] {
 			continue
 		}
+		taken++
 		w.log.Info("taking over an event another daemon read but did not send", zap.String("event", w.queue+"/"+id))
 		if err := w.handle(ctx, id, nil); err != nil {
 			return 0, err
 		}
 	}
-	return len(ids), nil
+	return taken, nil
 }
 
 // handle makes one attempt at the pending entry id (read from the stream when m is nil).
@@ -234,20 +239,18 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 		if len(msgs) == 0 {
 			// Trimmed by retention or erased with its customer: there is nothing left to send.
 			w.log.Info("webhook event is gone from the stream; not sent", zap.String("event", w.queue+"/"+id))
-			w.m.count(w.ep.Name, ResultSkipped)
-			return w.l.done(ctx, id)
+			return w.counted(ResultSkipped, w.l.done(ctx, id))
 		}
 		m = &msgs[0]
 	}
 	ev, err := queue.ParseEvent(w.queue, *m)
 	if err != nil {
 		w.log.Error("webhook event cannot be read; dead-lettered", zap.String("event", w.queue+"/"+id), zap.Error(err))
-		w.m.count(w.ep.Name, ResultDeadLettered)
-		return w.l.dead(ctx, deadLetter{event: w.queue + "/" + id, streamID: id, reason: "unreadable: " + err.Error(), at: w.o.Clock.Now()})
+		return w.counted(ResultDeadLettered, w.l.dead(ctx, deadLetter{event: w.queue + "/" + id, streamID: id,
+			reason: "unreadable: " + err.Error(), at: w.o.Clock.Now()}))
 	}
 	if w.wants != nil && !w.wants[ev.Type] {
-		w.m.count(w.ep.Name, ResultSkipped)
-		return w.l.done(ctx, id)
+		return w.counted(ResultSkipped, w.l.done(ctx, id))
 	}
 	now := w.o.Clock.Now()
 	state, first, n, err := w.l.begin(ctx, id, now, w.lease)
@@ -265,9 +268,8 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 	log := w.log.With(zap.String("event", ev.ID), zap.String("type", string(ev.Type)), zap.Int("attempt", n))
 	switch {
 	case res.ok():
-		w.m.count(w.ep.Name, ResultDelivered)
 		log.Debug("webhook delivered", zap.Int("status", res.status))
-		return w.l.done(rctx, id)
+		return w.counted(ResultDelivered, w.l.done(rctx, id))
 	case ctx.Err() != nil:
 		// Cut short by the stop: neither a failure of the endpoint nor a reason to wait.
 		return w.l.release(rctx, id, w.o.Clock.Now())
@@ -275,18 +277,16 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 	now = w.o.Clock.Now()
 	giveUp := first.Add(w.ep.RetryFor)
 	if !now.Before(giveUp) {
-		w.m.count(w.ep.Name, ResultDeadLettered)
 		log.Error("webhook not delivered within retry_for; dead-lettered", zap.String("last", res.String()),
 			zap.Duration("retry_for", w.ep.RetryFor))
-		return w.l.dead(rctx, deadLetter{event: ev.ID, streamID: id, typ: string(ev.Type), promise: ev.Promise,
-			reason: fmt.Sprintf("not delivered within retry_for (%s)", w.ep.RetryFor), last: res.String(), at: now})
+		return w.counted(ResultDeadLettered, w.l.dead(rctx, deadLetter{event: ev.ID, streamID: id, typ: string(ev.Type),
+			promise: ev.Promise, reason: fmt.Sprintf("not delivered within retry_for (%s)", w.ep.RetryFor), last: res.String(), at: now}))
 	}
 	// The last try is made when retry_for ends, so a receiver back just in time still gets it.
 	next := now.Add(fullJitter(n, w.o.Backoff, w.o.MaxBackoff, rand.Int64N))
 	if next.After(giveUp) {
 		next = giveUp
 	}
-	w.m.count(w.ep.Name, ResultFailed)
 	// An endpoint that is down fails every event again and again; the first failure of each is
 	// the news, the metric counts the rest.
 	level := zap.WarnLevel
@@ -294,7 +294,16 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 		level = zap.InfoLevel
 	}
 	log.Log(level, "webhook delivery failed; will retry", zap.String("result", res.String()), zap.Time("next", next))
-	return w.l.retry(rctx, id, next, res.String())
+	return w.counted(ResultFailed, w.l.retry(rctx, id, next, res.String()))
+}
+
+// counted counts result once Redis has recorded it (err is nil), so the metric never runs
+// ahead of what the ledger says.
+func (w *worker) counted(result string, err error) error {
+	if err == nil {
+		w.m.count(w.ep.Name, result)
+	}
+	return err
 }
 
 // fullJitter is the wait after attempt n: uniform in (0, ceiling], the ceiling doubling from

@@ -61,7 +61,8 @@ type Options struct {
 
 	// The tuning below has defaults; tests shorten it.
 
-	// Poll is the longest a worker waits for new events before it looks at due retries.
+	// Poll is how long a worker that found nothing to do waits before it looks again: the
+	// most an event waits to be sent, or a due retry to be made, while Redis is idle.
 	Poll time.Duration
 	// Backoff is the first retry's ceiling; each retry doubles it up to MaxBackoff. The wait
 	// is drawn uniformly below the ceiling (full jitter).
@@ -74,7 +75,7 @@ type Options struct {
 
 // Defaults for Options fields left zero.
 const (
-	DefaultPoll       = time.Second
+	DefaultPoll       = 500 * time.Millisecond
 	DefaultBackoff    = 5 * time.Second
 	DefaultMaxBackoff = time.Hour
 	// GroupPrefix starts every endpoint's consumer group name.
