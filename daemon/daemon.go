@@ -156,7 +156,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.janitor, err = dialer.NewJanitor(dialer.JanitorOptions{Promises: d.store, Queues: policy.QueueNames(),
-		Instance: instance, Control: d.control, Clock: clk, Logger: log.Named("janitor"),
+		Instance: instance, Control: d.control, Clock: clk, Logger: log.Named("janitor"), Lease: policy.Calls.Lease,
 		PBX: func(id string) (dialer.JanitorREST, bool) {
 			c, ok := d.conns.Client(id)
 			return c, ok

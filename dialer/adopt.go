@@ -20,7 +20,8 @@ import (
 // whoever sees one nobody watches can ask Redis whether its callback still has an owner.
 //
 // It settles nothing: a claim whose owner died is finished by Reclaim at its lease expiry
-// (kept or late by the recorded connect time), so a promise is counted once, by one path.
+// (kept or late by the recorded connect time), so a promise is counted once, by one path. The
+// one write it makes is that connect time, when the callback died before writing it.
 
 // JanitorREST is what the janitor asks of one Asterisk (ari.Client).
 type JanitorREST interface {
@@ -38,7 +39,7 @@ type watchedChannels interface {
 
 // JanitorOptions are the janitor's dependencies.
 type JanitorOptions struct {
-	Promises PromiseReader
+	Promises JanitorPromises
 	// Queues are the configured callback queues: a callback id carries no queue, so the
 	// promise is looked for in each.
 	Queues []string
@@ -51,6 +52,9 @@ type JanitorOptions struct {
 	PBX    func(asteriskID string) (JanitorREST, bool)
 	Clock  clock.Clock
 	Logger *zap.Logger
+	// Lease is how long the janitor holds a promise whose conversation it adopted after
+	// Reclaim had handed it back; its expiry finishes the promise kept or late.
+	Lease time.Duration
 	// Recheck is how soon a callback whose owner could not be decided (Redis unreachable) is
 	// looked at again; 5 s when zero.
 	Recheck time.Duration
@@ -94,6 +98,9 @@ func NewJanitor(o JanitorOptions) (*Janitor, error) {
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = 5 * time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
 	}
 	return &Janitor{opts: o, log: o.Logger, ready: make(chan struct{}, 1), looking: map[string]bool{},
 		adopted: map[string]*conversation{}, byLeg: map[string]*conversation{}, later: map[string]time.Time{}}, nil
@@ -324,7 +331,7 @@ func (a *attempt) talking() bool {
 // decide adopts an attempt whose owner is gone and leaves alone one a live daemon holds.
 func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST, a *attempt) {
 	log := j.log.With(zap.String("bridge", a.id.Bridge))
-	owner, until, err := j.liveClaim(ctx, a.id)
+	owner, until, job, found, err := j.liveClaim(ctx, a.id)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("reading the promise of a callback nobody watches failed; looking again later", zap.Error(err))
@@ -340,6 +347,14 @@ func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST,
 		return
 	}
 	if a.talking() {
+		if found {
+			if err := j.recordTalk(ctx, job, a.id); err != nil {
+				// The conversation is adopted all the same; the next look tries the write again.
+				log.Warn("recording an adopted conversation's connect failed", zap.Error(err))
+				j.lookAgainAt(ctx, asterisk, a.id.Bridge, j.opts.Clock.Now().Add(j.opts.Recheck))
+				return
+			}
+		}
 		agent, customer, bridge := a.legIDs()
 		c := &conversation{asterisk: asterisk, bridge: bridge, agent: agent, customer: customer}
 		j.mu.Lock()
