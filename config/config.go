@@ -25,6 +25,7 @@ type Config struct {
 	Log       Log           `yaml:"log"`
 	Metrics   Metrics       `yaml:"metrics"`
 	Retention Duration      `yaml:"retention"`
+	Webhooks  []Webhook     `yaml:"webhooks"`
 	compiled  *compiledRefs `yaml:"-"`
 
 	// InstanceID names this daemon among those sharing one Asterisk: its Stasis applications

@@ -103,6 +103,7 @@ func (v *validator) config(c *Config) {
 	v.rateLimits(c.Dialer.RateLimits)
 	v.http(c.HTTP)
 	v.log(c.Log)
+	v.webhooks(c.Webhooks)
 	v.positive("retention", c.Retention)
 	v.positive("metrics.kept_ratio_window", c.Metrics.KeptRatioWindow)
 	if c.Metrics.KeptRatioWindow > c.Retention && c.Retention > 0 {

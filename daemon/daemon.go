@@ -32,6 +32,7 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/callbackd/callbackd/webhook"
 )
 
 // Options is what a daemon is built from. Config and Redis are required.
@@ -72,6 +73,7 @@ type Daemon struct {
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
 	riskWatch  *dialer.RiskWatch
+	webhooks   *webhook.Deliverer
 	pool       *dialer.Pool
 	control    *dialer.Control
 	janitor    *dialer.Janitor
@@ -127,6 +129,9 @@ func New(o Options) (*Daemon, error) {
 		instance = instanceName(instanceID)
 	}
 
+	if d.webhooks, err = newWebhooks(cfg, rdb, d.store, instance, clk, log.Named("webhook"), reg); err != nil {
+		return nil, err
+	}
 	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
@@ -290,6 +295,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("starting: %w", err)
 	}
 	d.checkDurability(ctx)
+	// A new endpoint's groups start at the end of the streams: made before anything runs, no
+	// event of this start is missed. The deliverer retries what fails here on its own.
+	if err := d.webhooks.Prepare(ctx); err != nil {
+		d.log.Warn("webhooks: could not create the consumer groups yet", zap.Error(err))
+	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -309,6 +319,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)
 	run("at-risk watch", d.riskWatch.Run)
+	run("webhooks", d.webhooks.Run)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)
