@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,6 +59,10 @@ type JanitorOptions struct {
 	// Recheck is how soon a callback whose owner could not be decided (Redis unreachable) is
 	// looked at again; 5 s when zero.
 	Recheck time.Duration
+	// ControlApps are this daemon's control applications. Their channels' events reach the
+	// janitor through the control app itself; on the monitor app's stream (Monitor) it heeds
+	// the channels in any other application's Stasis: another daemon's callback legs.
+	ControlApps []string
 }
 
 // Janitor is an ari.Handler of the control application: its Resync and its events for
@@ -153,6 +158,39 @@ func (j *Janitor) HandleEvent(ev *ari.Event) {
 		}
 		j.putLocked(chore{asterisk: ev.AsteriskID})
 	}
+}
+
+// Monitor is the janitor's ari.Handler for the monitor application, which sees every
+// channel. Another daemon's callback legs sit in that daemon's own control application, whose
+// events never reach this one's: the monitor's copy is how the janitor learns of them, looks
+// at whose they are (a live daemon's are left alone and looked at again when its lease would
+// run out), and hears the end of those it adopted.
+func (j *Janitor) Monitor() ari.Handler { return janitorMonitor{j} }
+
+type janitorMonitor struct{ j *Janitor }
+
+// Resync implements ari.Handler: the control application's resync looks at the same
+// snapshot.
+func (janitorMonitor) Resync(ari.Snapshot) {}
+
+// HandleEvent implements ari.Handler. Channels in this daemon's control application, and
+// those in no Stasis application at all (a leg still ringing, not a callback's yet), are left
+// to the control app's stream, so no event is looked at twice.
+func (m janitorMonitor) HandleEvent(ev *ari.Event) {
+	if ev.Channel == nil {
+		return
+	}
+	j := m.j
+	j.mu.Lock()
+	adopted := j.byLeg[ev.Channel.ID] != nil
+	j.mu.Unlock()
+	if !adopted {
+		app := ari.StasisApp(ev.Channel)
+		if app == "" || slices.Contains(j.opts.ControlApps, app) || !ari.IsCallbackLeg(ev.Channel.ID) {
+			return
+		}
+	}
+	j.HandleEvent(&ari.Event{Type: ev.Type, AsteriskID: ev.AsteriskID, Application: ev.Application, Channel: ev.Channel})
 }
 
 // legEnded: a leg counts as gone on ChannelDestroyed, as in a callback's own note.
