@@ -180,8 +180,13 @@ func New(o Options) (*Daemon, error) {
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
-	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
-		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log})
+	admin, err := dialer.NewAdmin(dialer.AdminOptions{Intake: d.intake, Store: d.store, Forecaster: forecaster,
+		Idempotency: queue.NewIdempotency(rdb, cfg.Redis.KeyPrefix), Clock: clk, Logger: log.Named("admin")})
+	if err != nil {
+		return nil, err
+	}
+	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Tokens: apiTokens(cfg.HTTP.Tokens), Gatherer: reg, Registerer: reg,
+		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Admin: admin, Clock: clk, Logger: log})
 	listen := cfg.HTTP.Listen
 	if o.Listen != "" {
 		listen = o.Listen

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api"
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
@@ -98,6 +99,15 @@ func RedisClient(rc config.Redis) (redis.UniversalClient, error) {
 		}
 		return redis.NewUniversalClient(u), nil
 	}
+}
+
+// apiTokens are http.tokens as the API takes them.
+func apiTokens(tokens []config.HTTPToken) []api.Token {
+	out := make([]api.Token, 0, len(tokens))
+	for _, t := range tokens {
+		out = append(out, api.Token{Name: t.Name, Secret: t.Token.Reveal(), Roles: t.Roles})
+	}
+	return out
 }
 
 // NewStore returns the promise store for cfg's queues on rdb.
