@@ -68,6 +68,7 @@ type Daemon struct {
 	detector   *detect.Detector
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
+	riskWatch  *dialer.RiskWatch
 	pool       *dialer.Pool
 	control    *dialer.Control
 	janitor    *dialer.Janitor
@@ -160,6 +161,8 @@ func New(o Options) (*Daemon, error) {
 	}
 	forecaster := dialer.NewForecaster(policy, d.store, d.pool, d.dispatcher.HandleTimeFor)
 	d.forecaster = forecaster
+	d.riskWatch = dialer.NewRiskWatch(dialer.RiskWatchOptions{Forecaster: forecaster, Store: d.store,
+		Queues: policy.QueueNames(), Clock: clk, Logger: log.Named("risk")})
 	d.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: policy, Store: d.store, Metrics: metrics,
 		Asked: queue.NewAsked(rdb, cfg.Redis.KeyPrefix),
 		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote, Limiter: limiter,
@@ -268,6 +271,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)
+	run("at-risk watch", d.riskWatch.Run)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)

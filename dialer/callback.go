@@ -38,6 +38,8 @@ type PromiseLease interface {
 	Retry(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
 	Release(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
 	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
+	// Emit tells the event stream's readers a step no transition records (the agent rung).
+	Emit(ctx context.Context, ref queue.Ref, t queue.EventType, data map[string]string) error
 }
 
 // channelRouter sends a callback the events of the channels it creates (Control).
@@ -163,6 +165,7 @@ func (cb *callback) run(ctx context.Context) verdict {
 		return verdict{kind: release, agentResult: ResultUnavailable, detail: "agent " + cb.agent.ID + " unavailable: " + err.Error()}
 	}
 	cb.env.router.Created(cb.agentCh)
+	cb.emit(ctx, queue.EventAgentRung, map[string]string{"agent": cb.agent.ID})
 
 	// Wait for the agent to answer (StasisStart) or give up.
 	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, func(ev *ari.Event) bool {

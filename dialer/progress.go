@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -44,4 +45,22 @@ func (cb *callback) progress(step, detail string) {
 		cb.log.Info("callback "+step, zap.String("detail", detail))
 	}
 	cb.env.report(Progress{At: cb.env.clk.Now(), Step: step, Job: cb.job, Agent: cb.agent.ID, Detail: detail})
+}
+
+// emitTimeout bounds how long an event may take to write: it is news for the API, the page
+// and webhooks, never a reason to keep an agent's phone ringing in silence.
+const emitTimeout = 2 * time.Second
+
+// emit appends an event about cb's promise to the event stream, in the background: with Redis
+// slow or away the call goes on, and the loss is logged (the transitions' own events are
+// written with the change, so only this step's news can be lost).
+func (cb *callback) emit(ctx context.Context, t queue.EventType, data map[string]string) {
+	ref := cb.job.Ref()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), emitTimeout)
+		defer cancel()
+		if err := cb.env.store.Emit(ctx, ref, t, data); err != nil {
+			cb.log.Warn("event not written", zap.String("event", string(t)), zap.Error(err))
+		}
+	}()
 }

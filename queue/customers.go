@@ -40,6 +40,8 @@ type QueueRecords struct {
 	Dedupe *StoredKey `json:"dedupe,omitempty"`
 	// Outcomes are the outcome-stream entries of its finished promises.
 	Outcomes []StreamEntry `json:"outcomes"`
+	// Events are the event-stream entries about its promises (see Store.ReadEvents).
+	Events []StreamEntry `json:"events"`
 	// Quarantine are the dead-letter entries of its jobs, by job id.
 	Quarantine map[string]string `json:"quarantine,omitempty"`
 }
@@ -82,9 +84,10 @@ type QueueErased struct {
 	Dedupe     int      `json:"dedupe_keys"`
 	Outcomes   int      `json:"outcome_entries"`
 	Quarantine int      `json:"quarantine_entries"`
+	Events     int      `json:"event_entries"`
 }
 
-const streamPage = 1000 // outcome-stream entries read per XRANGE while searching
+const streamPage = 1000 // stream entries read per XRANGE while searching
 
 // ExportCustomer returns everything the store holds about number (E.164) in every queue.
 // It only reads, key by key, so it is a snapshot of each key, not of all at one instant.
@@ -100,7 +103,7 @@ func (s *Store) ExportCustomer(ctx context.Context, number string) (CustomerReco
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
-		qr := QueueRecords{Queue: q, Jobs: []StoredJob{}, Outcomes: []StreamEntry{}}
+		qr := QueueRecords{Queue: q, Jobs: []StoredJob{}, Outcomes: []StreamEntry{}, Events: []StreamEntry{}}
 		for _, key := range jobs {
 			fields, err := s.rdb.HGetAll(ctx, key).Result()
 			if err != nil {
@@ -130,11 +133,16 @@ func (s *Store) ExportCustomer(ctx context.Context, number string) (CustomerReco
 		} else if !errors.Is(err, redis.Nil) {
 			return out, fmt.Errorf("%s: reading %s: %w", what, k.dedupe(n), err)
 		}
-		entries, _, err := s.outcomesOf(ctx, q, n)
+		entries, _, err := s.entriesOf(ctx, q, "outcome", n)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
 		qr.Outcomes = append(qr.Outcomes, entries...)
+		events, _, err := s.entriesOf(ctx, q, "event", n)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", what, err)
+		}
+		qr.Events = append(qr.Events, events...)
 		out.Queues = append(out.Queues, qr)
 	}
 	keys, err := s.rateLimitKeysOf(ctx, n)
@@ -179,19 +187,26 @@ func (s *Store) EraseCustomer(ctx context.Context, number string) (Erased, error
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
-		entries, last, err := s.outcomesOf(ctx, q, n)
+		entries, last, err := s.entriesOf(ctx, q, "outcome", n)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
-		args := []any{n, last}
+		events, lastEvent, err := s.entriesOf(ctx, q, "event", n)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", what, err)
+		}
+		args := []any{n, last, lastEvent, len(entries)}
 		for _, e := range entries {
+			args = append(args, e.ID)
+		}
+		for _, e := range events {
 			args = append(args, e.ID)
 		}
 		res, err := s.run(ctx, s.sc.erase, q, append(k.common(k.quarantine(), k.dedupe(n)), jobs...), s.clk.Now(), args...)
 		if err != nil {
 			return out, fmt.Errorf("%s in queue %s: %w", what, q, err)
 		}
-		if len(res) < 5 {
+		if len(res) < 6 {
 			return out, fmt.Errorf("%s in queue %s: unexpected reply %v", what, q, res)
 		}
 		qe := QueueErased{Queue: q, Jobs: []string{}}
@@ -205,7 +220,8 @@ func (s *Store) EraseCustomer(ctx context.Context, number string) (Erased, error
 		d, _ := res[2].(int64)
 		o, _ := res[3].(int64)
 		qu, _ := res[4].(int64)
-		qe.Dedupe, qe.Outcomes, qe.Quarantine = int(d), int(o), int(qu)
+		ev, _ := res[5].(int64)
+		qe.Dedupe, qe.Outcomes, qe.Quarantine, qe.Events = int(d), int(o), int(qu), int(ev)
 		out.Queues = append(out.Queues, qe)
 	}
 	keys, err := s.rateLimitKeysOf(ctx, n)
@@ -274,16 +290,17 @@ func (s *Store) jobsOf(ctx context.Context, q, n string) ([]string, error) {
 	return out, nil
 }
 
-// outcomesOf reads queue q's outcome stream page by page for n's entries, and returns the id
-// of the last entry read ("0-0" for an empty stream), from which EraseCustomer's script reads on.
-func (s *Store) outcomesOf(ctx context.Context, q, n string) ([]StreamEntry, string, error) {
-	key := s.ks(q).base + "outcomes"
+// entriesOf reads queue q's outcome or event stream (which: "outcome", "event") page by page
+// for n's entries, and returns the id of the last entry read ("0-0" for an empty stream), from
+// which EraseCustomer's script reads on.
+func (s *Store) entriesOf(ctx context.Context, q, which, n string) ([]StreamEntry, string, error) {
+	key := s.ks(q).base + which + "s"
 	var out []StreamEntry
 	last, start := "0-0", "-"
 	for {
 		page, err := s.rdb.XRangeN(ctx, key, start, "+", streamPage).Result()
 		if err != nil {
-			return nil, last, fmt.Errorf("reading the outcome stream of queue %s: %w", q, err)
+			return nil, last, fmt.Errorf("reading the %s stream of queue %s: %w", which, q, err)
 		}
 		for _, e := range page {
 			if e.ID == last {

@@ -52,7 +52,9 @@
 //	<prefix>:{Q}:leases         zset id → lease expiry ms: dialing and connected jobs
 //	<prefix>:{Q}:done           zset id → finish ms: finished jobs still retained
 //	<prefix>:{Q}:dedupe:<E164>  string → the number's open job id
-//	<prefix>:{Q}:outcomes       stream: one entry per finished promise (audit, webhooks)
+//	<prefix>:{Q}:outcomes       stream: one entry per finished promise (audit)
+//	<prefix>:{Q}:events         stream: one entry per event of a promise's life (EventType),
+//	                            written by the script that makes the change (API, webhooks)
 //	<prefix>:{Q}:fence          counter: fencing tokens
 //	<prefix>:{Q}:totals         hash: lifetime counters (made, merged, one per outcome)
 //	<prefix>:{Q}:window:<n>     hash: outcome → promises finished in five-minute bucket n

@@ -57,9 +57,9 @@ func TestAWorkerWhoseLeaseWasReclaimedIsToldSoEvenWhenTheJobGaveUp(t *testing.T)
 }
 
 // After the retention period nothing about a finished promise is left: the hash expires, and
-// the periodic Reclaim drops it from the done index and the outcome stream (which holds the
-// customer's number) even in a queue where nothing else finishes; Stats never counts it.
-func TestRetentionAlsoBoundsTheDoneIndexCountAndTheOutcomeStream(t *testing.T) {
+// the periodic Reclaim drops it from the done index, the outcome stream and the event stream
+// (which hold the customer's number) even in a queue where nothing else finishes; Stats never counts it.
+func TestRetentionAlsoBoundsTheDoneIndexCountAndTheStreams(t *testing.T) {
 	base := newFixture(t)
 	clk := clock.NewFake(t0)
 	s, err := New(base.rdb, Options{Clock: clk, Queues: []string{testQueue}, Retention: 50 * time.Millisecond})
@@ -85,10 +85,12 @@ func TestRetentionAlsoBoundsTheDoneIndexCountAndTheOutcomeStream(t *testing.T) {
 	if in := f.where(t, j.ID); len(in) != 0 {
 		t.Errorf("expired job still indexed in %v", in)
 	}
-	msgs, _ := f.rdb.XRange(f.ctx, f.s.ks(testQueue).base+"outcomes", "-", "+").Result()
-	for _, m := range msgs {
-		if m.Values["number"] == alice {
-			t.Errorf("outcome stream still holds the number %s past the retention period", alice)
+	for _, stream := range []string{f.s.ks(testQueue).base + "outcomes", f.s.EventStreamKey(testQueue)} {
+		msgs, _ := f.rdb.XRange(f.ctx, stream, "-", "+").Result()
+		for _, m := range msgs {
+			if m.Values["number"] == alice {
+				t.Errorf("%s still holds the number %s past the retention period", stream, alice)
+			}
 		}
 	}
 }

@@ -136,7 +136,7 @@ func (c customer) mentions(text string) (string, bool) {
 func (f fixture) unbounded(q string) map[string]bool {
 	k := f.s.ks(q)
 	return map[string]bool{k.ready(): true, k.delayed(): true, k.leases(): true, k.done(): true, k.open(): true,
-		k.base + "outcomes": true, k.base + "fence": true, k.totals(): true, k.quarantine(): true}
+		k.base + "outcomes": true, k.events(): true, k.base + "fence": true, k.totals(): true, k.quarantine(): true}
 }
 
 // After a lifetime of promises in every state, every key that names a customer's number or

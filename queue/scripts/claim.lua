@@ -142,6 +142,7 @@ redis.call('ZADD', K_LEASES, expires, pick)
 redis.call('HSET', jk, 'state', 'dialing', 'token', token, 'worker', worker,
   'lease_expires', expires, 'connected', 0, 'dialled', 0)
 note(jk, 'claimed', 'worker=' .. worker)
+emit(jk, pick, 'claimed', {'agent', worker, 'attempts', redis.call('HGET', jk, 'attempts')})
 local r = answer(jk)
 r[3] = quarantined
 return r

@@ -29,6 +29,9 @@ local K_WINDOWP = KEYS[10]
 -- first). Derived from KEYS[1] like the wake channel, so no script's KEYS change; it shares
 -- their hash tag, hence their slot.
 local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
+-- <prefix>:{Q}:events, the stream of everything that happens to a promise (Store.ReadEvents,
+-- the API's /events, webhooks). Derived the same way, for the same reason.
+local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
 local NOW = tonumber(ARGV[1])
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
@@ -38,6 +41,29 @@ local WINDOW_BUCKET_MS = 300000
 
 local OPEN = {pending = true, dialing = true, connected = true}
 local LEASED = {dialing = true, connected = true}
+
+-- EVENTS_MAXLEN bounds the event stream between housekeeping runs; retention trims it by age.
+local EVENTS_MAXLEN = 100000
+
+-- emit appends one event about job jk (id) to the event stream, in the same script as the
+-- change it reports, so a reader never sees a change without its event or the reverse. The
+-- number is written so that a consumer need not read a job that may be gone by then; the
+-- customer's erasure deletes these entries too (erase.lua). extra is a flat list of
+-- field, value pairs; empty values are left out.
+local function emit(jk, id, typ, extra)
+  local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    'type', typ, 'promise', id, 'number', redis.call('HGET', jk, 'number') or '', 'at', NOW}
+  if extra then
+    for i = 1, #extra, 2 do
+      local v = extra[i + 1]
+      if v ~= nil and v ~= '' then
+        args[#args + 1] = extra[i]
+        args[#args + 1] = tostring(v)
+      end
+    end
+  end
+  redis.call(unpack(args))
+end
 
 local function fail(code, detail)
   return {'err', code, detail or ''}
@@ -108,6 +134,7 @@ local function housekeep()
   local t = redis.call('TIME')
   local redis_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('XTRIM', K_OUT, 'MINID', redis_ms - RETENTION)
+  redis.call('XTRIM', K_EVENTS, 'MINID', redis_ms - RETENTION)
 end
 
 -- finish closes a promise: out of every open set, into done, onto the outcome stream, dedupe
@@ -132,6 +159,7 @@ local function finish(jk, id, outcome, detail)
     'id', id, 'queue', QUEUE, 'number', number, 'reason', reasons[1] or '',
     'reasons', reasons_raw, 'target', target, 'outcome', outcome, 'deadline', deadline,
     'finished', NOW, 'attempts', attempts, 'detail', detail or '')
+  emit(jk, id, outcome, {'attempts', attempts, 'reason', reasons[1] or '', 'detail', detail or ''})
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
   -- would read every retained job; a small hash per five minutes answers any recent window

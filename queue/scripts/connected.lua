@@ -12,4 +12,5 @@ if bad then
 end
 redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
 note(jk, 'connected', ARGV[7])
+emit(jk, ARGV[4], 'connected', {'agent', redis.call('HGET', jk, 'worker'), 'detail', ARGV[7]})
 return answer(jk)

@@ -15,4 +15,6 @@ if bad then
   return bad
 end
 redis.call('HSET', jk, 'dialled', NOW)
+local worker, attempts = unpack(redis.call('HMGET', jk, 'worker', 'attempts'))
+emit(jk, ARGV[4], 'customer_dialled', {'agent', worker, 'attempts', tonumber(attempts) + 1})
 return answer(jk)

@@ -65,6 +65,8 @@ if open then
       place(jk, open)
     end
     note(jk, 'merged', table.concat(changes, ' '))
+    emit(jk, open, 'merged', {'reason', reason, 'deadline', redis.call('HGET', jk, 'deadline'),
+      'detail', table.concat(changes, ' ')})
     redis.call('HINCRBY', K_TOTALS, 'merged', 1)
     return {'merged', redis.call('HGETALL', jk)}
   end
@@ -94,4 +96,5 @@ redis.call('ZADD', K_OPEN, NOW, id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
+emit(jk, id, 'made', {'reason', reason, 'deadline', deadline, 'not_before', nb})
 return answer(jk)

@@ -3,8 +3,10 @@
 -- KEYS[13..] job hashes the caller found holding the number (SCAN), checked again here
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] number (E.164)   ARGV[5] the last outcome-stream id the caller read ('0-0': none)
--- ARGV[6..] outcome-stream ids the caller found naming the number
--- Returns {'ok', erased job ids, dedupe keys deleted, stream entries deleted, quarantine entries deleted}.
+-- ARGV[6] the last event-stream id the caller read   ARGV[7] n, how many outcome ids follow
+-- ARGV[8..7+n] outcome-stream ids the caller found naming the number; ARGV[8+n..] event-stream ids
+-- Returns {'ok', erased job ids, dedupe keys deleted, outcome entries deleted, quarantine entries
+-- deleted, event entries deleted}.
 -- The caller's search is not atomic, this script is: a job is deleted only if it holds the
 -- number now, the open promise made since the search is found through the dedupe key, and
 -- outcome entries added since the search are read here (they are few: the stream after ARGV[5]).
@@ -35,16 +37,25 @@ if open then
 end
 local dedupe = redis.call('DEL', K_DEDUPE)
 
-local entries = 0
-for i = 6, #ARGV do
-  entries = entries + redis.call('XDEL', K_OUT, ARGV[i])
-end
-for _, e in ipairs(redis.call('XRANGE', K_OUT, ARGV[5], '+')) do
-  local f = e[2]
-  for j = 1, #f, 2 do
-    if f[j] == 'number' and f[j + 1] == number then
-      entries = entries + redis.call('XDEL', K_OUT, e[1])
+-- forget deletes the entries of stream key naming the number: the ids the caller found, then
+-- whatever was added after the last id it read.
+local function forget(key, last, first, stop)
+  local n = 0
+  for i = first, stop do
+    n = n + redis.call('XDEL', key, ARGV[i])
+  end
+  for _, e in ipairs(redis.call('XRANGE', key, last, '+')) do
+    local f = e[2]
+    for j = 1, #f, 2 do
+      if f[j] == 'number' and f[j + 1] == number then
+        n = n + redis.call('XDEL', key, e[1])
+      end
     end
   end
+  return n
 end
-return {'ok', erased, dedupe, entries, quarantined}
+
+local n_out = tonumber(ARGV[7])
+local entries = forget(K_OUT, ARGV[5], 8, 7 + n_out)
+local events = forget(K_EVENTS, ARGV[6], 8 + n_out, #ARGV)
+return {'ok', erased, dedupe, entries, quarantined, events}

@@ -59,8 +59,9 @@ for _, id in ipairs(ids) do
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
     local worker = redis.call('HGET', jk, 'worker')
     release_lease(jk, id)
-    note(jk, 'lease expired', 'lease expired (worker ' .. (worker or '?') ..
-      ', customer not dialled: no attempt used)')
+    local detail = 'lease expired (worker ' .. (worker or '?') .. ', customer not dialled: no attempt used)'
+    note(jk, 'lease expired', detail)
+    emit(jk, id, 'released', {'attempts', redis.call('HGET', jk, 'attempts'), 'detail', detail})
     released = released + 1
   elseif st == 'dialing' then
     local worker = redis.call('HGET', jk, 'worker')
@@ -75,6 +76,7 @@ for _, id in ipairs(ids) do
     else
       release_lease(jk, id)
       note(jk, 'lease expired', detail)
+      emit(jk, id, 'retry', {'attempts', attempts, 'detail', detail})
     end
   else
     redis.call('ZREM', K_LEASES, id)

@@ -22,4 +22,5 @@ redis.call('HSET', jk, 'not_before', ARGV[5], 'deadline', ARGV[6], 'hold_until',
   'at_risk_from_start', ARGV[8])
 place(jk, id)
 note(jk, 'rescheduled', ARGV[9])
+emit(jk, id, 'rescheduled', {'not_before', ARGV[5], 'deadline', ARGV[6], 'detail', ARGV[9]})
 return answer(jk)

@@ -22,9 +22,10 @@ if ARGV[8] == '1' then
 end
 redis.call('HSET', jk, 'not_before', ARGV[6])
 release_lease(jk, id)
+local ev = 'released'
 if ARGV[8] == '1' then
-  note(jk, 'retry', detail)
-else
-  note(jk, 'released', detail)
+  ev = 'retry'
 end
+note(jk, ev, detail)
+emit(jk, id, ev, {'not_before', ARGV[6], 'attempts', redis.call('HGET', jk, 'attempts'), 'detail', detail})
 return answer(jk)

@@ -1,0 +1,265 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// types reads every event after c and returns their types (and the cursor past them).
+func (f fixture) types(t *testing.T, c Cursor) ([]EventType, []Event, Cursor) {
+	t.Helper()
+	evs, next, err := f.s.ReadEvents(f.ctx, c, 1000, 0)
+	if err != nil {
+		t.Fatalf("ReadEvents: %v", err)
+	}
+	var ts []EventType
+	for _, e := range evs {
+		ts = append(ts, e.Type)
+	}
+	return ts, evs, next
+}
+
+// Every step of a promise's life appears in its queue's event stream, in order, written by the
+// script that makes the change: a reader never sees a change without its event.
+func TestAPromisesLifeIsTheEventStream(t *testing.T) {
+	f := newFixture(t)
+	start, err := f.s.EventsNow(f.ctx)
+	wantErr(t, err, nil)
+	j := f.enqueue(t, request(alice))
+	f.enqueue(t, request(alice)) // merged
+	c := f.claim(t, ClaimOptions{Worker: "d1/201", Lease: time.Minute})
+	wantErr(t, f.s.Emit(f.ctx, c.Ref(), EventAgentRung, map[string]string{"agent": "201"}), nil)
+	_, err = f.s.Release(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now(), "agent did not answer")
+	wantErr(t, err, nil)
+	_, err = f.s.Release(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now(), "")
+	wantErr(t, err, ErrStaleToken) // no event for a refused change
+	c = f.claim(t, ClaimOptions{Worker: "d1/201", Lease: time.Minute})
+	_, err = f.s.MarkDialled(f.ctx, c.Ref(), c.Lease.Token)
+	wantErr(t, err, nil)
+	_, err = f.s.MarkConnected(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now())
+	wantErr(t, err, nil)
+	_, err = f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateKept, "talked")
+	wantErr(t, err, nil)
+
+	got, evs, _ := f.types(t, start)
+	want := []EventType{EventMade, EventMerged, EventClaimed, EventAgentRung, EventReleased,
+		EventClaimed, EventCustomerDialled, EventConnected, EventKept}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	for _, e := range evs {
+		if e.Promise != j.ID || e.Queue != testQueue || e.Number != alice || !e.At.Equal(f.clk.Now()) {
+			t.Errorf("event %+v: want promise %s of %s, number %s, at %v", e, j.ID, testQueue, alice, f.clk.Now())
+		}
+	}
+	if evs[2].Data["agent"] != "d1/201" || evs[3].Data["agent"] != "201" {
+		t.Errorf("claimed/agent_rung data = %v / %v, want the worker and the agent", evs[2].Data, evs[3].Data)
+	}
+	if evs[6].Data["attempts"] != "1" {
+		t.Errorf("customer_dialled attempts = %q, want 1 (the attempt it is)", evs[6].Data["attempts"])
+	}
+	if evs[0].Data["deadline"] == "" || evs[0].Data["reason"] != string(ReasonVoicemail) {
+		t.Errorf("made data = %v, want its deadline and reason", evs[0].Data)
+	}
+}
+
+// The release of a promise whose agent never answered is "released", not "retry": no attempt
+// was used. So is a lease that expired before the customer was dialled; one that expired
+// after is a retry, and each final state has its own event.
+func TestEventsNameHowAPromiseWasGivenBackOrEnded(t *testing.T) {
+	f := newFixture(t)
+	start, _ := f.s.EventsNow(f.ctx)
+	j := f.enqueue(t, request(alice))
+	c := f.claim(t, ClaimOptions{Worker: "w", Lease: time.Second})
+	_, err := f.s.Release(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now(), "agent busy")
+	wantErr(t, err, nil)
+	f.claim(t, ClaimOptions{Worker: "w", Lease: time.Second})
+	f.clk.Advance(2 * time.Second)
+	_, err = f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	c = f.claim(t, ClaimOptions{Worker: "w", Lease: time.Second})
+	_, err = f.s.MarkDialled(f.ctx, c.Ref(), c.Lease.Token)
+	wantErr(t, err, nil)
+	f.clk.Advance(2 * time.Second)
+	_, err = f.s.Reclaim(f.ctx, testQueue)
+	wantErr(t, err, nil)
+	_, err = f.s.Cancel(f.ctx, j.Ref(), "by a supervisor")
+	wantErr(t, err, nil)
+	other := f.enqueue(t, request(bob))
+	_, err = f.s.Resolve(f.ctx, testQueue, bob, "called in")
+	wantErr(t, err, nil)
+
+	got, evs, _ := f.types(t, start)
+	want := []EventType{EventMade, EventClaimed, EventReleased, EventClaimed, EventReleased,
+		EventClaimed, EventCustomerDialled, EventRetry, EventCancelled, EventMade, EventResolved}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	if evs[10].Promise != other.ID || evs[8].Data["detail"] != "by a supervisor" {
+		t.Errorf("resolved/cancelled events = %+v / %+v", evs[10], evs[8])
+	}
+}
+
+// A reader resumes where it stopped, with the cursor of the last event it saw, across queues,
+// and a cursor written out and read back is the same position.
+func TestReadEventsResumesFromACursorAcrossQueues(t *testing.T) {
+	f := newFixture(t)
+	start, err := f.s.EventsNow(f.ctx)
+	wantErr(t, err, nil)
+	a := f.enqueue(t, request(alice))
+	r := request(bob)
+	r.Queue = otherQ
+	b := f.enqueue(t, r)
+	evs, next, err := f.s.ReadEvents(f.ctx, start, 1, 0)
+	wantErr(t, err, nil)
+	if len(evs) == 0 {
+		t.Fatal("no event read")
+	}
+	back, err := ParseCursor(next.String())
+	wantErr(t, err, nil)
+	_, rest, _ := f.types(t, back)
+	seen := append(evs, rest...)
+	var ids []string
+	for _, e := range seen {
+		ids = append(ids, e.Promise)
+	}
+	slices.Sort(ids)
+	want := []string{a.ID, b.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("read promises %v across two reads, want each of %v once", ids, want)
+	}
+	// An empty cursor reads everything retained; one from now, nothing yet.
+	all, _, _ := f.types(t, Cursor{})
+	if len(all) != 2 {
+		t.Errorf("from the start: %v, want both events", all)
+	}
+	now, _ := f.s.EventsNow(f.ctx)
+	if got, _, _ := f.types(t, now); len(got) != 0 {
+		t.Errorf("from now: %v, want none", got)
+	}
+}
+
+// A blocked reader wakes for the next event; one whose context ends returns at once.
+func TestReadEventsWaitsForTheNextEvent(t *testing.T) {
+	f := newFixture(t)
+	now, _ := f.s.EventsNow(f.ctx)
+	got := make(chan []Event, 1)
+	go func() {
+		evs, _, err := f.s.ReadEvents(f.ctx, now, 10, time.Minute)
+		if err != nil {
+			t.Errorf("ReadEvents: %v", err)
+		}
+		got <- evs
+	}()
+	// The reader may block before or after this enqueue; either way it returns the event.
+	j := f.enqueue(t, request(alice))
+	if evs := <-got; len(evs) != 1 || evs[0].Promise != j.ID {
+		t.Errorf("woke with %+v, want the made event of %s", evs, j.ID)
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	cancel()
+	now, _ = f.s.EventsNow(f.ctx)
+	if _, _, err := f.s.ReadEvents(ctx, now, 10, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadEvents with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestParseCursorNamesWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"sales=1-0,support=2-3", ""},
+		{"", ""},
+		{"sales", `"sales" is not queue=id`},
+		{"sales=abc", `"abc" is not a stream id`},
+		{"sales=1-0,sales=2-0", "names queue sales twice"},
+		{"bad queue=1-0", "queue"},
+	} {
+		c, err := ParseCursor(tc.in)
+		if tc.want == "" {
+			if err != nil || c.String() != tc.in {
+				t.Errorf("ParseCursor(%q) = %v, %v; want it back unchanged", tc.in, c, err)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseCursor(%q) error = %v, want ErrInvalid naming %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// Bad input to the readers and to Emit is refused and writes nothing.
+func TestEventInputIsChecked(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request(alice))
+	before := f.snapshot(t)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"a transition's event", f.s.Emit(f.ctx, j.Ref(), EventKept, nil)},
+		{"an unknown type", f.s.Emit(f.ctx, j.Ref(), EventType("bogus"), nil)},
+		{"a field the store sets", f.s.Emit(f.ctx, j.Ref(), EventAtRisk, map[string]string{"number": "+31"})},
+		{"an unreadable value", f.s.Emit(f.ctx, j.Ref(), EventAtRisk, map[string]string{"detail": "a\nb"})},
+		{"an unknown queue", f.s.Emit(f.ctx, Ref{Queue: "nope", ID: j.ID}, EventAtRisk, nil)},
+	} {
+		if !errors.Is(tc.err, ErrInvalid) && !errors.Is(tc.err, ErrUnknownQueue) {
+			t.Errorf("Emit with %s = %v, want it refused", tc.name, tc.err)
+		}
+	}
+	gone, err := newID(f.clk.Now())
+	wantErr(t, err, nil)
+	wantErr(t, f.s.Emit(f.ctx, Ref{Queue: testQueue, ID: gone}, EventAtRisk, nil), ErrNotFound)
+	f.assertUnchanged(t, before)
+	if _, _, err := f.s.ReadEvents(f.ctx, Cursor{"nope": "0-0"}, 10, 0); err == nil {
+		t.Error("ReadEvents with a cursor naming an unknown queue succeeded")
+	}
+	if _, _, err := f.s.ReadEvents(f.ctx, Cursor{}, 0, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ReadEvents with count 0 = %v, want ErrInvalid", err)
+	}
+}
+
+// An entry someone wrote by hand that is not an event is skipped and reported; the reader's
+// cursor moves past it, so it does not stop every later read.
+func TestABrokenEventEntryIsSkippedNotFatal(t *testing.T) {
+	f := newFixture(t)
+	now, _ := f.s.EventsNow(f.ctx)
+	f.rdb.XAdd(f.ctx, &redis.XAddArgs{Stream: f.s.EventStreamKey(testQueue), Values: []any{"type", "exploded"}})
+	j := f.enqueue(t, request(alice))
+	evs, next, err := f.s.ReadEvents(f.ctx, now, 10, 0)
+	if err == nil || !strings.Contains(err.Error(), `unknown event type "exploded"`) {
+		t.Errorf("error = %v, want the bad entry named", err)
+	}
+	if len(evs) != 1 || evs[0].Promise != j.ID {
+		t.Errorf("events = %+v, want the good one", evs)
+	}
+	if got, _, _ := f.types(t, next); len(got) != 0 {
+		t.Errorf("after the cursor: %v, want nothing (the bad entry was passed)", got)
+	}
+}
+
+// Erasing a customer deletes their event entries, and export shows them first.
+func TestEraseDeletesTheCustomersEvents(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request(alice))
+	keep := f.enqueue(t, request(bob))
+	rec, err := f.s.ExportCustomer(f.ctx, alice)
+	wantErr(t, err, nil)
+	if n := len(rec.Queues[0].Events); n != 1 {
+		t.Errorf("export lists %d events, want 1", n)
+	}
+	er, err := f.s.EraseCustomer(f.ctx, alice)
+	wantErr(t, err, nil)
+	if er.Queues[0].Events != 1 {
+		t.Errorf("erase deleted %d events, want 1", er.Queues[0].Events)
+	}
+	got, evs, _ := f.types(t, Cursor{})
+	if len(got) != 1 || evs[0].Promise != keep.ID {
+		t.Errorf("left %+v, want only the other customer's event", evs)
+	}
+}
