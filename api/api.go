@@ -7,6 +7,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -37,6 +38,10 @@ type Options struct {
 	Tokens []Token
 	// Admin, when set, serves the admin API's promise, queue and customer routes.
 	Admin Admin
+	// Events, when set, serves GET /api/v1/events.
+	Events Events
+	// Heartbeat is how often an idle event stream writes a comment; DefaultHeartbeat when zero.
+	Heartbeat time.Duration
 	// Clock is the daemon's clock (Retry-After, heartbeats); the real one when nil.
 	Clock clock.Clock
 	// Gatherer is what /metrics serves.

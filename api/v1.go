@@ -36,15 +36,20 @@ type Admin interface {
 
 // v1 serves the admin API.
 type v1 struct {
-	admin  Admin
-	agents Agents
-	clk    clock.Clock
-	log    *zap.Logger
+	admin     Admin
+	agents    Agents
+	events    Events
+	heartbeat time.Duration
+	clk       clock.Clock
+	log       *zap.Logger
 }
 
 // v1Routes registers the admin API: every route names the role it needs.
 func v1Routes(mux *http.ServeMux, o Options) {
-	h := &v1{admin: o.Admin, agents: o.Agents, clk: o.Clock, log: o.Logger}
+	h := &v1{admin: o.Admin, agents: o.Agents, events: o.Events, heartbeat: o.Heartbeat, clk: o.Clock, log: o.Logger}
+	if h.heartbeat <= 0 {
+		h.heartbeat = DefaultHeartbeat
+	}
 	mux.HandleFunc("GET "+v1Prefix+"/openapi.json", serveOpenAPI)
 	route := func(pattern string, role config.Role, f func(http.ResponseWriter, *http.Request) error) {
 		method, path, _ := strings.Cut(pattern, " ")
@@ -63,6 +68,9 @@ func v1Routes(mux *http.ServeMux, o Options) {
 		for _, action := range []string{"login", "logout", "pause", "resume"} {
 			route("POST /agents/{id}/"+action, config.RoleWrite, h.setPresence(action))
 		}
+	}
+	if o.Events != nil {
+		route("GET /events", config.RoleRead, h.streamEvents)
 	}
 	if o.Admin != nil {
 		route("POST /promises", config.RoleWrite, h.makePromise)

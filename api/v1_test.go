@@ -483,6 +483,10 @@ func TestOpenAPINamesTheCodesVocabulary(t *testing.T) {
 			for _, x := range v {
 				out = append(out, string(x))
 			}
+		case []queue.EventType:
+			for _, x := range v {
+				out = append(out, string(x))
+			}
 		case []string:
 			out = v
 		}
@@ -496,6 +500,7 @@ func TestOpenAPINamesTheCodesVocabulary(t *testing.T) {
 	}{
 		{"State", d.Components.Schemas["State"].Enum, queue.States()},
 		{"Reason", d.Components.Schemas["Reason"].Enum, queue.Reasons()},
+		{"EventType", d.Components.Schemas["EventType"].Enum, queue.EventTypes()},
 		{"Agent.state", d.Components.Schemas["Agent"].Properties["state"].Enum, dialer.AgentStates()},
 		{"Agent.presence", d.Components.Schemas["Agent"].Properties["presence"].Enum, queue.PresenceStates()},
 	} {

@@ -189,7 +189,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.handler = api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Tokens: apiTokens(cfg.HTTP.Tokens), Gatherer: reg, Registerer: reg,
-		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Admin: admin, Clock: clk, Logger: log})
+		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Admin: admin, Events: d.store, Clock: clk, Logger: log})
 	listen := cfg.HTTP.Listen
 	if o.Listen != "" {
 		listen = o.Listen
