@@ -72,11 +72,15 @@ func New(o Options) http.Handler {
 	return authenticate(tokens, mux)
 }
 
-// tokens are Tokens with the single Token, which has every role, first.
-func (o Options) tokens() *Tokens {
-	all := make([]Token, 0, len(o.Tokens)+1)
-	if o.Token != "" {
-		all = append(all, Token{Name: "http.token", Secret: o.Token, Roles: config.Roles()})
+func (o Options) tokens() *Tokens { return ConfiguredTokens(o.Token, o.Tokens) }
+
+// ConfiguredTokens are the tokens of the configuration: the single http.token (single, ""
+// for none), which has every role, and the http.tokens entries with theirs. The supervisor
+// page maps a token to its roles with the same.
+func ConfiguredTokens(single string, tokens []Token) *Tokens {
+	all := make([]Token, 0, len(tokens)+1)
+	if single != "" {
+		all = append(all, Token{Name: "http.token", Secret: single, Roles: config.Roles()})
 	}
-	return NewTokens(append(all, o.Tokens...))
+	return NewTokens(append(all, tokens...))
 }

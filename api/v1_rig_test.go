@@ -40,7 +40,7 @@ const (
 // real engine — with its HTTP surface on a real loopback listener, and the OpenAPI document
 // every request and answer of the tests is checked against.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	d      *daemon.Daemon
 	rdb    redis.UniversalClient
@@ -50,7 +50,7 @@ type rig struct {
 	router routers.Router
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	pbx, clk := daemontest.StartPBX(t)
 	// Ria (reception) answers: with her free, reception has an honest quote.
@@ -101,7 +101,7 @@ var (
 // openAPIRouter loads the checked-in document (kin-openapi loads and validates OpenAPI 3.1,
 // and validates bodies with JSON Schema 2020-12 when the document says 3.1) and routes requests
 // to srvURL by it.
-func openAPIRouter(t *testing.T, srvURL string) routers.Router {
+func openAPIRouter(t testing.TB, srvURL string) routers.Router {
 	t.Helper()
 	docOnce.Do(func() {
 		// kin-openapi decodes JSON bodies itself; an event stream it is taught to take as

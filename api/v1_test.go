@@ -205,6 +205,24 @@ func TestV1MakeAPromise(t *testing.T) {
 	}
 }
 
+// The rate limits hold for the API as for the detector: a number's sixth request of the day
+// (dialer.rate_limits.promises_per_number_per_day: 5) is refused, with when to try again.
+func TestV1RateLimitsHoldForTheAPI(t *testing.T) {
+	r := newRig(t)
+	body := map[string]any{"number": "+31201234501", "queue": "reception", "window": r.later()}
+	for i := range 5 {
+		if a := r.call("POST", "/promises", writer, body, nil); a.Code != 201 && a.Code != 200 {
+			t.Fatalf("request %d: %d %s", i+1, a.Code, a.Body)
+		}
+	}
+	a := r.call("POST", "/promises", writer, body, nil)
+	if a.Code != 429 || a.problem(t).Type != "urn:callbackd:problem:rate-limited" || a.Header.Get("Retry-After") == "" ||
+		strings.Contains(a.Body, "+31201234501") {
+		t.Errorf("the sixth request: %d %s (Retry-After %q), want 429 rate-limited, a Retry-After and the number masked",
+			a.Code, a.Body, a.Header.Get("Retry-After"))
+	}
+}
+
 func TestV1ListPagesEarliestDeadlineFirst(t *testing.T) {
 	r := newRig(t)
 	want := map[string]bool{}
