@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/stasisapp"
 )
 
 // Default application names. The monitor app watches everything (subscribeAll) and is never a
@@ -136,6 +137,11 @@ func NewConn(opts Options) (*Conn, error) {
 	if opts.MonitorApp == opts.ControlApp {
 		return nil, fmt.Errorf("ari: %s: monitor and control app are both %q; they must differ", opts.Name, opts.MonitorApp)
 	}
+	for _, app := range []string{opts.MonitorApp, opts.ControlApp} {
+		if err := stasisapp.Check(app); err != nil {
+			return nil, fmt.Errorf("ari: %s: %w", opts.Name, err)
+		}
+	}
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
@@ -186,6 +192,12 @@ func NewConn(opts Options) (*Conn, error) {
 
 // Name is Options.Name.
 func (c *Conn) Name() string { return c.opts.Name }
+
+// MonitorApp and ControlApp are the application names this connection registers.
+func (c *Conn) MonitorApp() string { return c.opts.MonitorApp }
+
+// ControlApp: see MonitorApp.
+func (c *Conn) ControlApp() string { return c.opts.ControlApp }
 
 // Client is the REST client of this Asterisk.
 func (c *Conn) Client() *Client { return c.client }
@@ -289,6 +301,8 @@ func (c *Conn) session(ctx context.Context, monQ, ctlQ *queue) (resynced bool, e
 	c.mu.Lock()
 	c.sessions++
 	sid := c.sessions
+	// This session registers the apps again and so takes back any another client took over.
+	c.replacedApp = ""
 	c.mu.Unlock()
 	select {
 	case <-c.takenOver: // a takeover of the last session; this one starts afresh
@@ -470,10 +484,16 @@ func (c *Conn) setUp(up bool, snap Snapshot) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	c.mu.Lock()
+	if up && c.replacedApp != "" {
+		// The ApplicationReplaced of this session was handled between the resync and here:
+		// another client holds an app, so this session never counts as up.
+		c.mu.Unlock()
+		return
+	}
 	changed := c.up != up
 	c.up = up
 	if up {
-		c.lastErr, c.replacedApp = nil, ""
+		c.lastErr = nil
 	}
 	c.mu.Unlock()
 	if !changed {

@@ -25,8 +25,8 @@ func (c *Conn) Health() string {
 	c.mu.Unlock()
 	if app != "" {
 		return "application " + app + " was taken over by another ARI client (ApplicationReplaced): " +
-			"no callback is started through this Asterisk until callbackd takes it back, after the longest " +
-			"reconnect delay; give every daemon its own monitor_app and control_app"
+			"no promise is claimed for this Asterisk's agents until callbackd takes it back, after the longest " +
+			"reconnect delay; give every daemon on one Asterisk its own instance_id"
 	}
 	if c.Connected() {
 		return ""
@@ -54,7 +54,8 @@ func (c *Conn) replaced(session uint64, app string) {
 	wasUp := c.up
 	c.up = false
 	c.mu.Unlock()
-	c.log.Error("another ARI client took over an application; no callback is started through this Asterisk until callbackd takes it back",
+	c.log.Error("another ARI client took over application "+app+" (ApplicationReplaced): a second daemon with this instance_id, "+
+		"or an ARI tool using the name; no promise is claimed for this Asterisk's agents until callbackd takes it back",
 		zap.String("app", app), zap.Duration("retry_in", c.backoff.Max))
 	select {
 	case c.takenOver <- struct{}{}:

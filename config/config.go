@@ -25,7 +25,13 @@ type Config struct {
 	Log       Log           `yaml:"log"`
 	Metrics   Metrics       `yaml:"metrics"`
 	Retention Duration      `yaml:"retention"`
+	Webhooks  []Webhook     `yaml:"webhooks"`
 	compiled  *compiledRefs `yaml:"-"`
+
+	// InstanceID names this daemon among those sharing one Asterisk: its Stasis applications
+	// are the configured monitor_app and control_app with "-<instance_id>" appended. Empty:
+	// derived from the host name when the daemon starts (stasisapp.FromHost).
+	InstanceID string `yaml:"instance_id"`
 }
 
 // Redis says where the promise store lives. Exactly one of Addr, URL, Sentinel or Cluster is

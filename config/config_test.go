@@ -261,6 +261,21 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "app_names.bad.yml",
+		want: []string{
+			`instance_id: instance id "web 1" contains " "; use only letters, digits, '_', '.' and '-' (line 1)`,
+			`asterisk[0].monitor_app: application name "callbackd,monitor" contains ","; use only letters, digits, '_', '.' and '-' (line 7)`,
+		},
+	},
+	{
+		// Without instance_id the host name supplies one, of up to 32 characters.
+		file: "app_name_too_long.bad.yml",
+		want: []string{
+			`asterisk[0].control_app: too long: with an instance id derived from the host name (up to 32 characters) the name can reach 80 characters, and Asterisk takes at most 73; shorten it or set instance_id (line 6)`,
+			`asterisk[1].control_app: too long: with an instance id derived from the host name (up to 32 characters) the name can reach 80 characters, and Asterisk takes at most 73; shorten it or set instance_id (line 11)`,
+		},
+	},
+	{
 		file: "sentinel_no_master.bad.yml",
 		want: []string{
 			`redis.sentinel.master_name: required (line 2)`,
@@ -402,6 +417,9 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 			return c.Dialer.CustomerDialString("+31201234567"), "PJSIP/+31201234567@provider"
 		}},
 		{"routes.good.yml", func(c *Config) (any, any) { return len(c.Detector.Routes), 6 }},
+		// A short instance id leaves room for a long control app name.
+		{"instance_id.good.yml", func(c *Config) (any, any) { return c.InstanceID, "web-1" }},
+		{"url.good.yml", func(c *Config) (any, any) { return c.InstanceID, "" }},
 		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[2], Route{Extension: "_20XX", Queue: "sales"} }},
 		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[2].Matcher()("2042"), true }},
 		{"routes.good.yml", func(c *Config) (any, any) { return c.Detector.Routes[1].Matcher()("PJSIP/2002&PJSIP/2001,20"), true }},
@@ -541,6 +559,8 @@ func TestEnvironmentOverridesFileValues(t *testing.T) {
 			func(c *Config) (any, any) { return c.HTTP.Token.Reveal(), "tok-0123456789abcdef" }},
 		{"url replaces the default address", map[string]string{"CALLBACKD_REDIS_URL": "redis://r:6379"},
 			func(c *Config) (any, any) { return c.Redis.Mode() + " " + c.Redis.Addr, "url " }},
+		{"instance id, e.g. from a systemd template's %i", map[string]string{"CALLBACKD_INSTANCE_ID": "b"},
+			func(c *Config) (any, any) { return c.InstanceID, "b" }},
 		{"variables without the prefix are ignored", map[string]string{"REDIS_ADDR": "nope:1"},
 			func(c *Config) (any, any) { return c.Redis.Addr, "127.0.0.1:6379" }},
 	}

@@ -17,6 +17,7 @@ var (
 	durationType  = reflect.TypeOf(Duration(0))
 	asteriskType  = reflect.TypeOf(Asterisk{})
 	queueType     = reflect.TypeOf(Queue{})
+	webhookType   = reflect.TypeOf(Webhook{})
 	allowType     = reflect.TypeOf(Allow{})
 	stringSliceTy = reflect.TypeOf([]string(nil))
 )
@@ -210,6 +211,8 @@ func itemDefault(t reflect.Type) reflect.Value {
 		return reflect.ValueOf(DefaultAsterisk())
 	case queueType:
 		return reflect.ValueOf(DefaultQueue())
+	case webhookType:
+		return reflect.ValueOf(DefaultWebhook())
 	}
 	return reflect.Zero(t)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/phone"
+	"github.com/callbackd/callbackd/internal/stasisapp"
 )
 
 var (
@@ -90,7 +91,9 @@ func (v *validator) normalize(c *Config) {
 
 func (v *validator) config(c *Config) {
 	v.redis(c.Redis)
+	v.instanceID(c.InstanceID)
 	v.asterisk(c.Asterisk)
+	v.appNames(c.Asterisk, c.InstanceID)
 	queues := v.queues(c.Queues)
 	refs := &compiledRefs{}
 	v.detector(c.Detector, queues, refs)
@@ -100,6 +103,7 @@ func (v *validator) config(c *Config) {
 	v.rateLimits(c.Dialer.RateLimits)
 	v.http(c.HTTP)
 	v.log(c.Log)
+	v.webhooks(c.Webhooks)
 	v.positive("retention", c.Retention)
 	v.positive("metrics.kept_ratio_window", c.Metrics.KeptRatioWindow)
 	if c.Metrics.KeptRatioWindow > c.Retention && c.Retention > 0 {
@@ -273,6 +277,50 @@ func (v *validator) asterisk(list []Asterisk) {
 		v.positive(p+".reconnect.max", a.Reconnect.Max)
 		if a.Reconnect.Initial > 0 && a.Reconnect.Max > 0 && a.Reconnect.Initial > a.Reconnect.Max {
 			v.addf(p+".reconnect.initial", "must be <= reconnect.max (%s)", a.Reconnect.Max)
+		}
+	}
+}
+
+// instanceID checks the instance id, when one is set.
+func (v *validator) instanceID(id string) {
+	if id == "" {
+		return
+	}
+	if err := stasisapp.CheckInstanceID(id); err != nil {
+		v.addf("instance_id", "%v", err)
+	}
+}
+
+// appNames checks each Asterisk's application names as the daemon registers them: with the
+// instance id appended, or, while it is to be derived from the host name, with room for the
+// longest one that can be.
+func (v *validator) appNames(list []Asterisk, id string) {
+	suffix := id
+	switch {
+	case id == "":
+		suffix = strings.Repeat("x", stasisapp.MaxInstanceIDLen)
+	case stasisapp.CheckInstanceID(id) != nil:
+		suffix = "" // reported at instance_id; the names are checked as configured
+	}
+	for i, a := range list {
+		p := fmt.Sprintf("asterisk[%d]", i)
+		monitor, control := stasisapp.Names(a.MonitorApp, a.ControlApp, suffix)
+		for _, n := range []struct{ key, base, name string }{{".monitor_app", a.MonitorApp, monitor}, {".control_app", a.ControlApp, control}} {
+			if strings.TrimSpace(n.base) == "" {
+				continue // reported as required
+			}
+			if err := stasisapp.Check(n.base); err != nil {
+				v.addf(p+n.key, "%v", err)
+				continue
+			}
+			if err := stasisapp.Check(n.name); err != nil && suffix != "" {
+				if id == "" {
+					v.addf(p+n.key, "too long: with an instance id derived from the host name (up to %d characters) the name can reach %d characters, and Asterisk takes at most %d; shorten it or set instance_id",
+						stasisapp.MaxInstanceIDLen, len(n.name), stasisapp.MaxNameLen)
+				} else {
+					v.addf(p+n.key, "with instance_id %q: %v", id, err)
+				}
+			}
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/callbackd/callbackd/webhook"
 )
 
 // Options is what a daemon is built from. Config and Redis are required.
@@ -49,6 +50,9 @@ type Options struct {
 	Listen string
 	// Build labels callbackd_build_info; the zero value reads the binary's build information.
 	Build buildinfo.Info
+	// ARIClient carries the ARI connections' REST requests and WebSocket handshakes; nil: a
+	// fresh client per connection. (Tests kill a daemon through it.)
+	ARIClient *http.Client
 
 	// The hooks let the demo and tests watch the daemon; each may be nil.
 	OnIntake   func(dialer.IntakeResult)
@@ -69,6 +73,7 @@ type Daemon struct {
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
 	riskWatch  *dialer.RiskWatch
+	webhooks   *webhook.Deliverer
 	pool       *dialer.Pool
 	control    *dialer.Control
 	janitor    *dialer.Janitor
@@ -115,11 +120,18 @@ func New(o Options) (*Daemon, error) {
 	if !cfg.Log.MaskNumbers {
 		mask = func(n string) string { return n }
 	}
+	// The stable id names this daemon's Stasis applications; the worker name in leases and
+	// reservations stays unique per process, so a second process with the same id (a
+	// misconfiguration) never takes the first one's live claims for its own dead ones.
+	instanceID := InstanceID(cfg, os.Hostname)
 	instance := o.Instance
 	if instance == "" {
-		instance = instanceName()
+		instance = instanceName(instanceID)
 	}
 
+	if d.webhooks, err = newWebhooks(cfg, rdb, d.store, instance, clk, log.Named("webhook"), reg); err != nil {
+		return nil, err
+	}
 	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
@@ -133,25 +145,40 @@ func New(o Options) (*Daemon, error) {
 				}
 			}
 		}
+		if up && d.dispatcher != nil {
+			// Agents held back while this Asterisk was down or its app taken over may be rung.
+			d.dispatcher.Wake()
+		}
 		if o.OnARI != nil {
 			o.OnARI(name, up)
+		}
+	}, instanceApps(instanceID), func(ao *ari.Options) {
+		if o.ARIClient != nil {
+			ao.HTTPClient = o.ARIClient
 		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	var controlApps []string
+	for _, c := range d.conns.Conns() {
+		controlApps = append(controlApps, c.ControlApp())
+		log.Info("Stasis applications of this daemon", zap.String("asterisk", c.Name()), zap.String("instance_id", instanceID),
+			zap.String("monitor_app", c.MonitorApp()), zap.String("control_app", c.ControlApp()))
 	}
 	d.dispatcher, err = dialer.NewDispatcher(dialer.DispatcherOptions{
 		Policy: policy, Store: d.store, Reservations: queue.NewReservations(rdb, cfg.Redis.KeyPrefix),
 		Pool: d.pool, Control: d.control, PBXs: pbxDirectory{cfg: cfg, conns: d.conns},
 		Metrics: metrics, Clock: clk, Logger: log.Named("dialer"), Instance: instance, Mask: mask,
 		Wakeups: d.store.Wakeups, Limiter: limiter,
-		OnProgress: o.OnProgress,
+		OnProgress: o.OnProgress, Claimable: d.claimable,
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.janitor, err = dialer.NewJanitor(dialer.JanitorOptions{Promises: d.store, Queues: policy.QueueNames(),
-		Instance: instance, Control: d.control, Clock: clk, Logger: log.Named("janitor"),
+		Instance: instance, Control: d.control, ControlApps: controlApps, Clock: clk, Logger: log.Named("janitor"),
+		Lease: policy.Calls.Lease,
 		PBX: func(id string) (dialer.JanitorREST, bool) {
 			c, ok := d.conns.Client(id)
 			return c, ok
@@ -180,6 +207,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
+	dopts.ControlApps = append(dopts.ControlApps, controlApps...)
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
@@ -202,15 +230,30 @@ func New(o Options) (*Daemon, error) {
 	return d, nil
 }
 
-// instanceName tells daemons sharing one Redis apart in leases and reservations.
-func instanceName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "callbackd"
+// instanceName tells daemons sharing one Redis apart in leases and reservations: the
+// instance id (or the host name) with the process id and a random part, unique per process.
+func instanceName(instanceID string) string {
+	host := instanceID
+	if host == "" {
+		var err error
+		if host, err = os.Hostname(); err != nil || host == "" {
+			host = "callbackd"
+		}
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// claimable: promises are claimed for an Asterisk's agents only while its connection is up,
+// resynced and holds both applications (ari.Conn.Connected turns false on ApplicationReplaced).
+func (d *Daemon) claimable(asteriskID string) bool {
+	for _, c := range d.conns.Conns() {
+		if c.AsteriskID() == asteriskID {
+			return c.Connected()
+		}
+	}
+	return false
 }
 
 // HTTPAddr is where the HTTP surface is served ("" when not served).
@@ -226,6 +269,10 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 
 // Store is the promise store the daemon keeps its promises in.
 func (d *Daemon) Store() *queue.Store { return d.store }
+
+// Adopted is how many conversations a dead daemon's callbacks left that this one watches to
+// their end.
+func (d *Daemon) Adopted() int { return d.janitor.Adopted() }
 
 // Forecaster is the daemon's forecast of its queues (the demo prints its predictions).
 func (d *Daemon) Forecaster() *dialer.Forecaster { return d.forecaster }
@@ -253,6 +300,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("starting: %w", err)
 	}
 	d.checkDurability(ctx)
+	// A new endpoint's groups start at the end of the streams: made before anything runs, no
+	// event of this start is missed. The deliverer retries what fails here on its own.
+	if err := d.webhooks.Prepare(ctx); err != nil {
+		d.log.Warn("webhooks: could not create the consumer groups yet", zap.Error(err))
+	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -265,13 +317,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	monitor := ari.Handlers{d.detector, d.pool}
+	monitor := ari.Handlers{d.detector, d.pool, d.janitor.Monitor()}
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, ari.Handlers{d.control, d.janitor}) })
 	run("janitor", d.janitor.Run)
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)
 	run("at-risk watch", d.riskWatch.Run)
+	run("webhooks", d.webhooks.Run)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)
@@ -368,7 +421,7 @@ func (p pbxDirectory) PBX(id string) (dialer.PBX, bool) {
 		}
 		for _, a := range p.cfg.Asterisk {
 			if a.Name == c.Name() {
-				return dialer.PBX{ID: c.AsteriskID(), Name: c.Name(), REST: c.Client(), MonitorApp: a.MonitorApp, ControlApp: a.ControlApp}, true
+				return dialer.PBX{ID: c.AsteriskID(), Name: c.Name(), REST: c.Client(), MonitorApp: c.MonitorApp(), ControlApp: c.ControlApp()}, true
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/stasisapp"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -56,12 +57,16 @@ func ConnOptions(a config.Asterisk, clk clock.Clock, log *zap.Logger) ari.Option
 	}
 }
 
-// connectionsFor returns one ARI connection per configured Asterisk.
-func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool)) (*ari.Manager, error) {
+// connectionsFor returns one ARI connection per configured Asterisk; edits change each one's
+// options last.
+func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metrics *ari.Metrics, onState func(string, bool), edits ...func(*ari.Options)) (*ari.Manager, error) {
 	var conns []*ari.Conn
 	for i, a := range cfg.Asterisk {
 		o := ConnOptions(a, clk, log)
 		o.Metrics, o.OnState = metrics, onState
+		for _, edit := range edits {
+			edit(&o)
+		}
 		c, err := ari.NewConn(o)
 		if err != nil {
 			return nil, fmt.Errorf("asterisk[%d] (%s): %w", i, a.Name, err)
@@ -69,6 +74,27 @@ func connectionsFor(cfg *config.Config, clk clock.Clock, log *zap.Logger, metric
 		conns = append(conns, c)
 	}
 	return ari.NewManager(conns...)
+}
+
+// InstanceID is the id a daemon's Stasis application names carry: instance_id, else one
+// derived from the host name, the same on every start of the host ("" when the host name
+// yields none: the names as configured).
+func InstanceID(cfg *config.Config, hostname func() (string, error)) string {
+	if cfg.InstanceID != "" {
+		return cfg.InstanceID
+	}
+	host, err := hostname()
+	if err != nil {
+		return ""
+	}
+	return stasisapp.FromHost(host)
+}
+
+// instanceApps gives every connection the application names of instance id.
+func instanceApps(id string) func(*ari.Options) {
+	return func(o *ari.Options) {
+		o.MonitorApp, o.ControlApp = stasisapp.Names(o.MonitorApp, o.ControlApp, id)
+	}
 }
 
 // RedisClient returns a client for cfg's Redis: standalone (addr or URL), Sentinel or Cluster.

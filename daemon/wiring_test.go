@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -87,5 +88,27 @@ func TestRedisFromConfig(t *testing.T) {
 	_, err := daemon.RedisClient(config.Redis{URL: "redis://user:s3cret@[::1"})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "redis.url") {
 		t.Errorf("bad URL: %v; want an error naming redis.url without the password", err)
+	}
+}
+
+func TestInstanceIDIsTheConfiguredOneElseTheHostName(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		configured string
+		host       string
+		hostErr    error
+		want       string
+	}{
+		{"configured", "pbx-a", "web1.example.net", nil, "pbx-a"},
+		{"from the host name, the same on every start", "", "Web1.example.net", nil, "web1"},
+		{"no host name: the names as configured", "", "", errors.New("no host name"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.Config{InstanceID: tt.configured}
+			got := daemon.InstanceID(cfg, func() (string, error) { return tt.host, tt.hostErr })
+			if got != tt.want {
+				t.Errorf("InstanceID = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

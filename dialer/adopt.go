@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // whoever sees one nobody watches can ask Redis whether its callback still has an owner.
 //
 // It settles nothing: a claim whose owner died is finished by Reclaim at its lease expiry
-// (kept or late by the recorded connect time), so a promise is counted once, by one path.
+// (kept or late by the recorded connect time), so a promise is counted once, by one path. The
+// one write it makes is that connect time, when the callback died before writing it.
 
 // JanitorREST is what the janitor asks of one Asterisk (ari.Client).
 type JanitorREST interface {
@@ -38,7 +40,7 @@ type watchedChannels interface {
 
 // JanitorOptions are the janitor's dependencies.
 type JanitorOptions struct {
-	Promises PromiseReader
+	Promises JanitorPromises
 	// Queues are the configured callback queues: a callback id carries no queue, so the
 	// promise is looked for in each.
 	Queues []string
@@ -51,9 +53,16 @@ type JanitorOptions struct {
 	PBX    func(asteriskID string) (JanitorREST, bool)
 	Clock  clock.Clock
 	Logger *zap.Logger
+	// Lease is how long the janitor holds a promise whose conversation it adopted after
+	// Reclaim had handed it back; its expiry finishes the promise kept or late.
+	Lease time.Duration
 	// Recheck is how soon a callback whose owner could not be decided (Redis unreachable) is
 	// looked at again; 5 s when zero.
 	Recheck time.Duration
+	// ControlApps are this daemon's control applications. Their channels' events reach the
+	// janitor through the control app itself; on the monitor app's stream (Monitor) it heeds
+	// the channels in any other application's Stasis: another daemon's callback legs.
+	ControlApps []string
 }
 
 // Janitor is an ari.Handler of the control application: its Resync and its events for
@@ -94,6 +103,9 @@ func NewJanitor(o JanitorOptions) (*Janitor, error) {
 	}
 	if o.Recheck <= 0 {
 		o.Recheck = 5 * time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
 	}
 	return &Janitor{opts: o, log: o.Logger, ready: make(chan struct{}, 1), looking: map[string]bool{},
 		adopted: map[string]*conversation{}, byLeg: map[string]*conversation{}, later: map[string]time.Time{}}, nil
@@ -146,6 +158,39 @@ func (j *Janitor) HandleEvent(ev *ari.Event) {
 		}
 		j.putLocked(chore{asterisk: ev.AsteriskID})
 	}
+}
+
+// Monitor is the janitor's ari.Handler for the monitor application, which sees every
+// channel. Another daemon's callback legs sit in that daemon's own control application, whose
+// events never reach this one's: the monitor's copy is how the janitor learns of them, looks
+// at whose they are (a live daemon's are left alone and looked at again when its lease would
+// run out), and hears the end of those it adopted.
+func (j *Janitor) Monitor() ari.Handler { return janitorMonitor{j} }
+
+type janitorMonitor struct{ j *Janitor }
+
+// Resync implements ari.Handler: the control application's resync looks at the same
+// snapshot.
+func (janitorMonitor) Resync(ari.Snapshot) {}
+
+// HandleEvent implements ari.Handler. Channels in this daemon's control application, and
+// those in no Stasis application at all (a leg still ringing, not a callback's yet), are left
+// to the control app's stream, so no event is looked at twice.
+func (m janitorMonitor) HandleEvent(ev *ari.Event) {
+	if ev.Channel == nil {
+		return
+	}
+	j := m.j
+	j.mu.Lock()
+	adopted := j.byLeg[ev.Channel.ID] != nil
+	j.mu.Unlock()
+	if !adopted {
+		app := ari.StasisApp(ev.Channel)
+		if app == "" || slices.Contains(j.opts.ControlApps, app) || !ari.IsCallbackLeg(ev.Channel.ID) {
+			return
+		}
+	}
+	j.HandleEvent(&ari.Event{Type: ev.Type, AsteriskID: ev.AsteriskID, Application: ev.Application, Channel: ev.Channel})
 }
 
 // legEnded: a leg counts as gone on ChannelDestroyed, as in a callback's own note.
@@ -324,7 +369,7 @@ func (a *attempt) talking() bool {
 // decide adopts an attempt whose owner is gone and leaves alone one a live daemon holds.
 func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST, a *attempt) {
 	log := j.log.With(zap.String("bridge", a.id.Bridge))
-	owner, until, err := j.liveClaim(ctx, a.id)
+	owner, until, job, found, err := j.liveClaim(ctx, a.id)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("reading the promise of a callback nobody watches failed; looking again later", zap.Error(err))
@@ -340,6 +385,14 @@ func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST,
 		return
 	}
 	if a.talking() {
+		if found {
+			if err := j.recordTalk(ctx, job, a.id); err != nil {
+				// The conversation is adopted all the same; the next look tries the write again.
+				log.Warn("recording an adopted conversation's connect failed", zap.Error(err))
+				j.lookAgainAt(ctx, asterisk, a.id.Bridge, j.opts.Clock.Now().Add(j.opts.Recheck))
+				return
+			}
+		}
 		agent, customer, bridge := a.legIDs()
 		c := &conversation{asterisk: asterisk, bridge: bridge, agent: agent, customer: customer}
 		j.mu.Lock()

@@ -195,7 +195,7 @@ func TestAnEmptyCallbackBridgeIsDestroyedAtTheResync(t *testing.T) {
 
 // signallingReader tells when a janitor read a promise.
 type signallingReader struct {
-	PromiseReader
+	JanitorPromises
 	read chan struct{} // buffered: one signal waits, the rest are dropped
 }
 
@@ -206,7 +206,7 @@ func (s signallingReader) Get(ctx context.Context, ref queue.Ref) (queue.Job, er
 		default:
 		}
 	}()
-	return s.PromiseReader.Get(ctx, ref)
+	return s.JanitorPromises.Get(ctx, ref)
 }
 
 // Another daemon's callback whose lease is live is its own: a janitor that sees its channels
@@ -215,7 +215,7 @@ func (s signallingReader) Get(ctx context.Context, ref queue.Ref) (queue.Job, er
 func TestAJanitorLeavesACallbackWithALiveLeaseOfAnotherDaemonAlone(t *testing.T) {
 	r, job, talking := longConversation(t, time.Hour, queue.StateConnected, nil)
 	agent, cust, bridge := ari.CallbackIDs(talking.ID, talking.Lease.Token)
-	reads := signallingReader{PromiseReader: r.store, read: make(chan struct{}, 1)}
+	reads := signallingReader{JanitorPromises: r.store, read: make(chan struct{}, 1)}
 	other, err := NewJanitor(JanitorOptions{Promises: reads, Queues: []string{"support"}, Instance: "other",
 		Control: NewControl(), Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
 			return r.conn.Client(), id == r.conn.AsteriskID()
@@ -253,5 +253,56 @@ func TestAJanitorLeavesACallbackWithALiveLeaseOfAnotherDaemonAlone(t *testing.T)
 	}
 	if steps := r.steps(job.ID); steps[len(steps)-1] != "bob settled kept answered/answered" {
 		t.Errorf("steps %v, want the conversation settled kept by its own callback", steps)
+	}
+}
+
+// The defect the chaos suite found next (seeds 1 and 4): the daemon dies after the customer
+// answered and joined the agent, before the connect reached Redis — here it was held through a
+// Redis outage and died with the process. The daemon after it finds the two talking, records
+// the connect itself, and the promise is kept once: the customer is not dialled again after
+// talking to an agent, and no attempt is used. Tested for a restart under the same instance
+// name, where the janitor adopts at once, and for another daemon, which waits for the lease.
+func TestAConversationWhoseConnectDiedWithItsDaemonIsKeptNotRedialled(t *testing.T) {
+	for _, next := range []string{"test", "another-daemon"} {
+		t.Run("then "+next, func(t *testing.T) {
+			r, job, claimed := longConversation(t, 10*time.Minute, queue.StateDialing, func(c *config.Config) {
+				c.Queues[0].ConfirmDigit = "1"
+				c.Queues[0].ConfirmTimeout = config.Duration(time.Minute)
+			})
+			_, cust, bridge := ari.CallbackIDs(claimed.ID, claimed.Lease.Token)
+			r.waitFor("the customer to answer", func() bool { return r.channelState(cust) == "Up" })
+			if err := r.redis.Client().Save(context.Background()).Err(); err != nil {
+				t.Fatalf("SAVE before the outage: %v", err)
+			}
+			r.redis.Stop()
+			r.pbx.SendDTMF(cust, "1") // confirmed: the connect is held in memory, Redis being down
+			r.waitFor("the callback to hold the connect", func() bool {
+				_, ok := r.stepAt(job.ID, StepCustomerAnswered)
+				return ok
+			})
+			r.crash()
+			r.redis.Restart()
+			r.boot(next)
+
+			r.waitFor("the conversation to be adopted", func() bool { return r.janitor.Adopted() == 1 })
+			r.waitFor("the connect to be recorded", func() bool {
+				j, err := r.store.Get(context.Background(), job.Ref())
+				return err == nil && j.State != queue.StateDialing && j.State != queue.StatePending
+			})
+			r.pbx.Hangup(cust, 16)
+			r.waitFor("the agent leg and the bridge to go", func() bool { return len(r.leftOnThePBX(bridge)) == 0 })
+			var got queue.Job
+			r.waitFor("the promise to be finished", func() bool {
+				var err error
+				got, err = r.store.Get(context.Background(), job.Ref())
+				return err == nil && !got.State.Open()
+			})
+			if got.State != queue.StateKept || got.Attempts != 0 {
+				t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
+			}
+			if n := len(r.requested("POST", "/channels/create")); n != 1 {
+				t.Errorf("customer legs created: %d, want 1: the customer was dialled again\n%s", n, r.story())
+			}
+		})
 	}
 }

@@ -59,6 +59,12 @@ type DispatcherOptions struct {
 	Limiter Limiter
 	// OnProgress, when set, hears every step of every callback.
 	OnProgress func(Progress)
+	// Claimable, when set, says whether a promise may be claimed for an agent on the Asterisk
+	// with this entity id. A connection that is down, or one of whose applications another
+	// ARI client took over (ApplicationReplaced: two daemons with one instance id), would
+	// start a callback whose channels' events go elsewhere; the monitor app may still report
+	// the agents free meanwhile. nil: every Asterisk is.
+	Claimable func(asteriskID string) bool
 }
 
 // Dispatcher hands due promises to free agents, earliest deadline first, and runs each
@@ -223,7 +229,7 @@ func (d *Dispatcher) pass(ctx context.Context, calls context.Context) time.Time 
 	if t, ok := d.pool.NextChange(); ok {
 		consider(t)
 	}
-	free := d.pool.Free()
+	free := d.claimable(d.pool.Free())
 	if len(free) == 0 {
 		return next
 	}
@@ -299,6 +305,21 @@ func (d *Dispatcher) pass(ctx context.Context, calls context.Context) time.Time 
 		}
 	}
 	return next
+}
+
+// claimable keeps the free agents on an Asterisk promises may be claimed for now. The
+// connection's return wakes the dispatcher (Wake), so the others are not forgotten.
+func (d *Dispatcher) claimable(free []AgentView) []AgentView {
+	if d.opts.Claimable == nil {
+		return free
+	}
+	out := free[:0]
+	for _, a := range free {
+		if d.opts.Claimable(a.Asterisk) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // claimFor reserves agent a and claims the best promise for it from qs (earliest head first).

@@ -136,7 +136,13 @@ func (r *rig) boot(instance string) {
 	if err := store.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
+	var disp *Dispatcher
+	woken := func(_ string, up bool) {
+		if up && disp != nil {
+			disp.Wake() // as the daemon does: agents held back while it was down may be rung
+		}
+	}
+	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd", OnState: woken,
 		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
 		HTTPClient: &http.Client{Transport: mortal{dead: dead, next: http.DefaultTransport}},
 		Backoff: ari.Backoff{Initial: cfg.Asterisk[0].Reconnect.Initial.D(), Max: cfg.Asterisk[0].Reconnect.Max.D(),
@@ -147,9 +153,11 @@ func (r *rig) boot(instance string) {
 	control := NewControl()
 	pool := NewPool(policy.Agents, r.clk, nil)
 	pbxs := rigPBXs{conn}
-	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: store,
+	disp, err = NewDispatcher(DispatcherOptions{Policy: policy, Store: store,
 		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: control,
-		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups, OnProgress: func(p Progress) {
+		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups,
+		Claimable: func(id string) bool { return id == conn.AsteriskID() && conn.Connected() },
+		OnProgress: func(p Progress) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.progress = append(r.progress, p)
@@ -157,7 +165,7 @@ func (r *rig) boot(instance string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance,
+	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance, Lease: policy.Calls.Lease,
 		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
 			return conn.Client(), id == conn.AsteriskID()
 		}})

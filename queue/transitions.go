@@ -281,6 +281,29 @@ func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time
 	return s.fencedCall(ctx, s.sc.connected, ref, token, "marking connected", millis(at), "")
 }
 
+// MarkAdopted records that the customer of claim token, whose worker is gone, talks to the
+// agent: a janitor saw the claim's legs answered and bridged. A claim still leased becomes
+// connected; one whose lease ran out and that Reclaim handed back (no claim since) gets its
+// attempt back and is leased, connected, to worker for lease. Its lease expiry then finishes
+// it kept or late by at. A promise claimed again since is ErrStaleToken; one finished,
+// ErrWrongState.
+func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.Time, worker string, lease time.Duration) (Job, error) {
+	what := "recording the adopted conversation of job " + ref.ID
+	if at.IsZero() {
+		return Job{}, fmt.Errorf("%s: %w: no connect time", what, ErrInvalid)
+	}
+	if err := checkText("worker", worker); err != nil || worker == "" {
+		if err == nil {
+			err = fmt.Errorf("%w: no worker name", ErrInvalid)
+		}
+		return Job{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := checkLease(lease); err != nil {
+		return Job{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return s.fencedCall(ctx, s.sc.adopted, ref, token, "recording the adopted conversation", millis(at), worker, lease.Milliseconds())
+}
+
 // Every detail is stored through phone.MaskText: details quote what Asterisk said, and that
 // can be a dial string with the customer's number in it, which nobody reading the history
 // (promises --json, the outcome stream) needs in full.

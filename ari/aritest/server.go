@@ -193,6 +193,27 @@ func (s *Server) DropWebSockets() {
 	s.dropSocketsLocked()
 }
 
+// DropApps closes abruptly the sockets holding any of the named apps, and only those: one
+// client of several vanishing (a daemon killed beside another), as DropWebSockets does for
+// every client. The apps those sockets held become inactive as there.
+func (s *Server) DropApps(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dropped := map[*wsConn]bool{}
+	for _, n := range names {
+		if a := s.apps[n]; a != nil && a.conn != nil {
+			dropped[a.conn] = true
+		}
+	}
+	for _, a := range s.apps {
+		if a.conn != nil && dropped[a.conn] {
+			a.conn.abort()
+			a.conn = nil
+			a.subscribeAll = false
+		}
+	}
+}
+
 func (s *Server) dropSocketsLocked() {
 	for _, a := range s.apps {
 		if a.conn != nil {
@@ -242,6 +263,16 @@ func (s *Server) Connected(appName string) bool {
 	defer s.mu.Unlock()
 	a := s.apps[appName]
 	return a != nil && a.conn != nil
+}
+
+// Delivered is how many events the fake has handed to the sockets of app so far.
+func (s *Server) Delivered(appName string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.apps[appName]; a != nil {
+		return a.sent
+	}
+	return 0
 }
 
 // Channels returns snapshots of the current channels, oldest first.

@@ -194,3 +194,54 @@ func joinTypes(types []string) string {
 	}
 	return out + "]"
 }
+
+// Daemons side by side on one Asterisk each register a monitor app with subscribeAll and a
+// control app of their own (issue 11). Every subscribeAll app is its own subscriber to every
+// channel (app_create subscribes each to the all-channels topic, res/stasis/app.c), so each
+// monitor sees a channel that sits in another daemon's control app — its state, its bridge,
+// its end — also once that daemon's socket is gone; StasisStart and StasisEnd go to the
+// owning app only (res_stasis.c sends them to the app, not to the channel's topic).
+func TestEveryMonitorAppSeesAChannelInAnotherAppsStasisToItsEnd(t *testing.T) {
+	s, _ := newFake(t)
+	s.SetEndpoint("PJSIP/1001", Answers(time.Second))
+	monA := dialEvents(t, s, "app=mon-a&subscribeAll=true")
+	monB := dialEvents(t, s, "app=mon-b&subscribeAll=true")
+	ctlA := dialEvents(t, s, "app=ctl-a")
+	answeredInApp(t, s, "ctl-a", "PJSIP%2F1001", "agent")
+	waitDelivered(t, s, ctlA, "ctl-a")
+	for name, mon := range map[string]*eventSocket{"mon-a": monA, "mon-b": monB} {
+		waitDelivered(t, s, mon, name)
+		got := aboutChannel(mon, 0, "agent")
+		if !contains(got, string(ari.EventChannelStateChange)) {
+			t.Errorf("%s got %s of a channel answered into ctl-a; want its state changes", name, joinTypes(got))
+		}
+		if contains(got, string(ari.EventStasisStart)) {
+			t.Errorf("%s got %s; StasisStart goes to the owning app only", name, joinTypes(got))
+		}
+	}
+	if got := aboutChannel(ctlA, 0, "agent"); !contains(got, string(ari.EventStasisStart)) {
+		t.Errorf("ctl-a got %s; want the StasisStart of its channel", joinTypes(got))
+	}
+
+	// The daemon holding ctl-a vanishes; the other daemon's sockets stay.
+	s.DropApps("ctl-a")
+	if s.Connected("ctl-a") || !s.Connected("mon-a") || !s.Connected("mon-b") {
+		t.Fatalf("after dropping ctl-a's socket: ctl-a %v, mon-a %v, mon-b %v; want only ctl-a gone",
+			s.Connected("ctl-a"), s.Connected("mon-a"), s.Connected("mon-b"))
+	}
+	var listed bool
+	for _, ch := range s.Channels() {
+		listed = listed || ch.ID == "agent" && ch.Dialplan.AppName == "Stasis" && ch.Dialplan.AppData == "ctl-a"
+	}
+	if !listed {
+		t.Fatalf("the channel is not listed in Stasis(ctl-a) after its app's socket went: %+v", s.Channels())
+	}
+	from := len(monB.snapshot())
+	s.Hangup("agent", 16)
+	waitFor(t, "mon-b to hear of the channel's end", func() bool {
+		return contains(aboutChannel(monB, from, "agent"), string(ari.EventChannelDestroyed))
+	})
+	if got := aboutChannel(monB, from, "agent"); contains(got, string(ari.EventStasisEnd)) {
+		t.Errorf("mon-b got %s; StasisEnd goes to the owning app only", joinTypes(got))
+	}
+}

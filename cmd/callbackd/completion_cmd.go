@@ -69,10 +69,17 @@ complete -o default -F _callbackd callbackd
 	return 0
 }
 
-// commandWords is what may follow a command: its flags (as --name) and, for config, its verb.
+// commandVerbs are the verbs of the commands that take one before their flags.
+var commandVerbs = map[string][]string{
+	"agent":    {"login", "logout", "pause", "resume", "list"},
+	"customer": {"export", "erase"},
+}
+
+// commandWords is what may follow a command: its verbs, its flags (as --name) and, for config,
+// its verb.
 func commandWords(ctx context.Context, name string, c command) []string {
 	args := []string{"-h"}
-	words := []string{}
+	words := append([]string{}, commandVerbs[name]...)
 	if name == "config" {
 		// config's usage names its verb and flag instead of listing defaults.
 		return []string{"check", "-c", "--config"}

@@ -28,6 +28,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"demo":       {summary: "demo [--redis ADDR] [--speed N] [--listen ADDR] [--serve] [-v]: the daemon on a fake Asterisk with scripted calls, promises kept", run: runDemo},
+		"agent":      {summary: "agent login|logout|pause|resume|list -c FILE [--json] [AGENT]: set or show agents' presence in Redis", run: runAgent},
 		"completion": {summary: "completion bash|zsh: print a shell completion script", run: runCompletion},
 		"config":     {summary: "config check -c FILE: validate a configuration file", run: runConfig},
 		"customer":   {summary: "customer export|erase -c FILE NUMBER: everything stored about one number, as JSON, or deleted", run: runCustomer},

@@ -14,6 +14,7 @@ import (
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/netcause"
+	"github.com/callbackd/callbackd/internal/stasisapp"
 )
 
 // defaultRecordApp is the recorder's own ARI application. It must differ from the daemon's
@@ -54,7 +55,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "callbackd record: %v\n", err)
 		return 1
 	}
-	if target.MonitorApp == *app || target.ControlApp == *app {
+	// The names as configured (an older daemon's) and as this host's daemon registers them.
+	monitor, control := stasisapp.Names(target.MonitorApp, target.ControlApp, daemon.InstanceID(cfg, os.Hostname))
+	if target.MonitorApp == *app || target.ControlApp == *app || monitor == *app || control == *app {
 		fmt.Fprintf(stderr, "callbackd record: --app %s is the daemon's own application; recording as it would disconnect the daemon\n", *app)
 		return 2
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon/daemontest"
 	"github.com/callbackd/callbackd/demo"
+	"github.com/callbackd/callbackd/internal/stasisapp"
 )
 
 type syncBuffer struct {
@@ -93,6 +94,14 @@ func TestRecordRefusesToTakeOverTheDaemonsApps(t *testing.T) {
 		{[]string{"-c", file, "--asterisk", "nope"}, 1, `no asterisk entry is named "nope"`},
 		{[]string{}, 2, "-c FILE is required"},
 		{[]string{"-c", filepath.Join(dir, "missing.yml")}, 1, "missing.yml"},
+	}
+	// The daemon on this host registers the configured names with its instance id appended.
+	if host, err := os.Hostname(); err == nil && stasisapp.FromHost(host) != "" {
+		cases = append(cases, struct {
+			args []string
+			code int
+			msg  string
+		}{[]string{"-c", file, "--app", "callbackd-" + stasisapp.FromHost(host)}, 2, "daemon's own application"})
 	}
 	for _, tc := range cases {
 		var out, errOut bytes.Buffer

@@ -140,7 +140,7 @@ local expires = NOW + lease_ms
 redis.call('ZREM', K_READY, pick)
 redis.call('ZADD', K_LEASES, expires, pick)
 redis.call('HSET', jk, 'state', 'dialing', 'token', token, 'worker', worker,
-  'lease_expires', expires, 'connected', 0, 'dialled', 0)
+  'lease_expires', expires, 'connected', 0, 'dialled', 0, 'reclaimed_token', 0)
 note(jk, 'claimed', 'worker=' .. worker)
 emit(jk, pick, 'claimed', {'agent', worker, 'attempts', redis.call('HGET', jk, 'attempts')})
 local r = answer(jk)

@@ -57,8 +57,11 @@ for _, id in ipairs(ids) do
     redis.call('HSET', jk, 'token', '0')
     finish(jk, id, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
-    local worker = redis.call('HGET', jk, 'worker')
+    local worker, tok = unpack(redis.call('HMGET', jk, 'worker', 'token'))
     release_lease(jk, id)
+    -- Kept until the next claim: a janitor that finds this claim's legs talking may still
+    -- record the conversation (adopted.lua).
+    redis.call('HSET', jk, 'reclaimed_token', tok, 'reclaimed_charged', 0)
     local detail = 'lease expired (worker ' .. (worker or '?') .. ', customer not dialled: no attempt used)'
     note(jk, 'lease expired', detail)
     emit(jk, id, 'released', {'attempts', redis.call('HGET', jk, 'attempts'), 'detail', detail})
@@ -74,7 +77,9 @@ for _, id in ipairs(ids) do
       finish(jk, id, 'unreachable', detail)
       gave_up = gave_up + 1
     else
+      local tok = redis.call('HGET', jk, 'token')
       release_lease(jk, id)
+      redis.call('HSET', jk, 'reclaimed_token', tok, 'reclaimed_charged', 1)
       note(jk, 'lease expired', detail)
       emit(jk, id, 'retry', {'attempts', attempts, 'detail', detail})
     end

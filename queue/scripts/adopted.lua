@@ -1,0 +1,43 @@
+-- adopted.lua: record that the customer of a claim whose worker died talks to the agent — a
+-- janitor found the claim's two legs answered and bridged on the PBX — so the promise is not
+-- read as an unanswered dial and the customer is not rung again after talking to an agent.
+-- KEYS[1..10] as in common.lua
+-- KEYS[11] <prefix>:{Q}:job:<id>
+-- ARGV[1..3] as in common.lua
+-- ARGV[4] id   ARGV[5] the dead claim's fencing token   ARGV[6] connect time ms
+-- ARGV[7] worker taking the adopted claim   ARGV[8] lease ms
+-- Returns {'ok', job} (connected, leased to ARGV[7]) or {'err', NOTFOUND|STALE|STATE, state}.
+-- Two cases. The claim is still leased (dialing, its token current): it becomes connected, as
+-- connected.lua would have made it. Or its lease ran out first and Reclaim handed it back
+-- (pending, and reclaimed_token is this claim's: no claim since): the attempt Reclaim charged
+-- is given back and the promise is leased again, connected, to the adopting worker. Either
+-- way its lease expiry then finishes it kept or late by the connect time (reclaim.lua), once.
+-- A promise claimed again since, or finished, is left alone: STALE or STATE.
+
+local jk, id, token = KEYS[11], ARGV[4], ARGV[5]
+if redis.call('EXISTS', jk) == 0 then
+  return fail('NOTFOUND')
+end
+local st, tok, rtok, charged = unpack(redis.call('HMGET', jk, 'state', 'token', 'reclaimed_token', 'reclaimed_charged'))
+local detail = 'customer talking with the agent when their callback\'s daemon was gone; adopted by ' .. ARGV[7]
+if st == 'dialing' and tok == token then
+  redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
+elseif st == 'pending' and rtok == token then
+  if charged == '1' then
+    redis.call('HINCRBY', jk, 'attempts', -1)
+  end
+  local expires = NOW + tonumber(ARGV[8])
+  local fresh = redis.call('INCR', K_FENCE)
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZADD', K_LEASES, expires, id)
+  redis.call('HSET', jk, 'state', 'connected', 'token', fresh, 'worker', ARGV[7],
+    'lease_expires', expires, 'connected', ARGV[6], 'dialled', ARGV[6], 'reclaimed_token', 0)
+elseif tok ~= token and rtok ~= token then
+  return fail('STALE', st)
+else
+  return fail('STATE', st)
+end
+note(jk, 'connected', detail)
+emit(jk, id, 'connected', {'agent', redis.call('HGET', jk, 'worker'), 'detail', detail})
+return answer(jk)
