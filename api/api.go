@@ -1,19 +1,20 @@
 // Package api is callbackd's HTTP surface: health and readiness for the service manager,
-// /metrics for Prometheus and the agents' pause switch, behind one bearer-token check. It
-// knows the daemon only through the small interfaces below, so it can be tested without one.
+// /metrics for Prometheus, the agents' switches, and the admin API under /api/v1, behind one
+// bearer-token check with roles. It knows the daemon only through the small interfaces
+// below, so it can be tested without one.
 package api
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
-	"errors"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -31,8 +32,18 @@ type Readiness func(ctx context.Context) []string
 // Options is what the HTTP surface serves.
 type Options struct {
 	// Token, when set, must come as "Authorization: Bearer <token>" on every path but
-	// /healthz (a liveness probe carries no credentials).
+	// /healthz (a liveness probe carries no credentials); it has every role.
 	Token string
+	// Tokens are more bearer tokens, each with its roles (http.tokens).
+	Tokens []Token
+	// Admin, when set, serves the admin API's promise, queue and customer routes.
+	Admin Admin
+	// Events, when set, serves GET /api/v1/events.
+	Events Events
+	// Heartbeat is how often an idle event stream writes a comment; DefaultHeartbeat when zero.
+	Heartbeat time.Duration
+	// Clock is the daemon's clock (Retry-After, heartbeats); the real one when nil.
+	Clock clock.Clock
 	// Gatherer is what /metrics serves.
 	Gatherer prometheus.Gatherer
 	// Registerer, when set, counts the /metrics handler's own failures.
@@ -50,59 +61,26 @@ func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	tokens := o.tokens()
 	mux := http.NewServeMux()
-	probeRoutes(mux, o)
+	probeRoutes(mux, o, tokens)
 	agentRoutes(mux, o.Agents, o.Logger)
-	// The admin API goes under /api/v1, registered here like the groups above.
-	if o.Token == "" {
-		return mux
+	v1Routes(mux, o)
+	return authenticate(tokens, mux)
+}
+
+func (o Options) tokens() *Tokens { return ConfiguredTokens(o.Token, o.Tokens) }
+
+// ConfiguredTokens are the tokens of the configuration: the single http.token (single, ""
+// for none), which has every role, and the http.tokens entries with theirs. The supervisor
+// page maps a token to its roles with the same.
+func ConfiguredTokens(single string, tokens []Token) *Tokens {
+	all := make([]Token, 0, len(tokens)+1)
+	if single != "" {
+		all = append(all, Token{Name: "http.token", Secret: single, Roles: config.Roles()})
 	}
-	return requireToken(o.Token, mux)
-}
-
-// requireToken answers 401 to a request without the token. The comparison takes as long
-// whatever the guess, so the token cannot be found a byte at a time.
-// The probes are exempt: a kubelet or a load balancer cannot send a token, and /readyz tells
-// them only its verdict (see authorized).
-func requireToken(token string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !authorized(token, r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="callbackd"`)
-			http.Error(w, "missing or wrong bearer token (http.token)", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// authorized reports whether r carries the token; with no token configured everyone is (the
-// listener is then loopback only, which validation enforces).
-func authorized(token string, r *http.Request) bool {
-	if token == "" {
-		return true
-	}
-	got := []byte(r.Header.Get("Authorization"))
-	return subtle.ConstantTimeCompare(got, []byte("Bearer "+token)) == 1
-}
-
-// statusOf is the one place an error becomes an HTTP status, so every route answers the
-// same failure the same way.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, dialer.ErrUnknownAgent):
-		return http.StatusNotFound
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
-// writeError answers err as a JSON object {"error": "..."} with its status.
-func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return NewTokens(append(all, tokens...))
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/callbackd/callbackd/config"
 )
 
 // probeTimeout bounds a readiness check, so a hung Redis makes /readyz fail instead of hang.
@@ -16,7 +18,7 @@ const probeTimeout = 2 * time.Second
 // work; if not, 503 and one line per problem; either way a "warning:" line for each warning).
 // /readyz needs no token, but without it the answer is only the verdict ("ready" or "not
 // ready"): its details name hosts, ports and causes, which are the operator's, not a probe's.
-func probeRoutes(mux *http.ServeMux, o Options) {
+func probeRoutes(mux *http.ServeMux, o Options, tokens *Tokens) {
 	// GET (and HEAD, which the mux serves with it) only: a probe or a scrape never writes, and
 	// anything else at these paths is a client to refuse (405), not to answer.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer}))
@@ -38,7 +40,7 @@ func probeRoutes(mux *http.ServeMux, o Options) {
 		} else {
 			problems = []string{"ready"}
 		}
-		if !authorized(o.Token, r) {
+		if roles, ok := tokens.rolesFor(r); !ok || !roles.Has(config.RoleRead) {
 			if problems[0] != "ready" {
 				fmt.Fprintln(w, "not ready")
 			} else {

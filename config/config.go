@@ -319,8 +319,33 @@ func (d Dialer) CustomerDialString(number string) string {
 // HTTP is the admin/metrics listener.
 type HTTP struct {
 	Listen string `yaml:"listen"`
-	Token  Secret `yaml:"token"`
+	// Token is one bearer token with every role (read, write and pii), as before roles existed.
+	Token Secret `yaml:"token"`
+	// Tokens are bearer tokens with roles, one per client (a CRM, the supervisor page), so a
+	// client is given only what it needs and one can be revoked alone.
+	Tokens []HTTPToken `yaml:"tokens"`
 }
+
+// HTTPToken is one entry of http.tokens.
+type HTTPToken struct {
+	// Name says whose token it is, in logs and idempotency scopes; never the token itself.
+	Name  string `yaml:"name"`
+	Token Secret `yaml:"token"`
+	Roles []Role `yaml:"roles"`
+}
+
+// Role is what a bearer token allows.
+type Role string
+
+// The roles of http.tokens.
+const (
+	RoleRead  Role = "read"  // read promises, queues, agents and the event stream
+	RoleWrite Role = "write" // make, cancel and reschedule promises, set agents' presence, erase customers
+	RolePII   Role = "pii"   // see customers' numbers unmasked and export a customer's records
+)
+
+// Roles lists every role.
+func Roles() []Role { return []Role{RoleRead, RoleWrite, RolePII} }
 
 // Log configures logging.
 type Log struct {

@@ -199,6 +199,18 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "http_tokens.bad.yml",
+		want: []string{
+			`http.tokens[1].name: "crm" is already the name of http.tokens[0] (line 13)`,
+			`http.tokens[1].token: must be at least 16 bytes, got 5 (e.g. openssl rand -hex 16) (line 13)`,
+			`http.tokens[2].token: is the same as http.tokens[0]: every client needs a token of its own (line 14)`,
+			`http.tokens[2].roles: required: one or more of [read write pii] (line 14)`,
+			`http.tokens[3].token: is the same as http.token: every client needs a token of its own (line 15)`,
+			`http.tokens[3].roles[0]: unknown role "admin" (known: [read write pii]) (line 15)`,
+			`http.tokens[4].name: required (line 16)`,
+		},
+	},
+	{
 		file: "key_prefix_hash_tag.bad.yml",
 		want: []string{
 			`redis.key_prefix: must not contain { or } (they are Redis Cluster hash tags) (line 2)`,

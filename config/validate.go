@@ -583,12 +583,54 @@ func (v *validator) http(h HTTP) {
 		v.addf("http.listen", "invalid address %q: port must be a number from 0 to 65535", h.Listen)
 		return
 	}
-	if !isLoopback(host) && h.Token == "" {
+	if !isLoopback(host) && h.Token == "" && len(h.Tokens) == 0 {
 		v.addf("http.token", "required when http.listen (%s) is not a loopback address", h.Listen)
 	}
+	v.httpTokens(h)
 	if n := len(h.Token.Reveal()); n > 0 && n < MinTokenBytes {
 		// A short token can be guessed over the network; the length alone is said, never the token.
 		v.addf("http.token", "must be at least %d bytes, got %d (e.g. openssl rand -hex 16)", MinTokenBytes, n)
+	}
+}
+
+// httpTokens checks http.tokens: each named once, long enough, distinct from every other
+// token (a token must say who it is), with known roles.
+func (v *validator) httpTokens(h HTTP) {
+	names, secrets := map[string]int{}, map[string]int{}
+	if h.Token != "" {
+		secrets[h.Token.Reveal()] = -1
+	}
+	for i, t := range h.Tokens {
+		p := fmt.Sprintf("http.tokens[%d]", i)
+		if v.required(p+".name", t.Name) {
+			if j, dup := names[t.Name]; dup {
+				v.addf(p+".name", "%q is already the name of http.tokens[%d]", t.Name, j)
+			}
+			names[t.Name] = i
+		}
+		switch n := len(t.Token.Reveal()); {
+		case n == 0:
+			v.addf(p+".token", "required")
+		case n < MinTokenBytes:
+			v.addf(p+".token", "must be at least %d bytes, got %d (e.g. openssl rand -hex 16)", MinTokenBytes, n)
+		default:
+			if j, dup := secrets[t.Token.Reveal()]; dup {
+				other := "http.token"
+				if j >= 0 {
+					other = fmt.Sprintf("http.tokens[%d]", j)
+				}
+				v.addf(p+".token", "is the same as %s: every client needs a token of its own", other)
+			}
+			secrets[t.Token.Reveal()] = i
+		}
+		if len(t.Roles) == 0 {
+			v.addf(p+".roles", "required: one or more of %v", Roles())
+		}
+		for j, r := range t.Roles {
+			if !slices.Contains(Roles(), r) {
+				v.addf(fmt.Sprintf("%s.roles[%d]", p, j), "unknown role %q (known: %v)", r, Roles())
+			}
+		}
 	}
 }
 

@@ -212,14 +212,20 @@ func New(o Options) (*Daemon, error) {
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
-	page, err := web.New(web.Options{Promises: d.store, Forecast: forecaster, Agents: d.pool, Events: d.store,
-		Authorize: pageAccess(cfg.HTTP.Token.Reveal()), Mask: phone.Mask, KeptWindow: policy.KeptRatioWindow,
-		Clock: clk, Logger: log.Named("web")})
+	admin, err := dialer.NewAdmin(dialer.AdminOptions{Intake: d.intake, Store: d.store, Forecaster: forecaster,
+		Idempotency: queue.NewIdempotency(rdb, cfg.Redis.KeyPrefix), Clock: clk, Logger: log.Named("admin")})
 	if err != nil {
 		return nil, err
 	}
-	d.handler = withPage(api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Gatherer: reg, Registerer: reg,
-		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Logger: log}), page)
+	tokens := apiTokens(cfg.HTTP.Tokens)
+	page, err := web.New(web.Options{Promises: d.store, Forecast: forecaster, Agents: d.pool, Events: d.store,
+		Authorize: pageAccess(api.ConfiguredTokens(cfg.HTTP.Token.Reveal(), tokens)), Mask: phone.Mask,
+		KeptWindow: policy.KeptRatioWindow, Clock: clk, Logger: log.Named("web")})
+	if err != nil {
+		return nil, err
+	}
+	d.handler = withPage(api.New(api.Options{Token: cfg.HTTP.Token.Reveal(), Tokens: tokens, Gatherer: reg, Registerer: reg,
+		Ready: d.problems, Warnings: d.startWarnings, Agents: d.pool, Admin: admin, Events: d.store, Clock: clk, Logger: log}), page)
 	listen := cfg.HTTP.Listen
 	if o.Listen != "" {
 		listen = o.Listen

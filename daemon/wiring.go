@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api"
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
@@ -129,6 +129,15 @@ func RedisClient(rc config.Redis) (redis.UniversalClient, error) {
 	}
 }
 
+// apiTokens are http.tokens as the API takes them.
+func apiTokens(tokens []config.HTTPToken) []api.Token {
+	out := make([]api.Token, 0, len(tokens))
+	for _, t := range tokens {
+		out = append(out, api.Token{Name: t.Name, Secret: t.Token.Reveal(), Roles: t.Roles})
+	}
+	return out
+}
+
 // NewStore returns the promise store for cfg's queues on rdb.
 func NewStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
 	return newStore(cfg, rdb, clk, nil)
@@ -157,19 +166,19 @@ func withPage(apiHandler, page http.Handler) http.Handler {
 	return mux
 }
 
-// pageAccess is what a token may do on the supervisor page: with the single http.token,
-// everything (read, cancel, see numbers), as on the API; with no token configured, everyone
+// pageAccess is what a token may do on the supervisor page: what its roles allow on the API
+// (read the page, write to cancel, pii to see numbers); with no token configured, everyone
 // may, as on the API (the listener is then loopback only).
-func pageAccess(token string) web.Authorize {
-	all := web.Access{Name: "http.token", Read: true, Write: true, Numbers: true}
+func pageAccess(tokens *api.Tokens) web.Authorize {
 	return func(got string) (web.Access, bool) {
-		if token == "" {
-			all.Name = "a local supervisor (no http.token)"
-			return all, true
+		if tokens.Open() {
+			return web.Access{Name: "a local supervisor (no http token)", Read: true, Write: true, Numbers: true}, true
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		r, ok := tokens.Roles(got)
+		if !ok {
 			return web.Access{}, false
 		}
-		return all, true
+		return web.Access{Name: r.Name, Read: r.Has(config.RoleRead), Write: r.Has(config.RoleWrite),
+			Numbers: r.Has(config.RolePII)}, true
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,12 @@ const quoteRounds = 64
 // Quote is the earliest deadline the forecast keeps for a new promise of reason in queueName
 // made at now, with the promises already made; never earlier than the queue's policy allows.
 func (f *Forecaster) Quote(ctx context.Context, queueName string, reason queue.Reason, now time.Time) (time.Time, error) {
+	return f.QuoteWithout(ctx, queueName, reason, now, "")
+}
+
+// QuoteWithout is Quote as if the pending promise id were not there: the honest deadline for
+// moving that promise (a reschedule), which must not queue behind itself.
+func (f *Forecaster) QuoteWithout(ctx context.Context, queueName string, reason queue.Reason, now time.Time, id string) (time.Time, error) {
 	q, ok := f.policy.Queue(queueName)
 	if !ok {
 		return time.Time{}, fmt.Errorf("quoting for queue %s: %w", queueName, queue.ErrUnknownQueue)
@@ -36,6 +43,9 @@ func (f *Forecaster) Quote(ctx context.Context, queueName string, reason queue.R
 	in, err := f.Input(ctx, queueName, now)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if id != "" {
+		in.Promises = slices.DeleteFunc(in.Promises, func(p ForecastPromise) bool { return p.ID == id })
 	}
 	t, ok := QuoteFrom(in, floor)
 	if !ok {

@@ -142,6 +142,8 @@ type Job struct {
 	HoldUntil time.Time `json:"hold_until,omitzero"`
 	// AtRiskFromStart: the forecast said, when it was made, that the deadline would be missed.
 	AtRiskFromStart bool `json:"at_risk_from_start,omitempty"`
+	// ExternalRef is the caller's reference for the promise (Request.ExternalRef).
+	ExternalRef string `json:"external_ref,omitempty"`
 }
 
 // Ref returns the job's reference.
@@ -184,7 +186,8 @@ func jobFromHash(h map[string]string) (Job, error) {
 		ID: h["id"], Queue: h["queue"], Number: h["number"], Name: h["name"],
 		Target: h["target"], Owner: h["owner"], State: State(h["state"]),
 		Outcome: State(h["outcome"]), Note: h["note"], AtRiskFromStart: h["at_risk_from_start"] == "1",
-		Source: Source{AsteriskID: h["src_asterisk"], LinkedID: h["src_linkedid"], Channel: h["src_channel"]},
+		ExternalRef: h["external_ref"],
+		Source:      Source{AsteriskID: h["src_asterisk"], LinkedID: h["src_linkedid"], Channel: h["src_channel"]},
 	}
 	var err error
 	fail := func(field string, e error) error {

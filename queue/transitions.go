@@ -30,6 +30,9 @@ type Request struct {
 	// AtRiskFromStart records that the forecast said, when it was made, that the deadline
 	// would be missed: the promise is made anyway, and flagged.
 	AtRiskFromStart bool
+	// ExternalRef is the caller's own reference for the promise (a CRM ticket); a merge
+	// keeps the first one given.
+	ExternalRef string
 }
 
 // EnqueueResult says what Enqueue did.
@@ -60,7 +63,7 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 	res, err := s.run(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
 		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
-		s.maxAge[r.Queue].Milliseconds())
+		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef)
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)
@@ -86,7 +89,7 @@ func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
 	}
 	for _, f := range []struct{ name, v string }{
 		{"name", r.Name}, {"target", r.Target}, {"note", r.Note}, {"source asterisk id", r.Source.AsteriskID},
-		{"source linkedid", r.Source.LinkedID}, {"source channel", r.Source.Channel},
+		{"source linkedid", r.Source.LinkedID}, {"source channel", r.Source.Channel}, {"external ref", r.ExternalRef},
 	} {
 		if err := checkText(f.name, f.v); err != nil {
 			return "", err

@@ -9,6 +9,7 @@
 -- ARGV[16] hold-until ms (end of the owner's preference window; 0: the claim's share)
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
 -- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
+-- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
 -- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -48,6 +49,9 @@ if open then
     if name ~= '' and redis.call('HGET', jk, 'name') == '' then
       redis.call('HSET', jk, 'name', name)
     end
+    if (ARGV[19] or '') ~= '' and (redis.call('HGET', jk, 'external_ref') or '') == '' then
+      redis.call('HSET', jk, 'external_ref', ARGV[19])
+    end
     local old_dl = tonumber(redis.call('HGET', jk, 'deadline'))
     if deadline < old_dl then
       redis.call('HSET', jk, 'deadline', deadline)
@@ -82,7 +86,8 @@ redis.call('HSET', jk,
   'src_asterisk', ARGV[12], 'src_linkedid', ARGV[13], 'src_channel', ARGV[14],
   'history', '[]', 'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
   'outcome', '', 'finished', 0, 'note', ARGV[15],
-  'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '')
+  'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '',
+  'external_ref', ARGV[19] or '')
 place(jk, id)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
 -- dedupe key an hour after the promise should have expired, the job a retention later.
