@@ -236,10 +236,11 @@ func (s *Store) ReadEvents(ctx context.Context, c Cursor, count int, block time.
 		return nil, c, fmt.Errorf("reading events: %w", err)
 	}
 	next := c
-	var out []Event
 	var bad []error
+	perQueue := make([][]Event, 0, len(res))
 	for _, st := range res {
 		q := queueOfEvents(st.Stream, s.prefix)
+		var evs []Event
 		for _, m := range st.Messages {
 			e, err := ParseEvent(q, m)
 			if err != nil {
@@ -247,13 +248,36 @@ func (s *Store) ReadEvents(ctx context.Context, c Cursor, count int, block time.
 				next = next.Advance(Event{ID: q + "/" + m.ID, Queue: q})
 				continue
 			}
-			out = append(out, e)
+			evs = append(evs, e)
 			next = next.Advance(e)
 		}
+		perQueue = append(perQueue, evs)
 	}
-	// Several queues' events interleave by time, so a reader sees one story.
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	// Several queues' events interleave by time, so a reader sees one story; each queue's keep
+	// their stream order (daemons' clocks may disagree by a little), so a reader that advances
+	// its cursor event by event never steps back in a queue.
+	out := mergeByTime(perQueue)
 	return out, next, errors.Join(bad...)
+}
+
+// mergeByTime merges lists each in its own order into one, taking the earliest head each time.
+func mergeByTime(lists [][]Event) []Event {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]Event, 0, n)
+	for len(out) < n {
+		best := -1
+		for i, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].At.Before(lists[best][0].At)) {
+				best = i
+			}
+		}
+		out = append(out, lists[best][0])
+		lists[best] = lists[best][1:]
+	}
+	return out
 }
 
 // queueOfEvents reads the queue name back out of "<prefix>:{Q}:events".

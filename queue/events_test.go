@@ -263,3 +263,19 @@ func TestEraseDeletesTheCustomersEvents(t *testing.T) {
 		t.Errorf("left %+v, want only the other customer's event", evs)
 	}
 }
+
+// Events of two queues interleave by time, but each queue's stay in stream order even when a
+// daemon's clock was behind: a reader advancing its cursor event by event never steps back.
+func TestMergeByTimeKeepsEachQueuesOrder(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	a := []Event{{ID: "a/1-0", At: at(1)}, {ID: "a/2-0", At: at(0)}, {ID: "a/3-0", At: at(5)}} // a/2 from a slow clock
+	b := []Event{{ID: "b/1-0", At: at(2)}, {ID: "b/2-0", At: at(4)}}
+	var got []string
+	for _, e := range mergeByTime([][]Event{a, b}) {
+		got = append(got, e.ID)
+	}
+	want := []string{"a/1-0", "a/2-0", "b/1-0", "b/2-0", "a/3-0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("merged %v, want %v", got, want)
+	}
+}
