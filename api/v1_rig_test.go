@@ -50,7 +50,8 @@ type rig struct {
 	router routers.Router
 }
 
-func newRig(t testing.TB) *rig {
+// newRig starts the rig; edit changes the configuration before the daemon is built.
+func newRig(t testing.TB, edit ...func(*config.Config)) *rig {
 	t.Helper()
 	pbx, clk := daemontest.StartPBX(t)
 	// Ria (reception) answers: with her free, reception has an honest quote.
@@ -64,6 +65,9 @@ func newRig(t testing.TB) *rig {
 		{Name: "reader", Token: reader, Roles: []config.Role{config.RoleRead}},
 		{Name: "writer", Token: writer, Roles: []config.Role{config.RoleRead, config.RoleWrite}},
 		{Name: "admin", Token: admin, Roles: config.Roles()},
+	}
+	for _, e := range edit {
+		e(cfg)
 	}
 	rdb := redistest.Start(t, redistest.Options{}).Client()
 	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})

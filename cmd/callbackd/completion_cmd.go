@@ -73,6 +73,7 @@ complete -o default -F _callbackd callbackd
 var commandVerbs = map[string][]string{
 	"agent":    {"login", "logout", "pause", "resume", "list"},
 	"customer": {"export", "erase"},
+	"promise":  {"create", "list", "show", "cancel", "reschedule"},
 }
 
 // commandWords is what may follow a command: its verbs, its flags (as --name) and, for config,

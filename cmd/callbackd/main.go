@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"completion": {summary: "completion bash|zsh: print a shell completion script", run: runCompletion},
 		"config":     {summary: "config check -c FILE: validate a configuration file", run: runConfig},
 		"customer":   {summary: "customer export|erase -c FILE NUMBER: everything stored about one number, as JSON, or deleted", run: runCustomer},
+		"promise":    {summary: "promise create|list|show|cancel|reschedule -c FILE [--json] …: promises through the running daemon's API", run: runPromise},
 		"promises":   {summary: "promises -c FILE [--queue Q] [--state S] [--limit N] [--json] [--unmask]: list the promises in Redis", run: runPromises},
 		"record":     {summary: "record -c FILE [--asterisk NAME] [--out F] [--duration D] [--app NAME]: write a PBX's ARI events as a trace", run: runRecord},
 		"replay":     {summary: "replay --trace FILE.jsonl [-c FILE] [--app NAME]: run recorded ARI events through the detector", run: runReplay},
