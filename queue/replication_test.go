@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,43 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		case <-wall.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// The stricter alternative to WAIT is Redis' own: a primary with min-replicas-to-write refuses
+// writes while too few replicas are connected. The promise is then not made at all, and the
+// error is not one of the store's refusals, so the caller retries it (the intake does).
+func TestAPrimaryThatNeedsReplicasToWriteRefusesThePromiseUntilItHasThem(t *testing.T) {
+	ctx := context.Background()
+	primary := redistest.Start(t, redistest.Options{})
+	rdb := primary.Client()
+	if err := rdb.ConfigSet(ctx, "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	log := &unreplicatedLog{}
+	s := replicatedStore(t, rdb, clock.NewFake(t0), 1, 500*time.Millisecond, log)
+	_, _, err := s.Enqueue(ctx, request(alice))
+	if err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
+		t.Fatalf("Enqueue on a primary without its replica = %v; want Redis' NOREPLICAS", err)
+	}
+	for _, refusal := range []error{ErrInvalid, ErrUnknownQueue, ErrWrongState} {
+		if errors.Is(err, refusal) {
+			t.Errorf("the NOREPLICAS error %v is a refusal (%v); want a failure to retry", err, refusal)
+		}
+	}
+	if st, err := s.Stats(ctx, testQueue); err != nil || st.Made != 0 {
+		t.Errorf("after the refused write: %+v, %v; want nothing made", st, err)
+	}
+	if got := log.all(); len(got) != 0 {
+		t.Errorf("a write that was not made was reported unreplicated: %+v", got)
+	}
+
+	redistest.Start(t, redistest.Options{ReplicaOf: primary.Addr()})
+	waitFor(t, "the primary to accept writes with its replica connected", func() bool {
+		_, _, err := s.Enqueue(ctx, request(alice))
+		return err == nil
+	})
+	if got := log.all(); len(got) != 0 {
+		t.Errorf("with the replica connected, writes reported unreplicated: %+v", got)
 	}
 }
