@@ -19,10 +19,11 @@ all: vet test build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/callbackd
 
-# deps installs what the tests need from Debian: redis-server, and gcc for the race detector.
+# deps installs what the tests need from Debian: redis-server, redis-sentinel (the failover
+# tests; they skip without it), and gcc for the race detector.
 deps:
-	@command -v redis-server >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 || \
-		.ci/apt-install redis-server gcc libc6-dev
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1 && \
+		command -v gcc >/dev/null 2>&1 || .ci/apt-install redis-server redis-sentinel gcc libc6-dev
 
 test: deps
 	$(GO) vet ./...

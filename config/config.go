@@ -46,6 +46,12 @@ type Redis struct {
 	DB          int       `yaml:"db"`
 	KeyPrefix   string    `yaml:"key_prefix"`
 	DialTimeout Duration  `yaml:"dial_timeout"`
+	// WaitReplicas is how many replicas must have a new promise (and a customer's connect)
+	// before the write counts as replicated (Redis WAIT); 0 waits for none. Replication is
+	// asynchronous: without it a failover loses what the old primary had not passed on.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait; a write fewer replicas had by then stands, and is reported.
+	WaitTimeout Duration `yaml:"wait_timeout"`
 }
 
 // Sentinel configures Redis Sentinel discovery of the current master.
@@ -408,6 +414,7 @@ func Default() *Config {
 			Addr:        DefaultRedisAddr,
 			KeyPrefix:   "callbackd",
 			DialTimeout: Duration(5 * time.Second),
+			WaitTimeout: Duration(100 * time.Millisecond),
 		},
 		Detector: Detector{
 			InternalExtension:  `^[0-9]{2,6}$`,

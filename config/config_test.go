@@ -276,6 +276,13 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "redis_wait.bad.yml",
+		want: []string{
+			`redis.wait_replicas: must be >= 0 (line 2)`,
+			`redis.wait_timeout: must be from 1ms to 2s (line 3)`,
+		},
+	},
+	{
 		file: "sentinel_no_master.bad.yml",
 		want: []string{
 			`redis.sentinel.master_name: required (line 2)`,
@@ -403,6 +410,8 @@ func TestGoodFilesMeanWhatTheySay(t *testing.T) {
 			return c.Redis.Sentinel.Addrs, []string{"10.0.0.1:26379", "10.0.0.2:26379"}
 		}},
 		{"sentinel.good.yml", func(c *Config) (any, any) { return c.Redis.Password.Reveal(), "s3cret" }},
+		{"sentinel.good.yml", func(c *Config) (any, any) { return c.Redis.WaitReplicas, 1 }},
+		{"sentinel.good.yml", func(c *Config) (any, any) { return c.Redis.WaitTimeout.D(), 50 * time.Millisecond }},
 		{"cluster_anchors.good.yml", func(c *Config) (any, any) { return c.Redis.Mode(), "cluster" }},
 		{"cluster_anchors.good.yml", func(c *Config) (any, any) { return c.Asterisk[1].Name, "pbx2" }},
 		// The merge key copies the anchored queue; the explicit name wins.
@@ -445,6 +454,8 @@ func TestDefaultsFillEverythingLeftOut(t *testing.T) {
 		{"redis.db", c.Redis.DB, 0},
 		{"redis.key_prefix", c.Redis.KeyPrefix, "callbackd"},
 		{"redis.dial_timeout", c.Redis.DialTimeout.D(), 5 * time.Second},
+		{"redis.wait_replicas", c.Redis.WaitReplicas, 0},
+		{"redis.wait_timeout", c.Redis.WaitTimeout.D(), 100 * time.Millisecond},
 		{"asterisk[0].monitor_app", a.MonitorApp, "callbackd-monitor"},
 		{"asterisk[0].control_app", a.ControlApp, "callbackd"},
 		{"asterisk[0].request_timeout", a.RequestTimeout.D(), 5 * time.Second},

@@ -215,6 +215,14 @@ func (v *validator) redis(r Redis) {
 		v.addf("redis.key_prefix", "must not contain whitespace")
 	}
 	v.positive("redis.dial_timeout", r.DialTimeout)
+	if r.WaitReplicas < 0 {
+		v.addf("redis.wait_replicas", "must be >= 0")
+	}
+	// WAIT counts in milliseconds and 0 would wait for ever; past 2s go-redis' read timeout
+	// (3s) fails the write that is waiting.
+	if r.WaitTimeout < Duration(time.Millisecond) || r.WaitTimeout > Duration(2*time.Second) {
+		v.addf("redis.wait_timeout", "must be from 1ms to 2s")
+	}
 }
 
 // urlProblem describes why u does not parse without echoing a password that may be in it.

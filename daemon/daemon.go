@@ -112,7 +112,8 @@ func New(o Options) (*Daemon, error) {
 		log.Error("promise quarantined: its record in Redis is broken; the queue goes on without it",
 			zap.String("queue", q.Queue), zap.String("promise", q.ID), zap.String("reason", q.Reason))
 	}
-	if d.store, err = newStore(cfg, rdb, clk, quarantined); err != nil {
+	replication := newReplicationWatch(reg, log.Named("redis"))
+	if d.store, err = newStore(cfg, rdb, clk, quarantined, replication.unreplicated); err != nil {
 		return nil, err
 	}
 	policy := dialer.PolicyFrom(cfg)

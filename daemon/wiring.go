@@ -140,11 +140,13 @@ func apiTokens(tokens []config.HTTPToken) []api.Token {
 
 // NewStore returns the promise store for cfg's queues on rdb.
 func NewStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock) (*queue.Store, error) {
-	return newStore(cfg, rdb, clk, nil)
+	return newStore(cfg, rdb, clk, nil, nil)
 }
 
-// newStore is NewStore with a hook for the broken jobs the store moves aside.
-func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, onQuarantine func(queue.Quarantined)) (*queue.Store, error) {
+// newStore is NewStore with hooks for the broken jobs the store moves aside and for the writes
+// too few replicas had in time.
+func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, onQuarantine func(queue.Quarantined),
+	onUnreplicated func(queue.Unreplicated)) (*queue.Store, error) {
 	names := make([]string, 0, len(cfg.Queues))
 	ages := map[string]time.Duration{}
 	for _, q := range cfg.Queues {
@@ -152,7 +154,8 @@ func newStore(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, on
 		ages[q.Name] = q.MaxOpenAge.D()
 	}
 	return queue.New(rdb, queue.Options{Prefix: cfg.Redis.KeyPrefix, Clock: clk, Retention: time.Duration(cfg.Retention),
-		Queues: names, MaxOpenAge: ages, OnQuarantine: onQuarantine})
+		Queues: names, MaxOpenAge: ages, OnQuarantine: onQuarantine,
+		WaitReplicas: cfg.Redis.WaitReplicas, WaitTimeout: cfg.Redis.WaitTimeout.D(), OnUnreplicated: onUnreplicated})
 }
 
 // withPage serves the supervisor page at / and under /ui/, and the API everywhere else. The

@@ -1,13 +1,18 @@
 package queue
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
 )
 
 // numbers hands out distinct valid customer numbers across a benchmark's runs.
@@ -247,4 +252,54 @@ func BenchmarkReserveRelease(b *testing.B) {
 	}
 	b.StopTimer()
 	redisTime(b, f)
+}
+
+// BenchmarkEnqueueWait is what waiting for a replica (Options.WaitReplicas) costs a promise,
+// against a real primary and its replica: the same Enqueue without WAIT, with WAIT 1, one
+// caller at a time (the latency a promise sees) and 16 at once (the throughput).
+func BenchmarkEnqueueWait(b *testing.B) {
+	primary := redistest.Start(b, redistest.Options{})
+	redistest.Start(b, redistest.Options{ReplicaOf: primary.Addr()})
+	rdb := primary.Client()
+	for _, replicas := range []int{0, 1} {
+		s, err := New(rdb, Options{Clock: clock.NewFake(t0), Queues: []string{testQueue}, WaitReplicas: replicas,
+			OnUnreplicated: func(u Unreplicated) { b.Errorf("the replica did not acknowledge: %+v", u) }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := fixture{s: s, rdb: rdb, ctx: context.Background()}
+		if err := s.Load(f.ctx); err != nil {
+			b.Fatal(err)
+		}
+		var g numbers
+		// Each run starts from an empty store, so neither setting pays for a queue the other
+		// filled (FLUSHALL reaches the replica too, and keeps the scripts).
+		empty := func(b *testing.B) {
+			if err := rdb.FlushAll(f.ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+		}
+		b.Run(fmt.Sprintf("wait=%d/serial", replicas), func(b *testing.B) {
+			empty(b)
+			for i := 0; i < b.N; i++ {
+				if _, _, err := s.Enqueue(f.ctx, benchRequest(g.next(), int64(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("wait=%d/parallel16", replicas), func(b *testing.B) {
+			empty(b)
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			var i atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, err := s.Enqueue(f.ctx, benchRequest(g.next(), i.Add(1))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -12,8 +13,10 @@ import (
 // Durability reads what Redis itself promises about the store's keys and returns one warning
 // for each way it can lose a promise callbackd accepted: an eviction policy other than
 // noeviction (under memory pressure Redis deletes keys, promises among them, without a word)
-// and AOF off (a restart loses every write since the last snapshot). None means neither. On
-// Redis Cluster every primary is asked.
+// and AOF off (a restart loses every write since the last snapshot), and, with
+// Options.WaitReplicas set, fewer replicas connected than it waits for (every promise would
+// wait the whole timeout and still be at risk in a failover). None means none. On Redis
+// Cluster every primary is asked.
 func (s *Store) Durability(ctx context.Context) ([]string, error) {
 	var (
 		mu    sync.Mutex // ForEachMaster calls back concurrently
@@ -23,7 +26,7 @@ func (s *Store) Durability(ctx context.Context) ([]string, error) {
 	switch c := s.rdb.(type) {
 	case *redis.ClusterClient:
 		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-			info, err := n.Info(ctx, "memory", "persistence").Result()
+			info, err := n.Info(ctx, "memory", "persistence", "replication").Result()
 			mu.Lock()
 			defer mu.Unlock()
 			infos = append(infos, n.Options().Addr+"\n"+info)
@@ -31,7 +34,7 @@ func (s *Store) Durability(ctx context.Context) ([]string, error) {
 		})
 	default:
 		var info string
-		info, err = s.rdb.Info(ctx, "memory", "persistence").Result()
+		info, err = s.rdb.Info(ctx, "memory", "persistence", "replication").Result()
 		infos = append(infos, "\n"+info)
 	}
 	if err != nil {
@@ -50,6 +53,11 @@ func (s *Store) Durability(ctx context.Context) ([]string, error) {
 		}
 		if fields["aof_enabled"] == "0" {
 			warnings = append(warnings, where+": appendonly is off, so a Redis restart loses the promises made since its last snapshot; set appendonly yes")
+		}
+		if n, err := strconv.Atoi(fields["connected_slaves"]); s.replicas > 0 && err == nil && n < s.replicas {
+			warnings = append(warnings, fmt.Sprintf("%s: redis.wait_replicas is %d but the primary has %d replicas connected, "+
+				"so every new promise waits redis.wait_timeout (%v) and a failover can still lose it; add replicas or lower wait_replicas",
+				where, s.replicas, n, s.waitFor))
 		}
 	}
 	return warnings, nil

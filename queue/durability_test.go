@@ -54,6 +54,42 @@ func TestDurabilityWarnsOfARedisThatMayLosePromises(t *testing.T) {
 	}
 }
 
+// A store that waits for more replicas than its primary has says so at start: each promise
+// would wait out the timeout unacknowledged.
+func TestDurabilityWarnsOfMissingReplicas(t *testing.T) {
+	ctx := context.Background()
+	primary := redistest.Start(t, redistest.Options{AppendOnly: true})
+	redistest.Start(t, redistest.Options{ReplicaOf: primary.Addr()})
+	for _, tc := range []struct {
+		name     string
+		replicas int
+		want     []string
+	}{
+		{"waiting for none", 0, nil},
+		{"waiting for the one it has", 1, nil},
+		{"waiting for two", 2, []string{"redis.wait_replicas is 2 but the primary has 1 replicas connected"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := queue.New(primary.Client(), queue.Options{Clock: clock.Real{}, Queues: []string{"support"}, WaitReplicas: tc.replicas})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := store.Durability(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("warnings %q; want %d naming %q", got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("warning %d = %q; want it to say %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
 func TestDurabilityAsksEveryClusterPrimary(t *testing.T) {
 	node := redistest.Start(t, redistest.Options{Cluster: true})
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{node.Addr()}})

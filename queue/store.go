@@ -63,6 +63,12 @@ const (
 	DefaultPrefix     = "callbackd"
 	DefaultRetention  = 720 * time.Hour
 	DefaultMaxOpenAge = 14 * 24 * time.Hour
+	// DefaultWaitTimeout bounds the wait for replicas when Options.WaitReplicas is set: a
+	// healthy replica on the same network acknowledges in about a millisecond.
+	DefaultWaitTimeout = 100 * time.Millisecond
+	// MaxWaitTimeout stays under go-redis' default read timeout (3s), which a longer WAIT
+	// would run into and fail.
+	MaxWaitTimeout = 2 * time.Second
 )
 
 const (
@@ -97,6 +103,17 @@ type Options struct {
 	// OnQuarantine, when set, hears of every broken job Claim or Reclaim moved aside, once:
 	// the daemon logs it. Called without any lock, from the caller's goroutine.
 	OnQuarantine func(Quarantined)
+	// WaitReplicas, when positive, makes the writes a failover must not lose — Enqueue (the
+	// promise), MarkConnected and MarkAdopted (the customer talked: never re-queue it) — wait
+	// until that many replicas have them (Redis WAIT). Replication is asynchronous, so without
+	// it a primary that dies loses the writes its replicas had not received yet.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; DefaultWaitTimeout when zero, at most MaxWaitTimeout.
+	WaitTimeout time.Duration
+	// OnUnreplicated, when set, hears of every such write fewer replicas acknowledged in time.
+	// The write is made on the primary all the same (the caller gets its result, not an
+	// error): it is at risk only if the primary dies before a replica catches up.
+	OnUnreplicated func(Unreplicated)
 
 	// strictSlots makes Redis 7 check that scripts touch only their declared slot (tests).
 	strictSlots bool
@@ -113,6 +130,27 @@ type Store struct {
 	maxAge    map[string]time.Duration
 	sc        scripts
 	onQuar    func(Quarantined)
+	replicas  int
+	waitFor   time.Duration
+	onUnrepl  func(Unreplicated)
+}
+
+// The writes Options.WaitReplicas applies to, as Unreplicated.Write names them.
+const (
+	WriteEnqueue   = "enqueue"
+	WriteConnected = "connected"
+	WriteAdopted   = "adopted"
+)
+
+// Unreplicated is a write that fewer replicas than Options.WaitReplicas acknowledged within
+// Options.WaitTimeout.
+type Unreplicated struct {
+	Write     string // WriteEnqueue, WriteConnected or WriteAdopted
+	Queue, ID string
+	// Acked is how many replicas did acknowledge it; Wanted is Options.WaitReplicas.
+	Acked, Wanted int
+	// Err is why the replicas could not be asked, when WAIT itself failed.
+	Err error
 }
 
 // Quarantined is a job moved out of every index of its queue because it could not be used: its
@@ -140,7 +178,8 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("creating queue store: %w: no Redis client", ErrInvalid)
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, clk: opts.Clock, retention: opts.Retention, onQuar: opts.OnQuarantine,
-		queues: map[string]bool{}, maxAge: map[string]time.Duration{}}
+		queues: map[string]bool{}, maxAge: map[string]time.Duration{},
+		replicas: opts.WaitReplicas, waitFor: opts.WaitTimeout, onUnrepl: opts.OnUnreplicated}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -155,6 +194,16 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	if s.retention < time.Millisecond {
 		return nil, fmt.Errorf("creating queue store: %w: retention %v must be positive", ErrInvalid, s.retention)
+	}
+	if s.replicas < 0 {
+		return nil, fmt.Errorf("creating queue store: %w: replicas to wait for %d must not be negative", ErrInvalid, s.replicas)
+	}
+	if s.waitFor == 0 {
+		s.waitFor = DefaultWaitTimeout
+	}
+	if s.waitFor < time.Millisecond || s.waitFor > MaxWaitTimeout {
+		// WAIT's timeout is in milliseconds and 0 would wait for ever.
+		return nil, fmt.Errorf("creating queue store: %w: wait timeout %v must be from 1ms to %v", ErrInvalid, s.waitFor, MaxWaitTimeout)
 	}
 	if len(opts.Queues) == 0 {
 		return nil, fmt.Errorf("creating queue store: %w: no queues configured", ErrInvalid)
@@ -273,6 +322,72 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, q string, keys []stri
 		return nil, fmt.Errorf("unexpected script reply %T", v)
 	}
 	return res, nil
+}
+
+// runReplicated is run for a write Options.WaitReplicas applies to. With it set, the script and
+// a WAIT go down one connection in one round trip: WAIT counts the replicas that have this
+// connection's writes, so on another connection it would answer for someone else's. A WAIT
+// that fails after the script succeeded is in the ack, not the error: the write stands.
+func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, q string, keys []string, now time.Time, args ...any) ([]any, ack, error) {
+	if s.replicas == 0 {
+		res, err := s.run(ctx, sc, q, keys, now, args...)
+		return res, ack{n: -1}, err
+	}
+	var conn redis.Cmdable = s.rdb
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		// A keyless WAIT would go to any node; it must go to the primary of the script's slot.
+		node, err := c.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return nil, ack{}, fmt.Errorf("finding the primary of %s: %w", keys[0], err)
+		}
+		conn = node
+	}
+	argv := append([]any{millis(now), s.retention.Milliseconds(), q}, args...)
+	send := func(load bool) (ev, wait *redis.Cmd) {
+		// The errors are the commands' own, read below.
+		_, _ = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if load {
+				ev = sc.Eval(ctx, p, keys, argv...)
+			} else {
+				ev = sc.EvalSha(ctx, p, keys, argv...)
+			}
+			// A pipeline has no Wait method; WAIT takes milliseconds.
+			wait = p.Do(ctx, "wait", s.replicas, s.waitFor.Milliseconds())
+			return nil
+		})
+		return ev, wait
+	}
+	ev, wait := send(false)
+	if redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+		ev, wait = send(true)
+	}
+	v, err := ev.Result()
+	if err != nil {
+		return nil, ack{}, err
+	}
+	res, ok := v.([]any)
+	if !ok || len(res) == 0 {
+		return nil, ack{}, fmt.Errorf("unexpected script reply %T", v)
+	}
+	n, err := wait.Int()
+	if err != nil {
+		return res, ack{err: fmt.Errorf("asking the replicas whether they have the write: %w", err)}, nil
+	}
+	return res, ack{n: int(n)}, nil
+}
+
+// ack is what WAIT answered: n replicas have the write (-1: none were asked for), or err.
+type ack struct {
+	n   int
+	err error
+}
+
+// replicated tells OnUnreplicated of a write to ref that too few replicas acknowledged.
+func (s *Store) replicated(write string, ref Ref, a ack) {
+	if a.n < 0 || (a.n >= s.replicas && a.err == nil) || s.onUnrepl == nil {
+		return
+	}
+	s.onUnrepl(Unreplicated{Write: write, Queue: ref.Queue, ID: ref.ID, Acked: a.n, Wanted: s.replicas, Err: a.err})
 }
 
 // scriptError turns a script's {'err', code, detail} into the matching sentinel error.

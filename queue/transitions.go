@@ -60,7 +60,7 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		nb = now
 	}
 	k := s.ks(r.Queue)
-	res, err := s.run(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
+	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
 		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
 		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef)
@@ -73,6 +73,9 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		res[0] = "ok"
 	}
 	j, err := jobResult(res, what)
+	if err == nil {
+		s.replicated(WriteEnqueue, j.Ref(), acked)
+	}
 	return j, EnqueueResult{Merged: merged}, err
 }
 
@@ -242,6 +245,11 @@ func checkToken(token int64) error {
 // fencedCall runs a script whose KEYS are the common ones plus the job key and whose ARGV
 // start with the job id and the fencing token.
 func (s *Store) fencedCall(ctx context.Context, sc *redis.Script, ref Ref, token int64, what string, args ...any) (Job, error) {
+	return s.fencedWrite(ctx, "", sc, ref, token, what, args...)
+}
+
+// fencedWrite is fencedCall for one of the writes Options.WaitReplicas applies to ("": none).
+func (s *Store) fencedWrite(ctx context.Context, write string, sc *redis.Script, ref Ref, token int64, what string, args ...any) (Job, error) {
 	what = fmt.Sprintf("%s job %s in queue %s", what, ref.ID, ref.Queue)
 	if err := s.checkRef(ref); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
@@ -250,11 +258,23 @@ func (s *Store) fencedCall(ctx context.Context, sc *redis.Script, ref Ref, token
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(ref.Queue)
-	res, err := s.run(ctx, sc, ref.Queue, k.common(k.job(ref.ID)), s.clk.Now(), append([]any{ref.ID, token}, args...)...)
+	keys, argv := k.common(k.job(ref.ID)), append([]any{ref.ID, token}, args...)
+	if write == "" {
+		res, err := s.run(ctx, sc, ref.Queue, keys, s.clk.Now(), argv...)
+		if err != nil {
+			return Job{}, fmt.Errorf("%s: %w", what, err)
+		}
+		return jobResult(res, what)
+	}
+	res, acked, err := s.runReplicated(ctx, sc, ref.Queue, keys, s.clk.Now(), argv...)
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
-	return jobResult(res, what)
+	j, err := jobResult(res, what)
+	if err == nil {
+		s.replicated(write, ref, acked)
+	}
+	return j, err
 }
 
 // Extend moves the lease's expiry to now + d. Fenced. A lease that ran out but was not yet
@@ -278,7 +298,7 @@ func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time
 	if at.IsZero() {
 		return Job{}, fmt.Errorf("marking job %s connected: %w: no connect time", ref.ID, ErrInvalid)
 	}
-	return s.fencedCall(ctx, s.sc.connected, ref, token, "marking connected", millis(at), "")
+	return s.fencedWrite(ctx, WriteConnected, s.sc.connected, ref, token, "marking connected", millis(at), "")
 }
 
 // MarkAdopted records that the customer of claim token, whose worker is gone, talks to the
@@ -301,7 +321,7 @@ func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.T
 	if err := checkLease(lease); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
-	return s.fencedCall(ctx, s.sc.adopted, ref, token, "recording the adopted conversation", millis(at), worker, lease.Milliseconds())
+	return s.fencedWrite(ctx, WriteAdopted, s.sc.adopted, ref, token, "recording the adopted conversation", millis(at), worker, lease.Milliseconds())
 }
 
 // Every detail is stored through phone.MaskText: details quote what Asterisk said, and that

@@ -30,15 +30,21 @@ type Options struct {
 	// Cluster runs the server as a one-node Redis Cluster owning every slot, for tests that
 	// prove all keys of a command or script share one slot. Connect with a ClusterClient.
 	Cluster bool
+	// ReplicaOf, a primary's host:port, starts the server as its replica; Start returns once
+	// the replica's link to the primary is up and the first sync is done.
+	ReplicaOf string
 }
 
 // Server is one redis-server process owned by a test.
 type Server struct {
 	t    testing.TB
 	opts Options
-	dir  string
-	port int
-	proc *os.Process
+	bin  string
+	// sentinelConf, when set, makes the process a Redis Sentinel reading (and rewriting) it.
+	sentinelConf string
+	dir          string
+	port         int
+	proc         *os.Process
 	// exited receives the process's exit once; the goroutine that waits on it owns Wait.
 	exited chan error
 }
@@ -51,20 +57,58 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("redis-server is not installed; run `make test` (it installs it with apt-get) or `apt-get install redis-server`")
 	}
-	s := &Server{t: t, opts: opts, dir: t.TempDir()}
+	s := &Server{t: t, opts: opts, bin: bin, dir: t.TempDir()}
+	s.launch("redis-server")
+	if opts.ReplicaOf != "" {
+		s.awaitSync()
+	}
+	return s
+}
+
+// launch starts the process on the first free port that works, for t.
+func (s *Server) launch(what string) {
+	s.t.Helper()
 	var lastErr error
 	for try := 0; try < 5; try++ {
+		var err error
 		s.port, err = freePort()
 		if err != nil {
-			t.Fatalf("finding a free loopback port for redis-server: %v", err)
+			s.t.Fatalf("finding a free loopback port for %s: %v", what, err)
 		}
-		if lastErr = s.start(bin); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
+		if lastErr = s.start(); lastErr == nil {
+			s.t.Cleanup(s.Stop)
+			return
 		}
 	}
-	t.Fatalf("starting redis-server: %v", lastErr)
-	return nil
+	s.t.Fatalf("starting %s: %v", what, lastErr)
+}
+
+// awaitSync waits until a replica's link to its primary is up: from then on it has the
+// primary's data set and receives its writes.
+func (s *Server) awaitSync() {
+	s.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	var info string
+	if !poll(30*time.Second, func() bool {
+		info, _ = c.Info(context.Background(), "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	}) {
+		s.t.Fatalf("replica %s of %s did not sync within 30s; INFO replication: %q", s.Addr(), s.opts.ReplicaOf, info)
+	}
+}
+
+// poll calls cond until it holds or limit (a guard against a hang, not a timing) passes.
+func poll(limit time.Duration, cond func() bool) bool {
+	wall := clock.Real{}
+	deadline := wall.Now().Add(limit)
+	for !cond() {
+		if wall.Now().After(deadline) {
+			return false
+		}
+		<-wall.After(20 * time.Millisecond)
+	}
+	return true
 }
 
 // Addr is host:port of the server.
@@ -92,21 +136,28 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	bin, _ := exec.LookPath("redis-server")
-	if err := s.start(bin); err != nil {
-		s.t.Fatalf("restarting redis-server: %v", err)
+	if err := s.start(); err != nil {
+		s.t.Fatalf("restarting %s: %v", s.bin, err)
 	}
 }
 
-func (s *Server) start(bin string) error {
+// Killed reports whether the server was stopped (and not restarted).
+func (s *Server) Killed() bool { return s.proc == nil }
+
+func (s *Server) args() []string {
 	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
-		"--save", "",
 		"--daemonize", "no",
 		"--logfile", "",
 	}
+	if s.sentinelConf != "" {
+		// A config file first, then the options: redis-server reads them in that order.
+		return append([]string{s.sentinelConf}, args...)
+	}
+	// A replica's first sync would wait 5s for others to share it; a test has no others.
+	args = append(args, "--save", "", "--repl-diskless-sync-delay", "0")
 	if s.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -115,7 +166,16 @@ func (s *Server) start(bin string) error {
 	if s.opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"))
 	}
-	cmd := exec.Command(bin, args...)
+	if s.opts.ReplicaOf != "" {
+		host, port, _ := net.SplitHostPort(s.opts.ReplicaOf)
+		args = append(args, "--replicaof", host, port)
+	}
+	return args
+}
+
+func (s *Server) start() error {
+	bin := s.bin
+	cmd := exec.Command(bin, s.args()...)
 	logPath := filepath.Join(s.dir, "redis.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -136,7 +196,7 @@ func (s *Server) start(bin string) error {
 	for {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("redis-server on port %d exited: %v; log: %s", s.port, err, tail(logPath))
+			return fmt.Errorf("%s on port %d exited: %v; log: %s", bin, s.port, err, tail(logPath))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -152,7 +212,7 @@ func (s *Server) start(bin string) error {
 		if wall.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("redis-server on port %d was not ready within 10s: %v", s.port, err)
+			return fmt.Errorf("%s on port %d was not ready within 10s: %v", bin, s.port, err)
 		}
 		<-wall.After(20 * time.Millisecond)
 	}

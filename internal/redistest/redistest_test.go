@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStartServesAndRestartKeepsAppendOnlyData(t *testing.T) {
@@ -42,5 +43,53 @@ func TestClusterNodeOwnsEverySlotAndRefusesCrossSlotCommands(t *testing.T) {
 	}
 	if err := c.MSet(ctx, "{a}:1", "x", "{b}:1", "y").Err(); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
 		t.Errorf("cross-slot MSET: %v; want CROSSSLOT", err)
+	}
+}
+
+func TestAReplicaStartsSyncedAndReceivesThePrimarysWrites(t *testing.T) {
+	ctx := context.Background()
+	primary := Start(t, Options{})
+	if err := primary.Client().Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	replica := Start(t, Options{ReplicaOf: primary.Addr()})
+	c := primary.Client()
+	if err := c.Set(ctx, "after", "2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 on the primary = %d, %v; want the replica's acknowledgement", n, err)
+	}
+	for _, k := range []string{"before", "after"} {
+		if n, err := replica.Client().Exists(ctx, k).Result(); err != nil || n != 1 {
+			t.Errorf("replica EXISTS %s = %d, %v; want 1", k, n, err)
+		}
+	}
+}
+
+// A kill -9 of the primary makes the sentinels promote the replica, with what the primary
+// had replicated, and a failover client follows them there.
+func TestSentinelPromotesTheReplicaWhenThePrimaryIsKilled(t *testing.T) {
+	ctx := context.Background()
+	d := StartSentinel(t, SentinelOptions{})
+	c := d.Client()
+	if err := c.Set(ctx, "promise", "made", 0).Err(); err != nil {
+		t.Fatalf("SET through the sentinels: %v", err)
+	}
+	if n, err := c.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 = %d, %v; want 1", n, err)
+	}
+	old := d.KillPrimary()
+	promoted := d.AwaitFailover(old)
+	if promoted == old {
+		t.Fatal("the killed primary is still named primary")
+	}
+	var got string
+	var err error
+	if !poll(30*time.Second, func() bool { got, err = c.Get(ctx, "promise").Result(); return err == nil }) {
+		t.Fatalf("GET through the failover client after the failover: %v", err)
+	}
+	if got != "made" {
+		t.Errorf("GET promise on the promoted replica = %q; want \"made\"", got)
 	}
 }
