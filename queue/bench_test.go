@@ -480,4 +480,4 @@ func BenchmarkEnqueueWait(b *testing.B) {
 }
 
 // jobKeys are the keys one promise has to itself.
-func jobKeys(k keyspace, id string) []string { return []string{k.job(id)} }
+func jobKeys(k keyspace, id string) []string { return []string{k.job(id), k.history(id)} }

@@ -52,6 +52,15 @@ type StoredJob struct {
 	TTL     time.Duration     `json:"ttl_ns"` // -1: none
 	Fields  map[string]string `json:"fields"`
 	Indexes []string          `json:"indexes"`
+	// History is the job's history list, when it has one.
+	History *StoredList `json:"history,omitempty"`
+}
+
+// StoredList is a list key and its entries.
+type StoredList struct {
+	Key     string        `json:"key"`
+	Entries []string      `json:"entries"`
+	TTL     time.Duration `json:"ttl_ns"`
 }
 
 // StoredKey is a string key and its value.
@@ -114,6 +123,11 @@ func (s *Store) ExportCustomer(ctx context.Context, number string) (CustomerReco
 			}
 			id := strings.TrimPrefix(key, k.job(""))
 			sj := StoredJob{Key: key, TTL: s.ttl(ctx, key), Fields: fields, Indexes: []string{}}
+			if hist, err := s.rdb.LRange(ctx, k.history(id), 0, -1).Result(); err != nil {
+				return out, fmt.Errorf("%s: reading %s: %w", what, k.history(id), err)
+			} else if len(hist) > 0 {
+				sj.History = &StoredList{Key: k.history(id), Entries: hist, TTL: s.ttl(ctx, k.history(id))}
+			}
 			for _, idx := range []struct{ name, key string }{{"ready", k.ready()}, {"delayed", k.delayed()},
 				{"leases", k.leases()}, {"done", k.done()}, {"open", k.open()}} {
 				if err := s.rdb.ZScore(ctx, idx.key, id).Err(); err == nil {

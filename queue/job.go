@@ -220,6 +220,8 @@ func jobFromHash(h map[string]string) (Job, error) {
 	if err := decodeList(h["targets"], &j.Targets); err != nil {
 		return Job{}, fail("targets", err)
 	}
+	// A job written before the history had a key of its own keeps its first entries in the
+	// hash's history field; the later ones follow in the list.
 	var hist []historyEntry
 	if err := decodeList(h["history"], &hist); err != nil {
 		return Job{}, fail("history", err)
@@ -227,7 +229,45 @@ func jobFromHash(h map[string]string) (Job, error) {
 	for _, e := range hist {
 		j.History = append(j.History, Attempt{At: time.UnixMilli(int64(e.At)).UTC(), Result: e.Result, Detail: e.Detail})
 	}
+	var list []json.RawMessage
+	if err := decodeList(h[historyListField], &list); err != nil {
+		return Job{}, fail("history", err)
+	}
+	for _, raw := range list {
+		a, err := decodeAttempt(raw)
+		if err != nil {
+			return Job{}, fail("history", err)
+		}
+		j.History = append(j.History, a)
+	}
 	return j, nil
+}
+
+// historyListField is where a script's answer (and Get) puts the history list, as one JSON
+// array of its entries.
+const historyListField = "history_list"
+
+// decodeAttempt reads one entry of the history list: [at ms, result] or [at ms, result, detail].
+func decodeAttempt(raw json.RawMessage) (Attempt, error) {
+	var e []any
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Attempt{}, err
+	}
+	if len(e) < 2 || len(e) > 3 {
+		return Attempt{}, fmt.Errorf("entry %s is not [at, result, detail]", raw)
+	}
+	at, ok := e[0].(float64)
+	result, ok2 := e[1].(string)
+	if !ok || !ok2 {
+		return Attempt{}, fmt.Errorf("entry %s is not [at, result, detail]", raw)
+	}
+	a := Attempt{At: time.UnixMilli(int64(at)).UTC(), Result: result}
+	if len(e) == 3 {
+		if a.Detail, ok = e[2].(string); !ok {
+			return Attempt{}, fmt.Errorf("entry %s has a detail that is not text", raw)
+		}
+	}
+	return a, nil
 }
 
 // decodeList reads a JSON array field. Lua's cjson writes an empty array as "{}".

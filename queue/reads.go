@@ -16,13 +16,22 @@ func (s *Store) Get(ctx context.Context, ref Ref) (Job, error) {
 	if err := s.checkRef(ref); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
-	h, err := s.rdb.HGetAll(ctx, s.ks(ref.Queue).job(ref.ID)).Result()
-	if err != nil {
+	k := s.ks(ref.Queue)
+	var hash *redis.MapStringStringCmd
+	var hist *redis.StringSliceCmd
+	// One round trip; the pipeline goes to the one slot both keys share.
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hash = p.HGetAll(ctx, k.job(ref.ID))
+		hist = p.LRange(ctx, k.history(ref.ID), 0, -1)
+		return nil
+	}); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
+	h := hash.Val()
 	if len(h) == 0 {
 		return Job{}, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
+	h[historyListField] = "[" + strings.Join(hist.Val(), ",") + "]"
 	j, err := jobFromHash(h)
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)

@@ -146,7 +146,8 @@ type ClaimOptions struct {
 // returns it in state dialing with a fresh fencing token. Delayed jobs whose not-before has come
 // are made due inside the same script, so no forwarder is needed. When nothing is due it returns
 // (nil, error wrapping ErrEmpty); NextDue says when to try again, or HoldEnds when the due jobs
-// were all left to their owners. One round trip.
+// were all left to their owners. One round trip. The Job is complete but for its History,
+// which the claimer does not need and which lives in a key of its own: Get reads it.
 func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, error) {
 	what := "claiming a job from queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -278,7 +279,8 @@ func (s *Store) fencedWrite(ctx context.Context, write string, sc *redis.Script,
 }
 
 // Extend moves the lease's expiry to now + d. Fenced. A lease that ran out but was not yet
-// reclaimed can still be extended: the token, not the clock, decides who owns the job.
+// reclaimed can still be extended: the token, not the clock, decides who owns the job. The
+// returned Job holds only ID, Queue, State and Lease (Token, Expires); the rest is zero.
 func (s *Store) Extend(ctx context.Context, ref Ref, token int64, d time.Duration) (Job, error) {
 	if err := checkLease(d); err != nil {
 		return Job{}, fmt.Errorf("extending lease of job %s: %w", ref.ID, err)
@@ -289,11 +291,15 @@ func (s *Store) Extend(ctx context.Context, ref Ref, token int64, d time.Duratio
 // MarkDialled records that the claim is about to ring the customer: call it before the customer
 // leg is created. From then on an expired lease costs the customer an attempt; before it,
 // Reclaim gives the promise back without one (only the agent can have been rung). Fenced.
+// The returned Job holds only ID, Queue, Number, State, Attempts, DialledAt and Lease (Token,
+// Worker); the rest is zero.
 func (s *Store) MarkDialled(ctx context.Context, ref Ref, token int64) (Job, error) {
 	return s.fencedCall(ctx, s.sc.dialled, ref, token, "marking the customer dialled for")
 }
 
-// MarkConnected records that the customer answered at at (dialing → connected). Fenced.
+// MarkConnected records that the customer answered at at (dialing → connected). Fenced. The
+// returned Job holds only ID, Queue, Number, State, ConnectedAt and Lease (Token, Worker); the
+// rest is zero.
 func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time.Time) (Job, error) {
 	if at.IsZero() {
 		return Job{}, fmt.Errorf("marking job %s connected: %w: no connect time", ref.ID, ErrInvalid)
@@ -306,7 +312,8 @@ func (s *Store) MarkConnected(ctx context.Context, ref Ref, token int64, at time
 // connected; one whose lease ran out and that Reclaim handed back (no claim since) gets its
 // attempt back and is leased, connected, to worker for lease. Its lease expiry then finishes
 // it kept or late by at. A promise claimed again since is ErrStaleToken; one finished,
-// ErrWrongState.
+// ErrWrongState. The returned Job holds only ID, Queue, Number, State, ConnectedAt and Lease;
+// the rest is zero.
 func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.Time, worker string, lease time.Duration) (Job, error) {
 	what := "recording the adopted conversation of job " + ref.ID
 	if at.IsZero() {
@@ -331,6 +338,10 @@ func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.T
 // Complete finishes a leased job with outcome. kept and late need a connected job and must
 // agree with its connect time and deadline (else ErrOutcome); unreachable, failed, expired,
 // cancelled and resolved are accepted from dialing or connected. Fenced; one round trip.
+// The returned Job holds what a caller settling a callback reads — ID, Queue, Number, State,
+// Outcome, Reasons, Target, Created, NotBefore, Deadline, Attempts, MaxAttempts, ConnectedAt,
+// FinishedAt, Lease.Worker — and the rest is zero (no History, Name, Source…): Get reads the
+// whole promise.
 func (s *Store) Complete(ctx context.Context, ref Ref, token int64, outcome State, detail string) (Job, error) {
 	switch outcome {
 	case StateKept, StateLate, StateUnreachable, StateFailed, StateExpired, StateCancelled, StateResolved:
@@ -345,13 +356,15 @@ func (s *Store) Complete(ctx context.Context, ref Ref, token int64, outcome Stat
 
 // Retry hands a leased job back after a failed dial of the customer: one attempt is used, and
 // the job is due again at notBefore. When that was the last attempt the job is finished as
-// unreachable instead; the returned Job's State says which. Fenced.
+// unreachable instead; the returned Job's State says which. Fenced. The returned Job holds the
+// fields Complete's does (the Lease cleared when pending again); the rest is zero.
 func (s *Store) Retry(ctx context.Context, ref Ref, token int64, notBefore time.Time, detail string) (Job, error) {
 	return s.giveBack(ctx, ref, token, notBefore, detail, true)
 }
 
 // Release hands a leased job back without using an attempt, for when the customer was never
-// dialled (the agent did not answer, calling hours closed). Fenced.
+// dialled (the agent did not answer, calling hours closed). Fenced. The returned Job is as
+// Retry's.
 func (s *Store) Release(ctx context.Context, ref Ref, token int64, notBefore time.Time, detail string) (Job, error) {
 	return s.giveBack(ctx, ref, token, notBefore, detail, false)
 }

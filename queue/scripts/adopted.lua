@@ -6,7 +6,8 @@
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] the dead claim's fencing token   ARGV[6] connect time ms
 -- ARGV[7] worker taking the adopted claim   ARGV[8] lease ms
--- Returns {'ok', job} (connected, leased to ARGV[7]) or {'err', NOTFOUND|STALE|STATE, state}.
+-- Returns {'ok', lean job: id, queue, number, state, token, worker, lease_expires, connected}
+-- (connected, leased to ARGV[7]) or {'err', NOTFOUND|STALE|STATE, state}.
 -- Two cases. The claim is still leased (dialing, its token current): it becomes connected, as
 -- connected.lua would have made it. Or its lease ran out first and Reclaim handed it back
 -- (pending, and reclaimed_token is this claim's: no claim since): the attempt Reclaim charged
@@ -18,7 +19,8 @@ local jk, id, token = KEYS[11], ARGV[4], ARGV[5]
 if redis.call('EXISTS', jk) == 0 then
   return fail('NOTFOUND')
 end
-local st, tok, rtok, charged = unpack(redis.call('HMGET', jk, 'state', 'token', 'reclaimed_token', 'reclaimed_charged'))
+local st, tok, rtok, charged, number, worker, expires = unpack(redis.call('HMGET', jk, 'state', 'token',
+  'reclaimed_token', 'reclaimed_charged', 'number', 'worker', 'lease_expires'))
 local detail = 'customer talking with the agent when their callback\'s daemon was gone; adopted by ' .. ARGV[7]
 if st == 'dialing' and tok == token then
   redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
@@ -26,8 +28,9 @@ elseif st == 'pending' and rtok == token then
   if charged == '1' then
     redis.call('HINCRBY', jk, 'attempts', -1)
   end
-  local expires = NOW + tonumber(ARGV[8])
+  expires = NOW + tonumber(ARGV[8])
   local fresh = redis.call('INCR', K_FENCE)
+  tok, worker = fresh, ARGV[7]
   redis.call('ZREM', K_READY, id)
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZADD', K_LEASES, expires, id)
@@ -38,6 +41,7 @@ elseif tok ~= token and rtok ~= token then
 else
   return fail('STATE', st)
 end
-note(jk, 'connected', detail)
-emit(jk, id, 'connected', {'agent', redis.call('HGET', jk, 'worker'), 'detail', detail})
-return answer(jk)
+note(jk, id, 'connected', detail)
+emit(jk, id, 'connected', {'agent', worker, 'detail', detail}, number)
+return lean({'id', id, 'queue', QUEUE, 'number', number, 'state', 'connected', 'token', tok, 'worker', worker,
+  'lease_expires', expires, 'connected', ARGV[6]})

@@ -6,7 +6,7 @@
 -- ARGV[9] preference window (how many of the earliest due jobs are looked at)
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
--- Returns {'ok', job} (state dialing, a new fencing token), {'err', 'EMPTY', ''} when nothing is
+-- Returns {'ok', job} (the hash without the history: state dialing, a new fencing token), {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
@@ -107,7 +107,7 @@ local function choose(cands)
   return pick, held_until
 end
 
-local pick
+local pick, flat, job
 while true do
   local cands = redis.call('ZRANGE', K_READY, 0, window - 1)
   if #cands == 0 then
@@ -126,7 +126,13 @@ while true do
       return r
     end
   else
-    local why = broken(K_JOBP .. pick)
+    -- One read of the job serves the check, the event and the reply.
+    flat = redis.call('HGETALL', K_JOBP .. pick)
+    job = {}
+    for i = 1, #flat, 2 do
+      job[flat[i]] = flat[i + 1]
+    end
+    local why = broken_fields(job)
     if not why then
       break
     end
@@ -139,10 +145,21 @@ local token = redis.call('INCR', K_FENCE)
 local expires = NOW + lease_ms
 redis.call('ZREM', K_READY, pick)
 redis.call('ZADD', K_LEASES, expires, pick)
-redis.call('HSET', jk, 'state', 'dialing', 'token', token, 'worker', worker,
-  'lease_expires', expires, 'connected', 0, 'dialled', 0, 'reclaimed_token', 0)
-note(jk, 'claimed', 'worker=' .. worker)
-emit(jk, pick, 'claimed', {'agent', worker, 'attempts', redis.call('HGET', jk, 'attempts')})
-local r = answer(jk)
-r[3] = quarantined
-return r
+local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
+  dialled = 0, reclaimed_token = 0}
+local set = {}
+for k, v in pairs(lease) do
+  set[#set + 1] = k
+  set[#set + 1] = v
+  job[k] = str(v)
+end
+redis.call('HSET', jk, unpack(set))
+note(jk, pick, 'claimed', 'worker=' .. worker)
+emit(jk, pick, 'claimed', {'agent', worker, 'attempts', job.attempts}, job.number)
+-- The reply is the job as it is now, without its history (Store.Claim).
+local reply = {}
+for k, v in pairs(job) do
+  reply[#reply + 1] = k
+  reply[#reply + 1] = v
+end
+return {'ok', reply, quarantined}

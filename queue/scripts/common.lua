@@ -19,9 +19,10 @@
 --   ARGV[1] now, unix ms, from the caller's clock (never Redis TIME, so fake clocks work)
 --   ARGV[2] retention ms: how long a finished job stays readable
 --   ARGV[3] queue name
--- Scripts answer {'ok', <HGETALL of the job>} or {'err', code, detail}, code one of
--- NOTFOUND, STALE, STATE, OUTCOME, EMPTY.
-
+-- Scripts answer {'ok', <job fields>} or {'err', code, detail}, code one of NOTFOUND, STALE,
+-- STATE, OUTCOME, EMPTY. The job fields are a flat field/value list like HGETALL's: the whole
+-- job (answer) for the callers that show it, or only the fields a hot-path caller reads (lean),
+-- built from values the script already holds.
 local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_WINDOWP = KEYS[10]
@@ -32,6 +33,11 @@ local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
 -- <prefix>:{Q}:events, the stream of everything that happens to a promise (Store.ReadEvents,
 -- the API's /events, webhooks). Derived the same way, for the same reason.
 local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
+-- <prefix>:{Q}:history:<id>, the job's history, a list of small JSON arrays [at, result,
+-- detail]. Out of the hash so that the hash keeps Redis' compact listpack encoding (every value
+-- at most hash-max-listpack-value, 64 bytes): a growing history field would turn it into a
+-- hashtable for good, three times the size. It expires with the job (note, finish).
+local K_HISTP = string.sub(K_JOBP, 1, -5) .. 'history:'
 local NOW = tonumber(ARGV[1])
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
@@ -47,12 +53,13 @@ local EVENTS_MAXLEN = 100000
 
 -- emit appends one event about job jk (id) to the event stream, in the same script as the
 -- change it reports, so a reader never sees a change without its event or the reverse. The
--- number is written so that a consumer need not read a job that may be gone by then; the
--- customer's erasure deletes these entries too (erase.lua). extra is a flat list of
--- field, value pairs; empty values are left out.
-local function emit(jk, id, typ, extra)
+-- number is written so that a consumer need not read a job that may be gone by then (number:
+-- the caller's copy, read from the job when nil); the customer's erasure deletes these entries
+-- too (erase.lua). extra is a flat list of field, value pairs; empty values are left out. The
+-- stream is trimmed by age in housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
+local function emit(jk, id, typ, extra, number)
   local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', typ, 'promise', id, 'number', redis.call('HGET', jk, 'number') or '', 'at', NOW}
+    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW}
   if extra then
     for i = 1, #extra, 2 do
       local v = extra[i + 1]
@@ -69,39 +76,100 @@ local function fail(code, detail)
   return {'err', code, detail or ''}
 end
 
-local function answer(jk)
-  return {'ok', redis.call('HGETALL', jk)}
+-- history_json is the job's history list as one JSON array of its entries.
+local function history_json(id)
+  return '[' .. table.concat(redis.call('LRANGE', K_HISTP .. id, 0, -1), ',') .. ']'
 end
 
--- json_list decodes a JSON array field; cjson turns an empty array into '{}', so both mean empty.
-local function json_list(jk, field)
-  local raw = redis.call('HGET', jk, field)
+-- answer is the whole job: its hash and, as field history_list, its history.
+local function answer(jk, id)
+  local h = redis.call('HGETALL', jk)
+  h[#h + 1] = 'history_list'
+  h[#h + 1] = history_json(id)
+  return {'ok', h}
+end
+
+-- str writes a reply value: Redis would turn a Lua number into an integer reply (or truncate
+-- it), and the client reads every field as a string.
+local function str(v)
+  if type(v) == 'number' then
+    return string.format('%d', v)
+  end
+  return v or ''
+end
+
+-- lean answers only the fields a caller reads: a flat field, value list with every value a
+-- string. Fields left out decode as zero.
+local function lean(fields)
+  for i = 2, #fields, 2 do
+    fields[i] = str(fields[i])
+  end
+  return {'ok', fields}
+end
+
+-- fetch reads the named fields of jk into a table by name (missing fields are nil).
+local function fetch(jk, names)
+  local v = redis.call('HMGET', jk, unpack(names))
+  local t = {}
+  for i, name in ipairs(names) do
+    t[name] = v[i] or nil
+  end
+  return t
+end
+
+-- decode_list reads a JSON array field value; cjson turns an empty array into '{}', so both
+-- mean empty.
+local function decode_list(raw)
   if not raw or raw == '' or raw == '{}' then
     return {}
   end
   return cjson.decode(raw)
 end
 
--- note appends to the job's history. Releases (agent did not answer) can repeat without end,
--- so the history keeps its first entry and the latest ones, at most 100 in all.
-local function note(jk, result, detail)
-  local h = json_list(jk, 'history')
-  h[#h + 1] = {at = NOW, result = result, detail = detail or ''}
-  while #h > 100 do
-    table.remove(h, 2)
+local function json_list(jk, field)
+  return decode_list(redis.call('HGET', jk, field))
+end
+
+-- HISTORY_MAX bounds a history: releases (agent did not answer) can repeat without end, so it
+-- keeps its first entry and the latest ones, at most this many in all.
+local HISTORY_MAX = 100
+
+-- note appends to the job's history: one RPUSH. The list is made by its first entry and then
+-- takes the job's time to live (finish and quarantine shorten both together).
+local function note(jk, id, result, detail)
+  local hk = K_HISTP .. id
+  local entry = {NOW, result}
+  if detail and detail ~= '' then
+    entry[3] = detail
   end
-  redis.call('HSET', jk, 'history', cjson.encode(h))
+  local n = redis.call('RPUSH', hk, cjson.encode(entry))
+  if n == 1 then
+    local ttl = redis.call('PTTL', jk)
+    if ttl > 0 then
+      redis.call('PEXPIRE', hk, ttl)
+    end
+  elseif n > HISTORY_MAX then
+    local first = redis.call('LINDEX', hk, 0)
+    redis.call('LTRIM', hk, n - HISTORY_MAX + 1, -1)
+    redis.call('LPUSH', hk, first)
+  end
 end
 
 -- place puts a pending job where Claim will find it: delayed until its not-before, then ready
 -- ordered by deadline. It tells every dispatcher sharing this Redis (Store.Wakeups) that the
 -- queue has work: PUBLISH takes no key, so it is allowed in a script on Redis Cluster too, and
--- the channel <prefix>:{Q}:wake is KEYS[1] with job: replaced.
-local function place(jk, id)
+-- the channel <prefix>:{Q}:wake is KEYS[1] with job: replaced. nb and dl are the job's
+-- not-before and deadline (read when nil); indexed says the job may already sit in ready or
+-- delayed (a pending job moved), false for one that is in neither (new, or back from a lease).
+local function place(jk, id, nb, dl, indexed)
   redis.call('PUBLISH', string.sub(K_JOBP, 1, -5) .. 'wake', 'pending')
-  local nb, dl = unpack(redis.call('HMGET', jk, 'not_before', 'deadline'))
-  redis.call('ZREM', K_READY, id)
-  redis.call('ZREM', K_DELAYED, id)
+  if not nb or not dl then
+    nb, dl = unpack(redis.call('HMGET', jk, 'not_before', 'deadline'))
+  end
+  if indexed then
+    redis.call('ZREM', K_READY, id)
+    redis.call('ZREM', K_DELAYED, id)
+  end
   if tonumber(nb) > NOW then
     redis.call('ZADD', K_DELAYED, nb, id)
   else
@@ -109,26 +177,49 @@ local function place(jk, id)
   end
 end
 
--- fenced checks that the caller holds the job's current lease. The token is compared before the
--- state so a worker whose lease was reclaimed learns exactly that, not a confusing state error.
-local function fenced(jk, token, allowed)
-  if redis.call('EXISTS', jk) == 0 then
+-- unindex takes id out of the one index its state st puts it in: leases for a leased job,
+-- ready or delayed for a pending one (a due job may still sit in delayed until a Claim
+-- promotes it, so both), every one when the state is unknown.
+local function unindex(id, st)
+  if LEASED[st] then
+    redis.call('ZREM', K_LEASES, id)
+    return
+  end
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  if st ~= 'pending' then
+    redis.call('ZREM', K_LEASES, id)
+  end
+end
+
+-- fenced checks that the caller holds the job's current lease, reading state, token and the
+-- fields in names in one HMGET; it answers an error reply, or nil and the fields by name. The
+-- token is compared before the state so a worker whose lease was reclaimed learns exactly
+-- that, not a confusing state error.
+local function fenced(jk, token, allowed, names)
+  local want = {'state', 'token'}
+  for _, n in ipairs(names or {}) do
+    want[#want + 1] = n
+  end
+  local j = fetch(jk, want)
+  if not j.state and redis.call('EXISTS', jk) == 0 then
     return fail('NOTFOUND')
   end
-  local st, tok = unpack(redis.call('HMGET', jk, 'state', 'token'))
-  if tok ~= token then
-    return fail('STALE', st)
+  if j.token ~= token then
+    return fail('STALE', j.state)
   end
-  if not allowed[st] then
-    return fail('STATE', st)
+  if not allowed[j.state] then
+    return fail('STATE', j.state)
   end
-  return nil
+  return nil, j
 end
 
 -- housekeep forgets what the retention period has run out for: finished ids in the done index
--- (their hashes expire on their own) and outcome stream entries, which hold numbers too. It runs
--- whenever a promise finishes and on every Reclaim, the daemon's periodic maintenance, so a
--- quiet queue is cleaned as well. Stream ids are Redis' own clock, hence TIME for that cut-off.
+-- (their hashes expire on their own) and the entries of the outcome and event streams, which
+-- hold numbers too. It runs in the periodic sweeps only (Reclaim, Expire), not when a promise
+-- finishes: between two sweeps the streams hold at most a sweep interval's entries past the
+-- retention, and the XADDs' MAXLEN ~ bounds them by count in any case. Stream ids are Redis'
+-- own clock, hence TIME for that cut-off.
 local function housekeep()
   redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (NOW - RETENTION))
   local t = redis.call('TIME')
@@ -137,29 +228,38 @@ local function housekeep()
   redis.call('XTRIM', K_EVENTS, 'MINID', redis_ms - RETENTION)
 end
 
--- finish closes a promise: out of every open set, into done, onto the outcome stream, dedupe
+-- FINISH_FIELDS are what finish reads of a job; a script that reads them anyway (fenced)
+-- passes them in, so finish reads nothing again.
+local FINISH_FIELDS = {'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons', 'not_before',
+  'created', 'connected', 'worker'}
+
+-- finish closes a promise: out of the open sets, into done, onto the outcome stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
-local function finish(jk, id, outcome, detail)
-  redis.call('ZREM', K_READY, id)
-  redis.call('ZREM', K_DELAYED, id)
-  redis.call('ZREM', K_LEASES, id)
+-- j holds the job's state and FINISH_FIELDS (read here when nil). It answers the lean reply of
+-- a finished job: what Complete's and Retry's callers read (see Store.Complete).
+local function finish(jk, id, j, outcome, detail)
+  if not j or not j.number then
+    local st = j and j.state
+    j = fetch(jk, FINISH_FIELDS)
+    j.state = st or redis.call('HGET', jk, 'state')
+  end
+  unindex(id, j.state)
   redis.call('ZREM', K_OPEN, id)
   redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0)
-  note(jk, outcome, detail)
-  local number, deadline, attempts, target, reasons_raw = unpack(redis.call('HMGET', jk,
-    'number', 'deadline', 'attempts', 'target', 'reasons'))
+  note(jk, id, outcome, detail)
+  local number = j.number or ''
   local dk = K_DEDUPEP .. number
   if redis.call('GET', dk) == id then
     redis.call('DEL', dk)
   end
-  local reasons = json_list(jk, 'reasons')
+  local ok, reasons = pcall(decode_list, j.reasons)
+  local reason = ok and type(reasons) == 'table' and reasons[1] or ''
   redis.call('ZADD', K_DONE, NOW, id)
-  housekeep()
   redis.call('XADD', K_OUT, 'MAXLEN', '~', 100000, '*',
-    'id', id, 'queue', QUEUE, 'number', number, 'reason', reasons[1] or '',
-    'reasons', reasons_raw, 'target', target, 'outcome', outcome, 'deadline', deadline,
-    'finished', NOW, 'attempts', attempts, 'detail', detail or '')
-  emit(jk, id, outcome, {'attempts', attempts, 'reason', reasons[1] or '', 'detail', detail or ''})
+    'id', id, 'queue', QUEUE, 'number', number, 'reason', reason,
+    'reasons', j.reasons or '', 'target', j.target or '', 'outcome', outcome, 'deadline', j.deadline or '',
+    'finished', NOW, 'attempts', j.attempts or '', 'detail', detail or '')
+  emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'detail', detail or ''}, number)
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
   -- would read every retained job; a small hash per five minutes answers any recent window
@@ -168,15 +268,21 @@ local function finish(jk, id, outcome, detail)
   redis.call('HINCRBY', wk, outcome, 1)
   redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
   redis.call('PEXPIRE', jk, RETENTION)
+  redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
+  return lean({'id', id, 'queue', QUEUE, 'number', number, 'state', outcome, 'outcome', outcome,
+    'reasons', j.reasons, 'target', j.target, 'created', j.created, 'not_before', j.not_before,
+    'deadline', j.deadline, 'attempts', j.attempts, 'max_attempts', j.max_attempts,
+    'connected', j.connected, 'finished', NOW, 'worker', j.worker})
 end
 
 -- release_lease hands a leased job back to pending. Clearing the token is the fence: whoever
--- held the old one is refused from now on, and the next Claim issues a higher one.
-local function release_lease(jk, id)
+-- held the old one is refused from now on, and the next Claim issues a higher one. nb and dl
+-- as for place.
+local function release_lease(jk, id, nb, dl)
   redis.call('ZREM', K_LEASES, id)
   redis.call('HSET', jk, 'state', 'pending', 'token', '0', 'worker', '', 'lease_expires', 0,
     'connected', 0, 'dialled', 0)
-  place(jk, id)
+  place(jk, id, nb, dl, false)
 end
 
 -- broken names what makes a job unusable, or returns nil. A ready or leased id whose hash is
@@ -184,22 +290,24 @@ end
 -- or reclaim of its queue fail for good.
 local REQUIRED_NUMBERS = {'created', 'deadline', 'not_before', 'attempts', 'max_attempts'}
 local JSON_LISTS = {'reasons', 'targets', 'history'}
-local function broken(jk)
-  local f = redis.call('HMGET', jk, 'id', 'number', 'created', 'deadline', 'not_before', 'attempts',
-    'max_attempts', 'reasons', 'targets', 'history')
-  if not f[1] then
+local BROKEN_FIELDS = {'id', 'number', 'created', 'deadline', 'not_before', 'attempts', 'max_attempts',
+  'reasons', 'targets', 'history'}
+
+-- broken_fields is broken for a job already read (h: field -> value).
+local function broken_fields(h)
+  if not h.id then
     return 'job hash missing'
   end
-  if not f[2] or f[2] == '' then
+  if not h.number or h.number == '' then
     return 'field number missing'
   end
-  for i, name in ipairs(REQUIRED_NUMBERS) do
-    if not tonumber(f[i + 2]) then
+  for _, name in ipairs(REQUIRED_NUMBERS) do
+    if not tonumber(h[name]) then
       return 'field ' .. name .. ' missing or not a number'
     end
   end
-  for i, name in ipairs(JSON_LISTS) do
-    local raw = f[i + 7]
+  for _, name in ipairs(JSON_LISTS) do
+    local raw = h[name]
     if raw and raw ~= '' and not pcall(cjson.decode, raw) then
       return 'field ' .. name .. ' is not JSON'
     end
@@ -207,17 +315,20 @@ local function broken(jk)
   return nil
 end
 
+local function broken(jk)
+  return broken_fields(fetch(jk, BROKEN_FIELDS))
+end
+
 -- quarantine takes a broken job out of every index into the queue's dead-letter hash kq
 -- (id -> {at, reason}), so the queue goes on; the job hash, if any, is left for an operator
 -- to read. quarantined collects {id, reason} pairs for the script's reply.
 local function quarantine(kq, quarantined, id, reason)
-  redis.call('ZREM', K_READY, id)
-  redis.call('ZREM', K_DELAYED, id)
-  redis.call('ZREM', K_LEASES, id)
+  unindex(id, nil)
   redis.call('ZREM', K_OPEN, id)
   -- The hash holds the customer's number: it stays for an operator as long as a finished
   -- promise would, not for ever.
   redis.call('PEXPIRE', K_JOBP .. id, RETENTION)
+  redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
   redis.call('HSET', kq, id, cjson.encode({at = NOW, reason = reason}))
   redis.call('HINCRBY', K_TOTALS, 'quarantined', 1)
   quarantined[#quarantined + 1] = id

@@ -3,7 +3,7 @@
 -- KEYS[11] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] outcome   ARGV[7] detail
--- Returns {'ok', job} or {'err', NOTFOUND|STALE|STATE|OUTCOME, detail}.
+-- Returns {'ok', lean job: the fields finish answers} or {'err', NOTFOUND|STALE|STATE|OUTCOME, detail}.
 -- kept and late need a connected job, and the script, not the caller, is the judge of which
 -- one it was: kept only when the recorded connect time is not after the deadline.
 
@@ -12,13 +12,12 @@ local allowed = LEASED
 if outcome == 'kept' or outcome == 'late' then
   allowed = {connected = true}
 end
-local bad = fenced(jk, ARGV[5], allowed)
+local bad, j = fenced(jk, ARGV[5], allowed, FINISH_FIELDS)
 if bad then
   return bad
 end
 if outcome == 'kept' or outcome == 'late' then
-  local conn, dl = unpack(redis.call('HMGET', jk, 'connected', 'deadline'))
-  local late = tonumber(conn) > tonumber(dl)
+  local late = tonumber(j.connected) > tonumber(j.deadline)
   if outcome == 'kept' and late then
     return fail('OUTCOME', 'connected after the deadline, so the promise was late, not kept')
   end
@@ -26,5 +25,4 @@ if outcome == 'kept' or outcome == 'late' then
     return fail('OUTCOME', 'connected before the deadline, so the promise was kept, not late')
   end
 end
-finish(jk, id, outcome, detail)
-return answer(jk)
+return finish(jk, id, j, outcome, detail)

@@ -3,14 +3,15 @@
 -- KEYS[11] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] connect time ms   ARGV[7] detail
--- Returns {'ok', job} or {'err', NOTFOUND|STALE|STATE, state}.
+-- Returns {'ok', lean job: id, queue, number, state, token, worker, connected} or {'err', NOTFOUND|STALE|STATE, state}.
 
 local jk = KEYS[11]
-local bad = fenced(jk, ARGV[5], {dialing = true})
+local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'number'})
 if bad then
   return bad
 end
 redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
-note(jk, 'connected', ARGV[7])
-emit(jk, ARGV[4], 'connected', {'agent', redis.call('HGET', jk, 'worker'), 'detail', ARGV[7]})
-return answer(jk)
+note(jk, ARGV[4], 'connected', ARGV[7])
+emit(jk, ARGV[4], 'connected', {'agent', j.worker, 'detail', ARGV[7]}, j.number)
+return lean({'id', ARGV[4], 'queue', QUEUE, 'number', j.number, 'state', 'connected', 'token', j.token,
+  'worker', j.worker, 'connected', ARGV[6]})

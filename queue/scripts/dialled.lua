@@ -4,17 +4,17 @@
 -- KEYS[11] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token
--- Returns {'ok', job} or {'err', NOTFOUND|STALE|STATE, state}.
+-- Returns {'ok', lean job: id, queue, number, state, token, worker, attempts, dialled} or {'err', NOTFOUND|STALE|STATE, state}.
 -- Until this runs the claim has at most rung an agent; a crash then must give the promise back
 -- without an attempt, and a crash after it must not, or a crash loop could ring a customer
 -- more than max_attempts times.
 
 local jk = KEYS[11]
-local bad = fenced(jk, ARGV[5], {dialing = true})
+local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'attempts', 'number'})
 if bad then
   return bad
 end
 redis.call('HSET', jk, 'dialled', NOW)
-local worker, attempts = unpack(redis.call('HMGET', jk, 'worker', 'attempts'))
-emit(jk, ARGV[4], 'customer_dialled', {'agent', worker, 'attempts', tonumber(attempts) + 1})
-return answer(jk)
+emit(jk, ARGV[4], 'customer_dialled', {'agent', j.worker, 'attempts', tonumber(j.attempts) + 1}, j.number)
+return lean({'id', ARGV[4], 'queue', QUEUE, 'number', j.number, 'state', j.state, 'token', j.token,
+  'worker', j.worker, 'attempts', j.attempts, 'dialled', NOW})

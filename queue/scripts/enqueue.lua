@@ -10,7 +10,8 @@
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
 -- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
 -- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
--- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
+-- Returns {'ok', job} for a new promise (the fields just written), {'merged', job} when an open
+-- one absorbed the request (the whole job, read back).
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local nb, deadline = tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -62,13 +63,15 @@ if open then
     -- A leased job is being dialled; its new deadline takes effect in the hash, and its place
     -- in the sets is left to whoever finishes the call.
     if st == 'pending' then
-      place(jk, open)
+      place(jk, open, nil, nil, true)
     end
-    note(jk, 'merged', table.concat(changes, ' '))
+    note(jk, open, 'merged', table.concat(changes, ' '))
     emit(jk, open, 'merged', {'reason', reason, 'deadline', redis.call('HGET', jk, 'deadline'),
       'detail', table.concat(changes, ' ')})
     redis.call('HINCRBY', K_TOTALS, 'merged', 1)
-    return {'merged', redis.call('HGETALL', jk)}
+    local r = answer(jk, open)
+    r[1] = 'merged'
+    return r
   end
   -- The dedupe key outlived its job (it should not); fall through and open a new promise.
 end
@@ -78,17 +81,19 @@ local targets = '[]'
 if target ~= '' then
   targets = cjson.encode({target})
 end
-redis.call('HSET', jk,
+-- The whole job is written here, so the reply is these fields: nothing is read back.
+local fields = {
   'id', id, 'queue', QUEUE, 'number', number, 'name', name,
   'reasons', cjson.encode({reason}), 'target', target, 'targets', targets, 'owner', target,
   'created', NOW, 'not_before', nb, 'deadline', deadline,
   'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending',
   'src_asterisk', ARGV[12], 'src_linkedid', ARGV[13], 'src_channel', ARGV[14],
-  'history', '[]', 'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
+  'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
   'outcome', '', 'finished', 0, 'note', ARGV[15],
   'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '',
-  'external_ref', ARGV[19] or '')
-place(jk, id)
+  'external_ref', ARGV[19] or ''}
+redis.call('HSET', jk, unpack(fields))
+place(jk, id, nb, deadline, false)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
 -- dedupe key an hour after the promise should have expired, the job a retention later.
 local max_age = tonumber(ARGV[18])
@@ -96,5 +101,5 @@ redis.call('ZADD', K_OPEN, NOW, id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
-emit(jk, id, 'made', {'reason', reason, 'deadline', deadline, 'not_before', nb})
-return answer(jk)
+emit(jk, id, 'made', {'reason', reason, 'deadline', deadline, 'not_before', nb}, number)
+return lean(fields)

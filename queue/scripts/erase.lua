@@ -24,7 +24,7 @@ local function erase_job(id)
     redis.call('ZREM', k, id)
   end
   quarantined = quarantined + redis.call('HDEL', K_QUAR, id)
-  redis.call('DEL', jk)
+  redis.call('DEL', jk, K_HISTP .. id)
   erased[#erased + 1] = id
 end
 

@@ -3,7 +3,7 @@
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] which sets to read, a string of letters: r=ready d=delayed l=leases f=done
 -- ARGV[5] limit   ARGV[6] cap on delayed/leased jobs read
--- Returns a list of HGETALL replies. Ready jobs are read in deadline order up to limit; delayed
+-- Returns a list of jobs as answer (common.lua) gives them. Ready jobs are read in deadline order up to limit; delayed
 -- and leased ones up to the cap (they are few: retries waiting and calls in progress); finished
 -- ones most recent first up to limit. The caller filters by state and sorts by deadline.
 
@@ -11,9 +11,9 @@ local which, limit, cap = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {}
 local function read(ids)
   for _, id in ipairs(ids) do
-    local h = redis.call('HGETALL', K_JOBP .. id)
-    if #h > 0 then
-      out[#out + 1] = h
+    local r = answer(K_JOBP .. id, id)
+    if #r[2] > 2 then
+      out[#out + 1] = r[2]
     end
   end
 end

@@ -6,7 +6,7 @@
 -- ARGV[6] cap: most ids read from the delayed, leases and done sets (ready is read in order)
 -- ARGV[7] cursor deadline ms   ARGV[8] cursor id: only jobs after (deadline, id) ('' id: from the start)
 -- ARGV[9] number (E.164) the jobs must hold, '' for any
--- Returns a list of HGETALL replies: from each source its first limit jobs after the cursor in
+-- Returns a list of jobs as answer (common.lua) gives them: from each source its first limit jobs after the cursor in
 -- (deadline, id) order. The ready set is scored by deadline and ties are ordered by id, so it
 -- is read from the cursor on; the other sets are scored otherwise and are read up to the cap
 -- (they are small: retries waiting, calls in progress, finished jobs retained). The caller
@@ -58,7 +58,7 @@ local function first(cands)
     return a[2] < b[2]
   end)
   for i = 1, math.min(limit, #cands) do
-    out[#out + 1] = redis.call('HGETALL', K_JOBP .. cands[i][2])
+    out[#out + 1] = answer(K_JOBP .. cands[i][2], cands[i][2])[2]
   end
 end
 

@@ -55,7 +55,7 @@ for _, id in ipairs(ids) do
     end
     -- The lease was taken away, so its holder must hear exactly that (STALE).
     redis.call('HSET', jk, 'token', '0')
-    finish(jk, id, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
+    finish(jk, id, {state = st}, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
     local worker, tok = unpack(redis.call('HMGET', jk, 'worker', 'token'))
     release_lease(jk, id)
@@ -63,7 +63,7 @@ for _, id in ipairs(ids) do
     -- record the conversation (adopted.lua).
     redis.call('HSET', jk, 'reclaimed_token', tok, 'reclaimed_charged', 0)
     local detail = 'lease expired (worker ' .. (worker or '?') .. ', customer not dialled: no attempt used)'
-    note(jk, 'lease expired', detail)
+    note(jk, id, 'lease expired', detail)
     emit(jk, id, 'released', {'attempts', redis.call('HGET', jk, 'attempts'), 'detail', detail})
     released = released + 1
   elseif st == 'dialing' then
@@ -74,13 +74,13 @@ for _, id in ipairs(ids) do
     if attempts >= max then
       -- As above: the holder must be told its lease is gone, not that the job finished.
       redis.call('HSET', jk, 'token', '0')
-      finish(jk, id, 'unreachable', detail)
+      finish(jk, id, {state = st}, 'unreachable', detail)
       gave_up = gave_up + 1
     else
       local tok = redis.call('HGET', jk, 'token')
       release_lease(jk, id)
       redis.call('HSET', jk, 'reclaimed_token', tok, 'reclaimed_charged', 1)
-      note(jk, 'lease expired', detail)
+      note(jk, id, 'lease expired', detail)
       emit(jk, id, 'retry', {'attempts', attempts, 'detail', detail})
     end
   else

@@ -4,28 +4,30 @@
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] not-before ms   ARGV[7] detail
 -- ARGV[8] '1' when the customer was dialled (uses an attempt), '0' when not (agent no-answer)
--- Returns {'ok', job}: state pending, or unreachable when that was the last attempt;
+-- Returns {'ok', lean job: finish's fields}: state pending, or unreachable when that was the last attempt;
 -- or {'err', NOTFOUND|STALE|STATE, state}.
 
 local jk, id, detail = KEYS[11], ARGV[4], ARGV[7]
-local bad = fenced(jk, ARGV[5], LEASED)
+local bad, j = fenced(jk, ARGV[5], LEASED, FINISH_FIELDS)
 if bad then
   return bad
 end
 if ARGV[8] == '1' then
   local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
-  local max = tonumber(redis.call('HGET', jk, 'max_attempts'))
+  j.attempts = attempts
+  local max = tonumber(j.max_attempts)
   if attempts >= max then
-    finish(jk, id, 'unreachable', 'attempt ' .. attempts .. ' of ' .. max .. ': ' .. detail)
-    return answer(jk)
+    return finish(jk, id, j, 'unreachable', 'attempt ' .. attempts .. ' of ' .. max .. ': ' .. detail)
   end
 end
 redis.call('HSET', jk, 'not_before', ARGV[6])
-release_lease(jk, id)
+release_lease(jk, id, ARGV[6], j.deadline)
 local ev = 'released'
 if ARGV[8] == '1' then
   ev = 'retry'
 end
-note(jk, ev, detail)
-emit(jk, id, ev, {'not_before', ARGV[6], 'attempts', redis.call('HGET', jk, 'attempts'), 'detail', detail})
-return answer(jk)
+note(jk, id, ev, detail)
+emit(jk, id, ev, {'not_before', ARGV[6], 'attempts', j.attempts, 'detail', detail}, j.number)
+return lean({'id', id, 'queue', QUEUE, 'number', j.number, 'state', 'pending', 'token', '0',
+  'reasons', j.reasons, 'target', j.target, 'created', j.created, 'not_before', ARGV[6],
+  'deadline', j.deadline, 'attempts', j.attempts, 'max_attempts', j.max_attempts})
