@@ -43,11 +43,11 @@ if open then
         targets[#targets + 1] = target
         redis.call('HSET', jk, 'targets', cjson.encode(targets))
       end
-      if redis.call('HGET', jk, 'target') == '' then
+      if (redis.call('HGET', jk, 'target') or '') == '' then
         redis.call('HSET', jk, 'target', target, 'owner', target)
       end
     end
-    if name ~= '' and redis.call('HGET', jk, 'name') == '' then
+    if name ~= '' and (redis.call('HGET', jk, 'name') or '') == '' then
       redis.call('HSET', jk, 'name', name)
     end
     if (ARGV[19] or '') ~= '' and (redis.call('HGET', jk, 'external_ref') or '') == '' then
@@ -81,17 +81,23 @@ local targets = '[]'
 if target ~= '' then
   targets = cjson.encode({target})
 end
--- The whole job is written here, so the reply is these fields: nothing is read back.
+-- The whole job is written here, so the reply is these fields: nothing is read back. Fields
+-- without a value yet (lease, outcome, an empty name or note) are left out: an absent field
+-- reads as empty or zero everywhere, and a smaller hash stays in Redis' compact encoding.
 local fields = {
-  'id', id, 'queue', QUEUE, 'number', number, 'name', name,
-  'reasons', cjson.encode({reason}), 'target', target, 'targets', targets, 'owner', target,
+  'id', id, 'queue', QUEUE, 'number', number,
+  'reasons', cjson.encode({reason}), 'targets', targets,
   'created', NOW, 'not_before', nb, 'deadline', deadline,
-  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending',
-  'src_asterisk', ARGV[12], 'src_linkedid', ARGV[13], 'src_channel', ARGV[14],
-  'token', '0', 'worker', '', 'lease_expires', 0, 'connected', 0,
-  'outcome', '', 'finished', 0, 'note', ARGV[15],
-  'hold_until', tonumber(ARGV[16]) or 0, 'at_risk_from_start', ARGV[17] or '',
-  'external_ref', ARGV[19] or ''}
+  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending'}
+for _, f in ipairs({{'name', name}, {'target', target}, {'owner', target}, {'src_asterisk', ARGV[12]},
+  {'src_linkedid', ARGV[13]}, {'src_channel', ARGV[14]}, {'note', ARGV[15]},
+  {'hold_until', tonumber(ARGV[16]) or 0}, {'at_risk_from_start', ARGV[17] or ''},
+  {'external_ref', ARGV[19] or ''}}) do
+  if f[2] ~= '' and f[2] ~= 0 then
+    fields[#fields + 1] = f[1]
+    fields[#fields + 1] = f[2]
+  end
+end
 redis.call('HSET', jk, unpack(fields))
 place(jk, id, nb, deadline, false)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
