@@ -150,6 +150,29 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		wake: make(chan struct{}, 1), active: map[string]queue.Ref{}, handle: initialHandle}, nil
 }
 
+// spinWait is the least wait between passes that each asked to look again at once.
+const spinWait = 10 * time.Millisecond
+
+// waitFor is how long the dispatcher waits after a pass that asked for the next look at next
+// (zero: only the rescan), and how many passes in a row, this one included, asked to look
+// again at once (again is the count before it). The wait is exact, so a delayed promise is
+// claimed when it becomes due rather than up to a floor later. Only a pass that asks to look
+// again at once right after another did is slowed down: what is due then is something no
+// pass can act on yet, and the loop must not spin on it.
+func waitFor(next, now time.Time, rescan time.Duration, again int) (time.Duration, int) {
+	wait := rescan
+	if !next.IsZero() {
+		wait = min(wait, next.Sub(now))
+	}
+	if wait > 0 {
+		return wait, 0
+	}
+	if again++; again > 1 {
+		return spinWait, again
+	}
+	return 0, again
+}
+
 // Wake makes the dispatcher look again at once: an agent may be free, a promise due.
 func (d *Dispatcher) Wake() {
 	select {
@@ -174,17 +197,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.opts.Wakeups != nil {
 		elsewhere = d.opts.Wakeups(ctx)
 	}
+	again := 0 // passes in a row that asked to look again at once
 	for ctx.Err() == nil {
 		next := d.pass(ctx, calls)
-		wait := d.opts.Rescan
-		if !next.IsZero() {
-			if w := next.Sub(d.clk.Now()); w < wait {
-				wait = w
-			}
-		}
-		if wait < 10*time.Millisecond {
-			wait = 10 * time.Millisecond
-		}
+		var wait time.Duration
+		wait, again = waitFor(next, d.clk.Now(), d.opts.Rescan, again)
 		select {
 		case <-ctx.Done():
 		case <-d.wake:

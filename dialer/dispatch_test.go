@@ -367,3 +367,33 @@ func TestAgentHangingUpFirstEndsTheCustomerLegAndTheBridge(t *testing.T) {
 		t.Errorf("bridge destroyed %d times, %d bridges left; want once, none", n, len(r.pbx.Bridges()))
 	}
 }
+
+// The dispatcher sleeps until exactly when the next look is due, so a delayed promise is
+// claimed as it becomes due; it slows down only when pass after pass asks to look again at once.
+func TestDispatcherWaitsExactlyUntilTheNextLookIsDue(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	rescan := 2 * time.Minute
+	for _, tc := range []struct {
+		name      string
+		next      time.Time
+		again     int
+		wantWait  time.Duration
+		wantAgain int
+	}{
+		{"a promise due in 3 ms is waited for 3 ms", now.Add(3 * time.Millisecond), 0, 3 * time.Millisecond, 0},
+		{"a promise due in 1 µs is waited for 1 µs", now.Add(time.Microsecond), 1, time.Microsecond, 0},
+		{"nothing due: the rescan", time.Time{}, 0, rescan, 0},
+		{"due after the rescan: the rescan", now.Add(time.Hour), 0, rescan, 0},
+		{"due now: look again at once", now, 0, 0, 1},
+		{"already due: look again at once", now.Add(-time.Second), 0, 0, 1},
+		{"due now again right after: slowed down", now, 1, spinWait, 2},
+		{"still due now: still slowed down", now.Add(-time.Millisecond), 5, spinWait, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wait, again := waitFor(tc.next, now, rescan, tc.again)
+			if wait != tc.wantWait || again != tc.wantAgain {
+				t.Errorf("waitFor = %v, %d; want %v, %d", wait, again, tc.wantWait, tc.wantAgain)
+			}
+		})
+	}
+}
