@@ -219,7 +219,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	tokens := apiTokens(cfg.HTTP.Tokens)
-	page, err := web.New(web.Options{Promises: d.store, Forecast: forecaster, Agents: d.pool, Events: d.store,
+	page, err := web.New(web.Options{Promises: pagePromises{Store: d.store, admin: admin}, Forecast: forecaster, Agents: d.pool, Events: d.store,
 		Authorize: pageAccess(api.ConfiguredTokens(cfg.HTTP.Token.Reveal(), tokens)), Mask: phone.Mask,
 		KeptWindow: policy.KeptRatioWindow, Clock: clk, Logger: log.Named("web")})
 	if err != nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/stasisapp"
 	"github.com/callbackd/callbackd/queue"
@@ -167,6 +169,17 @@ func withPage(apiHandler, page http.Handler) http.Handler {
 	mux.Handle("/ui/", page)
 	mux.Handle("/", apiHandler)
 	return mux
+}
+
+// pagePromises is what the supervisor page reads and does: the store's reads, and a cancel
+// that goes through the engine, so it is counted like one from the API.
+type pagePromises struct {
+	*queue.Store
+	admin *dialer.Admin
+}
+
+func (p pagePromises) Cancel(ctx context.Context, ref queue.Ref, detail string) (queue.Job, error) {
+	return p.admin.CancelRef(ctx, ref, detail)
 }
 
 // pageAccess is what a token may do on the supervisor page: what its roles allow on the API

@@ -353,7 +353,17 @@ func (a *Admin) Cancel(ctx context.Context, id, detail string) (queue.Job, error
 	if detail == "" {
 		detail = "cancelled through the API"
 	}
-	return a.opts.Store.Cancel(ctx, job.Ref(), detail)
+	return a.CancelRef(ctx, job.Ref(), detail)
+}
+
+// CancelRef cancels the open promise ref (the supervisor page's button, the API), counted in
+// callbackd_promises_completed_total like every other end of a promise.
+func (a *Admin) CancelRef(ctx context.Context, ref queue.Ref, detail string) (queue.Job, error) {
+	j, err := a.opts.Store.Cancel(ctx, ref, detail)
+	if err == nil && a.opts.Intake != nil {
+		a.opts.Intake.opts.Metrics.completed(j.Queue, queue.StateCancelled)
+	}
+	return j, err
 }
 
 // Reschedule gives a pending promise a new window, judged against the honest quote as a new
