@@ -164,6 +164,7 @@ type Stats struct {
 	Calls     uint64 // calls tracked
 	Requests  uint64 // requests emitted
 	Reaches   uint64 // reaches of a target by a customer emitted
+	Restored  uint64 // calls taken back from the Memory of a previous process
 }
 
 // Options configure a Detector. Zero values take the documented defaults.
@@ -183,6 +184,8 @@ type Options struct {
 	// ControlApps are callbackd's own Stasis applications; nil → ["callbackd"].
 	ControlApps []string
 	Sink        Sink
+	// Memory, when set, keeps the calls followed beyond this process (see Memory).
+	Memory Memory
 	Clock       clock.Clock
 	Logger      *zap.Logger
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
@@ -198,6 +201,7 @@ type Detector struct {
 	region   string
 	control  map[string]bool
 	sink     Sink
+	memory   Memory
 	clock    clock.Clock
 	log      *zap.Logger
 	mask     func(string) string
@@ -221,6 +225,7 @@ func New(opts Options) *Detector {
 		region:   opts.DefaultCountry,
 		control:  map[string]bool{},
 		sink:     opts.Sink,
+		memory:   opts.Memory,
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		mask:     opts.Mask,
