@@ -9,7 +9,11 @@
 -- ARGV[16] hold-until ms (end of the owner's preference window; 0: the claim's share)
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
 -- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
--- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request.
+-- ARGV[19] the call the request comes from, "<asterisk id>:<linkedid>" ('' for none)
+-- ARGV[20] what the call asks, "<reason>/<target>"   ARGV[21] how long that is remembered, ms
+-- Returns {'ok', job} for a new promise, {'merged', job} when an open one absorbed the request,
+-- {'duplicate', job or its id} when this call already asked this (another daemon watching the
+-- same Asterisk, or this one before a restart): nothing is changed.
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local nb, deadline = tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -21,6 +25,28 @@ local function contains(list, v)
     end
   end
   return false
+end
+
+-- The call's "already requested" marker: <prefix>:{Q}:requested:<asterisk id>:<linkedid>, a
+-- hash "<reason>/<target>" -> the promise it made or merged into. Checked and set here, in the
+-- script that makes the promise, so two daemons ending the same call make one promise and a
+-- crash between the check and the promise loses nothing. Derived from KEYS[1] like K_OPEN.
+local req_key, req_field = nil, ARGV[20]
+if ARGV[19] and ARGV[19] ~= '' then
+  req_key = string.sub(K_JOBP, 1, -5) .. 'requested:' .. ARGV[19]
+  local made = redis.call('HGET', req_key, req_field)
+  if made then
+    if redis.call('EXISTS', K_JOBP .. made) == 1 then
+      return {'duplicate', redis.call('HGETALL', K_JOBP .. made)}
+    end
+    return {'duplicate', made}
+  end
+end
+local function requested(job_id)
+  if req_key then
+    redis.call('HSET', req_key, req_field, job_id)
+    redis.call('PEXPIRE', req_key, tonumber(ARGV[21]))
+  end
 end
 
 local open = redis.call('GET', KEYS[11])
@@ -62,6 +88,7 @@ if open then
     end
     note(jk, 'merged', table.concat(changes, ' '))
     redis.call('HINCRBY', K_TOTALS, 'merged', 1)
+    requested(open)
     return {'merged', redis.call('HGETALL', jk)}
   end
   -- The dedupe key outlived its job (it should not); fall through and open a new promise.
@@ -89,4 +116,5 @@ redis.call('ZADD', K_OPEN, NOW, id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
+requested(id)
 return answer(jk)
