@@ -115,7 +115,7 @@ func NewCallMemory(rdb redis.UniversalClient, o CallMemoryOptions) *CallMemory {
 }
 
 func (m *CallMemory) key(c callID) string { return m.prefix + ":call:" + c.asterisk + ":" + c.linkedID }
-func (m *CallMemory) index() string        { return m.prefix + ":calls" }
+func (m *CallMemory) index() string       { return m.prefix + ":calls" }
 
 // Keep notes the latest record of a call; Run writes it. It never blocks on Redis.
 func (m *CallMemory) Keep(asteriskID, linkedID string, record []byte) {

@@ -186,8 +186,8 @@ type Options struct {
 	Sink        Sink
 	// Memory, when set, keeps the calls followed beyond this process (see Memory).
 	Memory Memory
-	Clock       clock.Clock
-	Logger      *zap.Logger
+	Clock  clock.Clock
+	Logger *zap.Logger
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
 }
