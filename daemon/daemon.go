@@ -66,6 +66,7 @@ type Daemon struct {
 
 	conns      *ari.Manager
 	detector   *detect.Detector
+	calls      *queue.CallMemory
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
 	pool       *dialer.Pool
@@ -176,7 +177,8 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
+	d.calls = newCallMemory(cfg, rdb, clk, log.Named("detector"))
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask, dopts.Memory = d.intake, clk, log.Named("detector"), mask, d.calls
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
 
@@ -245,6 +247,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("starting: %w", err)
 	}
 	d.checkDurability(ctx)
+	// Before the first resync: it ends the restored calls that ended while no daemon listened.
+	restoreCalls(ctx, d.calls, d.detector, d.log.Named("detector"))
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -259,6 +263,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	monitor := ari.Handlers{d.detector, d.pool}
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, ari.Handlers{d.control, d.janitor}) })
+	run("detector call memory", d.calls.Run)
 	run("janitor", d.janitor.Run)
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
@@ -290,6 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopInfra()
 	wg.Wait()
+	flushCalls(d.calls, d.log.Named("detector"))
 	return err
 }
 
