@@ -105,6 +105,8 @@ type call struct {
 	targets  []*target
 	lastSeen time.Time
 	srv      *server
+	// consults are the attended-transfer consultations made on this call's behalf.
+	consults []*consultation
 	// dirty: to be rewritten in the Memory after this event; kept: the Memory has it;
 	// restored: taken from the Memory and not yet reconciled with a resync.
 	dirty, kept, restored bool

@@ -441,6 +441,7 @@ type consultation struct {
 	call          *call    // the customer's call: the transferer's when the consultation began
 	answered      []string // extensions that answered the transferer in the consultation
 	completed     bool     // the transfer was completed: the customer now waits on the pair
+	halves        []*chanInfo
 }
 
 // startConsultation attaches a consultation to a Local half and its partner. The transferer's
@@ -453,10 +454,22 @@ func (d *Detector) startConsultation(srv *server, ch *chanInfo, transferer strin
 		if op := srv.chans[srv.byName[transferer]]; op != nil && op.call != nil {
 			cs.call, cs.transfererExt = op.call, d.phoneExt(op)
 		}
+		cs.call.consults = append(cs.call.consults, cs)
 	}
-	ch.consult = cs
+	cs.attach(ch)
 	if p := d.partner(srv, ch); p != nil {
-		p.consult = cs
+		cs.attach(p)
+	}
+}
+
+// attach makes ch a half of the consultation; the customer's call keeps it (Memory).
+func (cs *consultation) attach(ch *chanInfo) {
+	ch.consult = cs
+	if !slices.Contains(cs.halves, ch) {
+		cs.halves = append(cs.halves, ch)
+		if cs.call != nil {
+			cs.call.changed()
+		}
 	}
 }
 
@@ -466,7 +479,7 @@ func (d *Detector) consultOf(srv *server, ch *chanInfo) *consultation {
 		return ch.consult
 	}
 	if p := d.partner(srv, ch); p != nil && p.consult != nil {
-		ch.consult = p.consult
+		p.consult.attach(ch)
 	}
 	return ch.consult
 }
@@ -490,6 +503,9 @@ func (d *Detector) reachedThrough(srv *server, ch *chanInfo, ext string, at time
 	}
 	if ext != cs.transfererExt && !slices.Contains(cs.answered, ext) {
 		cs.answered = append(cs.answered, ext)
+		if cs.call != nil {
+			cs.call.changed()
+		}
 	}
 }
 
@@ -523,7 +539,9 @@ func (d *Detector) completeConsultations(srv *server, tee, tgt *chanInfo, legs [
 		cs.completed = true
 		if cs.call == nil {
 			cs.call = tee.call
+			cs.call.consults = append(cs.call.consults, cs)
 		}
+		cs.call.changed()
 		for _, ext := range cs.answered {
 			d.reached(srv, cs.call, ext, at)
 		}

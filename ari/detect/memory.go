@@ -37,15 +37,26 @@ const recordVersion = 1
 
 // callRecord is a kept call, as compact as JSON allows: the customer's channel, the channels
 // still up, and the targets with what happened to each. What it leaves out — attended-transfer
-// consultations, forwards, a channel's voicemail boxes — is rebuilt from the events after the
-// restart or, for a consultation in progress across the restart, lost.
+// forwards, a channel's voicemail boxes, who shares a bridge — is rebuilt from the events and
+// the resync after the restart.
 type callRecord struct {
-	V        int            `json:"v"`
-	Asterisk string         `json:"a"`
-	LinkedID string         `json:"l"`
-	Origin   originRecord   `json:"o"`
-	Members  []memberRecord `json:"m"`
-	Targets  []targetRecord `json:"t,omitempty"`
+	V        int             `json:"v"`
+	Asterisk string          `json:"a"`
+	LinkedID string          `json:"l"`
+	Origin   originRecord    `json:"o"`
+	Members  []memberRecord  `json:"m"`
+	Targets  []targetRecord  `json:"t,omitempty"`
+	Consults []consultRecord `json:"c,omitempty"`
+}
+
+// consultRecord is an attended-transfer consultation made for the call: its Local halves may
+// be in a call of their own (without linkedid), so they are named here.
+type consultRecord struct {
+	Transferer    string         `json:"t"`
+	TransfererExt string         `json:"x,omitempty"`
+	Answered      []string       `json:"a,omitempty"`
+	Completed     bool           `json:"c,omitempty"`
+	Halves        []memberRecord `json:"h,omitempty"`
 }
 
 // originRecord is the customer's channel: what customerOf and the request need of it.
@@ -153,6 +164,18 @@ func (d *Detector) record(srv *server, c *call) callRecord {
 		r.Targets = append(r.Targets, targetRecord{Key: t.key, Members: t.members, Tried: t.tried,
 			Reached: t.reached, Message: t.message, Queue: t.queue, Dial: t.dial})
 	}
+	for _, cs := range c.consults {
+		cr := consultRecord{Transferer: cs.transferer, TransfererExt: cs.transfererExt, Answered: cs.answered,
+			Completed: cs.completed}
+		for _, h := range cs.halves {
+			if !h.destroyed {
+				cr.Halves = append(cr.Halves, memberRecord{ID: h.id, Name: h.name})
+			}
+		}
+		if len(cr.Halves) > 0 {
+			r.Consults = append(r.Consults, cr)
+		}
+	}
 	return r
 }
 
@@ -211,6 +234,22 @@ func (d *Detector) Restore(asteriskID, linkedID string, record []byte) error {
 		c.targets = append(c.targets, &target{key: t.Key, members: t.Members, tried: t.Tried,
 			reached: t.Reached, message: t.Message, queue: t.Queue, dial: t.Dial})
 	}
+	for _, cr := range r.Consults {
+		cs := &consultation{transferer: cr.Transferer, transfererExt: cr.TransfererExt, answered: cr.Answered,
+			completed: cr.Completed, call: c}
+		c.consults = append(c.consults, cs)
+		for _, h := range cr.Halves {
+			ch := srv.chans[h.ID]
+			if ch == nil {
+				// A half in a call of its own: it joins one when its next event or the resync
+				// shows it, and is forgotten if the resync does not.
+				ch = &chanInfo{id: h.ID}
+				d.rename(srv, ch, h.Name)
+				srv.chans[h.ID] = ch
+			}
+			cs.attach(ch)
+		}
+	}
 	srv.calls[linkedID] = c
 	d.stats.Calls++
 	d.stats.Restored++
@@ -254,6 +293,16 @@ func decodeRecord(asteriskID, linkedID string, record []byte) (callRecord, error
 			return bad("target %d has no extension", i)
 		}
 	}
+	for i, cr := range r.Consults {
+		if cr.Transferer == "" {
+			return bad("consultation %d has no transferer", i)
+		}
+		for _, h := range cr.Halves {
+			if h.ID == "" {
+				return bad("consultation %d has a channel without an id", i)
+			}
+		}
+	}
 	return r, nil
 }
 
@@ -272,13 +321,28 @@ func (d *Detector) adoptSnapshot(srv *server, snap ari.Snapshot, now time.Time) 
 			c.restored = false
 		}
 	}
-	if restored == nil || snap.Restarted {
+	if restored == nil {
 		return
 	}
+	present := make(map[string]bool, len(snap.Channels))
 	for i := range snap.Channels {
 		ch := &snap.Channels[i]
-		if lid := ch.LinkedID(); restored[lid] && srv.chans[ch.ID] == nil {
+		present[ch.ID] = true
+		if snap.Restarted {
+			continue
+		}
+		known := srv.chans[ch.ID]
+		if lid := ch.LinkedID(); (restored[lid] && known == nil) || (known != nil && known.call == nil) {
 			d.observe(srv, ch, false, now)
+		}
+	}
+	// Consultation halves restored without a call that the PBX no longer has.
+	for id, ch := range srv.chans {
+		if ch.call == nil && !present[id] {
+			delete(srv.chans, id)
+			if srv.byName[ch.name] == id {
+				delete(srv.byName, ch.name)
+			}
 		}
 	}
 }
