@@ -197,7 +197,9 @@ func TestADaemonRestartedMidCallMakesThePromise(t *testing.T) {
 			half := len(events) / 2
 			first := startWatcher(t, cfg, rdb, store, clk)
 			feed([]*watcher{first, other}, events[:half])
-			daemontest.WaitUntil(t, "the call kept in Redis", func() bool { return first.mem.Pending() == 0 && rdb.Exists(context.Background(), "callbackd:calls").Val() == 1 })
+			daemontest.WaitUntil(t, "the call kept in Redis", func() bool {
+				return first.mem.Pending() == 0 && rdb.Exists(context.Background(), "callbackd:calls").Val() == 1
+			})
 			// kill -9: the first daemon hears nothing more and its memory is gone.
 			again := startWatcher(t, cfg, rdb, store, clk)
 			if n := again.det.Stats().Restored; n != 1 {
