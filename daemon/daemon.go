@@ -123,6 +123,7 @@ func New(o Options) (*Daemon, error) {
 	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
+	d.pool.UseHolds(queue.NewAgentHolds(rdb, cfg.Redis.KeyPrefix, clk))
 
 	ariMetrics := ari.NewMetrics(reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
@@ -249,6 +250,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.checkDurability(ctx)
 	// Before the first resync: it ends the restored calls that ended while no daemon listened.
 	restoreCalls(ctx, d.calls, d.detector, d.log.Named("detector"))
+	// Before dispatching: a restart must not ring an agent still in wrap-up or cooldown.
+	if err := d.pool.LoadHolds(ctx); err != nil {
+		d.log.Warn("reading agents' wrap-up and cooldown failed; agents held back by another daemon may be rung",
+			zap.Error(err))
+	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -268,6 +274,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)
+	run("agent holds", d.pool.FollowHolds)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)
