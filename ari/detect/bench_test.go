@@ -61,8 +61,12 @@ type countingMemory struct {
 	bytes        int
 }
 
-func (m *countingMemory) Keep(a, l string, rec []byte) { m.keeps++; m.bytes += len(rec); m.next.Keep(a, l, rec) }
-func (m *countingMemory) Drop(a, l string)             { m.drops++; m.next.Drop(a, l) }
+func (m *countingMemory) Keep(a, l string, rec []byte) {
+	m.keeps++
+	m.bytes += len(rec)
+	m.next.Keep(a, l, rec)
+}
+func (m *countingMemory) Drop(a, l string) { m.drops++; m.next.Drop(a, l) }
 
 // BenchmarkRecordingsKeptInRedis is BenchmarkRecordings with the calls kept in a real Redis:
 // the detector's own cost of noting what changed, plus writing it (one pipeline after each
