@@ -91,6 +91,15 @@
 // promises a number is owed lives in Redis (queue.Asked), and the event goroutine must never
 // wait for Redis. The dialer's intake looks the number up off that goroutine and resolves what
 // the reach settles, so a restarted daemon, or another one, still resolves.
+//
+// # Surviving a restart
+//
+// With a Memory (queue.CallMemory) the detector hands it, after each event that changed what
+// a restart would need, a compact record of every open customer call; the daemon restores
+// them (Restore) before its first resync, which ends those that ended while no daemon
+// listened. The memory is written off the event goroutine: when Redis is down the detector
+// works in memory as before. Several daemons watching one Asterisk each emit the call's
+// request; the store makes one promise of them (queue.Request.OncePerCall).
 package detect
 
 import (
