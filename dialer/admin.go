@@ -244,7 +244,7 @@ func (a *Admin) make(ctx context.Context, r MakeRequest, q QueuePolicy, rule str
 	req := queue.Request{Queue: q.Name, Number: r.Number, Name: r.Name, Reason: r.Reason, Deadline: w.Deadline,
 		NotBefore: w.NotBefore, HoldUntil: w.HoldUntil, MaxAttempts: q.MaxAttempts, Note: r.Note,
 		ExternalRef: r.ExternalRef, AtRiskFromStart: w.AtRisk, Source: queue.Source{AsteriskID: "api"}}
-	job, merged, err := in.enqueue(ctx, req)
+	job, merged, _, err := in.enqueue(ctx, req) // not OncePerCall: never a duplicate
 	if err != nil {
 		return Made{}, storeFieldError(err)
 	}

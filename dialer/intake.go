@@ -47,6 +47,9 @@ type IntakeResult struct {
 	// Job is the promise made, merged into or resolved.
 	Job    queue.Job
 	Merged bool
+	// Duplicate: the call had already made this request (another daemon watching the same
+	// Asterisk, or this one before a restart); nothing was stored.
+	Duplicate bool
 	// Rule says what chose the request's queue: a detector.routes entry, the target's agent
 	// queue or the default queue.
 	Rule string
@@ -201,9 +204,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	}
 	if err == nil {
 		in.flagAtRiskFromStart(ctx, &req, now)
-		result.Job, result.Merged, err = in.enqueue(ctx, req)
+		result.Job, result.Merged, result.Duplicate, err = in.enqueue(ctx, req)
 	}
-	if err == nil {
+	if err == nil && !result.Duplicate {
 		in.remember(ctx, r.Number, result.Job)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -216,6 +219,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	switch {
 	case err != nil:
 		in.log.Error("callback request refused", append(fields, zap.String("refusal", string(refusalOf(err))), zap.Error(err))...)
+	case result.Duplicate:
+		in.log.Info("callback request already made by this call (another daemon, or before a restart)",
+			append(fields, zap.String("promise", result.Job.ID))...)
 	case result.Merged:
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
@@ -226,9 +232,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	return nil
 }
 
-func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bool, error) {
+func (in *Intake) enqueue(ctx context.Context, req queue.Request) (job queue.Job, merged, duplicate bool, err error) {
 	job, res, err := in.opts.Store.Enqueue(ctx, req)
-	return job, res.Merged, err
+	return job, res.Merged, res.Duplicate, err
 }
 
 // promise builds the store request for a detector request in queue q.
@@ -247,6 +253,7 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
+		OncePerCall: true,
 	}, nil
 }
 
@@ -346,6 +353,7 @@ func (in *Intake) report(r IntakeResult) {
 		in.opts.Metrics.refused(refusalOf(r.Err))
 	case r.Resolution != nil:
 		in.opts.Metrics.completed(r.Job.Queue, queue.StateResolved)
+	case r.Duplicate:
 	case !r.Merged:
 		in.opts.Metrics.made(r.Job.Queue, r.Job.Reason())
 	}
