@@ -203,6 +203,14 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		err = in.screen(ctx, r.Number)
 	}
 	if err == nil {
+		if other, ok := in.openElsewhere(ctx, r.Number, q); ok {
+			// Deadline and hold as this queue promises them; the store's merge keeps the
+			// earlier deadline and adds the reason and target.
+			req.Queue = other
+			rule += "; one promise per customer: joined the open promise in " + other
+		}
+	}
+	if err == nil {
 		in.flagAtRiskFromStart(ctx, &req, now)
 		result.Job, result.Merged, result.Duplicate, err = in.enqueue(ctx, req)
 	}
@@ -230,6 +238,38 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	}
 	in.report(result)
 	return nil
+}
+
+// openElsewhere names another queue where number already has an open promise that this
+// request should join (queues[].promise_per: customer, on both sides), from the memory of
+// what the number is owed. A failed read is logged and the request stays in its own queue:
+// two callbacks are better than none.
+func (in *Intake) openElsewhere(ctx context.Context, number string, q QueuePolicy) (string, bool) {
+	if q.PerQueue || in.opts.Asked == nil {
+		return "", false
+	}
+	refs, err := in.opts.Asked.Recall(ctx, number, in.opts.Clock.Now())
+	if err != nil {
+		in.log.Warn("reading what the number is owed failed; the request keeps its own queue",
+			zap.String("number", in.opts.Mask(number)), zap.Error(err))
+		return "", false
+	}
+	join := ""
+	for _, ref := range refs {
+		other, ok := in.opts.Policy.Queue(ref.Queue)
+		if !ok || (other.PerQueue && ref.Queue != q.Name) {
+			continue
+		}
+		job, err := in.opts.Store.Get(ctx, ref)
+		switch {
+		case err != nil || !job.State.Open():
+		case ref.Queue == q.Name:
+			return "", false // an open promise here: the store merges into it
+		case join == "":
+			join = ref.Queue
+		}
+	}
+	return join, join != ""
 }
 
 func (in *Intake) enqueue(ctx context.Context, req queue.Request) (job queue.Job, merged, duplicate bool, err error) {
