@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +117,29 @@ func TestE2EAPromiseMadeTwiceIsOneKeptOnceThenErased(t *testing.T) {
 	}
 	if a := r.call("GET", "/promises/"+id, admin, nil, nil); a.Code != 404 {
 		t.Errorf("the erased promise: %d %s, want 404", a.Code, a.Body)
+	}
+}
+
+// A promise cancelled over the API ends like any other: counted in
+// callbackd_promises_completed_total{outcome="cancelled"}, so the dashboards see it.
+func TestV1ACancelIsCountedAsACompletedPromise(t *testing.T) {
+	r := newRig(t)
+	m := r.make(t, map[string]any{"number": "+31201234578", "queue": "reception", "window": r.later()})
+	if a := r.call("POST", "/promises/"+m.Promise.ID+"/cancel", writer, map[string]any{"detail": "made by mistake"}, nil); a.Code != 200 {
+		t.Fatalf("cancel: %d %s", a.Code, a.Body)
+	}
+	req, err := http.NewRequest("GET", r.srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+reader)
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := `callbackd_promises_completed_total{outcome="cancelled",queue="reception"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }

@@ -209,6 +209,9 @@ type Queue struct {
 	// closed as resolved: the target they were to be called back about (ResolveTarget), or
 	// anyone who serves this queue (ResolveQueue).
 	Resolve string `yaml:"resolve"`
+	// PromisePer says whether a customer owed callbacks here and in another queue gets one
+	// promise (PromisePerCustomer) or one per queue (PromisePerQueue).
+	PromisePer string `yaml:"promise_per"`
 	// MaxOpenAge is how long a promise may stay open before it ends expired: a customer is not
 	// rung about a call of weeks ago, and what is stored about them does not wait for ever.
 	MaxOpenAge Duration `yaml:"max_open_age"`
@@ -470,6 +473,7 @@ func DefaultQueue() Queue {
 		},
 		DeadlineClock:   DeadlineBusiness,
 		Resolve:         ResolveTarget,
+		PromisePer:      PromisePerCustomer,
 		OwnerPreference: 0.5,
 		ConfirmTimeout:  Duration(10 * time.Second),
 		// Two weeks outlasts the longest default deadline on a business clock across a

@@ -276,6 +276,10 @@ var badFiles = []struct {
 		},
 	},
 	{
+		file: "promise_per.bad.yml",
+		want: []string{`queues[0].promise_per: must be customer or queue, got "agent" (line 8)`},
+	},
+	{
 		file: "redis_wait.bad.yml",
 		want: []string{
 			`redis.wait_replicas: must be >= 0 (line 2)`,

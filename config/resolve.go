@@ -9,3 +9,13 @@ const (
 	// a team where whoever answers can settle the matter.
 	ResolveQueue = "queue"
 )
+
+// The values of queues[].promise_per: how far a customer's callbacks are merged into one.
+const (
+	// PromisePerCustomer: a customer owed a callback in another queue (also per customer) gets
+	// one promise, in the queue of the promise already open: the earliest deadline and every
+	// reason and target kept. The default: one customer, one call back.
+	PromisePerCustomer = "customer"
+	// PromisePerQueue: this queue keeps its own promise, beside any other queue's.
+	PromisePerQueue = "queue"
+)

@@ -367,6 +367,9 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		v.positive(p+".retry_backoff", q.RetryBackoff)
 		v.callingHours(p+".calling_hours", q.CallingHours)
 		v.deadlineClock(p+".deadline_clock", q.DeadlineClock)
+		if q.PromisePer != PromisePerCustomer && q.PromisePer != PromisePerQueue {
+			v.addf(p+".promise_per", "must be %s or %s, got %q", PromisePerCustomer, PromisePerQueue, q.PromisePer)
+		}
 		if q.Resolve != ResolveTarget && q.Resolve != ResolveQueue {
 			v.addf(p+".resolve", "must be %s or %s, got %q", ResolveTarget, ResolveQueue, q.Resolve)
 		}

@@ -71,6 +71,7 @@ type Daemon struct {
 
 	conns      *ari.Manager
 	detector   *detect.Detector
+	calls      *queue.CallMemory
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
 	riskWatch  *dialer.RiskWatch
@@ -137,6 +138,7 @@ func New(o Options) (*Daemon, error) {
 	limiter := queue.NewRateLimits(rdb, cfg.Redis.KeyPrefix)
 	d.pool = dialer.NewPool(policy.Agents, clk, log.Named("agents"))
 	d.pool.UsePresence(queue.NewPresences(rdb, cfg.Redis.KeyPrefix, clk))
+	d.pool.UseHolds(queue.NewAgentHolds(rdb, cfg.Redis.KeyPrefix, clk))
 
 	ariMetrics := ari.NewMetrics(reg)
 	d.conns, err = connectionsFor(cfg, clk, log.Named("ari"), ariMetrics, func(name string, up bool) {
@@ -208,7 +210,8 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask = d.intake, clk, log.Named("detector"), mask
+	d.calls = newCallMemory(cfg, rdb, clk, log.Named("detector"))
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask, dopts.Memory = d.intake, clk, log.Named("detector"), mask, d.calls
 	dopts.ControlApps = append(dopts.ControlApps, controlApps...)
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))
@@ -219,7 +222,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	tokens := apiTokens(cfg.HTTP.Tokens)
-	page, err := web.New(web.Options{Promises: d.store, Forecast: forecaster, Agents: d.pool, Events: d.store,
+	page, err := web.New(web.Options{Promises: pagePromises{Store: d.store, admin: admin}, Forecast: forecaster, Agents: d.pool, Events: d.store,
 		Authorize: pageAccess(api.ConfiguredTokens(cfg.HTTP.Token.Reveal(), tokens)), Mask: phone.Mask,
 		KeptWindow: policy.KeptRatioWindow, Clock: clk, Logger: log.Named("web")})
 	if err != nil {
@@ -314,6 +317,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.webhooks.Prepare(ctx); err != nil {
 		d.log.Warn("webhooks: could not create the consumer groups yet", zap.Error(err))
 	}
+	// Before the first resync: it ends the restored calls that ended while no daemon listened.
+	restoreCalls(ctx, d.calls, d.detector, d.log.Named("detector"))
+	// Before dispatching: a restart must not ring an agent still in wrap-up or cooldown.
+	if err := d.pool.LoadHolds(ctx); err != nil {
+		d.log.Warn("reading agents' wrap-up and cooldown failed; agents held back by another daemon may be rung",
+			zap.Error(err))
+	}
 	infra, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
 	var wg sync.WaitGroup
@@ -328,12 +338,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	monitor := ari.Handlers{d.detector, d.pool, d.janitor.Monitor()}
 	run("ARI connections", func(c context.Context) error { return d.conns.Run(c, monitor, ari.Handlers{d.control, d.janitor}) })
+	run("detector call memory", d.calls.Run)
 	run("janitor", d.janitor.Run)
 	run("intake", d.intake.Run)
 	run("agent pool", func(c context.Context) error { return d.pool.Run(c, pbxDirectory{cfg: d.cfg, conns: d.conns}) })
 	run("agent presence", d.pool.FollowPresence)
 	run("at-risk watch", d.riskWatch.Run)
 	run("webhooks", d.webhooks.Run)
+	run("agent holds", d.pool.FollowHolds)
 	var srv *http.Server
 	if d.listener != nil {
 		srv = newHTTPServer(d.handler)
@@ -361,6 +373,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopInfra()
 	wg.Wait()
+	flushCalls(d.calls, d.log.Named("detector"))
 	return err
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/config"
+	"github.com/callbackd/callbackd/dialer"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/stasisapp"
 	"github.com/callbackd/callbackd/queue"
@@ -169,6 +171,17 @@ func withPage(apiHandler, page http.Handler) http.Handler {
 	return mux
 }
 
+// pagePromises is what the supervisor page reads and does: the store's reads, and a cancel
+// that goes through the engine, so it is counted like one from the API.
+type pagePromises struct {
+	*queue.Store
+	admin *dialer.Admin
+}
+
+func (p pagePromises) Cancel(ctx context.Context, ref queue.Ref, detail string) (queue.Job, error) {
+	return p.admin.CancelRef(ctx, ref, detail)
+}
+
 // pageAccess is what a token may do on the supervisor page: what its roles allow on the API
 // (read the page, write to cancel, pii to see numbers); with no token configured, everyone
 // may, as on the API (the listener is then loopback only).
@@ -183,5 +196,50 @@ func pageAccess(tokens *api.Tokens) web.Authorize {
 		}
 		return web.Access{Name: r.Name, Read: r.Has(config.RoleRead), Write: r.Has(config.RoleWrite),
 			Numbers: r.Has(config.RolePII)}, true
+	}
+}
+
+// newCallMemory keeps the detector's open calls in cfg's Redis (see queue.CallMemory).
+func newCallMemory(cfg *config.Config, rdb redis.UniversalClient, clk clock.Clock, log *zap.Logger) *queue.CallMemory {
+	return queue.NewCallMemory(rdb, queue.CallMemoryOptions{Prefix: cfg.Redis.KeyPrefix, Clock: clk,
+		OnError: func(err error) {
+			log.Warn("keeping open calls in Redis failed; the detector goes on in memory, and the write is retried",
+				zap.Error(err))
+		}})
+}
+
+// restoreCalls hands the detector the calls a previous process (or another daemon) kept. A
+// Redis that cannot be read leaves the detector starting empty, as before calls were kept: the
+// calls in progress then make no promise when they end.
+func restoreCalls(ctx context.Context, mem *queue.CallMemory, det *detect.Detector, log *zap.Logger) {
+	calls, refused, err := mem.Load(ctx)
+	if err != nil {
+		log.Warn("reading the open calls kept in Redis failed; calls in progress before the start are not followed",
+			zap.Error(err))
+		return
+	}
+	for _, err := range refused {
+		log.Error("skipping an open call kept in Redis", zap.Error(err))
+	}
+	restored := 0
+	for _, c := range calls {
+		if err := det.Restore(c.AsteriskID, c.LinkedID, c.Record); err != nil {
+			log.Error("skipping an open call kept in Redis", zap.Error(err))
+			continue
+		}
+		restored++
+	}
+	if len(calls)+len(refused) > 0 {
+		log.Info("open calls restored from Redis", zap.Int("restored", restored), zap.Int("skipped", len(calls)+len(refused)-restored))
+	}
+}
+
+// flushCalls writes, at shutdown, what the detector noted last, so the next start knows the
+// calls still in progress.
+func flushCalls(mem *queue.CallMemory, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := mem.Flush(ctx); err != nil {
+		log.Warn("writing the last open calls to Redis at shutdown failed; the next start may miss them", zap.Error(err))
 	}
 }

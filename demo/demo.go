@@ -39,6 +39,9 @@ type Settings struct {
 	Serve bool
 	// Log, when set, gets the daemon's own log in console format.
 	Log io.Writer
+	// Token is the served demo's bearer token (page, API, /metrics); empty: one made up for
+	// the run.
+	Token string
 }
 
 // Run plays the demo and writes its timeline, the promises left in Redis and a summary to
@@ -89,8 +92,11 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	// up for this run keeps others on the machine out of it.
 	var token string
 	if set.Serve {
-		if token, err = newToken(); err != nil {
-			return err
+		token = set.Token
+		if token == "" {
+			if token, err = newToken(); err != nil {
+				return err
+			}
 		}
 		cfg.HTTP.Token = config.Secret(token)
 	}

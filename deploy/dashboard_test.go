@@ -169,7 +169,7 @@ func daemonMetricNames(t *testing.T, want map[string]bool) map[string]bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out lockedBuffer
 	ran := make(chan error, 1)
-	go func() { ran <- demo.Run(ctx, demo.Settings{Speed: 120, Listen: addr, Serve: true}, &out) }()
+	go func() { ran <- demo.Run(ctx, demo.Settings{Speed: 120, Listen: addr, Serve: true, Token: demoToken}, &out) }()
 	t.Cleanup(func() { cancel(); <-ran })
 
 	names := map[string]bool{}
@@ -181,7 +181,7 @@ func daemonMetricNames(t *testing.T, want map[string]bool) map[string]bool {
 			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
 		default:
 		}
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		if resp, err := getMetrics("http://" + addr + "/metrics"); err == nil {
 			addTypeLines(names, resp.Body)
 			resp.Body.Close()
 		}
@@ -335,7 +335,7 @@ func TestEveryDashboardQueryReturnsDataFromARealPrometheus(t *testing.T) {
 	}
 	start(t, ctx, demoOut, bin, "demo", "--serve", "--speed", "120", "--listen", demoAddr)
 	waitFor(t, ctx, "the demo to serve /metrics on "+demoAddr, demoOut.Name(), func() bool {
-		resp, err := http.Get("http://" + demoAddr + "/metrics")
+		resp, err := getMetrics("http://" + demoAddr + "/metrics")
 		if err != nil {
 			return false
 		}
@@ -348,8 +348,9 @@ func TestEveryDashboardQueryReturnsDataFromARealPrometheus(t *testing.T) {
 	if err := os.WriteFile(promCfg, []byte(fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: callbackd
+    authorization: {credentials: %s}
     static_configs: [{targets: ["%s"]}]
-`, demoAddr)), 0o644); err != nil {
+`, demoToken, demoAddr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	promOut, err := os.Create(filepath.Join(dir, "prometheus.log"))
@@ -446,9 +447,23 @@ func freeLoopbackAddr(t *testing.T) string {
 }
 
 // start runs a process for the rest of the test, its output to out, and stops it after.
+// demoToken is the served demo's bearer token in these tests: /metrics needs it.
+const demoToken = "dashboard-test-token-0123456789"
+
+// getMetrics reads /metrics with the demo's token.
+func getMetrics(url string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	return http.DefaultClient.Do(req)
+}
+
 func start(t *testing.T, ctx context.Context, out *os.File, name string, args ...string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "CALLBACKD_HTTP_TOKEN="+demoToken)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second

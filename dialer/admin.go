@@ -244,7 +244,7 @@ func (a *Admin) make(ctx context.Context, r MakeRequest, q QueuePolicy, rule str
 	req := queue.Request{Queue: q.Name, Number: r.Number, Name: r.Name, Reason: r.Reason, Deadline: w.Deadline,
 		NotBefore: w.NotBefore, HoldUntil: w.HoldUntil, MaxAttempts: q.MaxAttempts, Note: r.Note,
 		ExternalRef: r.ExternalRef, AtRiskFromStart: w.AtRisk, Source: queue.Source{AsteriskID: "api"}}
-	job, merged, err := in.enqueue(ctx, req)
+	job, merged, _, err := in.enqueue(ctx, req) // not OncePerCall: never a duplicate
 	if err != nil {
 		return Made{}, storeFieldError(err)
 	}
@@ -353,7 +353,17 @@ func (a *Admin) Cancel(ctx context.Context, id, detail string) (queue.Job, error
 	if detail == "" {
 		detail = "cancelled through the API"
 	}
-	return a.opts.Store.Cancel(ctx, job.Ref(), detail)
+	return a.CancelRef(ctx, job.Ref(), detail)
+}
+
+// CancelRef cancels the open promise ref (the supervisor page's button, the API), counted in
+// callbackd_promises_completed_total like every other end of a promise.
+func (a *Admin) CancelRef(ctx context.Context, ref queue.Ref, detail string) (queue.Job, error) {
+	j, err := a.opts.Store.Cancel(ctx, ref, detail)
+	if err == nil && a.opts.Intake != nil {
+		a.opts.Intake.opts.Metrics.completed(j.Queue, queue.StateCancelled)
+	}
+	return j, err
 }
 
 // Reschedule gives a pending promise a new window, judged against the honest quote as a new

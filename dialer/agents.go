@@ -56,6 +56,7 @@ type Pool struct {
 	byEndpoint map[string]*agent
 	refresh    chan string // asterisk ids whose endpoints must be re-read
 	presences  PresenceStore
+	holds      HoldStore
 }
 
 type agent struct {
@@ -66,8 +67,8 @@ type agent struct {
 	// presence is what the agent said (shared through Redis); "" is logged in.
 	presence queue.PresenceState
 	calling  bool
-	// wrapUntil and coolUntil hold the agent back after a call or a failed ring. They are
-	// local to this daemon: another daemon sharing Redis sees only the device state.
+	// wrapUntil and coolUntil hold the agent back after a call or a failed ring; with a
+	// HoldStore they are shared by every daemon (holds.go).
 	wrapUntil, coolUntil time.Time
 	freeSince            time.Time
 	callStart            time.Time // when its callback for this daemon began
@@ -473,15 +474,16 @@ func (p *Pool) startCall(id string) {
 }
 
 // endCall ends the agent's callback; wrap-up or cooldown, when > 0, hold it back that long.
+// (The dispatcher shares the hold with the other daemons first: shareHold.)
 func (p *Pool) endCall(id string, wrapUp, cooldown time.Duration) {
-	now := p.clk.Now()
+	hold := p.holdFor(wrapUp, cooldown)
 	_ = p.with(id, func(a *agent) {
 		a.calling = false
 		if wrapUp > 0 {
-			a.wrapUntil = now.Add(wrapUp)
+			a.wrapUntil = hold.WrapUpUntil
 		}
 		if cooldown > 0 {
-			a.coolUntil = now.Add(cooldown)
+			a.coolUntil = hold.CooldownUntil
 		}
 	})
 }

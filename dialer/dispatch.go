@@ -354,6 +354,15 @@ func (d *Dispatcher) claimFor(ctx context.Context, a AgentView, qs []string, ava
 		// ends, but look again soon in case it gave the agent back without a call.
 		return nil, d.clk.Now().Add(5 * time.Second)
 	}
+	if d.pool.heldElsewhere(ctx, a.ID) {
+		// Another daemon's callback with this agent just ended: its wrap-up or cooldown,
+		// now known here, says when to look again.
+		if _, err := d.resv.Release(ctx, a.ID, d.opts.Instance); err != nil {
+			d.log.Warn("giving back an agent reservation failed; it runs out with its lease",
+				zap.String("agent", a.ID), zap.Error(err))
+		}
+		return nil, time.Time{}
+	}
 	var held []string
 	for _, ext := range available {
 		if ext != a.Extension {
@@ -407,10 +416,13 @@ func (d *Dispatcher) start(calls context.Context, a AgentView, job queue.Job) {
 		v := cb.keep(calls)
 		stopHolding()
 		<-holding
+		wrap, cool := v.holdsAgentBack(d.policy.Calls)
+		// The hold is shared before the reservation is given back: a daemon that reserves the
+		// agent next finds it (heldElsewhere).
+		d.pool.shareHold(a.ID, d.pool.holdFor(wrap, cool))
 		if _, err := d.resv.Release(context.Background(), a.ID, d.opts.Instance); err != nil {
 			log.Warn("giving back the agent reservation failed; it runs out with its lease", zap.Error(err))
 		}
-		wrap, cool := v.holdsAgentBack(d.policy.Calls)
 		d.mu.Lock()
 		delete(d.active, a.ID)
 		if v.kind == connected {

@@ -47,6 +47,9 @@ type IntakeResult struct {
 	// Job is the promise made, merged into or resolved.
 	Job    queue.Job
 	Merged bool
+	// Duplicate: the call had already made this request (another daemon watching the same
+	// Asterisk, or this one before a restart); nothing was stored.
+	Duplicate bool
 	// Rule says what chose the request's queue: a detector.routes entry, the target's agent
 	// queue or the default queue.
 	Rule string
@@ -200,10 +203,18 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		err = in.screen(ctx, r.Number)
 	}
 	if err == nil {
-		in.flagAtRiskFromStart(ctx, &req, now)
-		result.Job, result.Merged, err = in.enqueue(ctx, req)
+		if other, ok := in.openElsewhere(ctx, r.Number, q); ok {
+			// Deadline and hold as this queue promises them; the store's merge keeps the
+			// earlier deadline and adds the reason and target.
+			req.Queue = other
+			rule += "; one promise per customer: joined the open promise in " + other
+		}
 	}
 	if err == nil {
+		in.flagAtRiskFromStart(ctx, &req, now)
+		result.Job, result.Merged, result.Duplicate, err = in.enqueue(ctx, req)
+	}
+	if err == nil && !result.Duplicate {
 		in.remember(ctx, r.Number, result.Job)
 	}
 	if err != nil && (retryable(err) || ctx.Err() != nil) {
@@ -216,6 +227,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	switch {
 	case err != nil:
 		in.log.Error("callback request refused", append(fields, zap.String("refusal", string(refusalOf(err))), zap.Error(err))...)
+	case result.Duplicate:
+		in.log.Info("callback request already made by this call (another daemon, or before a restart)",
+			append(fields, zap.String("promise", result.Job.ID))...)
 	case result.Merged:
 		in.log.Info("callback request merged into open promise", append(fields, zap.String("promise", result.Job.ID))...)
 	default:
@@ -226,9 +240,41 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	return nil
 }
 
-func (in *Intake) enqueue(ctx context.Context, req queue.Request) (queue.Job, bool, error) {
+// openElsewhere names another queue where number already has an open promise that this
+// request should join (queues[].promise_per: customer, on both sides), from the memory of
+// what the number is owed. A failed read is logged and the request stays in its own queue:
+// two callbacks are better than none.
+func (in *Intake) openElsewhere(ctx context.Context, number string, q QueuePolicy) (string, bool) {
+	if q.PerQueue || in.opts.Asked == nil {
+		return "", false
+	}
+	refs, err := in.opts.Asked.Recall(ctx, number, in.opts.Clock.Now())
+	if err != nil {
+		in.log.Warn("reading what the number is owed failed; the request keeps its own queue",
+			zap.String("number", in.opts.Mask(number)), zap.Error(err))
+		return "", false
+	}
+	join := ""
+	for _, ref := range refs {
+		other, ok := in.opts.Policy.Queue(ref.Queue)
+		if !ok || (other.PerQueue && ref.Queue != q.Name) {
+			continue
+		}
+		job, err := in.opts.Store.Get(ctx, ref)
+		switch {
+		case err != nil || !job.State.Open():
+		case ref.Queue == q.Name:
+			return "", false // an open promise here: the store merges into it
+		case join == "":
+			join = ref.Queue
+		}
+	}
+	return join, join != ""
+}
+
+func (in *Intake) enqueue(ctx context.Context, req queue.Request) (job queue.Job, merged, duplicate bool, err error) {
 	job, res, err := in.opts.Store.Enqueue(ctx, req)
-	return job, res.Merged, err
+	return job, res.Merged, res.Duplicate, err
 }
 
 // promise builds the store request for a detector request in queue q.
@@ -247,6 +293,7 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
+		OncePerCall: true,
 	}, nil
 }
 
@@ -346,6 +393,7 @@ func (in *Intake) report(r IntakeResult) {
 		in.opts.Metrics.refused(refusalOf(r.Err))
 	case r.Resolution != nil:
 		in.opts.Metrics.completed(r.Job.Queue, queue.StateResolved)
+	case r.Duplicate:
 	case !r.Merged:
 		in.opts.Metrics.made(r.Job.Queue, r.Job.Reason())
 	}

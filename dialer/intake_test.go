@@ -103,9 +103,11 @@ func (f *intakeFixture) next(t *testing.T) IntakeResult {
 	return f.results[len(f.results)-1]
 }
 
+// voicemailFor is the request of one call of number: each number its own call (linkedid).
 func voicemailFor(number, target string) detect.Request {
-	return detect.Request{AsteriskID: "pbx", LinkedID: "1700000000.1", Number: number, Reason: queue.ReasonVoicemail,
-		Target: target, Channel: "1700000000.1"}
+	lid := "1700000000." + strings.TrimPrefix(number, "+")
+	return detect.Request{AsteriskID: "pbx", LinkedID: lid, Number: number, Reason: queue.ReasonVoicemail,
+		Target: target, Channel: lid}
 }
 
 func TestIntakeMakesPromisesInTheTargetsQueue(t *testing.T) {

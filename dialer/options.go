@@ -65,6 +65,9 @@ type QueuePolicy struct {
 	// agent serving this queue (queues[].resolve: queue); otherwise only reaching one of the
 	// promise's targets does.
 	ResolveByQueue bool
+	// PerQueue keeps this queue's promises apart (queues[].promise_per: queue); otherwise a
+	// customer already owed a callback in another such queue is added to that promise.
+	PerQueue bool
 }
 
 // Hours is when a queue's customers may be rung, in the queue's own time zone, and the

@@ -52,6 +52,7 @@ func PolicyFrom(cfg *config.Config) Policy {
 			ConfirmDigit:    q.ConfirmDigit,
 			ConfirmTimeout:  q.ConfirmTimeout.D(),
 			ResolveByQueue:  q.Resolve == config.ResolveQueue,
+			PerQueue:        q.PromisePer == config.PromisePerQueue,
 		})
 	}
 	for i, r := range cfg.Detector.Routes {

@@ -29,6 +29,9 @@ type CustomerRecords struct {
 	// Asked is the intake's memory of the promises the number is owed ("<queue>/<id>" →
 	// remembered until, ms), which lets the customer's own call resolve them.
 	Asked map[string]string `json:"asked,omitempty"`
+	// Calls are the detector's records of calls in progress from or to the number
+	// (CallMemory).
+	Calls []StoredKey `json:"calls"`
 }
 
 // QueueRecords is what one queue holds about a number.
@@ -84,6 +87,9 @@ type Erased struct {
 	RateLimits []string `json:"rate_limits"`
 	// Asked says the memory of what the number is owed was deleted.
 	Asked bool `json:"asked"`
+	// Calls are the deleted records of calls in progress (the detector then forgets them at
+	// its next restart; the daemon running now still follows them in memory).
+	Calls []string `json:"calls"`
 }
 
 // QueueErased is what was deleted from one queue.
@@ -181,6 +187,14 @@ func (s *Store) ExportCustomer(ctx context.Context, number string) (CustomerReco
 	if len(asked) > 0 {
 		out.Asked = asked
 	}
+	calls, err := s.callsOf(ctx, n)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", what, err)
+	}
+	out.Calls = []StoredKey{}
+	for _, c := range calls {
+		out.Calls = append(out.Calls, StoredKey{Key: c.key, Value: c.record, TTL: s.ttl(ctx, c.key)})
+	}
 	return out, nil
 }
 
@@ -248,12 +262,58 @@ func (s *Store) EraseCustomer(ctx context.Context, number string) (Erased, error
 		return out, fmt.Errorf("%s: deleting the memory of what it is owed: %w", what, err)
 	}
 	out.Asked = deleted > 0
+	calls, err := s.callsOf(ctx, n)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", what, err)
+	}
+	out.Calls = []string{}
+	for _, c := range calls {
+		// Each record is its own key outside any hash tag: one command each, also on Cluster.
+		if err := s.rdb.Del(ctx, c.key).Err(); err != nil {
+			return out, fmt.Errorf("%s: deleting the record of call %s: %w", what, c.member, err)
+		}
+		if err := s.rdb.ZRem(ctx, s.prefix+":calls", c.member).Err(); err != nil {
+			return out, fmt.Errorf("%s: deleting call %s from the index: %w", what, c.member, err)
+		}
+		out.Calls = append(out.Calls, c.key)
+	}
 	if len(keys) > 0 {
 		// One hash tag, one slot: a single DEL, also on Redis Cluster.
 		if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
 			return out, fmt.Errorf("%s: deleting rate-limit counters: %w", what, err)
 		}
 		out.RateLimits = keys
+	}
+	return out, nil
+}
+
+// callRecord is one detector record of a call in progress (CallMemory) that names a number.
+type callRecord struct{ key, member, record string }
+
+// callsOf finds the detector's records of calls in progress that hold n: the calls index lists
+// them (a few hundred at most: calls in progress), each record is read and searched.
+func (s *Store) callsOf(ctx context.Context, n string) ([]callRecord, error) {
+	members, err := s.rdb.ZRange(ctx, s.prefix+":calls", 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the index of calls in progress: %w", err)
+	}
+	var out []callRecord
+	for _, m := range members {
+		asterisk, linked, ok := strings.Cut(m, " ")
+		if !ok {
+			continue // not a call's entry; CallMemory.Load reports it
+		}
+		key := s.prefix + ":call:" + asterisk + ":" + linked
+		v, err := s.rdb.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the record of call %s: %w", m, err)
+		}
+		if strings.Contains(v, `"`+n+`"`) {
+			out = append(out, callRecord{key: key, member: m, record: v})
+		}
 	}
 	return out, nil
 }

@@ -59,6 +59,9 @@
 //	<prefix>:{Q}:totals         hash: lifetime counters (made, merged, one per outcome)
 //	<prefix>:{Q}:window:<n>     hash: outcome → promises finished in five-minute bucket n
 //	                            (unix ms / 300000); expires one bucket after the retention
+//	<prefix>:{Q}:requested:<asterisk id>:<linkedid>
+//	                            hash: "<reason>/<target>" → the promise that call's request
+//	                            made or merged into (OncePerCall); expires after 24 h
 //
 // Every script that makes a job pending (made, retried, released, reclaimed) also publishes on
 // the pub/sub channel <prefix>:{Q}:wake, which Wakeups subscribes to: dispatchers sharing the
@@ -68,6 +71,15 @@
 // agent) belong to no queue and carry no hash tag:
 //
 //	<prefix>:agent:<id>:reservation  string: the holder; expires with its lease (Redis' clock)
+//
+// Nor do the agents' holds (holds.go) and the detector's open calls (calls.go):
+//
+//	<prefix>:agent:<id>:hold                  hash: wrap_until, cool_until (ms); expires with
+//	                                          the later; changes published on <prefix>:holds
+//	<prefix>:call:<asterisk id>:<linkedid>    string: the detector's record of an open call;
+//	                                          expires 12 h after its last change
+//	<prefix>:calls                            zset "<asterisk id> <linkedid>" → when that
+//	                                          record is stale (ms): what a start restores
 //
 // Guarantees: a pending job is in exactly one of ready and delayed, a leased one only in
 // leases, a finished one only in done; no two claimers get the same job; an expired lease is

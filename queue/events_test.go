@@ -279,3 +279,27 @@ func TestMergeByTimeKeepsEachQueuesOrder(t *testing.T) {
 		t.Errorf("merged %v, want %v", got, want)
 	}
 }
+
+// The detector's record of a call in progress holds the caller's number: export shows it and
+// erase deletes it (and its index entry), leaving other callers' calls alone.
+func TestEraseDeletesTheRecordsOfTheCustomersCallsInProgress(t *testing.T) {
+	f := newFixture(t)
+	m := newCallMemory(t, f.rdb, f.clk, time.Hour)
+	m.Keep(testAsterisk, "7.1", []byte(`{"customer":{"number":"`+alice+`","name":"Alice"}}`))
+	m.Keep(testAsterisk, "7.2", []byte(`{"customer":{"number":"`+bob+`"}}`))
+	wantErr(t, m.Flush(f.ctx), nil)
+	rec, err := f.s.ExportCustomer(f.ctx, alice)
+	wantErr(t, err, nil)
+	if len(rec.Calls) != 1 || !strings.Contains(rec.Calls[0].Value, alice) {
+		t.Errorf("export lists calls %+v, want alice's one", rec.Calls)
+	}
+	er, err := f.s.EraseCustomer(f.ctx, alice)
+	wantErr(t, err, nil)
+	if len(er.Calls) != 1 {
+		t.Errorf("erase deleted calls %v, want alice's one", er.Calls)
+	}
+	left := keptCalls(t, m)
+	if len(left) != 1 || left[testAsterisk+" 7.2"] == "" {
+		t.Errorf("calls left %v, want only bob's", left)
+	}
+}

@@ -33,6 +33,11 @@ type Request struct {
 	// ExternalRef is the caller's own reference for the promise (a CRM ticket); a merge
 	// keeps the first one given.
 	ExternalRef string
+	// OncePerCall says the request is what the call named by Source owes when it ended (the
+	// detector's): the first such request for that call, reason and target is stored, any
+	// later one is a Duplicate. Several daemons watching one Asterisk, or one restarted
+	// mid-call, end the same call more than once; it still makes one promise.
+	OncePerCall bool
 }
 
 // EnqueueResult says what Enqueue did.
@@ -41,6 +46,11 @@ type EnqueueResult struct {
 	// was folded into it (earliest deadline kept, reason and target recorded) instead of
 	// opening a second one. The returned Job is then that promise, with its original id.
 	Merged bool
+	// Duplicate is true, for a request OncePerCall, when its call already asked this —
+	// the same reason and target — of this queue: another daemon watching the same Asterisk
+	// made the promise, or this one did before a restart. Nothing was changed; the Job is the
+	// promise made then (only its id and queue when it is no longer stored).
+	Duplicate bool
 }
 
 // Enqueue makes a promise, or merges the request into the number's open promise in the queue.
@@ -60,13 +70,25 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		nb = now
 	}
 	k := s.ks(r.Queue)
+	fromCall := ""
+	if r.OncePerCall && r.Source.AsteriskID != "" && r.Source.LinkedID != "" {
+		fromCall = r.Source.AsteriskID + ":" + r.Source.LinkedID
+	}
 	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
 		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
-		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef)
+		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target, requestedMemory.Milliseconds())
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if res[0] == "duplicate" {
+		if made, ok := res[1].(string); ok {
+			return Job{ID: made, Queue: r.Queue}, EnqueueResult{Duplicate: true}, nil
+		}
+		res[0] = "ok"
+		j, err := jobResult(res, what)
+		return j, EnqueueResult{Duplicate: true}, err
 	}
 	merged := res[0] == "merged"
 	if merged {

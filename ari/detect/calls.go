@@ -29,6 +29,8 @@ type server struct {
 	// lastEvent is when the server last sent anything; a server is forgotten only when it has
 	// no call and has been quiet for a sweep interval, so its ended memory outlives late events.
 	lastEvent time.Time
+	// dirty are the calls the event being handled changed in a way the Memory keeps.
+	dirty []*call
 }
 
 // recentIDs is a bounded set: the newest endedMemory ids, the oldest forgotten first.
@@ -102,6 +104,12 @@ type call struct {
 	ours     bool
 	targets  []*target
 	lastSeen time.Time
+	srv      *server
+	// consults are the attended-transfer consultations made on this call's behalf.
+	consults []*consultation
+	// dirty: to be rewritten in the Memory after this event; kept: the Memory has it;
+	// restored: taken from the Memory and not yet reconciled with a resync.
+	dirty, kept, restored bool
 }
 
 func (d *Detector) server(id string) *server {
@@ -133,13 +141,13 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 			ours: ari.IsCallbackLeg(snap.ID)}
 		srv.chans[snap.ID] = ch
 	}
-	if snap.Name != "" && snap.Name != ch.name {
-		if ch.name != "" && srv.byName[ch.name] == ch.id {
-			delete(srv.byName, ch.name)
-		}
-		ch.name = snap.Name
-		ch.res, ch.local = endpointResource(snap.Name)
-		srv.byName[snap.Name] = ch.id
+	renamed := snap.Name != "" && snap.Name != ch.name
+	if renamed {
+		d.rename(srv, ch, snap.Name)
+	}
+	if ch.call != nil && (renamed || (ch == ch.call.origin &&
+		(ch.callerNum != snap.Caller.Number || ch.callerName != snap.Caller.Name))) {
+		ch.call.changed()
 	}
 	ch.callerNum, ch.callerName = snap.Caller.Number, snap.Caller.Name
 	if snap.Dialplan.Exten != "" {
@@ -161,10 +169,32 @@ func (d *Detector) observe(srv *server, snap *ari.Channel, fromControl bool, now
 		d.markOurs(ch)
 	}
 	if dialAPIApp(snap.Dialplan.AppName) {
-		ch.originated = true
+		d.markOriginated(ch)
 	}
 	ch.call.lastSeen = now
 	return ch
+}
+
+// rename gives ch the channel name name (first seen, or after a masquerade).
+func (d *Detector) rename(srv *server, ch *chanInfo, name string) {
+	if name == "" {
+		return
+	}
+	if ch.name != "" && srv.byName[ch.name] == ch.id {
+		delete(srv.byName, ch.name)
+	}
+	ch.name = name
+	ch.res, ch.local = endpointResource(name)
+	srv.byName[name] = ch.id
+}
+
+// markOriginated notes a channel of the dial API; if it is the call's origin, the call is
+// no customer's and the Memory need not keep it.
+func (d *Detector) markOriginated(ch *chanInfo) {
+	if !ch.originated && ch.call != nil && ch.call.origin == ch {
+		ch.call.changed()
+	}
+	ch.originated = true
 }
 
 // controlStasis reports whether a channel running this dialplan application is in Stasis() of
@@ -195,8 +225,9 @@ func (d *Detector) fallbackGroup(srv *server, ch *chanInfo) string {
 
 func (d *Detector) markOurs(ch *chanInfo) {
 	ch.ours = true
-	if ch.call != nil {
+	if ch.call != nil && !ch.call.ours {
 		ch.call.ours = true
+		ch.call.changed()
 	}
 }
 
@@ -204,7 +235,7 @@ func (d *Detector) join(srv *server, ch *chanInfo, lid string, now time.Time) {
 	c := srv.calls[lid]
 	if c == nil {
 		srv.seq++
-		c = &call{linkedID: lid, seq: srv.seq, members: map[string]*chanInfo{}, lastSeen: now}
+		c = &call{linkedID: lid, seq: srv.seq, members: map[string]*chanInfo{}, lastSeen: now, srv: srv}
 		srv.calls[lid] = c
 		d.stats.Calls++
 	}
@@ -219,6 +250,7 @@ func (d *Detector) join(srv *server, ch *chanInfo, lid string, now time.Time) {
 		c.ours = true
 	}
 	ch.call = c
+	c.changed()
 }
 
 // move puts a channel into another call, as Asterisk does when bridging copies the oldest
@@ -234,6 +266,7 @@ func (d *Detector) move(srv *server, ch *chanInfo, lid string, now, at time.Time
 		if !ch.destroyed {
 			old.live--
 		}
+		old.changed()
 	}
 	d.join(srv, ch, lid, now)
 	if old != nil && old.live <= 0 {
@@ -259,6 +292,10 @@ func (d *Detector) late(srv *server, ev *ari.Event) bool {
 func (d *Detector) forget(srv *server, c *call) {
 	if srv.calls[c.linkedID] == c {
 		delete(srv.calls, c.linkedID)
+	}
+	if c.kept {
+		c.kept = false
+		d.dropKept(srv, c)
 	}
 	for id, ch := range c.members {
 		srv.ended.add(id)
@@ -304,6 +341,8 @@ func (d *Detector) resync(snap ari.Snapshot) {
 	if at.IsZero() {
 		at = d.clock.Now()
 	}
+	defer d.keepChanged(srv)
+	d.adoptSnapshot(srv, snap, srv.lastEvent)
 	present := make(map[string]bool, len(snap.Channels))
 	for i := range snap.Channels {
 		present[snap.Channels[i].ID] = true

@@ -91,6 +91,15 @@
 // promises a number is owed lives in Redis (queue.Asked), and the event goroutine must never
 // wait for Redis. The dialer's intake looks the number up off that goroutine and resolves what
 // the reach settles, so a restarted daemon, or another one, still resolves.
+//
+// # Surviving a restart
+//
+// With a Memory (queue.CallMemory) the detector hands it, after each event that changed what
+// a restart would need, a compact record of every open customer call; the daemon restores
+// them (Restore) before its first resync, which ends those that ended while no daemon
+// listened. The memory is written off the event goroutine: when Redis is down the detector
+// works in memory as before. Several daemons watching one Asterisk each emit the call's
+// request; the store makes one promise of them (queue.Request.OncePerCall).
 package detect
 
 import (
@@ -164,6 +173,7 @@ type Stats struct {
 	Calls     uint64 // calls tracked
 	Requests  uint64 // requests emitted
 	Reaches   uint64 // reaches of a target by a customer emitted
+	Restored  uint64 // calls taken back from the Memory of a previous process
 }
 
 // Options configure a Detector. Zero values take the documented defaults.
@@ -183,8 +193,10 @@ type Options struct {
 	// ControlApps are callbackd's own Stasis applications; nil → ["callbackd"].
 	ControlApps []string
 	Sink        Sink
-	Clock       clock.Clock
-	Logger      *zap.Logger
+	// Memory, when set, keeps the calls followed beyond this process (see Memory).
+	Memory Memory
+	Clock  clock.Clock
+	Logger *zap.Logger
 	// Mask shows a phone number in logs; nil → phone.Mask (log.mask_numbers).
 	Mask func(string) string
 }
@@ -198,6 +210,7 @@ type Detector struct {
 	region   string
 	control  map[string]bool
 	sink     Sink
+	memory   Memory
 	clock    clock.Clock
 	log      *zap.Logger
 	mask     func(string) string
@@ -221,6 +234,7 @@ func New(opts Options) *Detector {
 		region:   opts.DefaultCountry,
 		control:  map[string]bool{},
 		sink:     opts.Sink,
+		memory:   opts.Memory,
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		mask:     opts.Mask,

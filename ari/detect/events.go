@@ -65,6 +65,7 @@ func (d *Detector) handle(ev *ari.Event) {
 	}
 	d.evAt = at
 	srv := d.server(ev.AsteriskID)
+	defer d.keepChanged(srv)
 	srv.lastEvent = now
 	if d.late(srv, ev) {
 		d.stats.Late++
@@ -129,6 +130,9 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		return true
 	}
 	ch.app, ch.appData = app, data
+	if ch.group != nil {
+		ch.call.changed()
+	}
 	ch.group, ch.mailboxes = nil, nil
 	switch {
 	case strings.EqualFold(app, "Dial"):
@@ -152,6 +156,7 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		// attended transfer hands the customer when it completes while the target rings.
 		dial, _, _ := strings.Cut(data, ",")
 		ch.group = &dialGroup{key: key, members: members, dial: dial}
+		ch.call.changed()
 		if !d.isStaff(ch) {
 			if t := d.callOf(srv, ch).tried(key, members); t.dial == "" {
 				t.dial = dial
@@ -164,13 +169,14 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 			return true
 		}
 		ch.group = &dialGroup{key: name, queue: true}
+		ch.call.changed()
 		d.callOf(srv, ch).tried(name, nil).queue = true
 	case strings.EqualFold(app, "VoiceMail"):
 		ch.mailboxes = voicemailBoxes(data)
 	case d.controlStasis(app, data):
 		d.markOurs(ch)
 	case dialAPIApp(app):
-		ch.originated = true
+		d.markOriginated(ch)
 	}
 	return true
 }
@@ -198,7 +204,10 @@ func (d *Detector) onVarset(srv *server, ev *ari.Event, fromControl bool, now ti
 		}
 	}
 	for _, b := range boxes {
-		ch.call.target(b, []string{b}).message = true
+		if t := ch.call.target(b, []string{b}); !t.message {
+			t.message = true
+			ch.call.changed()
+		}
 	}
 	return true
 }
@@ -232,7 +241,7 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 	if ev.Caller == nil {
 		// Dialplan Dial() always has a calling channel; the dial API without a requester
 		// (originates, ARI /dial, the recall of an attended transfer) never does.
-		peer.originated = true
+		d.markOriginated(peer)
 		return true
 	}
 	caller := d.observe(srv, ev.Caller, fromControl, now)
@@ -262,15 +271,19 @@ func (d *Detector) onDial(srv *server, ev *ari.Event, fromControl bool, now, at 
 	if g := caller.group; g != nil && (g.queue || slices.Contains(g.members, res)) {
 		if g.queue && !slices.Contains(g.members, res) {
 			g.members = append(g.members, res)
+			caller.call.changed()
 		}
 		key, members = g.key, g.members
 	}
-	t := d.callOf(srv, caller).tried(key, members)
+	c := d.callOf(srv, caller)
+	t := c.tried(key, members)
 	if g := caller.group; g != nil && t.dial == "" && t.key == g.key {
 		t.dial, t.queue = g.dial, g.queue
+		c.changed()
 	}
 	if !slices.Contains(t.members, res) {
 		t.members = append(t.members, res)
+		c.changed()
 	}
 	if ev.Forwarded != nil {
 		// The extension forwarded the call (to a mobile, say): whoever answers the forward
@@ -428,6 +441,7 @@ type consultation struct {
 	call          *call    // the customer's call: the transferer's when the consultation began
 	answered      []string // extensions that answered the transferer in the consultation
 	completed     bool     // the transfer was completed: the customer now waits on the pair
+	halves        []*chanInfo
 }
 
 // startConsultation attaches a consultation to a Local half and its partner. The transferer's
@@ -440,10 +454,22 @@ func (d *Detector) startConsultation(srv *server, ch *chanInfo, transferer strin
 		if op := srv.chans[srv.byName[transferer]]; op != nil && op.call != nil {
 			cs.call, cs.transfererExt = op.call, d.phoneExt(op)
 		}
+		cs.call.consults = append(cs.call.consults, cs)
 	}
-	ch.consult = cs
+	cs.attach(ch)
 	if p := d.partner(srv, ch); p != nil {
-		p.consult = cs
+		cs.attach(p)
+	}
+}
+
+// attach makes ch a half of the consultation; the customer's call keeps it (Memory).
+func (cs *consultation) attach(ch *chanInfo) {
+	ch.consult = cs
+	if !slices.Contains(cs.halves, ch) {
+		cs.halves = append(cs.halves, ch)
+		if cs.call != nil {
+			cs.call.changed()
+		}
 	}
 }
 
@@ -453,7 +479,7 @@ func (d *Detector) consultOf(srv *server, ch *chanInfo) *consultation {
 		return ch.consult
 	}
 	if p := d.partner(srv, ch); p != nil && p.consult != nil {
-		ch.consult = p.consult
+		p.consult.attach(ch)
 	}
 	return ch.consult
 }
@@ -477,6 +503,9 @@ func (d *Detector) reachedThrough(srv *server, ch *chanInfo, ext string, at time
 	}
 	if ext != cs.transfererExt && !slices.Contains(cs.answered, ext) {
 		cs.answered = append(cs.answered, ext)
+		if cs.call != nil {
+			cs.call.changed()
+		}
 	}
 }
 
@@ -510,7 +539,9 @@ func (d *Detector) completeConsultations(srv *server, tee, tgt *chanInfo, legs [
 		cs.completed = true
 		if cs.call == nil {
 			cs.call = tee.call
+			cs.call.consults = append(cs.call.consults, cs)
 		}
+		cs.call.changed()
 		for _, ext := range cs.answered {
 			d.reached(srv, cs.call, ext, at)
 		}

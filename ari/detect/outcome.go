@@ -30,12 +30,16 @@ func (c *call) target(key string, members []string) *target {
 	}
 	t := &target{key: key, members: members}
 	c.targets = append(c.targets, t)
+	c.changed()
 	return t
 }
 
 func (c *call) tried(key string, members []string) *target {
 	t := c.target(key, members)
-	t.tried = true
+	if !t.tried {
+		t.tried = true
+		c.changed()
+	}
 	return t
 }
 
@@ -62,6 +66,9 @@ func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 		c.targets = append(c.targets, &target{key: ext, members: []string{ext}, reached: true})
 		newly = append(newly, ext)
 	}
+	if len(newly) > 0 {
+		c.changed()
+	}
 	if c.ours {
 		return
 	}
@@ -77,16 +84,10 @@ func (d *Detector) reached(srv *server, c *call, ext string, at time.Time) {
 // customerOf returns the call's customer, or nil when the call did not come from one.
 func (d *Detector) customerOf(c *call) *customerInfo {
 	o := c.origin
-	if o == nil || o.local || o.ours || o.originated {
+	if !d.looksLikeCustomer(o) {
 		return nil
 	}
 	num := strings.TrimSpace(o.callerNum)
-	if num == "" || d.internal.MatchString(num) {
-		return nil
-	}
-	if !d.inbound[o.firstContext] && !d.customer.MatchString(num) {
-		return nil
-	}
 	e164, err := normalizeNumber(num, d.region)
 	if err != nil {
 		d.log.Warn("customer call with a caller number that cannot be called back",
@@ -94,6 +95,19 @@ func (d *Detector) customerOf(c *call) *customerInfo {
 		return nil
 	}
 	return &customerInfo{number: e164, name: o.callerName, channel: o.id, did: o.firstExten, context: o.firstContext}
+}
+
+// looksLikeCustomer reports whether o, a call's origin, is a customer calling in, short of
+// checking that the number can be called back.
+func (d *Detector) looksLikeCustomer(o *chanInfo) bool {
+	if o == nil || o.local || o.ours || o.originated {
+		return false
+	}
+	num := strings.TrimSpace(o.callerNum)
+	if num == "" || d.internal.MatchString(num) {
+		return false
+	}
+	return d.inbound[o.firstContext] || d.customer.MatchString(num)
 }
 
 // finalize ends a call: it forgets the call and emits what it deserves.

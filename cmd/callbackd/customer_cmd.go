@@ -130,10 +130,11 @@ func customerNumber(raw, country string) (string, error) {
 func printErased(w io.Writer, e queue.Erased) {
 	fmt.Fprintf(w, "erased everything stored about %s\n", phone.Mask(e.Number))
 	for _, q := range e.Queues {
-		fmt.Fprintf(w, "  queue %s: %d promises%s, %d dedupe keys, %d outcome-stream entries, %d dead letters\n",
-			q.Queue, len(q.Jobs), idList(q.Jobs), q.Dedupe, q.Outcomes, q.Quarantine)
+		fmt.Fprintf(w, "  queue %s: %d promises%s, %d dedupe keys, %d outcome-stream entries, %d event-stream entries, %d dead letters\n",
+			q.Queue, len(q.Jobs), idList(q.Jobs), q.Dedupe, q.Outcomes, q.Events, q.Quarantine)
 	}
 	fmt.Fprintf(w, "  rate-limit counters: %d\n", len(e.RateLimits))
+	fmt.Fprintf(w, "  records of calls in progress: %d\n", len(e.Calls))
 }
 
 func idList(ids []string) string {

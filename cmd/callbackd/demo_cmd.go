@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/callbackd/callbackd/demo"
 )
@@ -32,7 +33,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	set := demo.Settings{RedisAddr: *redisAddr, Speed: *speed, Listen: *listen, Serve: *serve}
+	// A served demo's token: CALLBACKD_HTTP_TOKEN when set (a Prometheus scraping it needs to
+	// know it), else one made up for the run.
+	set := demo.Settings{RedisAddr: *redisAddr, Speed: *speed, Listen: *listen, Serve: *serve, Token: os.Getenv("CALLBACKD_HTTP_TOKEN")}
 	if *verbose {
 		set.Log = stderr
 	}

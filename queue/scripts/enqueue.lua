@@ -10,8 +10,12 @@
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
 -- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
 -- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
+-- ARGV[20] the call the request comes from, "<asterisk id>:<linkedid>" ('' for none)
+-- ARGV[21] what the call asks, "<reason>/<target>"   ARGV[22] how long that is remembered, ms
 -- Returns {'ok', job} for a new promise (the fields just written), {'merged', job} when an open
--- one absorbed the request (the whole job, read back).
+-- one absorbed the request (the whole job, read back), {'duplicate', job or its id} when this
+-- call already asked this (another daemon watching the same Asterisk, or this one before a
+-- restart): nothing is changed.
 
 local id, number, name, reason, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local nb, deadline = tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -23,6 +27,30 @@ local function contains(list, v)
     end
   end
   return false
+end
+
+-- The call's "already requested" marker: <prefix>:{Q}:requested:<asterisk id>:<linkedid>, a
+-- hash "<reason>/<target>" -> the promise it made or merged into. Checked and set here, in the
+-- script that makes the promise, so two daemons ending the same call make one promise and a
+-- crash between the check and the promise loses nothing. Derived from KEYS[1] like K_OPEN.
+local req_key, req_field = nil, ARGV[21]
+if ARGV[20] and ARGV[20] ~= '' then
+  req_key = string.sub(K_JOBP, 1, -5) .. 'requested:' .. ARGV[20]
+  local made = redis.call('HGET', req_key, req_field)
+  if made then
+    if redis.call('EXISTS', K_JOBP .. made) == 1 then
+      local r = answer(K_JOBP .. made, made)
+      r[1] = 'duplicate'
+      return r
+    end
+    return {'duplicate', made}
+  end
+end
+local function requested(job_id)
+  if req_key then
+    redis.call('HSET', req_key, req_field, job_id)
+    redis.call('PEXPIRE', req_key, tonumber(ARGV[22]))
+  end
 end
 
 local open = redis.call('GET', KEYS[11])
@@ -69,6 +97,7 @@ if open then
     emit(jk, open, 'merged', {'reason', reason, 'deadline', redis.call('HGET', jk, 'deadline'),
       'detail', table.concat(changes, ' ')})
     redis.call('HINCRBY', K_TOTALS, 'merged', 1)
+    requested(open)
     local r = answer(jk, open)
     r[1] = 'merged'
     return r
@@ -108,4 +137,5 @@ redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
 emit(jk, id, 'made', {'reason', reason, 'deadline', deadline, 'not_before', nb}, number)
+requested(id)
 return lean(fields)
