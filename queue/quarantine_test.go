@@ -89,7 +89,7 @@ func TestClaimQuarantinesABrokenJobAndTakesTheNext(t *testing.T) {
 		}, "field history is not JSON"},
 		{"a job whose targets are not JSON, claimed with an owner preference", "201", func(f *quarantineFixture, id string) {
 			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "targets", "[201")
-		}, "field targets is not a JSON list"},
+		}, "field targets is not JSON"},
 		{"a job whose reasons the scripts read but Go cannot decode", "", func(f *quarantineFixture, id string) {
 			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "reasons", `{"voicemail":1}`)
 		}, "field reasons"},

@@ -294,6 +294,7 @@ func (s *Store) ks(q string) keyspace { return keyspace{base: s.prefix + ":{" + 
 func (k keyspace) job(id string) string        { return k.base + "job:" + id }
 func (k keyspace) dedupe(number string) string { return k.base + "dedupe:" + number }
 func (k keyspace) history(id string) string    { return k.base + "history:" + id }
+func (k keyspace) forTarget(t string) string   { return k.base + "for:" + t }
 func (k keyspace) ready() string               { return k.base + "ready" }
 func (k keyspace) delayed() string             { return k.base + "delayed" }
 func (k keyspace) leases() string              { return k.base + "leases" }

@@ -31,7 +31,7 @@ elseif st == 'pending' and rtok == token then
   expires = NOW + tonumber(ARGV[8])
   local fresh = redis.call('INCR', K_FENCE)
   tok, worker = fresh, ARGV[7]
-  redis.call('ZREM', K_READY, id)
+  ready_remove(id, redis.call('HGET', jk, 'targets'))
   redis.call('ZREM', K_DELAYED, id)
   redis.call('ZADD', K_LEASES, expires, id)
   redis.call('HSET', jk, 'state', 'connected', 'token', fresh, 'worker', ARGV[7],

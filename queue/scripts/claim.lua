@@ -29,9 +29,9 @@ while true do
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, batch)
   for _, id in ipairs(due) do
     redis.call('ZREM', K_DELAYED, id)
-    local dl = redis.call('HGET', K_JOBP .. id, 'deadline')
+    local dl, targets = unpack(redis.call('HMGET', K_JOBP .. id, 'deadline', 'targets'))
     if tonumber(dl) then
-      redis.call('ZADD', K_READY, dl, id)
+      ready_add(id, dl, targets)
     else
       quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
@@ -55,56 +55,63 @@ local function window_end(created, dl, hold)
   return dl
 end
 
--- choose returns the job to lease from the earliest due ones, or nil and when the earliest
--- hold ends; a candidate whose times cannot be read is quarantined on the way.
+-- look reads what choose needs of candidate id: its owner and whether its preference window
+-- runs and when it ends; nil when its times cannot be read (it is quarantined on the way).
+local function look(id)
+  local owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline',
+    'hold_until'))
+  created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
+  if not created or not dl then
+    quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
+    return nil
+  end
+  local ends = window_end(created, dl, hold)
+  return {owner = owner, running = NOW < ends, ends = ends}
+end
+
+-- choose returns the job to lease from the earliest due ones, cands in deadline order, or nil
+-- and when the earliest hold ends. The claimer's own jobs (Prefer among their targets) come
+-- from the ready jobs' per-target index, so no job is read to find them, only those of them
+-- among cands (whose windows may have ended); the others are read in order only while they
+-- are held for their owners.
 local function choose(cands)
   if prefer == '' and not holding then
     return cands[1]
   end
-  local pick, held_until = nil, nil
-  for _, id in ipairs(cands) do
-    local raw, owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'targets', 'owner',
-      'created', 'deadline', 'hold_until'))
-    created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
-    local targets = {}
-    local readable = true
-    if raw and raw ~= '' and raw ~= '{}' then
-      readable, targets = pcall(cjson.decode, raw)
+  if prefer ~= '' then
+    local in_window = {}
+    for _, id in ipairs(cands) do
+      in_window[id] = true
     end
-    if not created or not dl then
-      quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
-    elseif not readable or type(targets) ~= 'table' then
-      quarantine(K_QUAR, quarantined, id, 'field targets is not a JSON list')
-    else
-      local running = NOW < window_end(created, dl, hold)
-      local mine = false
-      if running and prefer ~= '' then
-        for _, t in ipairs(targets) do
-          if t == prefer then
-            mine = true
-          end
-        end
-      end
-      if mine then
-        return id
-      end
-      -- A job named for the claimer (above) is never left to someone else, even when its
-      -- first target is held: it is this claimer's own job too.
-      local skip = running and owner and owner ~= '' and held[owner]
-      if skip then
-        local ends = math.ceil(window_end(created, dl, hold))
-        if not held_until or ends < held_until then
-          held_until = ends
-        end
-      elseif not pick then
-        pick = id
-        if prefer == '' then
-          return pick
+    local last = redis.call('ZSCORE', K_READY, cands[#cands])
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_FORP .. prefer, '-inf', last)) do
+      if in_window[id] then
+        local c = look(id)
+        if c and c.running then
+          return id
         end
       end
     end
   end
-  return pick, held_until
+  -- A job named for the claimer (above) is never left to someone else, even when its first
+  -- target is held: it is this claimer's own job too.
+  local held_until = nil
+  for _, id in ipairs(cands) do
+    if not holding then
+      return id
+    end
+    local c = look(id)
+    if c then
+      if not (c.running and c.owner and c.owner ~= '' and held[c.owner]) then
+        return id
+      end
+      local ends = math.ceil(c.ends)
+      if not held_until or ends < held_until then
+        held_until = ends
+      end
+    end
+  end
+  return nil, held_until
 end
 
 local pick, flat, job
@@ -143,7 +150,7 @@ end
 local jk = K_JOBP .. pick
 local token = redis.call('INCR', K_FENCE)
 local expires = NOW + lease_ms
-redis.call('ZREM', K_READY, pick)
+ready_remove(pick, job.targets)
 redis.call('ZADD', K_LEASES, expires, pick)
 local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
   dialled = 0, reclaimed_token = 0}

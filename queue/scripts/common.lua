@@ -155,37 +155,71 @@ local function note(jk, id, result, detail)
   end
 end
 
+-- <prefix>:{Q}:for:<target>, zset id -> deadline of the ready jobs that name target among
+-- their targets: a claim preferring its agent's extension finds the agent's own jobs among the
+-- earliest due ones here instead of reading their hashes. It holds ids and deadlines only, and
+-- follows ready exactly: every script adding to ready or taking from it does the same here.
+local K_FORP = string.sub(K_JOBP, 1, -5) .. 'for:'
+
+-- targets_of decodes a targets field value; empty when there is none or it is unreadable.
+local function targets_of(raw)
+  local ok, t = pcall(decode_list, raw)
+  if ok and type(t) == 'table' then
+    return t
+  end
+  return {}
+end
+
+local function ready_add(id, dl, targets)
+  redis.call('ZADD', K_READY, dl, id)
+  for _, t in ipairs(targets_of(targets)) do
+    redis.call('ZADD', K_FORP .. t, dl, id)
+  end
+end
+
+local function ready_remove(id, targets)
+  redis.call('ZREM', K_READY, id)
+  for _, t in ipairs(targets_of(targets)) do
+    redis.call('ZREM', K_FORP .. t, id)
+  end
+end
+
 -- place puts a pending job where Claim will find it: delayed until its not-before, then ready
 -- ordered by deadline. It tells every dispatcher sharing this Redis (Store.Wakeups) that the
 -- queue has work: PUBLISH takes no key, so it is allowed in a script on Redis Cluster too, and
--- the channel <prefix>:{Q}:wake is KEYS[1] with job: replaced. nb and dl are the job's
--- not-before and deadline (read when nil); indexed says the job may already sit in ready or
--- delayed (a pending job moved), false for one that is in neither (new, or back from a lease).
-local function place(jk, id, nb, dl, indexed)
+-- the channel <prefix>:{Q}:wake is KEYS[1] with job: replaced. nb, dl and targets are the
+-- job's not-before, deadline and targets (read when nb or dl is nil); indexed says the job may
+-- already sit in ready or delayed (a pending job moved), false for one that is in neither (new,
+-- or back from a lease).
+local function place(jk, id, nb, dl, targets, indexed)
   redis.call('PUBLISH', string.sub(K_JOBP, 1, -5) .. 'wake', 'pending')
   if not nb or not dl then
-    nb, dl = unpack(redis.call('HMGET', jk, 'not_before', 'deadline'))
+    nb, dl, targets = unpack(redis.call('HMGET', jk, 'not_before', 'deadline', 'targets'))
   end
   if indexed then
-    redis.call('ZREM', K_READY, id)
     redis.call('ZREM', K_DELAYED, id)
   end
   if tonumber(nb) > NOW then
+    if indexed then
+      ready_remove(id, targets)
+    end
     redis.call('ZADD', K_DELAYED, nb, id)
   else
-    redis.call('ZADD', K_READY, dl, id)
+    -- ZADD moves an entry already there to its new deadline.
+    ready_add(id, dl, targets)
   end
 end
 
 -- unindex takes id out of the one index its state st puts it in: leases for a leased job,
 -- ready or delayed for a pending one (a due job may still sit in delayed until a Claim
--- promotes it, so both), every one when the state is unknown.
-local function unindex(id, st)
+-- promotes it, so both), every one when the state is unknown. targets: the job's, for the
+-- ready index (read when nil).
+local function unindex(id, st, targets)
   if LEASED[st] then
     redis.call('ZREM', K_LEASES, id)
     return
   end
-  redis.call('ZREM', K_READY, id)
+  ready_remove(id, targets or redis.call('HGET', K_JOBP .. id, 'targets'))
   redis.call('ZREM', K_DELAYED, id)
   if st ~= 'pending' then
     redis.call('ZREM', K_LEASES, id)
@@ -231,7 +265,7 @@ end
 -- FINISH_FIELDS are what finish reads of a job; a script that reads them anyway (fenced)
 -- passes them in, so finish reads nothing again.
 local FINISH_FIELDS = {'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons', 'not_before',
-  'created', 'connected', 'worker'}
+  'created', 'connected', 'worker', 'targets'}
 
 -- finish closes a promise: out of the open sets, into done, onto the outcome stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
@@ -243,7 +277,7 @@ local function finish(jk, id, j, outcome, detail)
     j = fetch(jk, FINISH_FIELDS)
     j.state = st or redis.call('HGET', jk, 'state')
   end
-  unindex(id, j.state)
+  unindex(id, j.state, j.targets)
   redis.call('ZREM', K_OPEN, id)
   redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0)
   note(jk, id, outcome, detail)
@@ -277,12 +311,12 @@ end
 
 -- release_lease hands a leased job back to pending. Clearing the token is the fence: whoever
 -- held the old one is refused from now on, and the next Claim issues a higher one. nb and dl
--- as for place.
-local function release_lease(jk, id, nb, dl)
+-- and targets as for place.
+local function release_lease(jk, id, nb, dl, targets)
   redis.call('ZREM', K_LEASES, id)
   redis.call('HSET', jk, 'state', 'pending', 'token', '0', 'worker', '', 'lease_expires', 0,
     'connected', 0, 'dialled', 0)
-  place(jk, id, nb, dl, false)
+  place(jk, id, nb, dl, targets, false)
 end
 
 -- broken names what makes a job unusable, or returns nil. A ready or leased id whose hash is

@@ -91,7 +91,7 @@ if open then
     -- A leased job is being dialled; its new deadline takes effect in the hash, and its place
     -- in the sets is left to whoever finishes the call.
     if st == 'pending' then
-      place(jk, open, nil, nil, true)
+      place(jk, open, nil, nil, nil, true)
     end
     note(jk, open, 'merged', table.concat(changes, ' '))
     emit(jk, open, 'merged', {'reason', reason, 'deadline', redis.call('HGET', jk, 'deadline'),
@@ -128,7 +128,7 @@ for _, f in ipairs({{'name', name}, {'target', target}, {'owner', target}, {'src
   end
 end
 redis.call('HSET', jk, unpack(fields))
-place(jk, id, nb, deadline, false)
+place(jk, id, nb, deadline, targets, false)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
 -- dedupe key an hour after the promise should have expired, the job a retention later.
 local max_age = tonumber(ARGV[18])

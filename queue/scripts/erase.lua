@@ -20,7 +20,8 @@ local function erase_job(id)
   if redis.call('HGET', jk, 'number') ~= number then
     return
   end
-  for _, k in ipairs({K_READY, K_DELAYED, K_LEASES, K_DONE, K_OPEN}) do
+  ready_remove(id, redis.call('HGET', jk, 'targets'))
+  for _, k in ipairs({K_DELAYED, K_LEASES, K_DONE, K_OPEN}) do
     redis.call('ZREM', k, id)
   end
   quarantined = quarantined + redis.call('HDEL', K_QUAR, id)

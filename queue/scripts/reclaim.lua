@@ -87,5 +87,26 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', K_LEASES, id)
   end
 end
+-- The per-target index of ready jobs (for:<target>, common.lua) is younger than some ready
+-- jobs may be: the sweep indexes the ready set once, a batch a call, its progress in
+-- <prefix>:{Q}:for-indexed (the rank reached, 'all' when done). Each batch starts a little
+-- before where the last one ended, so jobs claimed in between shifting the ranks leave no gap
+-- (indexing one twice changes nothing).
+local K_FOR_INDEXED = string.sub(K_JOBP, 1, -5) .. 'for-indexed'
+local reached = redis.call('GET', K_FOR_INDEXED)
+if reached ~= 'all' then
+  local from = math.max(0, (tonumber(reached) or 0) - 200)
+  local batch = redis.call('ZRANGE', K_READY, from, from + 999, 'WITHSCORES')
+  for i = 1, #batch, 2 do
+    for _, t in ipairs(targets_of(redis.call('HGET', K_JOBP .. batch[i], 'targets'))) do
+      redis.call('ZADD', K_FORP .. t, batch[i + 1], batch[i])
+    end
+  end
+  if #batch < 2000 then
+    redis.call('SET', K_FOR_INDEXED, 'all')
+  else
+    redis.call('SET', K_FOR_INDEXED, from + 1000)
+  end
+end
 housekeep()
 return {'ok', #ids, gave_up, kept, late, quarantined, released}

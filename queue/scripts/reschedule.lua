@@ -20,7 +20,7 @@ if st ~= 'pending' then
 end
 redis.call('HSET', jk, 'not_before', ARGV[5], 'deadline', ARGV[6], 'hold_until', tonumber(ARGV[7]) or 0,
   'at_risk_from_start', ARGV[8])
-place(jk, id, ARGV[5], ARGV[6], true)
+place(jk, id, ARGV[5], ARGV[6], redis.call('HGET', jk, 'targets'), true)
 note(jk, id, 'rescheduled', ARGV[9])
 emit(jk, id, 'rescheduled', {'not_before', ARGV[5], 'deadline', ARGV[6], 'detail', ARGV[9]})
 return answer(jk, id)

@@ -21,7 +21,7 @@ if ARGV[8] == '1' then
   end
 end
 redis.call('HSET', jk, 'not_before', ARGV[6])
-release_lease(jk, id, ARGV[6], j.deadline)
+release_lease(jk, id, ARGV[6], j.deadline, j.targets)
 local ev = 'released'
 if ARGV[8] == '1' then
   ev = 'retry'
