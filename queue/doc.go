@@ -46,8 +46,13 @@
 //
 // Keys, all of queue Q under the Redis Cluster hash tag {Q} (prefix default "callbackd"):
 //
-//	<prefix>:{Q}:job:<id>       hash: the job; history, reasons and targets as JSON arrays
+//	<prefix>:{Q}:job:<id>       hash: the job; reasons and targets as JSON arrays; every
+//	                            value short, so Redis keeps it in its compact encoding
+//	<prefix>:{Q}:history:<id>   list: the job's history, one JSON array [at ms, result, detail]
+//	                            an entry; expires with the job
 //	<prefix>:{Q}:ready          zset id → deadline ms: due now, claimed earliest deadline first
+//	<prefix>:{Q}:for:<target>   zset id → deadline ms: the ready jobs naming target (Prefer);
+//	                            gone when none does. for-indexed: the sweep's one-time indexing
 //	<prefix>:{Q}:delayed        zset id → not-before ms: moved to ready by Claim when due
 //	<prefix>:{Q}:leases         zset id → lease expiry ms: dialing and connected jobs
 //	<prefix>:{Q}:done           zset id → finish ms: finished jobs still retained

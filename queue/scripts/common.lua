@@ -299,8 +299,10 @@ local function finish(jk, id, j, outcome, detail)
   -- would read every retained job; a small hash per five minutes answers any recent window
   -- with a bounded read. It lives one bucket past the retention, the longest window asked for.
   local wk = K_WINDOWP .. string.format('%d', math.floor(NOW / WINDOW_BUCKET_MS))
-  redis.call('HINCRBY', wk, outcome, 1)
-  redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
+  -- The bucket is made by the first count of some outcome in it, so its expiry is set then.
+  if redis.call('HINCRBY', wk, outcome, 1) == 1 then
+    redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
+  end
   redis.call('PEXPIRE', jk, RETENTION)
   redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
   return lean({'id', id, 'queue', QUEUE, 'number', number, 'state', outcome, 'outcome', outcome,
