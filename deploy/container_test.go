@@ -53,7 +53,7 @@ func TestTheContainerImageBuildsAndRuns(t *testing.T) {
 		t.Skip("builds a static binary and an image")
 	}
 	if _, err := exec.LookPath("buildah"); err != nil {
-		t.Skip("buildah not installed (apt-get install buildah): the image is not built; CI does not install it (see .ci/run)")
+		t.Skip("buildah not installed (apt-get install buildah; .ci/run installs it): the image is not built")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("buildah bud --isolation chroot needs root here")

@@ -48,22 +48,8 @@ func runAgentWithEnv(ctx context.Context, args, environ []string, clk clock.Cloc
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	by := fs.String("by", "", "who says so, kept with the presence (default: cli:<user>)")
 	fs.Usage = func() { usage(fs) }
-	verb := ""
-	if len(args) > 0 {
-		verb = args[0]
-	}
-	if _, ok := agentVerbs[verb]; !ok && verb != "list" {
-		if strings.HasPrefix(verb, "-") {
-			if code, done := parseFlags(fs, args); done {
-				return code
-			}
-		} else if verb != "" {
-			fmt.Fprintf(stderr, "callbackd agent: unknown verb %q (login, logout, pause, resume or list)\n", verb)
-		}
-		usage(fs)
-		return 2
-	}
-	if code, done := parseFlags(fs, args[1:]); done {
+	verb, code, done := parseVerb(fs, args, []string{"login", "logout", "pause", "resume", "list"}, stderr)
+	if done {
 		return code
 	}
 	if *configPath == "" || (verb != "list" && fs.NArg() != 1) || (verb == "list" && fs.NArg() != 0) {

@@ -36,21 +36,8 @@ func runCustomerWithEnv(ctx context.Context, args, environ []string, clk clock.C
 	configPath := configFlag(fs, "", "configuration `file` (Redis address, queues, default country)")
 	asJSON := fs.Bool("json", false, "erase: print what was deleted as JSON")
 	fs.Usage = func() { usage(fs) }
-	if len(args) == 0 || (args[0] != "export" && args[0] != "erase") {
-		if len(args) > 0 && strings.HasPrefix(args[0], "-") {
-			// -h, or a flag before the verb: the flag package says which.
-			if code, done := parseFlags(fs, args); done {
-				return code
-			}
-		}
-		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-			fmt.Fprintf(stderr, "callbackd customer: unknown verb %q (export or erase)\n", args[0])
-		}
-		usage(fs)
-		return 2
-	}
-	verb := args[0]
-	if code, done := parseFlags(fs, args[1:]); done {
+	verb, code, done := parseVerb(fs, args, []string{"export", "erase"}, stderr)
+	if done {
 		return code
 	}
 	raw := strings.Join(fs.Args(), " ")

@@ -140,9 +140,10 @@ func TestE2EUnansweredAgentPassesThePromiseOnWithoutUsingAnAttempt(t *testing.T)
 	if job.Attempts != 0 {
 		t.Errorf("%s; want 0 attempts: an agent not answering is not a customer attempt", describeJob(job))
 	}
-	if !d.logged("callback settled", map[string]string{"promise": job.ID, "agent": bob.ID, "state": "kept"}) {
-		t.Errorf("no log line says %s kept promise %s", bob.ID, job.ID)
-	}
+	// The store says kept a moment before the callback logs it: wait for the line.
+	eventually(t, "a log line saying "+bob.ID+" kept promise "+job.ID, func() (bool, string) {
+		return d.logged("callback settled", map[string]string{"promise": job.ID, "agent": bob.ID, "state": "kept"}), "not logged"
+	})
 	if n := len(pbx.channelsFor(ria.Endpoint)); n != 1 {
 		t.Errorf("Ria rung %d times; want once (then cooldown)", n)
 	}

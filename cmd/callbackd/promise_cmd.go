@@ -26,7 +26,7 @@ func runPromise(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return runPromiseWithEnv(ctx, args, os.Environ(), clock.Real{}, stdout, stderr)
 }
 
-// promiseVerbs and the arguments they take: an id or none.
+// promiseVerbs says which verbs take a promise id.
 var promiseVerbs = map[string]bool{"create": false, "list": false, "show": true, "cancel": true, "reschedule": true}
 
 func runPromiseWithEnv(ctx context.Context, args, environ []string, clk clock.Clock, stdout, stderr io.Writer) int {
@@ -61,25 +61,11 @@ func runPromiseWithEnv(ctx context.Context, args, environ []string, clk clock.Cl
 	limit := fs.Int("limit", 0, "list: at most this many (default: the API's)")
 	cursor := fs.String("cursor", "", "list: go on from a previous list's next cursor")
 	fs.Usage = func() { usage(fs) }
-	verb := ""
-	if len(args) > 0 {
-		verb = args[0]
-	}
-	takesID, ok := promiseVerbs[verb]
-	if !ok {
-		if strings.HasPrefix(verb, "-") {
-			if code, done := parseFlags(fs, args); done {
-				return code
-			}
-		} else if verb != "" {
-			fmt.Fprintf(stderr, "callbackd promise: unknown verb %q (create, list, show, cancel or reschedule)\n", verb)
-		}
-		usage(fs)
-		return 2
-	}
-	if code, done := parseFlags(fs, args[1:]); done {
+	verb, code, done := parseVerb(fs, args, []string{"create", "list", "show", "cancel", "reschedule"}, stderr)
+	if done {
 		return code
 	}
+	takesID := promiseVerbs[verb]
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "callbackd promise %s: %s\n", verb, fmt.Sprintf(format, a...))
 		return code
