@@ -1,0 +1,473 @@
+package asynqbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/queue"
+)
+
+const (
+	rounds     = 3    // interleaved rounds; ratios are the medians of the rounds' ratios
+	jobs       = 2000 // promises (tasks) per measurement
+	queueName  = "bench"
+	retention  = 720 * time.Hour
+	poolSize   = 64
+	aofJobs    = 300 // lifetimes written with fsync always for the AOF measure
+	ceilingOps = 20000
+)
+
+// system is one job store under test: callbackd's promise store or asynq.
+type system interface {
+	// enqueue makes job i.
+	enqueue(ctx context.Context, i int) error
+	// drain processes every enqueued job with concurrency workers (claim → complete, or
+	// asynq's server running a handler that succeeds) and returns when n are done.
+	drain(ctx context.Context, n, concurrency int) error
+}
+
+type callbackd struct{ s *queue.Store }
+
+func newCallbackd(b *testing.B, rdb redis.UniversalClient) *callbackd {
+	s, err := queue.New(rdb, queue.Options{Clock: clock.Real{}, Queues: []string{queueName}, Retention: retention})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return &callbackd{s: s}
+}
+
+func (c *callbackd) enqueue(ctx context.Context, i int) error {
+	now := time.Now()
+	_, _, err := c.s.Enqueue(ctx, queue.Request{Queue: queueName, Number: fmt.Sprintf("+3120%07d", i),
+		Reason: queue.ReasonAPI, Target: "201", Deadline: now.Add(time.Hour + time.Duration(i)*time.Millisecond),
+		MaxAttempts: 3})
+	return err
+}
+
+func (c *callbackd) drain(ctx context.Context, n, concurrency int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, concurrency)
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, err := c.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
+				if errors.Is(err, queue.ErrEmpty) {
+					return
+				}
+				if err == nil {
+					_, err = c.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+type asynqSystem struct {
+	rdb    redis.UniversalClient
+	client *asynq.Client
+}
+
+func newAsynq(rdb redis.UniversalClient) *asynqSystem {
+	return &asynqSystem{rdb: rdb, client: asynq.NewClientFromRedisClient(rdb)}
+}
+
+func (a *asynqSystem) enqueue(ctx context.Context, i int) error {
+	// The payload carries what a promise's hash would: who to call, why, by when.
+	payload := fmt.Sprintf(`{"number":"+3120%07d","reason":"api","target":"201","deadline":%d}`, i,
+		time.Now().Add(time.Hour).UnixMilli())
+	_, err := a.client.EnqueueContext(ctx, asynq.NewTask("callback", []byte(payload)), asynq.Queue(queueName),
+		asynq.MaxRetry(3), asynq.Retention(retention))
+	return err
+}
+
+func (a *asynqSystem) drain(ctx context.Context, n, concurrency int) error {
+	var done atomic.Int64
+	all := make(chan struct{})
+	srv := asynq.NewServerFromRedisClient(a.rdb, asynq.Config{Concurrency: concurrency,
+		Queues: map[string]int{queueName: 1}, LogLevel: asynq.FatalLevel})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("callback", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			close(all)
+		}
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	select {
+	case <-all:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rig is one redis-server with a client per system, each counting what it sends.
+type rig struct {
+	srv          *redistest.Server
+	admin        *redis.Client
+	cb, aq       system
+	cbMeter, aqM *meter
+}
+
+func newRig(b *testing.B, opts redistest.Options) *rig {
+	srv := redistest.Start(b, opts)
+	client := func() (*redis.Client, *meter) {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
+		b.Cleanup(func() { _ = c.Close() })
+		m := &meter{}
+		c.AddHook(m)
+		return c, m
+	}
+	r := &rig{srv: srv, admin: srv.Client()}
+	cbc, cbm := client()
+	aqc, aqm := client()
+	r.cb, r.cbMeter = newCallbackd(b, cbc), cbm
+	r.aq, r.aqM = newAsynq(aqc), aqm
+	return r
+}
+
+// meter counts round trips and the top-level commands sent.
+type meter struct {
+	mu    sync.Mutex
+	trips int
+	sent  map[string]int
+}
+
+func (m *meter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (m *meter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { m.note(cmd); return next(ctx, cmd) }
+}
+func (m *meter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { m.note(cmds...); return next(ctx, cmds) }
+}
+func (m *meter) note(cmds ...redis.Cmder) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sent == nil {
+		m.sent = map[string]int{}
+	}
+	m.trips++
+	for _, c := range cmds {
+		m.sent[strings.ToLower(c.Name())]++
+	}
+}
+func (m *meter) reset() (trips int, sent map[string]int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	trips, sent = m.trips, m.sent
+	m.trips, m.sent = 0, nil
+	return trips, sent
+}
+
+var scriptCommands = map[string]bool{"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true}
+
+func (r *rig) flush(b *testing.B) {
+	if err := r.admin.FlushAll(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (r *rig) info(b *testing.B, section, field string) float64 {
+	s, err := r.admin.Info(context.Background(), section).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO %s %s: %v", section, field, err)
+			}
+			return f
+		}
+	}
+	b.Fatalf("INFO %s has no %s", section, field)
+	return 0
+}
+
+// commands is how many commands Redis ran since the last reset, each command inside a script
+// counted once and the script call around them not at all.
+func (r *rig) commands(b *testing.B) float64 {
+	s, err := r.admin.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, line := range strings.Split(s, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		if scriptCommands[name] || name == "info" || name == "config|resetstat" || name == "hello" ||
+			strings.HasPrefix(name, "client|") || name == "script|load" {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		c, err := strconv.ParseFloat(calls, 64)
+		if err != nil {
+			b.Fatalf("commandstats %q: %v", line, err)
+		}
+		n += c
+	}
+	return n
+}
+
+func (r *rig) resetStats(b *testing.B) {
+	if err := r.admin.ConfigResetStat(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	r.cbMeter.reset()
+	r.aqM.reset()
+}
+
+// enqueueRate enqueues jobs with clients goroutines and answers jobs per second.
+func enqueueRate(b *testing.B, s system, clients int) float64 {
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= jobs; i = next.Add(1) {
+				if err := s.enqueue(ctx, int(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return jobs / time.Since(start).Seconds()
+}
+
+func drainRate(b *testing.B, s system, concurrency int) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := s.drain(ctx, jobs, concurrency); err != nil {
+		b.Fatal(err)
+	}
+	return jobs / time.Since(start).Seconds()
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkSideBySide prints, per measure, callbackd's figure, asynq's and their ratio (the
+// median of the rounds' ratios; rates: higher is better for callbackd, costs: lower).
+func BenchmarkSideBySide(b *testing.B) {
+	r := newRig(b, redistest.Options{})
+	type measure struct {
+		name     string
+		unit     string
+		run      func(s system, m *meter) float64
+		cb, aq   []float64
+		ratioWas []float64
+	}
+	var trips = map[system]float64{}
+	measures := []*measure{
+		{name: "enqueue, 1 client", unit: "jobs/s", run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 1) }},
+		{name: "enqueue, 8 clients", unit: "jobs/s", run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 8) }},
+		{name: "drain, concurrency 10", unit: "jobs/s", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			enqueueRate(b, s, 8)
+			return drainRate(b, s, 10)
+		}},
+		{name: "drain, concurrency 50", unit: "jobs/s", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			enqueueRate(b, s, 8)
+			return drainRate(b, s, 50)
+		}},
+		{name: "Redis commands per lifetime", unit: "commands", run: func(s system, m *meter) float64 {
+			r.flush(b)
+			r.resetStats(b)
+			enqueueRate(b, s, 8)
+			drainRate(b, s, 10)
+			n, _ := m.reset()
+			trips[s] = float64(n) / jobs
+			return r.commands(b) / jobs
+		}},
+		{name: "round trips per lifetime", unit: "round trips", run: func(s system, _ *meter) float64 { return trips[s] }},
+		{name: "memory per open promise", unit: "B", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			before := r.info(b, "memory", "used_memory")
+			enqueueRate(b, s, 8)
+			return (r.info(b, "memory", "used_memory") - before) / jobs
+		}},
+		{name: "memory per finished promise (kept 720 h)", unit: "B", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			before := r.info(b, "memory", "used_memory")
+			enqueueRate(b, s, 8)
+			drainRate(b, s, 10)
+			return (r.info(b, "memory", "used_memory") - before) / jobs
+		}},
+	}
+	for round := 0; round < rounds; round++ {
+		for _, m := range measures {
+			// Alternate who goes first, so neither always finds a warmer server.
+			order := []system{r.cb, r.aq}
+			if round%2 == 1 {
+				order = []system{r.aq, r.cb}
+			}
+			got := map[system]float64{}
+			for _, s := range order {
+				meterOf := r.cbMeter
+				if s == r.aq {
+					meterOf = r.aqM
+				}
+				got[s] = m.run(s, meterOf)
+			}
+			m.cb, m.aq = append(m.cb, got[r.cb]), append(m.aq, got[r.aq])
+			m.ratioWas = append(m.ratioWas, got[r.cb]/got[r.aq])
+		}
+	}
+	aofCB, aofAQ := aofPerLifetime(b)
+	ceiling, claims := claimCeiling(b)
+	// Printed rather than logged: a benchmark's log is cut after ten lines.
+	fmt.Printf("%-42s %14s %14s %8s\n", "measure (medians of "+strconv.Itoa(rounds)+" rounds)", "callbackd", "asynq", "ratio")
+	for _, m := range measures {
+		fmt.Printf("%-42s %14.1f %14.1f %7.2f×   (%s)\n", m.name, median(m.cb), median(m.aq), median(m.ratioWas), m.unit)
+	}
+	fmt.Printf("%-42s %14.1f %14.1f %7.2f×   (B)\n", "AOF per lifetime", aofCB, aofAQ, aofCB/aofAQ)
+	fmt.Printf("%-42s %14.1f %14.1f %7.2f×   (claims/s; the second column is redis-benchmark's minimal claim script)\n",
+		"claim, 50 goroutines vs the ceiling", claims, ceiling, claims/ceiling)
+}
+
+// aofPerLifetime is the append-only file written per whole lifetime (enqueue → drained), on a
+// server of its own with AOF on.
+func aofPerLifetime(b *testing.B) (cb, aq float64) {
+	r := newRig(b, redistest.Options{AppendOnly: true})
+	ctx := context.Background()
+	per := func(s system) float64 {
+		r.flush(b)
+		before := r.info(b, "persistence", "aof_current_size")
+		for i := 1; i <= aofJobs; i++ {
+			if err := s.enqueue(ctx, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := s.drain(dctx, aofJobs, 10); err != nil {
+			b.Fatal(err)
+		}
+		return (r.info(b, "persistence", "aof_current_size") - before) / aofJobs
+	}
+	return per(r.cb), per(r.aq)
+}
+
+// ceilingScript is the least a claim can be: take the earliest id, lease it, mark its job.
+const ceilingScript = `local id = redis.call('ZPOPMIN', KEYS[1])
+if #id == 0 then return false end
+redis.call('ZADD', KEYS[2], ARGV[1], id[1])
+redis.call('HSET', KEYS[3] .. id[1], 'state', 'dialing', 'token', ARGV[1])
+return id[1]`
+
+// claimCeiling answers what redis-benchmark gets from 50 clients running ceilingScript, and
+// what callbackd's Claim gets from 50 goroutines, on the same server.
+func claimCeiling(b *testing.B) (ceiling, claims float64) {
+	r := newRig(b, redistest.Options{})
+	ctx := context.Background()
+	sha, err := r.admin.ScriptLoad(ctx, ceilingScript).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < ceilingOps; i += 1000 {
+		members := make([]redis.Z, 0, 1000)
+		for j := i; j < i+1000; j++ {
+			members = append(members, redis.Z{Score: float64(j), Member: fmt.Sprintf("%026d", j)})
+		}
+		if err := r.admin.ZAdd(ctx, "{c}:ready", members...).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	host, port, _ := strings.Cut(r.srv.Addr(), ":")
+	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-n", strconv.Itoa(ceilingOps), "-c", "50",
+		"--csv", "EVALSHA", sha, "3", "{c}:ready", "{c}:leases", "{c}:job:", "1").Output()
+	if err != nil {
+		b.Fatalf("redis-benchmark: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 1 && strings.HasPrefix(f[0], `"EVALSHA`) {
+			ceiling, err = strconv.ParseFloat(strings.Trim(f[1], `"`), 64)
+			if err != nil {
+				b.Fatalf("redis-benchmark line %q: %v", line, err)
+			}
+		}
+	}
+	if ceiling == 0 {
+		b.Fatalf("redis-benchmark said nothing readable: %s", out)
+	}
+	r.flush(b)
+	cb := r.cb.(*callbackd)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= ceilingOps/4; i = next.Add(1) {
+				if err := cb.enqueue(ctx, int(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var claimed atomic.Int64
+	start := time.Now()
+	for c := 0; c < 50; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := cb.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Hour}); err != nil {
+					if !errors.Is(err, queue.ErrEmpty) {
+						b.Error(err)
+					}
+					return
+				}
+				claimed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return ceiling, float64(claimed.Load()) / time.Since(start).Seconds()
+}
