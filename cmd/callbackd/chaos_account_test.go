@@ -207,7 +207,16 @@ func (r *chaosRun) account(calls []*chaosCall, end time.Time) chaosReport {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("daemon %d: no callbackd_agents{state=free} in /metrics (%d)", d.slot, status))
 			continue
 		}
-		if stuck := r.plan.Agents - int(free); stuck > rep.StuckAgents {
+		// An agent in cooldown or wrap-up is held for a bounded time, shared by the daemons and
+		// kept across restarts (a kill -9 mid-ring costs the agent a cooldown): resting, not
+		// stuck. Stuck is an agent left calling or busy with nothing on the PBX.
+		held := 0.0
+		for _, st := range []string{"cooldown", "wrap_up"} {
+			if n, ok := findSample(body, "callbackd_agents", map[string]string{"state": st}); ok {
+				held += n
+			}
+		}
+		if stuck := r.plan.Agents - int(free+held); stuck > rep.StuckAgents {
 			rep.StuckAgents = stuck
 		}
 	}
