@@ -28,15 +28,21 @@ func predict(ctx context.Context, fc *dialer.Forecaster, tl *timeline, r dialer.
 
 func printPrediction(tl *timeline, r dialer.IntakeResult, p dialer.Prediction) {
 	loc := tl.clk.Now().Location()
-	due := r.Job.Deadline.In(loc).Format("15:04")
+	// Minutes, unless connect and deadline fall in the same one: "about 10:10, after the
+	// deadline 10:10" would read as a contradiction.
+	layout := "15:04"
+	if p.Connect.In(loc).Format(layout) == r.Job.Deadline.In(loc).Format(layout) {
+		layout = "15:04:05"
+	}
+	due := r.Job.Deadline.In(loc).Format(layout)
 	var said string
 	switch {
 	case p.Connect.IsZero():
 		said = "no agent can take it in time"
 	case p.AtRisk():
-		said = fmt.Sprintf("connected about %s, after the deadline %s", p.Connect.In(loc).Format("15:04"), due)
+		said = fmt.Sprintf("connected about %s, after the deadline %s", p.Connect.In(loc).Format(layout), due)
 	default:
-		said = fmt.Sprintf("connected about %s, before the deadline %s", p.Connect.In(loc).Format("15:04"), due)
+		said = fmt.Sprintf("connected about %s, before the deadline %s", p.Connect.In(loc).Format(layout), due)
 	}
 	if r.Job.AtRiskFromStart {
 		tl.printf("promise %s: AT RISK FROM THE START: the staff cannot keep the policy's deadline; forecast: %s", short(r.Job.ID), said)
