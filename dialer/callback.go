@@ -34,6 +34,9 @@ type PromiseLease interface {
 	Extend(ctx context.Context, ref queue.Ref, token int64, d time.Duration) (queue.Job, error)
 	MarkDialled(ctx context.Context, ref queue.Ref, token int64) (queue.Job, error)
 	MarkConnected(ctx context.Context, ref queue.Ref, token int64, at time.Time) (queue.Job, error)
+	// MarkAdopted records a conversation whose claim was taken back before its connect was
+	// written (see adoptOwn).
+	MarkAdopted(ctx context.Context, ref queue.Ref, token int64, at time.Time, worker string, lease time.Duration) (queue.Job, error)
 	Complete(ctx context.Context, ref queue.Ref, token int64, outcome queue.State, detail string) (queue.Job, error)
 	Retry(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
 	Release(ctx context.Context, ref queue.Ref, token int64, notBefore time.Time, detail string) (queue.Job, error)
@@ -93,6 +96,9 @@ type callback struct {
 	// talking is set once the customer is connected to the agent: from then on a lease taken
 	// back (Redis was down longer than the lease) does not cut the conversation.
 	talking atomic.Bool
+	// adopted is the fencing token of the claim this callback took back through the adopted
+	// path (adoptOwn) after its own lease was lost to a Redis outage; 0: none.
+	adopted atomic.Int64
 	// connect is the connect's store write, nil until the customer is connected.
 	connect *connectWrite
 }

@@ -102,6 +102,9 @@ func (cb *callback) settleConnected(v verdict) (after queue.Job, counted bool, e
 		}
 	}
 	store, job, ref, tok := cb.env.store, cb.job, cb.job.Ref(), cb.job.Lease.Token
+	if t := cb.adopted.Load(); t != 0 {
+		tok = t
+	}
 	outcome := queue.StateKept
 	if cb.connectedAt.After(job.Deadline) {
 		outcome = queue.StateLate
@@ -121,6 +124,15 @@ func (cb *callback) settleConnected(v verdict) (after queue.Job, counted bool, e
 		if done, ok := cb.settledElsewhere(); ok {
 			cb.log.Info("the conversation's promise was already settled when its lease was taken back", zap.String("state", string(done.State)))
 			return done, false, nil
+		}
+		// Taken back before the connect was written, and not claimed since: settle it as
+		// the conversation it was, not as the unanswered dial Reclaim took it for.
+		if t, ok := cb.adoptOwn(context.WithoutCancel(cb.calls)); ok {
+			after, err = store.Complete(context.WithoutCancel(cb.calls), ref, t, outcome, v.detail)
+			if errors.Is(err, queue.ErrOutcome) {
+				outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
+				after, err = store.Complete(context.WithoutCancel(cb.calls), ref, t, outcome, v.detail)
+			}
 		}
 	}
 	return after, err == nil, err

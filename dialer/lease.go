@@ -13,18 +13,24 @@ import (
 // (resolved, cancelled, reclaimed) cancels the callback with errTakenAway.
 func (cb *callback) keepLease(ctx context.Context, cancel context.CancelCauseFunc) {
 	lease := cb.env.calls.Lease
+	token := cb.job.Lease.Token
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-cb.env.clk.After(lease / 3):
 		}
-		if _, err := cb.env.store.Extend(ctx, cb.job.Ref(), cb.job.Lease.Token, lease); err != nil {
+		if _, err := cb.env.store.Extend(ctx, cb.job.Ref(), token, lease); err != nil {
 			if takenAway(err) && cb.talking.Load() {
 				// Redis was unreachable for longer than the lease and the promise was taken
-				// back: Reclaim finished it kept or late, since the customer was reached.
-				// Hanging up now would cut a conversation; it goes on, and settling it
-				// finds the promise already settled.
+				// back. With the connect written, Reclaim finished it kept or late; without it
+				// (the write was held through the outage) it is pending again and would be
+				// dialled again while the customer talks: take it back as a conversation.
+				// Hanging up would cut one either way; it goes on.
+				if t, ok := cb.adoptOwn(ctx); ok {
+					token = t
+					continue
+				}
 				cb.log.Warn("the promise's lease was taken back while the customer talks; the conversation goes on", zap.Error(err))
 				return
 			}
@@ -38,6 +44,23 @@ func (cb *callback) keepLease(ctx context.Context, cancel context.CancelCauseFun
 			}
 		}
 	}
+}
+
+// adoptOwn takes this callback's promise back as the conversation it is, when its lease was
+// reclaimed before the connect reached Redis (queue.Store.MarkAdopted: the attempt Reclaim
+// charged is given back, the promise is connected under a new token). It fails, harmlessly,
+// when the promise was connected (Reclaim then finished it), claimed again or finished.
+func (cb *callback) adoptOwn(ctx context.Context) (int64, bool) {
+	if t := cb.adopted.Load(); t != 0 {
+		return t, true
+	}
+	j, err := cb.env.store.MarkAdopted(ctx, cb.job.Ref(), cb.job.Lease.Token, cb.connectedAt, cb.job.Lease.Worker, cb.env.calls.Lease)
+	if err != nil {
+		return 0, false
+	}
+	cb.adopted.Store(j.Lease.Token)
+	cb.log.Warn("the promise's lease was lost to an outage before its connect was written; taken back as the conversation it is")
+	return j.Lease.Token, true
 }
 
 // takenAway says the store refused a fenced change because the promise is no longer this

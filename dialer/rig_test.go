@@ -36,6 +36,9 @@ type rig struct {
 	janitor *Janitor
 	// crash kills the current daemon as kill -9 would: no hang-up, no store write.
 	crash func()
+	// cut, while true, keeps the current daemon's promise store from reaching Redis (a network
+	// partition of this daemon alone: another daemon's store still does).
+	cut atomic.Bool
 
 	mu       sync.Mutex
 	progress []Progress
@@ -153,7 +156,7 @@ func (r *rig) boot(instance string) {
 	control := NewControl()
 	pool := NewPool(policy.Agents, r.clk, nil)
 	pbxs := rigPBXs{conn}
-	disp, err = NewDispatcher(DispatcherOptions{Policy: policy, Store: store,
+	disp, err = NewDispatcher(DispatcherOptions{Policy: policy, Store: partitioned{Promises: store, cut: &r.cut},
 		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: control,
 		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups,
 		Claimable: func(id string) bool { return id == conn.AsteriskID() && conn.Connected() },
