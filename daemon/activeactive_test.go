@@ -344,3 +344,68 @@ func TestTwoProcessesWithOneInstanceIDTakeTheAppsInTurnAndOnlyTheHolderClaims(t 
 		t.Error("the first process is not ready with its apps back")
 	}
 }
+
+// The chaos suite's last re-dial: the calling daemon dies while the customer's phone rings;
+// the customer answers, talks and hangs up before anyone could adopt the call, so no look
+// finds anything. The other daemon heard the answer through its monitor app and records the
+// conversation when the dead daemon's lease runs out: kept, no attempt used, the customer not
+// rung again.
+func TestACustomerWhoAnsweredWhileTheirCallbacksDaemonWasDeadIsNotRungAgain(t *testing.T) {
+	pbx, clk := daemontest.StartPBX(t)
+	pbx.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+	// The answer comes well inside the dead daemon's lease (30 s, renewed every 10 s): a leg
+	// still ringing when the lease runs out is hung up by design, and that call is an attempt.
+	pbx.SetEndpoint("PJSIP/"+customer+"@provider", aritest.Behavior{Answer: true, AnswerAfter: 2 * time.Second, HangupAfter: 5 * time.Second})
+	rs := redistest.Start(t, redistest.Options{})
+	a := startSideBySide(t, pbx, clk, rs, "a", "worker-a", nil)
+	b := startSideBySide(t, pbx, clk, rs, "b", "worker-b", nil)
+	daemontest.WaitUntil(t, "both daemons ready", func() bool { return a.ready(t) && b.ready(t) })
+	call := pbx.Inbound(aritest.InboundCall{From: customer, To: "+31205550103", Steps: []aritest.Step{
+		aritest.Dial("PJSIP/1003", 10*time.Second, ""),
+		aritest.VoiceMail("1003@default", 3*time.Second),
+	}})
+	if err := call.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var job queue.Job
+	daemontest.WaitUntil(t, "the customer's phone to ring for the callback", func() bool {
+		jobs, err := a.store.List(context.Background(), "support", queue.ListOptions{})
+		if err != nil || len(jobs) != 1 || jobs[0].State != queue.StateDialing || jobs[0].DialledAt.IsZero() {
+			return false
+		}
+		job = jobs[0]
+		_, cust, _ := ari.CallbackIDs(job.ID, job.Lease.Token)
+		// Dialled, not only created: a leg its dead daemon never dialled never rings.
+		ch, ok := channel(pbx, cust)
+		return ok && (ch.State == "Ringing" || ch.State == "Up")
+	})
+	owner, other := a, b
+	if strings.HasPrefix(job.Lease.Worker, "worker-b/") {
+		owner, other = b, a
+	}
+	owner.kill(pbx)
+
+	var got queue.Job
+	for guard := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		got, err = other.store.Get(context.Background(), job.Ref())
+		if err == nil && !got.State.Open() {
+			break
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("the promise is not finished: %s, attempts %d, history %+v", got.State, got.Attempts, got.History)
+		}
+	}
+	if got.State != queue.StateKept || got.Attempts != 0 {
+		t.Errorf("promise %s with %d attempts; want kept with none used; history %+v", got.State, got.Attempts, got.History)
+	}
+	dialled := 0
+	for _, ch := range pbx.ChannelHistory() {
+		if strings.Contains(ch.ID, "-customer") {
+			dialled++
+		}
+	}
+	if dialled != 1 {
+		t.Errorf("customer legs: %d; want 1 — the customer was rung again after talking", dialled)
+	}
+}

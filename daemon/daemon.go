@@ -182,7 +182,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.janitor, err = dialer.NewJanitor(dialer.JanitorOptions{Promises: d.store, Queues: policy.QueueNames(),
 		Instance: instance, Control: d.control, ControlApps: controlApps, Clock: clk, Logger: log.Named("janitor"),
-		Lease: policy.Calls.Lease,
+		Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit,
 		PBX: func(id string) (dialer.JanitorREST, bool) {
 			c, ok := d.conns.Client(id)
 			return c, ok

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/internal/clock"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // The janitor adopts what a dead callback left on the PBX (issue 11). Asterisk keeps a Stasis
@@ -63,6 +65,10 @@ type JanitorOptions struct {
 	// janitor through the control app itself; on the monitor app's stream (Monitor) it heeds
 	// the channels in any other application's Stasis: another daemon's callback legs.
 	ControlApps []string
+	// ConfirmDigit is the digit a queue's customers must press for a call to count as
+	// reaching them (queues[].confirm_digit; "" for none), for a conversation the janitor
+	// only heard of.
+	ConfirmDigit func(queue string) string
 }
 
 // Janitor is an ari.Handler of the control application: its Resync and its events for
@@ -78,6 +84,18 @@ type Janitor struct {
 	adopted map[string]*conversation // bridge id → a conversation watched to its end
 	byLeg   map[string]*conversation // leg id → its adopted conversation
 	later   map[string]time.Time     // bridge id → left alone (owner alive) until then
+	// talked are the callbacks of other (maybe dead) daemons whose customer answered, heard
+	// through the monitor's copy of their events: a customer who answers and hangs up while
+	// the callback's daemon is dead leaves nothing on the PBX for a look to find, only this.
+	talked map[string]*talk // bridge id → what was heard
+}
+
+// talk is what the janitor heard of a customer leg nobody here watches.
+type talk struct {
+	asterisk string
+	id       ari.CallbackID // the attempt (Leg empty)
+	at       time.Time      // when the customer answered
+	digits   string         // what the customer pressed
 }
 
 // conversation is an adopted callback whose two legs talk in its bridge.
@@ -108,7 +126,8 @@ func NewJanitor(o JanitorOptions) (*Janitor, error) {
 		o.Lease = 30 * time.Second
 	}
 	return &Janitor{opts: o, log: o.Logger, ready: make(chan struct{}, 1), looking: map[string]bool{},
-		adopted: map[string]*conversation{}, byLeg: map[string]*conversation{}, later: map[string]time.Time{}}, nil
+		adopted: map[string]*conversation{}, byLeg: map[string]*conversation{}, later: map[string]time.Time{},
+		talked: map[string]*talk{}}, nil
 }
 
 // Adopted is how many conversations the janitor watches, for tests and metrics.
@@ -150,6 +169,9 @@ func (j *Janitor) HandleEvent(ev *ari.Event) {
 			continue
 		}
 		p, ok := ari.ParseCallbackID(id)
+		if ok && p.Leg == ari.LegCustomer && !j.watched(p) {
+			j.heardLocked(ev, p)
+		}
 		if !ok || endsOnly(ev.Type) || j.watched(p) {
 			continue
 		}
@@ -157,6 +179,22 @@ func (j *Janitor) HandleEvent(ev *ari.Event) {
 			continue
 		}
 		j.putLocked(chore{asterisk: ev.AsteriskID})
+	}
+}
+
+// heardLocked notes that the customer of attempt p answered, and what they pressed.
+func (j *Janitor) heardLocked(ev *ari.Event, p ari.CallbackID) {
+	p.Leg = ""
+	tk := j.talked[p.Bridge]
+	if tk == nil {
+		if ev.Channel == nil || ev.Channel.State != "Up" {
+			return
+		}
+		tk = &talk{asterisk: ev.AsteriskID, id: p, at: j.opts.Clock.Now()}
+		j.talked[p.Bridge] = tk
+	}
+	if ev.Type == ari.EventChannelDtmfReceived {
+		tk.digits += ev.Digit
 	}
 }
 
@@ -186,6 +224,18 @@ func (m janitorMonitor) HandleEvent(ev *ari.Event) {
 	j.mu.Unlock()
 	if !adopted {
 		app := ari.StasisApp(ev.Channel)
+		if app == "" && ari.IsCallbackLeg(ev.Channel.ID) {
+			// A leg not in Stasis yet: a customer leg answering enters its daemon's control
+			// app only after its state changed, and that daemon may be dead. Only heard.
+			if p, ok := ari.ParseCallbackID(ev.Channel.ID); ok && p.Leg == ari.LegCustomer {
+				j.mu.Lock()
+				if !j.watched(p) {
+					j.heardLocked(ev, p)
+				}
+				j.mu.Unlock()
+			}
+			return
+		}
 		if app == "" || slices.Contains(j.opts.ControlApps, app) || !ari.IsCallbackLeg(ev.Channel.ID) {
 			return
 		}
@@ -295,6 +345,7 @@ func (j *Janitor) look(ctx context.Context, c chore) {
 	for _, a := range j.attempts(channels, bridges) {
 		j.decide(ctx, c.asterisk, rest, a)
 	}
+	j.recordHeard(ctx, c.asterisk)
 	j.endVanished(ctx, c.asterisk, rest, channels)
 }
 
@@ -418,6 +469,70 @@ func (j *Janitor) decide(ctx context.Context, asterisk string, rest JanitorREST,
 	}
 	log.Info("cleaned up a callback whose daemon is gone",
 		zap.Bool("agent_leg", a.agent != nil), zap.Bool("customer_leg", a.customer != nil), zap.Bool("had_bridge", a.bridge != nil))
+}
+
+// talkMemory bounds how long a heard answer is kept for a claim whose owner stays alive.
+const talkMemory = time.Hour
+
+// recordHeard writes the connect of the conversations heard on asterisk whose callback's
+// daemon is gone, whether or not their legs are still there: a customer who answered (and
+// pressed the queue's confirm digit, where it has one) talked to an agent, and must not be
+// rung again as if they never had. A claim a live daemon holds is looked at again when its
+// lease would run out.
+func (j *Janitor) recordHeard(ctx context.Context, asterisk string) {
+	j.mu.Lock()
+	var heard []talk
+	for b, tk := range j.talked {
+		if tk.asterisk != asterisk {
+			continue
+		}
+		if j.opts.Clock.Now().Sub(tk.at) > talkMemory {
+			delete(j.talked, b)
+			continue
+		}
+		heard = append(heard, *tk)
+	}
+	j.mu.Unlock()
+	for _, tk := range heard {
+		owner, until, job, found, err := j.liveClaim(ctx, tk.id)
+		switch {
+		case err != nil:
+			continue // Redis unreachable: the next look tries again
+		case owner != "":
+			j.lookAgainAt(ctx, asterisk, tk.id.Bridge, until.Add(time.Second))
+			continue
+		}
+		done := !found
+		if found {
+			confirm := ""
+			if j.opts.ConfirmDigit != nil {
+				confirm = j.opts.ConfirmDigit(job.Queue)
+			}
+			switch {
+			case confirm != "" && !strings.Contains(tk.digits, confirm):
+				done = true // answered but never confirmed: a mailbox, not a person
+			case job.State != queue.StateDialing && job.State != queue.StatePending:
+				done = true // connected (its own write) or finished
+			default:
+				_, err := j.opts.Promises.MarkAdopted(ctx, job.Ref(), tk.id.Token, tk.at, j.opts.Instance+"/janitor", j.opts.Lease)
+				switch {
+				case err == nil:
+					j.log.Info("recorded the conversation of a callback whose daemon was gone, heard through the monitor",
+						zap.String("promise", job.ID))
+					done = true
+				case errors.Is(err, queue.ErrStaleToken) || errors.Is(err, queue.ErrWrongState) || errors.Is(err, queue.ErrNotFound):
+					done = true
+				default:
+					j.log.Warn("recording a heard conversation failed; looking again later", zap.Error(err))
+				}
+			}
+		}
+		if done {
+			j.mu.Lock()
+			delete(j.talked, tk.id.Bridge)
+			j.mu.Unlock()
+		}
+	}
 }
 
 // lookAgainAt queues a look at the Asterisk once at is reached, unless one is already due

@@ -34,6 +34,13 @@ func (p Policy) Queue(name string) (QueuePolicy, bool) {
 	return QueuePolicy{}, false
 }
 
+// ConfirmDigit is the digit queue name's customers must press to count as reached; "" for
+// none or an unknown queue.
+func (p Policy) ConfirmDigit(name string) string {
+	q, _ := p.Queue(name)
+	return q.ConfirmDigit
+}
+
 // QueueNames lists the queues in configuration order.
 func (p Policy) QueueNames() []string {
 	names := make([]string, len(p.Queues))

@@ -168,7 +168,7 @@ func (r *rig) boot(instance string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance, Lease: policy.Calls.Lease,
+	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance, Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit,
 		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
 			return conn.Client(), id == conn.AsteriskID()
 		}})
