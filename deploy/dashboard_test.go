@@ -169,7 +169,9 @@ func daemonMetricNames(t *testing.T, want map[string]bool) map[string]bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out lockedBuffer
 	ran := make(chan error, 1)
-	go func() { ran <- demo.Run(ctx, demo.Settings{Speed: 120, Listen: addr, Serve: true, Token: demoToken}, &out) }()
+	go func() {
+		ran <- demo.Run(ctx, demo.Settings{Speed: 120, Listen: addr, Serve: true, Token: demoToken}, &out)
+	}()
 	t.Cleanup(func() { cancel(); <-ran })
 
 	names := map[string]bool{}
