@@ -109,17 +109,20 @@ func (cb *callback) settleConnected(v verdict) (after queue.Job, counted bool, e
 	if cb.connectedAt.After(job.Deadline) {
 		outcome = queue.StateLate
 	}
-	err = cb.untilStored("settling the conversation", func(ctx context.Context) error {
-		var err error
-		after, err = store.Complete(ctx, ref, tok, outcome, v.detail)
-		if errors.Is(err, queue.ErrOutcome) {
-			// A request merged in during the call moved the deadline: the store judges by the
-			// deadline it holds now.
-			outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
-			after, err = store.Complete(ctx, ref, tok, outcome, v.detail)
+	// complete writes the outcome under token. A request merged in during the call may have
+	// moved the deadline: the store judges by the deadline it holds now.
+	complete := func(token int64) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			var err error
+			after, err = store.Complete(ctx, ref, token, outcome, v.detail)
+			if errors.Is(err, queue.ErrOutcome) {
+				outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
+				after, err = store.Complete(ctx, ref, token, outcome, v.detail)
+			}
+			return err
 		}
-		return err
-	})
+	}
+	err = cb.untilStored("settling the conversation", complete(tok))
 	if takenAway(err) {
 		if done, ok := cb.settledElsewhere(); ok {
 			cb.log.Info("the conversation's promise was already settled when its lease was taken back", zap.String("state", string(done.State)))
@@ -128,11 +131,7 @@ func (cb *callback) settleConnected(v verdict) (after queue.Job, counted bool, e
 		// Taken back before the connect was written, and not claimed since: settle it as
 		// the conversation it was, not as the unanswered dial Reclaim took it for.
 		if t, ok := cb.adoptOwn(context.WithoutCancel(cb.calls)); ok {
-			after, err = store.Complete(context.WithoutCancel(cb.calls), ref, t, outcome, v.detail)
-			if errors.Is(err, queue.ErrOutcome) {
-				outcome = map[queue.State]queue.State{queue.StateKept: queue.StateLate, queue.StateLate: queue.StateKept}[outcome]
-				after, err = store.Complete(context.WithoutCancel(cb.calls), ref, t, outcome, v.detail)
-			}
+			err = cb.untilStored("settling the conversation taken back", complete(t))
 		}
 	}
 	return after, err == nil, err

@@ -55,9 +55,9 @@ func ParseEventType(s string) (EventType, error) {
 	return "", fmt.Errorf("%w: unknown event type %q", ErrInvalid, s)
 }
 
-// emitted are the event types a caller may append with Emit; the others come only from the
+// emittedByHand says whether a caller may append t with Emit; the others come only from the
 // scripts, with the change they report.
-var emitted = []EventType{EventAtRisk, EventAgentRung}
+func emittedByHand(t EventType) bool { return t == EventAtRisk || t == EventAgentRung }
 
 // Event is one entry of a queue's event stream.
 type Event struct {
@@ -74,8 +74,8 @@ type Event struct {
 	Data map[string]string `json:"data,omitempty"`
 }
 
-// eventFields are the fields every entry has; the rest go to Data.
-var eventFields = []string{"type", "promise", "number", "at"}
+// eventField says whether k is a field every entry has (the rest go to Data).
+func eventField(k string) bool { return k == "type" || k == "promise" || k == "number" || k == "at" }
 
 // ParseEvent reads one entry of queue's event stream.
 func ParseEvent(queue string, m redis.XMessage) (Event, error) {
@@ -95,7 +95,7 @@ func ParseEvent(queue string, m redis.XMessage) (Event, error) {
 	e := Event{ID: queue + "/" + m.ID, Type: t, Queue: queue, Promise: str("promise"),
 		Number: str("number"), At: at}
 	for k, v := range m.Values {
-		if slices.Contains(eventFields, k) {
+		if eventField(k) {
 			continue
 		}
 		if e.Data == nil {
@@ -292,13 +292,13 @@ func (s *Store) Emit(ctx context.Context, ref Ref, t EventType, data map[string]
 	if err := s.checkRef(ref); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if !slices.Contains(emitted, t) {
-		return fmt.Errorf("%s: %w: only %v are emitted by hand, the rest with their change", what, ErrInvalid, emitted)
+	if !emittedByHand(t) {
+		return fmt.Errorf("%s: %w: only %s and %s are emitted by hand, the rest with their change", what, ErrInvalid, EventAtRisk, EventAgentRung)
 	}
 	args := make([]any, 0, 2*len(data))
 	keys := make([]string, 0, len(data))
 	for k := range data {
-		if slices.Contains(eventFields, k) {
+		if eventField(k) {
 			return fmt.Errorf("%s: %w: field %q is set by the store", what, ErrInvalid, k)
 		}
 		if err := checkText(k, data[k]); err != nil {
