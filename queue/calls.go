@@ -36,6 +36,9 @@ type CallMemory struct {
 
 	mu      sync.Mutex
 	pending map[callID]*[]byte // nil: drop the call
+	// writing is the batch a Flush has taken and not yet seen stored: its calls still wait,
+	// so Pending counts them until Redis has answered.
+	writing map[callID]*[]byte
 	wake    chan struct{}
 	stats   CallMemoryStats
 }
@@ -140,11 +143,18 @@ func (m *CallMemory) note(id callID, record *[]byte) {
 	}
 }
 
-// Pending is how many calls wait to be written.
+// Pending is how many calls wait to be written, counting those in a write Redis has not yet
+// answered.
 func (m *CallMemory) Pending() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.pending)
+	n := len(m.pending)
+	for id := range m.writing {
+		if _, again := m.pending[id]; !again {
+			n++
+		}
+	}
+	return n
 }
 
 // Stats returns a copy of the counters.
@@ -197,6 +207,9 @@ func (m *CallMemory) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	batch := m.pending
 	m.pending = make(map[callID]*[]byte, len(batch))
+	if len(batch) > 0 {
+		m.writing = batch
+	}
 	m.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
@@ -221,6 +234,7 @@ func (m *CallMemory) Flush(ctx context.Context) error {
 	_, err := pipe.Exec(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.writing = nil
 	if err != nil {
 		m.stats.Failed++
 		for id, rec := range batch {

@@ -198,3 +198,49 @@ func TestCallMemoryWaitsForRedis(t *testing.T) {
 		t.Errorf("after Redis came back: %v; want the latest record of the live call", got)
 	}
 }
+
+// A write Redis has not answered yet still waits: Pending counts its calls until the reply,
+// so nobody reads "nothing pending" while the records are not stored (the CI failure of
+// TestCallMemoryWaitsForRedis, where the check raced a flush in flight).
+func TestCallMemoryCountsAWriteInFlightAsPending(t *testing.T) {
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	entered, release := make(chan struct{}), make(chan struct{})
+	rdb.AddHook(holdPipelines{entered, release})
+	m := newCallMemory(t, rdb, clock.NewFake(t0), time.Hour)
+	m.Keep(testAsterisk, "1.1", []byte(`one`))
+	flushed := make(chan error, 1)
+	go func() { flushed <- m.Flush(context.Background()) }()
+	<-entered
+	if n := m.Pending(); n != 1 {
+		t.Errorf("during the write Pending = %d; want 1 (the call is not stored yet)", n)
+	}
+	m.Keep(testAsterisk, "1.1", []byte(`two`))
+	if n := m.Pending(); n != 1 {
+		t.Errorf("a newer note of the call in flight: Pending = %d; want 1 (one per call)", n)
+	}
+	close(release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Pending(); n != 1 {
+		t.Errorf("after the write Pending = %d; want 1 (the newer note)", n)
+	}
+}
+
+// holdPipelines stops every pipeline until release is closed, telling entered first.
+type holdPipelines struct{ entered, release chan struct{} }
+
+func (h holdPipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h holdPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h holdPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		select {
+		case h.entered <- struct{}{}:
+		default:
+		}
+		<-h.release
+		return next(ctx, cmds)
+	}
+}
