@@ -11,7 +11,8 @@ import (
 // schedules the next look for the earliest lease expiry.
 func (d *Dispatcher) reclaim(ctx context.Context) {
 	now := d.clk.Now()
-	d.nextReclaim = now.Add(d.opts.Rescan)
+	lease := d.policy.Calls.Lease
+	d.nextReclaim = reclaimLook(now, d.opts.Rescan, lease, time.Time{})
 	held := map[string][]string{}
 	d.mu.Lock()
 	for _, ref := range d.active {
@@ -34,9 +35,37 @@ func (d *Dispatcher) reclaim(ctx context.Context) {
 		}
 		// After Reclaim, so a promise whose callback died is pending again and can expire.
 		d.expire(ctx, q.Name)
-		if t, ok, err := d.store.NextLeaseExpiry(ctx, q.Name); err == nil && ok && t.Before(d.nextReclaim) {
-			// A little after the expiry, so the lease holder's last renewal wins a close race.
-			d.nextReclaim = t.Add(time.Second)
+		if t, ok, err := d.store.NextLeaseExpiry(ctx, q.Name); err == nil && ok {
+			if at := reclaimLook(now, d.opts.Rescan, lease, t); at.Before(d.nextReclaim) {
+				d.nextReclaim = at
+			}
 		}
 	}
+}
+
+// reclaimLook is when to look for expired leases again after a look at now that found the
+// earliest lease expiring at expiry (zero: none). A lease another daemon takes after this look
+// lasts at least lease, so looking again within half of it finds that lease before it can
+// expire: whatever daemon dies, its promises come back within lease plus the slack of their
+// last renewal. A known lease is taken back a moment after its expiry, so that a holder whose
+// renewal ran late wins a close race: a tenth of the lease, at most a second.
+func reclaimLook(now time.Time, rescan, lease time.Duration, expiry time.Time) time.Time {
+	at := now.Add(rescan)
+	if lease > 0 {
+		at = earliest(at, now.Add(lease/2))
+	}
+	if !expiry.IsZero() {
+		slack := min(lease/10, time.Second)
+		// An expiry already past is a lease of this daemon's own callbacks (the others were
+		// just taken back): they renew it now that Redis answers; no need to look again at once.
+		at = earliest(at, laterOf(expiry, now).Add(slack))
+	}
+	return at
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -35,6 +35,9 @@ type chaosReport struct {
 	DialledConcurrently, DialledAfterTalk, BeyondMax    int
 	AgentsRungConcurrently, StuckAgents                 int
 	ChannelsLeft, BridgesLeft, ReservationsLeft, Leases int
+	// SlowRecoveries: promises of a killed daemon taken back later than lease + 1 s although
+	// another daemon ran and Redis answered all that time.
+	SlowRecoveries int
 
 	TakenBack, RungAgain []time.Duration
 	Details, Problems    []string
@@ -54,6 +57,7 @@ func (rep chaosReport) mustBeZero() []struct {
 		{"customer legs beyond max_attempts", rep.BeyondMax}, {"agents rung twice at once", rep.AgentsRungConcurrently},
 		{"agents stuck (not free at rest)", rep.StuckAgents}, {"channels left on the PBX", rep.ChannelsLeft},
 		{"bridges left on the PBX", rep.BridgesLeft}, {"agent reservations left", rep.ReservationsLeft}, {"leases left", rep.Leases},
+		{"promises taken back later than lease + 1 s", rep.SlowRecoveries},
 	}
 }
 
@@ -235,7 +239,13 @@ func (r *chaosRun) account(calls []*chaosCall, end time.Time) chaosReport {
 		if k, ok := killedHolding(j.ID); ok {
 			for _, h := range j.History {
 				if h.At.After(k.at) && (strings.Contains(h.Result, "lease expired") || strings.Contains(h.Detail, "lease expired")) {
-					rep.TakenBack = append(rep.TakenBack, h.At.Sub(k.at))
+					took := h.At.Sub(k.at)
+					rep.TakenBack = append(rep.TakenBack, took)
+					if bound := r.lease + time.Second; took > bound && r.recoverableLocked(k.at, k.at.Add(bound)) {
+						rep.SlowRecoveries++
+						rep.Details = append(rep.Details, fmt.Sprintf("promise %s of the daemon killed at %s taken back after %.1f s (lease %s + 1 s)",
+							j.ID, r.offset(k.at), took.Seconds(), r.lease))
+					}
 					break
 				}
 			}
@@ -264,6 +274,22 @@ func (r *chaosRun) watchedLocked(from, to time.Time) bool {
 	to = to.Add(2 * time.Second)
 	for _, l := range r.lives {
 		if l.slot < 2 && !l.ready.After(from) && (l.ended.IsZero() || l.ended.After(to)) {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverableLocked reports whether a daemon could take promises back all through [from, to]:
+// one ran from before until after it, and Redis answered.
+func (r *chaosRun) recoverableLocked(from, to time.Time) bool {
+	for _, d := range r.redisDown {
+		if d.from.Before(to) && d.to.After(from) {
+			return false
+		}
+	}
+	for _, l := range r.lives {
+		if !l.ready.After(from) && (l.ended.IsZero() || l.ended.After(to)) {
 			return true
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -184,6 +185,7 @@ type chaosRun struct {
 	rds     *e2eRedis
 	dir     string
 	configs [3]string // daemon 0, daemon 1, daemon 0's twin
+	lease   time.Duration
 	wall    clock.Real
 	start   time.Time
 
@@ -236,6 +238,12 @@ func newChaosRun(t *testing.T, plan chaosPlan) *chaosRun {
 			t.Fatalf("configuration of daemon %d: %v", i, err)
 		}
 	}
+	// The recovery bound is the lease the daemons read, not a copy of it.
+	cfg, err := config.Load(r.configs[0], func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("reading back daemon 0's configuration: %v", err)
+	}
+	r.lease = cfg.Dialer.Lease.D()
 	return r
 }
 
