@@ -527,3 +527,42 @@ func TestOpenAPINamesTheCodesVocabulary(t *testing.T) {
 		}
 	}
 }
+
+// What an idempotency key leaves in Redis for a day names no customer: the request's
+// fingerprint is keyed with the client's own key (which Redis never holds, only its hash), so
+// the number cannot be found by hashing candidate numbers, even after the customer was erased.
+func TestV1AnIdempotencyRecordCannotBeMatchedToANumber(t *testing.T) {
+	r := newRig(t)
+	body := map[string]any{"number": "+31201234509", "queue": "reception"}
+	for _, k := range []string{"crm-form-a", "crm-form-b"} {
+		if a := r.call("POST", "/promises", writer, body, map[string][]string{"Idempotency-Key": {k}}); a.Code != 201 && a.Code != 200 {
+			t.Fatalf("POST with key %s = %d %s", k, a.Code, a.Body)
+		}
+	}
+	keys, err := r.rdb.Keys(context.Background(), "callbackd:idempotency:*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("idempotency records %v (%v); want 2", keys, err)
+	}
+	var prints []string
+	for _, k := range keys {
+		rec, err := r.rdb.HGetAll(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for field, v := range rec {
+			if strings.Contains(v, "1234509") {
+				t.Errorf("record %s field %s holds the number: %q", k, field, v)
+			}
+		}
+		prints = append(prints, rec["fingerprint"])
+	}
+	if prints[0] == "" || prints[0] == prints[1] {
+		t.Errorf("fingerprints %q: the same request under two keys must not leave the same fingerprint (it could be matched by hashing numbers)", prints)
+	}
+	if a := r.call("DELETE", "/customers/+31201234509", writer, nil, nil); a.Code != 200 {
+		t.Fatalf("erase = %d %s", a.Code, a.Body)
+	}
+	if a := r.call("POST", "/promises", writer, body, map[string][]string{"Idempotency-Key": {"crm-form-a"}}); a.Code != 404 {
+		t.Errorf("a replay after the erase = %d %s; want 404: the promise it made is gone", a.Code, a.Body)
+	}
+}

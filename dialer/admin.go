@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -163,8 +164,12 @@ func (a *Admin) Make(ctx context.Context, scope, key string, r MakeRequest) (Mad
 	if err != nil {
 		return Made{}, fmt.Errorf("fingerprinting the request: %w", err)
 	}
-	print := sha256.Sum256(sum)
-	ref, isNew, err := a.opts.Idempotency.Claim(ctx, scope, key, hex.EncodeToString(print[:]), a.opts.IdempotencyTTL)
+	// Keyed with the client's own key, which Redis never holds: a plain hash of a request
+	// would give its number away to anyone hashing the few billion candidates, for as long
+	// as the record lives — past an erase of the customer too.
+	mac := hmac.New(sha256.New, []byte(scope+"\x00"+key))
+	mac.Write(sum)
+	ref, isNew, err := a.opts.Idempotency.Claim(ctx, scope, key, hex.EncodeToString(mac.Sum(nil)), a.opts.IdempotencyTTL)
 	if err != nil {
 		return Made{}, err
 	}
