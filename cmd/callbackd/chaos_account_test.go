@@ -40,6 +40,9 @@ type chaosReport struct {
 	SlowRecoveries int
 
 	TakenBack, RungAgain []time.Duration
+	// TakenBackServed: of TakenBack, the kills after which a daemon ran and Redis answered
+	// until lease + 1 s (the others wait for a daemon or for Redis, not for the lease).
+	TakenBackServed []time.Duration
 	Details, Problems    []string
 }
 
@@ -91,6 +94,7 @@ func (rep chaosReport) table() string {
 		row(f.name, f.n)
 	}
 	row("kill -9 → promise taken back (median/max)", medianMax(rep.TakenBack))
+	row("  … with a daemon up and Redis answering", medianMax(rep.TakenBackServed))
 	row("kill -9 → customer rung again (median/max)", medianMax(rep.RungAgain))
 	return b.String()
 }
@@ -241,7 +245,12 @@ func (r *chaosRun) account(calls []*chaosCall, end time.Time) chaosReport {
 				if h.At.After(k.at) && (strings.Contains(h.Result, "lease expired") || strings.Contains(h.Detail, "lease expired")) {
 					took := h.At.Sub(k.at)
 					rep.TakenBack = append(rep.TakenBack, took)
-					if bound := r.lease + time.Second; took > bound && r.recoverableLocked(k.at, k.at.Add(bound)) {
+					bound := r.lease + time.Second
+					served := r.recoverableLocked(k.at, k.at.Add(bound))
+					if served {
+						rep.TakenBackServed = append(rep.TakenBackServed, took)
+					}
+					if took > bound && served {
 						rep.SlowRecoveries++
 						rep.Details = append(rep.Details, fmt.Sprintf("promise %s of the daemon killed at %s taken back after %.1f s (lease %s + 1 s)",
 							j.ID, r.offset(k.at), took.Seconds(), r.lease))
