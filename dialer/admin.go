@@ -239,7 +239,7 @@ func (a *Admin) make(ctx context.Context, r MakeRequest, q QueuePolicy, rule str
 	if err != nil {
 		return Made{}, err
 	}
-	if err := in.screen(ctx, r.Number); err != nil {
+	if err := in.screen(ctx, r.Number, ""); err != nil {
 		var refused *RefusedError
 		if errors.As(err, &refused) || errors.Is(err, queue.ErrInvalid) {
 			err = fieldError("number", err)

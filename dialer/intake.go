@@ -200,7 +200,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	now := in.opts.Clock.Now()
 	req, err := in.promise(r, q, now)
 	if err == nil {
-		err = in.screen(ctx, r.Number)
+		err = in.screen(ctx, r.Number, callEvent(r))
 	}
 	if err == nil {
 		if other, ok := in.openElsewhere(ctx, r.Number, q); ok {
@@ -238,6 +238,15 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	}
 	in.report(result)
 	return nil
+}
+
+// callEvent names the missed call a detector request comes from, for counting it once
+// against the rate limits: Asterisk's entity id and the call's linkedid, no number.
+func callEvent(r detect.Request) string {
+	if r.LinkedID == "" {
+		return ""
+	}
+	return r.AsteriskID + ":" + r.LinkedID
 }
 
 // openElsewhere names another queue where number already has an open promise that this

@@ -23,9 +23,11 @@ type RateLimits struct {
 	DialsPerHour            int
 }
 
-// Limiter counts events against limits shared by every daemon (queue.RateLimits).
+// Limiter counts events against limits shared by every daemon (queue.RateLimits). TakeOnce
+// counts an event every daemon may see (one missed call) once, whoever counts it first.
 type Limiter interface {
 	Take(ctx context.Context, now time.Time, limits ...queue.Limit) error
+	TakeOnce(ctx context.Context, now time.Time, event string, limits ...queue.Limit) error
 }
 
 const day = 24 * time.Hour

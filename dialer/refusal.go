@@ -41,8 +41,10 @@ func (m *Metrics) refused(reason queue.Refusal) {
 
 // screen decides whether a callback may be promised to number before anything is stored: it
 // must be dialable (dialer.allow) and within the rate limits. A Redis failure while counting
-// is returned as it is, so the request waits in the backlog like any other.
-func (in *Intake) screen(ctx context.Context, number string) error {
+// is returned as it is, so the request waits in the backlog like any other. call names the
+// missed call the request comes from ("" for none): every daemon watching it screens it, and
+// it counts against the limits once.
+func (in *Intake) screen(ctx context.Context, number, call string) error {
 	calls := in.opts.Policy.Calls
 	if _, err := phone.ParseE164(number); err != nil {
 		// Malformed, not merely disallowed: said as the store would say it.
@@ -58,7 +60,7 @@ func (in *Intake) screen(ctx context.Context, number string) error {
 	if in.opts.Limiter == nil {
 		return nil
 	}
-	err := in.opts.Limiter.Take(ctx, in.opts.Clock.Now(), in.opts.Policy.Limits.promiseLimits(number)...)
+	err := in.opts.Limiter.TakeOnce(ctx, in.opts.Clock.Now(), call, in.opts.Policy.Limits.promiseLimits(number)...)
 	if errors.Is(err, queue.ErrRateLimited) {
 		return &RefusedError{Reason: queue.RefusalRateLimited, Err: err}
 	}

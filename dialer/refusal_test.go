@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,19 +25,23 @@ func TestIntakeRefusesWhatMayNotBeDialledAndWhatIsOverALimit(t *testing.T) {
 	})
 	steps := []struct {
 		name, number string
+		call         int           // the missed call's number: the same call seen again counts once
 		want         queue.Refusal // "" when a promise is made or merged
 	}{
-		{"premium rate 0900 is never promised", "+31900123456", queue.RefusalNotAllowed},
-		{"a Belgian number is not in the default countries", "+3222123456", queue.RefusalNotAllowed},
-		{"first request for a number", "+31201234501", ""},
-		{"second for the number (merged)", "+31201234501", ""},
-		{"third for the number the same day", "+31201234501", queue.RefusalRateLimited},
-		{"another number of the same block", "+31201234502", ""},
-		{"a third number of the block: the block's limit", "+31201234503", queue.RefusalRateLimited},
-		{"a number of another block", "+31612345678", ""},
+		{"premium rate 0900 is never promised", "+31900123456", 1, queue.RefusalNotAllowed},
+		{"a Belgian number is not in the default countries", "+3222123456", 2, queue.RefusalNotAllowed},
+		{"first request for a number", "+31201234501", 3, ""},
+		{"the same call again (another daemon watched it too): not counted again", "+31201234501", 3, ""},
+		{"second call for the number (merged)", "+31201234501", 4, ""},
+		{"third call for the number the same day", "+31201234501", 5, queue.RefusalRateLimited},
+		{"another number of the same block", "+31201234502", 6, ""},
+		{"a third number of the block: the block's limit", "+31201234503", 7, queue.RefusalRateLimited},
+		{"a number of another block", "+31612345678", 8, ""},
 	}
 	for _, s := range steps {
-		f.in.Request(voicemailFor(s.number, "1003"))
+		r := voicemailFor(s.number, "1003")
+		r.LinkedID = fmt.Sprintf("1700000000.%d", s.call)
+		f.in.Request(r)
 		got := f.next(t)
 		var re *RefusedError
 		switch {

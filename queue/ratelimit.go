@@ -42,7 +42,8 @@ func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }
 // burst is limited however many daemons see it. Windows are aligned to the epoch and counted
 // with the caller's clock (now is passed in); a counter expires when its window ends.
 //
-// Keys: <prefix>:{ratelimit}:<limit>:<subject>:<window index> (string: the count), all under
+// Keys: <prefix>:{ratelimit}:<limit>:<subject>:<window index> (string: the count) and
+// <prefix>:{ratelimit}:once:<event> (string: the verdict an event got, see TakeOnce), all under
 // one hash tag so a check of several limits is one script on Redis Cluster.
 type RateLimits struct {
 	rdb    redis.UniversalClient
@@ -67,12 +68,21 @@ func NewRateLimits(rdb redis.UniversalClient, prefix string) *RateLimits {
 // was below its maximum, a *RateLimitedError naming the first limit reached otherwise (and
 // then nothing is counted).
 func (r *RateLimits) Take(ctx context.Context, now time.Time, limits ...Limit) error {
+	return r.TakeOnce(ctx, now, "", limits...)
+}
+
+// TakeOnce is Take for an event that several daemons may count — one missed call watched by
+// each: the first to count event decides, and whoever counts it again within the longest
+// window gets that verdict and counts nothing. event ("" for none) must not name a number:
+// it is kept as <prefix>:{ratelimit}:once:<event>.
+func (r *RateLimits) TakeOnce(ctx context.Context, now time.Time, event string, limits ...Limit) error {
 	if r.err != nil {
 		return fmt.Errorf("checking rate limits: %w", r.err)
 	}
 	var keys []string
-	var args []any
 	var used []Limit
+	args := []any{0}
+	var longest time.Duration
 	for _, l := range limits {
 		if l.Max <= 0 {
 			continue
@@ -83,9 +93,14 @@ func (r *RateLimits) Take(ctx context.Context, now time.Time, limits ...Limit) e
 		keys = append(keys, r.key(l, now))
 		args = append(args, l.Max, l.Window.Milliseconds())
 		used = append(used, l)
+		longest = max(longest, l.Window)
 	}
 	if len(keys) == 0 {
 		return nil
+	}
+	if event != "" {
+		keys = append(keys, r.prefix+":{ratelimit}:once:"+event)
+		args[0] = longest.Milliseconds()
 	}
 	i, err := r.take.Run(ctx, r.rdb, keys, args...).Int()
 	if err != nil {
@@ -93,6 +108,9 @@ func (r *RateLimits) Take(ctx context.Context, now time.Time, limits ...Limit) e
 	}
 	if i == 0 {
 		return nil
+	}
+	if i > len(used) {
+		return fmt.Errorf("checking rate limits: unexpected script reply %d", i)
 	}
 	l := used[i-1]
 	return &RateLimitedError{Limit: l, Until: windowStart(l, now).Add(l.Window)}

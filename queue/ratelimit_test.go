@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,51 @@ func TestRateLimitsRefuseBadLimitsAndIgnoreDisabledOnes(t *testing.T) {
 	}
 	if err := NewRateLimits(rdb, "bad{prefix}").Take(ctx, now); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad prefix: %v; want ErrInvalid", err)
+	}
+}
+
+// One missed call is one event, however many daemons watch it: the second daemon to screen the
+// same call hears the first one's verdict and counts nothing, so two daemons do not halve a
+// limit. The record of the call names no number and lives as long as the longest window.
+func TestRateLimitsCountOneEventOnceWhoeverSeesIt(t *testing.T) {
+	rdb := redistest.Start(t, redistest.Options{}).Client()
+	d1, d2 := NewRateLimits(rdb, "test"), NewRateLimits(rdb, "test")
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	limit := []Limit{{Name: "promises_per_number", Subject: "+31201234501", Max: 2, Window: 24 * time.Hour}}
+	steps := []struct {
+		name      string
+		rl        *RateLimits
+		event     string
+		wantLimit bool
+	}{
+		{"call A, first daemon", d1, "ast-1 1700000000.1", false},
+		{"call A, second daemon: the same event", d2, "ast-1 1700000000.1", false},
+		{"call B: the number's second promise", d2, "ast-1 1700000000.2", false},
+		{"call C: the third, refused", d1, "ast-1 1700000000.3", true},
+		{"call C, the other daemon: refused as well", d2, "ast-1 1700000000.3", true},
+		{"call B again (a restart): still allowed, counts nothing", d1, "ast-1 1700000000.2", false},
+	}
+	for _, s := range steps {
+		err := s.rl.TakeOnce(ctx, t0, s.event, limit...)
+		if got := errors.Is(err, ErrRateLimited); got != s.wantLimit || (err != nil && !got) {
+			t.Fatalf("%s: %v; want refused=%v", s.name, err, s.wantLimit)
+		}
+	}
+	counter := "test:{ratelimit}:promises_per_number:+31201234501:" + strconv.FormatInt(t0.UnixMilli()/(24*time.Hour).Milliseconds(), 10)
+	if n, _ := rdb.Get(ctx, counter).Int(); n != 2 {
+		t.Errorf("counted %d events; want 2 (calls A and B, each once)", n)
+	}
+	keys, _ := rdb.Keys(ctx, "test:{ratelimit}:once:*").Result()
+	for _, k := range keys {
+		if strings.Contains(k, "1234501") {
+			t.Errorf("the record of an event %q names the number", k)
+		}
+		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > 24*time.Hour {
+			t.Errorf("%s has TTL %v; want the longest window", k, ttl)
+		}
+	}
+	if len(keys) != 3 {
+		t.Errorf("records of events %v; want one per call", keys)
 	}
 }
