@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,11 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	defer closeRedis()
 
 	tl := &timeline{w: stdout, clk: clk, start: clk.Now()}
+	crm, err := startCRM(cfg, clk, tl)
+	if err != nil {
+		return err
+	}
+	defer crm.close()
 	rec := &tally{}
 	up := make(chan struct{}, 1)
 	var stopping atomic.Bool
@@ -151,6 +157,7 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "\nThe supervisor page: http://%s/?token=%s (token %s, also the API's bearer token)", addr, token, token)
 		}
 	}
+	fmt.Fprintf(stdout, "\nA CRM receiving the signed webhooks of finished promises at %s", crm.url())
 	fmt.Fprint(stdout, "\n\n")
 
 	daemonCtx, stopDaemon := context.WithCancel(ctx)
@@ -186,12 +193,21 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 		_ = stop()
 		return err
 	}
-	fmt.Fprintln(stdout)
 	jobs, err := allPromises(ctx, d.Store(), cfg)
+	if err == nil {
+		var outcomes []string
+		for _, j := range jobs {
+			if slices.Contains(demoWebhookEvents(), string(j.State)) {
+				outcomes = append(outcomes, j.ID)
+			}
+		}
+		err = crm.waitFor(ctx, outcomes, 30*time.Second)
+	}
 	if err != nil {
 		_ = stop()
 		return err
 	}
+	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "Promises in Redis, earliest deadline first:")
 	promisetable.Print(stdout, jobs, clk.Now(), phone.Mask)
 	printSummary(stdout, calls, rec, jobs)

@@ -16,8 +16,8 @@ import (
 // The demo is the README's first command: it must run the real daemon (fake Asterisk over
 // HTTP/WebSocket, detector, intake, promise store, dispatcher) and show what a PBX
 // administrator expects from the scripted calls: promises made, an agent who does not answer,
-// a busy customer who ends unreachable, the rest kept. The test runs it against a real
-// redis-server.
+// a busy customer who ends unreachable, the rest kept, and a CRM told each outcome by a signed
+// webhook. The test runs it against a real redis-server.
 func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	var out bytes.Buffer
@@ -53,6 +53,16 @@ func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 		if !want.MatchString(got) {
 			t.Errorf("demo output lacks %q\n%s", want, got)
 		}
+	}
+	// The demo's CRM got a signed webhook for each finished promise, once, before the summary.
+	for outcome, n := range map[string]int{"kept": 3, "late": 1, "unreachable": 1} {
+		re := regexp.MustCompile(`webhook crm: ` + outcome + ` for promise …\w{6} \(\+31\*+\d\d\), signature verified\n`)
+		if got := len(re.FindAllString(strings.Split(got, "Promises in Redis")[0], -1)); got != n {
+			t.Errorf("%d webhooks %q before the summary; want %d", got, outcome, n)
+		}
+	}
+	if strings.Contains(got, "delivery refused") {
+		t.Errorf("the demo CRM refused a delivery:\n%s", got)
 	}
 	for _, never := range []string{"+31*******03", "+31*******06"} { // hung up in the greeting; talked to Ria
 		if strings.Contains(got, "call back "+never) {

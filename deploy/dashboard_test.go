@@ -97,6 +97,7 @@ func TestTheDashboardShowsEveryOperatorMetric(t *testing.T) {
 		"callbackd_ari_connected", "callbackd_ari_reconnects_total", "callbackd_ari_event_backlog",
 		"callbackd_ari_backlog_overflows_total", "callbackd_store_scrape_errors_total",
 		"callbackd_requests_refused_total", "callbackd_promises_quarantined_total",
+		"callbackd_webhook_deliveries_total", "callbackd_webhook_lag_seconds",
 	}
 	shown := map[string]bool{}
 	for _, q := range dashboardQueries(t) {

@@ -199,6 +199,17 @@ func sections() []section {
 					{`sum by (status) (rate(callbackd_ari_rest_requests_total[$__rate_interval]))`, "REST {{status}}"},
 				}},
 		}},
+		{"Webhooks", []spec{
+			{kind: "timeseries", title: "Webhook deliveries per hour", stack: true,
+				desc: "Delivery attempts by endpoint and result, summed over daemons: delivered; failed (will be retried); dead_lettered (given up after retry_for, kept in <prefix>:{<queue>}:events:webhook:<endpoint>:dead); skipped (not sent). The alert fires on any dead letter.",
+				unit: "short", w: 12, h: 8, min: f(0),
+				series: []series{{`sum by (endpoint, result) (increase(callbackd_webhook_deliveries_total[1h]))`, "{{endpoint}} {{result}}"}}},
+			{kind: "timeseries", title: "Webhook lag",
+				desc: "Age of the oldest event an endpoint has not received yet (0: it has them all), the worst any daemon sees. Grows while the endpoint is down; the alert fires past 15 minutes.",
+				unit: "s", w: 12, h: 8, min: f(0),
+				thresholds: []any{step("green", nil), step("red", f(900))},
+				series:     []series{{`max by (endpoint) (callbackd_webhook_lag_seconds)`, "{{endpoint}}"}}},
+		}},
 		{"Store and build", []spec{
 			{kind: "timeseries", title: "Store scrape errors per hour",
 				desc: "Failed reads of the promise store (Redis) at scrape time, per daemon; while they happen the store series above are missing.",
