@@ -5,6 +5,7 @@ package dialer
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -174,39 +175,62 @@ func longConversation(t *testing.T, talk time.Duration, state queue.State, edit 
 // before the connect was written, longer than the lease; another daemon's Reclaim reads the
 // claim as an unanswered dial and hands the promise back. When the partition heals, the
 // callback takes it back as the conversation it is (MarkAdopted), so no agent rings it again,
-// the customer is not dialled a second time, no attempt is used, and it is kept once.
+// the customer is not dialled a second time, no attempt is used, and it is kept once. Seed 5
+// of the long run: the other daemon also claimed it again at once (its agent was free) and
+// only rang its agent before the partition healed; the conversation still wins, and that
+// claim finds its lease gone before it can ring the customer.
 func TestALeaseReclaimedElsewhereBeforeTheConnectWasWrittenIsTakenBackNotRedialled(t *testing.T) {
-	r, job, claimed := longConversation(t, 5*time.Minute, queue.StateDialing, func(c *config.Config) {
-		c.Queues[0].ConfirmDigit = "1"
-		c.Queues[0].ConfirmTimeout = config.Duration(time.Minute)
-	})
-	_, cust, _ := ari.CallbackIDs(claimed.ID, claimed.Lease.Token)
-	r.waitFor("the customer to answer", func() bool { return r.channelState(cust) == "Up" })
-	r.cut.Store(true)
-	r.pbx.SendDTMF(cust, "1") // confirmed: the connect cannot be written
-	r.waitFor("the callback to hold the connect", func() bool {
-		_, ok := r.stepAt(job.ID, StepCustomerAnswered)
-		return ok
-	})
-	cutAt := r.clk.Now()
-	r.waitFor("the lease to run out", func() bool { return r.clk.Now().Sub(cutAt) > 2*r.cfg.Dialer.Lease.D() })
-	other, err := queue.New(r.redis.Client(), queue.Options{Clock: r.clk, Queues: []string{"support"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := other.Reclaim(context.Background(), "support"); err != nil || res.Reclaimed != 1 {
-		t.Fatalf("the other daemon's Reclaim = %+v, %v; want the claim taken back", res, err)
-	}
-	r.cut.Store(false)
+	for _, claimedAgain := range []bool{false, true} {
+		name := "handed back"
+		if claimedAgain {
+			name = "claimed again by the other daemon"
+		}
+		t.Run(name, func(t *testing.T) {
+			r, job, claimed := longConversation(t, 5*time.Minute, queue.StateDialing, func(c *config.Config) {
+				c.Queues[0].ConfirmDigit = "1"
+				c.Queues[0].ConfirmTimeout = config.Duration(time.Minute)
+			})
+			_, cust, _ := ari.CallbackIDs(claimed.ID, claimed.Lease.Token)
+			r.waitFor("the customer to answer", func() bool { return r.channelState(cust) == "Up" })
+			r.cut.Store(true)
+			r.pbx.SendDTMF(cust, "1") // confirmed: the connect cannot be written
+			r.waitFor("the callback to hold the connect", func() bool {
+				_, ok := r.stepAt(job.ID, StepCustomerAnswered)
+				return ok
+			})
+			cutAt := r.clk.Now()
+			r.waitFor("the lease to run out", func() bool { return r.clk.Now().Sub(cutAt) > 2*r.cfg.Dialer.Lease.D() })
+			other, err := queue.New(r.redis.Client(), queue.Options{Clock: r.clk, Queues: []string{"support"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res, err := other.Reclaim(context.Background(), "support"); err != nil || res.Reclaimed != 1 {
+				t.Fatalf("the other daemon's Reclaim = %+v, %v; want the claim taken back", res, err)
+			}
+			var second *queue.Job
+			if claimedAgain {
+				second, err = other.Claim(context.Background(), "support", queue.ClaimOptions{Worker: "other/bob", Lease: time.Hour})
+				if err != nil || second == nil || second.ID != job.ID {
+					t.Fatalf("the other daemon's claim = %+v %v; want the promise", second, err)
+				}
+			}
+			r.cut.Store(false)
 
-	got := r.settled(job.ID)
-	if got.State != queue.StateKept || got.Attempts != 0 {
-		t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
-	}
-	if n := len(r.requested("POST", "/channels/create")); n != 1 {
-		t.Errorf("customer legs created: %d, want 1: the customer was dialled again\n%s", n, r.story())
-	}
-	if hung := r.requested("DELETE", "/channels/"+cust); len(hung) > 0 {
-		t.Errorf("callbackd hung up the talking customer: %v", hung)
+			got := r.settled(job.ID)
+			if got.State != queue.StateKept || got.Attempts != 0 {
+				t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
+			}
+			if n := len(r.requested("POST", "/channels/create")); n != 1 {
+				t.Errorf("customer legs created: %d, want 1: the customer was dialled again\n%s", n, r.story())
+			}
+			if hung := r.requested("DELETE", "/channels/"+cust); len(hung) > 0 {
+				t.Errorf("callbackd hung up the talking customer: %v", hung)
+			}
+			if claimedAgain {
+				if _, err := other.MarkDialled(context.Background(), second.Ref(), second.Lease.Token); !errors.Is(err, queue.ErrStaleToken) {
+					t.Errorf("the other daemon's claim may still ring the customer: MarkDialled = %v; want ErrStaleToken", err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -9,6 +10,7 @@ import (
 // lease expiry did meanwhile, as long as nobody claimed the promise since: no attempt used, the
 // promise connected and then finished once by its lease expiry.
 func TestMarkAdoptedRecordsATalkingClaimWhoseWorkerDied(t *testing.T) {
+	var newClaim *Job // a claim made since, which must find its lease gone after the adoption
 	tests := []struct {
 		name string
 		// then runs after the claim (token) was dialled; it returns the token to adopt with.
@@ -24,14 +26,45 @@ func TestMarkAdoptedRecordsATalkingClaimWhoseWorkerDied(t *testing.T) {
 			}
 			return c.Lease.Token
 		}, nil, 0},
-		{"claimed again since", func(f fixture, c *Job) int64 {
+		// Chaos seed 5: Redis lost the renewals (AOF) and came back; another daemon took the
+		// promise back and claimed it at once, while the customer still talked with the first
+		// agent. The new claim has only rung an agent: the conversation wins, and the new claim
+		// finds its lease gone before it rings the customer.
+		{"claimed again since, the customer not rung by the new claim", func(f fixture, c *Job) int64 {
 			f.clk.Advance(2 * time.Minute)
 			if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
 				t.Fatal(err)
 			}
-			f.claim(t, ClaimOptions{Worker: "d2/bob", Lease: time.Minute})
+			newClaim = f.claim(t, ClaimOptions{Worker: "d2/bob", Lease: time.Minute})
+			return c.Lease.Token
+		}, nil, 0},
+		{"claimed again since and the customer rung again", func(f fixture, c *Job) int64 {
+			f.clk.Advance(2 * time.Minute)
+			if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
+				t.Fatal(err)
+			}
+			again := f.claim(t, ClaimOptions{Worker: "d2/bob", Lease: time.Minute})
+			if _, err := f.s.MarkDialled(f.ctx, again.Ref(), again.Lease.Token); err != nil {
+				t.Fatal(err)
+			}
 			return c.Lease.Token
 		}, ErrStaleToken, 1},
+		{"claimed again after another claim was taken back", func(f fixture, c *Job) int64 {
+			f.clk.Advance(2 * time.Minute)
+			if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
+				t.Fatal(err)
+			}
+			second := f.claim(t, ClaimOptions{Worker: "d2/bob", Lease: time.Minute})
+			if _, err := f.s.MarkDialled(f.ctx, second.Ref(), second.Lease.Token); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.Advance(2 * time.Minute)
+			if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
+				t.Fatal(err)
+			}
+			f.claim(t, ClaimOptions{Worker: "d3/bob", Lease: time.Minute})
+			return c.Lease.Token
+		}, ErrStaleToken, 2},
 		{"a token it never had", func(f fixture, c *Job) int64 { return c.Lease.Token + 7 }, ErrStaleToken, 0},
 		{"finished meanwhile", func(f fixture, c *Job) int64 {
 			if _, err := f.s.Cancel(f.ctx, c.Ref(), "by hand"); err != nil {
@@ -42,6 +75,7 @@ func TestMarkAdoptedRecordsATalkingClaimWhoseWorkerDied(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			newClaim = nil
 			f := newFixture(t)
 			j := f.enqueue(t, request(alice))
 			c := f.claim(t, ClaimOptions{Worker: "d1/bob", Lease: time.Minute})
@@ -60,6 +94,11 @@ func TestMarkAdoptedRecordsATalkingClaimWhoseWorkerDied(t *testing.T) {
 			}
 			if got.State != StateConnected || !got.ConnectedAt.Equal(f.clk.Now()) {
 				t.Fatalf("adopted promise %s connected at %v, want connected now", got.State, got.ConnectedAt)
+			}
+			if newClaim != nil {
+				if _, err := f.s.MarkDialled(f.ctx, newClaim.Ref(), newClaim.Lease.Token); !errors.Is(err, ErrStaleToken) {
+					t.Errorf("the new claim's MarkDialled after the adoption = %v; want ErrStaleToken", err)
+				}
 			}
 			f.assertIn(t, j.ID, "leases")
 			// Its lease expiry finishes it by the connect time: kept, once.

@@ -8,23 +8,25 @@
 -- ARGV[7] worker taking the adopted claim   ARGV[8] lease ms
 -- Returns {'ok', lean job: id, queue, number, state, token, worker, lease_expires, connected}
 -- (connected, leased to ARGV[7]) or {'err', NOTFOUND|STALE|STATE, state}.
--- Two cases. The claim is still leased (dialing, its token current): it becomes connected, as
+-- Three cases. The claim is still leased (dialing, its token current): it becomes connected, as
 -- connected.lua would have made it. Or its lease ran out first and Reclaim handed it back
--- (pending, and reclaimed_token is this claim's: no claim since): the attempt Reclaim charged
--- is given back and the promise is leased again, connected, to the adopting worker. Either
--- way its lease expiry then finishes it kept or late by the connect time (reclaim.lua), once.
--- A promise claimed again since, or finished, is left alone: STALE or STATE.
+-- (reclaimed_token is this claim's) and it is pending, or claimed again by a callback that has
+-- not rung the customer yet (dialled 0): the attempt Reclaim charged is given back and the
+-- promise is leased again, connected, to the adopting worker — the newer claim finds its token
+-- stale before it rings the customer. Either way its lease expiry then finishes it kept or late
+-- by the connect time (reclaim.lua), once. A promise whose newer claim rang the customer, or
+-- one finished, is left alone: STALE or STATE.
 
 local jk, id, token = KEYS[11], ARGV[4], ARGV[5]
 if redis.call('EXISTS', jk) == 0 then
   return fail('NOTFOUND')
 end
-local st, tok, rtok, charged, number, worker, expires = unpack(redis.call('HMGET', jk, 'state', 'token',
-  'reclaimed_token', 'reclaimed_charged', 'number', 'worker', 'lease_expires'))
+local st, tok, rtok, charged, number, worker, expires, dialled = unpack(redis.call('HMGET', jk, 'state', 'token',
+  'reclaimed_token', 'reclaimed_charged', 'number', 'worker', 'lease_expires', 'dialled'))
 local detail = 'customer talking with the agent when their callback\'s daemon was gone; adopted by ' .. ARGV[7]
 if st == 'dialing' and tok == token then
   redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
-elseif st == 'pending' and rtok == token then
+elseif rtok == token and (st == 'pending' or (st == 'dialing' and dialled == '0')) then
   if charged == '1' then
     redis.call('HINCRBY', jk, 'attempts', -1)
   end
@@ -36,7 +38,7 @@ elseif st == 'pending' and rtok == token then
   redis.call('ZADD', K_LEASES, expires, id)
   redis.call('HSET', jk, 'state', 'connected', 'token', fresh, 'worker', ARGV[7],
     'lease_expires', expires, 'connected', ARGV[6], 'dialled', ARGV[6], 'reclaimed_token', 0)
-elseif tok ~= token and rtok ~= token then
+elseif tok ~= token and (rtok ~= token or st == 'dialing' or st == 'connected') then
   return fail('STALE', st)
 else
   return fail('STATE', st)

@@ -152,8 +152,10 @@ local token = redis.call('INCR', K_FENCE)
 local expires = NOW + lease_ms
 ready_remove(pick, job.targets)
 redis.call('ZADD', K_LEASES, expires, pick)
+-- reclaimed_token stays: the claim Reclaim took back may still be a conversation whose connect
+-- is on its way (adopted.lua), and wins over this claim until it rings the customer.
 local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
-  dialled = 0, reclaimed_token = 0}
+  dialled = 0}
 local set = {}
 for k, v in pairs(lease) do
   set[#set + 1] = k
