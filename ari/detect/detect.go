@@ -152,6 +152,13 @@ type Request struct {
 	DialString    string // the Dial() destinations that rang Target ("PJSIP/1001&PJSIP/1002")
 	DID           string // the extension the customer's call arrived at: the number dialled
 	Context       string // the dialplan context the customer's call came in through
+	// VoicemailGap: the caller was in VoiceMail() for Target when the events socket dropped
+	// (or no daemon listened) and was gone by the resync, so VM_MESSAGEFILE and VMSTATUS were
+	// lost and whether a message was left is not known. Reason is voicemail all the same: a
+	// caller who left a message and is not called back is the worse mistake.
+	VoicemailGap bool
+	// Note is what the promise should say beside its reason ("" for a call seen to its end).
+	Note string
 }
 
 // Reach says the customer Number reached Target (an extension, a ring group's extension or an
@@ -174,6 +181,9 @@ type Stats struct {
 	Requests  uint64 // requests emitted
 	Reaches   uint64 // reaches of a target by a customer emitted
 	Restored  uint64 // calls taken back from the Memory of a previous process
+	// VoicemailGaps are voicemail requests emitted for a caller whose VoiceMail() ended unseen
+	// (Request.VoicemailGap).
+	VoicemailGaps uint64
 }
 
 // Options configure a Detector. Zero values take the documented defaults.
