@@ -225,6 +225,10 @@ func TestARestartDuringVoicemailStillMakesThePromise(t *testing.T) {
 	before := startProcess(t, rdb, rec, clk)
 	before.feed(s.events)
 	before.flush(t)
+	kept := rdb.Get(context.Background(), "callbackd:call:"+s.asteriskID+":c1").Val()
+	if !strings.HasPrefix(kept, `{"v":2,`) || !strings.Contains(kept, `"vm":["1003"]`) {
+		t.Fatalf("kept call %s; want version 2 naming the VoiceMail(1003) in progress", kept)
+	}
 
 	after := startProcess(t, rdb, rec, clk)
 	if n, problems := after.restore(t); n != 1 || len(problems) > 0 {
