@@ -113,8 +113,9 @@ func (d *Detector) looksLikeCustomer(o *chanInfo) bool {
 	return d.inbound[o.firstContext] || d.customer.MatchString(num)
 }
 
-// voicemailGapNote is the note of a promise made from a voicemail whose end was not seen.
-const voicemailGapNote = "made from a voicemail interrupted by an ARI events gap (socket drop or restart): " +
+// VoicemailGapNote is the note of a promise made from a voicemail whose end was not seen
+// (Request.VoicemailGap).
+const VoicemailGapNote = "made from a voicemail interrupted by an ARI events gap (socket drop or restart): " +
 	"whether a message was left is not known"
 
 // finalize ends a call: it forgets the call and emits what it deserves.
@@ -147,7 +148,7 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 			r.AsteriskQueue = t.key
 		}
 		if gap {
-			r.VoicemailGap, r.Note = true, voicemailGapNote
+			r.VoicemailGap, r.Note = true, VoicemailGapNote
 			d.stats.VoicemailGaps++
 			d.log.Warn("the caller was in voicemail when the events stopped and is gone: whether a message was left "+
 				"is not known, so the voicemail callback is promised",
