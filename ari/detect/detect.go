@@ -70,6 +70,16 @@
 // call (app_voicemail sets it only once the file is stored; a hang-up in the greeting leaves
 // it unset). It wins over an unanswered attempt for the same target.
 //
+// A caller in VoiceMail() when the detector stopped hearing the call — the events socket
+// dropped, or the daemon restarted (the kept call names the VoiceMail() in progress) — and gone
+// by the resync has lost VM_MESSAGEFILE and VMSTATUS in the gap: whether a message was left can
+// no longer be known, and the call owes a voicemail callback for that mailbox all the same
+// (Request.VoicemailGap), since a caller who left a message and is not called back is the worse
+// mistake. The snapshot's dialplan application (VoiceMail, the mailboxes in its data) counts as
+// well as the ChannelDialplan event. A caller still in VoiceMail() at the resync is followed on,
+// and a VMSTATUS seen before the gap (the voicemail is over) decides as without one. The
+// detector has no REST client, so it cannot read the variables back from a channel.
+//
 // # Our own calls
 //
 // Callback legs are placed by callbackd through ARI and must never become promises. A channel
