@@ -224,6 +224,9 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", string(r.Reason)),
 		zap.String("target", r.Target), zap.String("queue", q.Name), zap.String("queue_rule", rule),
 		zap.String("linkedid", r.LinkedID)}
+	if r.VoicemailGap {
+		fields = append(fields, zap.Bool("voicemail_gap", true))
+	}
 	switch {
 	case err != nil:
 		in.log.Error("callback request refused", append(fields, zap.String("refusal", string(refusalOf(err))), zap.Error(err))...)
@@ -302,6 +305,8 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
+		// A voicemail whose end the detector did not see says so on the promise.
+		Note:        r.Note,
 		OncePerCall: true,
 	}, nil
 }

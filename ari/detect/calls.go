@@ -83,7 +83,10 @@ type chanInfo struct {
 	app, appData string
 	group        *dialGroup // the Dial() this channel is running
 	mailboxes    []string   // the VoiceMail() this channel is running
-	call         *call
+	// vmOver: app_voicemail set VMSTATUS, so the VoiceMail() in mailboxes has ended and what
+	// it left (VM_MESSAGEFILE comes before VMSTATUS) is known.
+	vmOver bool
+	call   *call
 }
 
 // dialGroup is one dialplan Dial(): the extensions it rings and the target they stand for.
@@ -346,6 +349,9 @@ func (d *Detector) resync(snap ari.Snapshot) {
 	present := make(map[string]bool, len(snap.Channels))
 	for i := range snap.Channels {
 		present[snap.Channels[i].ID] = true
+		if !snap.Restarted {
+			d.voicemailInSnapshot(srv, &snap.Channels[i])
+		}
 	}
 	calls := make([]*call, 0, len(srv.calls))
 	for _, c := range srv.calls {
@@ -356,12 +362,19 @@ func (d *Detector) resync(snap ari.Snapshot) {
 		if !snap.Restarted {
 			for id, ch := range c.members {
 				if !ch.destroyed && !present[id] {
+					d.voicemailLost(c, ch)
 					ch.destroyed = true
 					c.live--
 				}
 			}
 			if c.live > 0 {
 				continue
+			}
+		} else {
+			for _, ch := range c.members {
+				if !ch.destroyed {
+					d.voicemailLost(c, ch)
+				}
 			}
 		}
 		d.finalize(srv, c, at)
@@ -385,6 +398,40 @@ func (d *Detector) resync(snap ari.Snapshot) {
 			for id := range m {
 				d.reachedWith(srv, srv.chans[id], m, at)
 			}
+		}
+	}
+}
+
+// voicemailInSnapshot notes a followed channel the snapshot shows in VoiceMail() that the
+// detector did not see enter it (its ChannelDialplan fell in the gap): should it vanish in a
+// later gap, that VoiceMail() is what the gap interrupted.
+func (d *Detector) voicemailInSnapshot(srv *server, snap *ari.Channel) {
+	ch := srv.chans[snap.ID]
+	if ch == nil || ch.destroyed || ch.call == nil || !strings.EqualFold(snap.Dialplan.AppName, "VoiceMail") {
+		return
+	}
+	if ch.app == snap.Dialplan.AppName && ch.appData == snap.Dialplan.AppData && len(ch.mailboxes) > 0 {
+		return
+	}
+	d.runApp(srv, ch, snap.Dialplan.AppName, snap.Dialplan.AppData)
+}
+
+// inVoicemail reports a channel running VoiceMail() whose end has not been seen.
+func inVoicemail(ch *chanInfo) bool { return len(ch.mailboxes) > 0 && !ch.vmOver }
+
+// voicemailLost records that ch, gone unseen (a socket gap, a restart), was in VoiceMail():
+// VM_MESSAGEFILE, VMSTATUS and the hang-up fell in the gap, so whether a message was left
+// can no longer be known. Its mailboxes owe the customer a voicemail callback all the same
+// (finalize): calling back a caller who hung up in the greeting costs a call, not calling
+// back one who left a message breaks the promise.
+func (d *Detector) voicemailLost(c *call, ch *chanInfo) {
+	if !inVoicemail(ch) || c.ours {
+		return
+	}
+	for _, b := range ch.mailboxes {
+		if t := c.target(b, []string{b}); !t.message && !t.vmGap {
+			t.vmGap = true
+			c.changed()
 		}
 	}
 }

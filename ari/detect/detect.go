@@ -70,6 +70,16 @@
 // call (app_voicemail sets it only once the file is stored; a hang-up in the greeting leaves
 // it unset). It wins over an unanswered attempt for the same target.
 //
+// A caller in VoiceMail() when the detector stopped hearing the call — the events socket
+// dropped, or the daemon restarted (the kept call names the VoiceMail() in progress) — and gone
+// by the resync has lost VM_MESSAGEFILE and VMSTATUS in the gap: whether a message was left can
+// no longer be known, and the call owes a voicemail callback for that mailbox all the same
+// (Request.VoicemailGap), since a caller who left a message and is not called back is the worse
+// mistake. The snapshot's dialplan application (VoiceMail, the mailboxes in its data) counts as
+// well as the ChannelDialplan event. A caller still in VoiceMail() at the resync is followed on,
+// and a VMSTATUS seen before the gap (the voicemail is over) decides as without one. The
+// detector has no REST client, so it cannot read the variables back from a channel.
+//
 // # Our own calls
 //
 // Callback legs are placed by callbackd through ARI and must never become promises. A channel
@@ -152,6 +162,13 @@ type Request struct {
 	DialString    string // the Dial() destinations that rang Target ("PJSIP/1001&PJSIP/1002")
 	DID           string // the extension the customer's call arrived at: the number dialled
 	Context       string // the dialplan context the customer's call came in through
+	// VoicemailGap: the caller was in VoiceMail() for Target when the events socket dropped
+	// (or no daemon listened) and was gone by the resync, so VM_MESSAGEFILE and VMSTATUS were
+	// lost and whether a message was left is not known. Reason is voicemail all the same: a
+	// caller who left a message and is not called back is the worse mistake.
+	VoicemailGap bool
+	// Note is what the promise should say beside its reason ("" for a call seen to its end).
+	Note string
 }
 
 // Reach says the customer Number reached Target (an extension, a ring group's extension or an
@@ -174,6 +191,9 @@ type Stats struct {
 	Requests  uint64 // requests emitted
 	Reaches   uint64 // reaches of a target by a customer emitted
 	Restored  uint64 // calls taken back from the Memory of a previous process
+	// VoicemailGaps are voicemail requests emitted for a caller whose VoiceMail() ended unseen
+	// (Request.VoicemailGap).
+	VoicemailGaps uint64
 }
 
 // Options configure a Detector. Zero values take the documented defaults.

@@ -129,15 +129,21 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 	if app == ch.app && data == ch.appData {
 		return true
 	}
+	d.runApp(srv, ch, app, data)
+	return true
+}
+
+// runApp records that ch now runs the dialplan application app(data).
+func (d *Detector) runApp(srv *server, ch *chanInfo, app, data string) {
 	ch.app, ch.appData = app, data
-	if ch.group != nil {
+	if ch.group != nil || inVoicemail(ch) {
 		ch.call.changed()
 	}
-	ch.group, ch.mailboxes = nil, nil
+	ch.group, ch.mailboxes, ch.vmOver = nil, nil, false
 	switch {
 	case strings.EqualFold(app, "Dial"):
 		if ch.ours {
-			return true
+			return
 		}
 		var members []string
 		for _, r := range dialResources(data) {
@@ -146,7 +152,7 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 			}
 		}
 		if len(members) == 0 {
-			return true
+			return
 		}
 		key := members[0]
 		if d.internal.MatchString(ch.exten) {
@@ -166,19 +172,21 @@ func (d *Detector) onDialplan(srv *server, ev *ari.Event, fromControl bool, now,
 		// A queue is one destination whatever members it rings; its name is the target.
 		name, _, _ := strings.Cut(data, ",")
 		if name = strings.TrimSpace(name); name == "" || d.isStaff(ch) || ch.ours {
-			return true
+			return
 		}
 		ch.group = &dialGroup{key: name, queue: true}
 		ch.call.changed()
 		d.callOf(srv, ch).tried(name, nil).queue = true
 	case strings.EqualFold(app, "VoiceMail"):
-		ch.mailboxes = voicemailBoxes(data)
+		// Kept (Memory): a restart while the caller is in voicemail is a gap like any other.
+		if ch.mailboxes = voicemailBoxes(data); len(ch.mailboxes) > 0 {
+			ch.call.changed()
+		}
 	case d.controlStasis(app, data):
 		d.markOurs(ch)
 	case dialAPIApp(app):
 		d.markOriginated(ch)
 	}
-	return true
 }
 
 func (d *Detector) onVarset(srv *server, ev *ari.Event, fromControl bool, now time.Time) bool {
@@ -192,6 +200,12 @@ func (d *Detector) onVarset(srv *server, ev *ari.Event, fromControl bool, now ti
 		if ev.Value != "" {
 			d.startConsultation(srv, ch, ev.Value)
 		}
+		return true
+	}
+	if ev.Variable == "VMSTATUS" && ev.Value != "" && inVoicemail(ch) {
+		// app_voicemail sets it as VoiceMail() returns: what the call left is known now.
+		ch.vmOver = true
+		ch.call.changed()
 		return true
 	}
 	if ev.Variable != "VM_MESSAGEFILE" || strings.TrimSpace(ev.Value) == "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,14 +32,18 @@ type Memory interface {
 	Drop(asteriskID, linkedID string)
 }
 
-// recordVersion is the format of a kept call. A record of another version is refused on
-// restore: a restarted older daemon must not guess at a newer one's fields.
-const recordVersion = 1
+// recordVersion is the newest format of a kept call. A record of a version this daemon does
+// not read is refused on restore: a restarted older daemon must not guess at a newer one's
+// fields. Version 2 added a channel's VoiceMail() in progress and a target whose voicemail a
+// gap interrupted; a record with neither is written as version 1, which every daemon reads.
+const (
+	recordVersion   = 2
+	recordVersionV1 = 1
+)
 
 // callRecord is a kept call, as compact as JSON allows: the customer's channel, the channels
 // still up, and the targets with what happened to each. What it leaves out — attended-transfer
-// forwards, a channel's voicemail boxes, who shares a bridge — is rebuilt from the events and
-// the resync after the restart.
+// forwards, who shares a bridge — is rebuilt from the events and the resync after the restart.
 type callRecord struct {
 	V        int             `json:"v"`
 	Asterisk string          `json:"a"`
@@ -74,6 +79,9 @@ type memberRecord struct {
 	ID    string       `json:"i"`
 	Name  string       `json:"n,omitempty"`
 	Group *groupRecord `json:"g,omitempty"`
+	// Voicemail are the mailboxes of the VoiceMail() the channel runs, until its VMSTATUS
+	// (version 2): a restart that loses its end still owes the caller the voicemail callback.
+	Voicemail []string `json:"vm,omitempty"`
 }
 
 type groupRecord struct {
@@ -89,6 +97,7 @@ type targetRecord struct {
 	Tried   bool     `json:"t,omitempty"`
 	Reached bool     `json:"r,omitempty"`
 	Message bool     `json:"v,omitempty"`
+	VMGap   bool     `json:"vg,omitempty"` // version 2: target.vmGap
 	Queue   bool     `json:"q,omitempty"`
 	Dial    string   `json:"d,omitempty"`
 }
@@ -146,7 +155,7 @@ func (d *Detector) worthKeeping(c *call) bool {
 
 func (d *Detector) record(srv *server, c *call) callRecord {
 	o := c.origin
-	r := callRecord{V: recordVersion, Asterisk: srv.id, LinkedID: c.linkedID,
+	r := callRecord{V: recordVersionV1, Asterisk: srv.id, LinkedID: c.linkedID,
 		Origin: originRecord{ID: o.id, Name: o.name, Number: o.callerNum, CallerName: o.callerName,
 			Context: o.firstContext, Exten: o.firstExten}}
 	for _, ch := range c.members {
@@ -157,12 +166,18 @@ func (d *Detector) record(srv *server, c *call) callRecord {
 		if g := ch.group; g != nil {
 			m.Group = &groupRecord{Key: g.key, Members: g.members, Queue: g.queue, Dial: g.dial}
 		}
+		if inVoicemail(ch) {
+			m.Voicemail, r.V = ch.mailboxes, recordVersion
+		}
 		r.Members = append(r.Members, m)
 	}
 	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].ID < r.Members[j].ID })
 	for _, t := range c.targets {
 		r.Targets = append(r.Targets, targetRecord{Key: t.key, Members: t.members, Tried: t.tried,
-			Reached: t.reached, Message: t.message, Queue: t.queue, Dial: t.dial})
+			Reached: t.reached, Message: t.message, VMGap: t.vmGap, Queue: t.queue, Dial: t.dial})
+		if t.vmGap {
+			r.V = recordVersion
+		}
 	}
 	for _, cs := range c.consults {
 		cr := consultRecord{Transferer: cs.transferer, TransfererExt: cs.transfererExt, Answered: cs.answered,
@@ -211,6 +226,7 @@ func (d *Detector) Restore(asteriskID, linkedID string, record []byte) error {
 		if m.Group != nil {
 			ch.group = &dialGroup{key: m.Group.Key, members: m.Group.Members, queue: m.Group.Queue, dial: m.Group.Dial}
 		}
+		ch.mailboxes = m.Voicemail
 		if m.ID == r.Origin.ID {
 			ch.firstContext, ch.firstExten = r.Origin.Context, r.Origin.Exten
 			ch.callerNum, ch.callerName = r.Origin.Number, r.Origin.CallerName
@@ -232,7 +248,7 @@ func (d *Detector) Restore(asteriskID, linkedID string, record []byte) error {
 	}
 	for _, t := range r.Targets {
 		c.targets = append(c.targets, &target{key: t.Key, members: t.Members, tried: t.Tried,
-			reached: t.Reached, message: t.Message, queue: t.Queue, dial: t.Dial})
+			reached: t.Reached, message: t.Message, vmGap: t.VMGap, queue: t.Queue, dial: t.Dial})
 	}
 	for _, cr := range r.Consults {
 		cs := &consultation{transferer: cr.Transferer, transfererExt: cr.TransfererExt, answered: cr.Answered,
@@ -269,8 +285,8 @@ func decodeRecord(asteriskID, linkedID string, record []byte) (callRecord, error
 		return bad("not a call record: %v", err)
 	}
 	switch {
-	case r.V != recordVersion:
-		return bad("format version %d, this daemon reads %d", r.V, recordVersion)
+	case r.V < recordVersionV1 || r.V > recordVersion:
+		return bad("format version %d, this daemon reads %d to %d", r.V, recordVersionV1, recordVersion)
 	case r.Asterisk != asteriskID || r.LinkedID != linkedID:
 		return bad("it describes call %q of asterisk %q", r.LinkedID, r.Asterisk)
 	case r.Origin.ID == "":
@@ -286,6 +302,9 @@ func decodeRecord(asteriskID, linkedID string, record []byte) (callRecord, error
 		}
 		if m.Group != nil && m.Group.Key == "" {
 			return bad("channel %s runs a Dial() without a target", m.ID)
+		}
+		if slices.Contains(m.Voicemail, "") {
+			return bad("channel %s runs a VoiceMail() with an empty mailbox", m.ID)
 		}
 	}
 	for i, t := range r.Targets {

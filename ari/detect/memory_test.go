@@ -257,12 +257,15 @@ func TestABadCallRecordIsRefusedAndSkipped(t *testing.T) {
 		t.Fatalf("kept calls %v (%v); want the recorded call", good, err)
 	}
 	record := rdb.Get(ctx, good[0]).Val()
+	if !strings.HasPrefix(record, `{"v":1,`) {
+		t.Errorf("a call without a voicemail in progress is kept as %s; want version 1, which older daemons read", record)
+	}
 	bad := []struct {
 		linkedID, record, want string
 	}{
 		{"9.1", `{"v":1,"a":"` + ast + `"`, "not a call record: unexpected EOF"},
-		{"9.2", `{"v":2,"a":"` + ast + `","l":"9.2","o":{"i":"9.2","u":"+31201234501"},"m":[{"i":"9.2"}]}`,
-			"format version 2, this daemon reads 1"},
+		{"9.2", `{"v":3,"a":"` + ast + `","l":"9.2","o":{"i":"9.2","u":"+31201234501"},"m":[{"i":"9.2"}]}`,
+			"format version 3, this daemon reads 1 to 2"},
 		{"9.3", `{"v":1,"a":"` + ast + `","l":"9.3","o":{"i":"9.3"},"m":[{"i":"9.3"}]}`,
 			"the customer channel has no caller number"},
 		{"9.4", `{"v":1,"a":"` + ast + `","l":"9.4","o":{"i":"9.4","u":"+31201234501"},"m":[]}`, "no channel up"},
@@ -271,6 +274,8 @@ func TestABadCallRecordIsRefusedAndSkipped(t *testing.T) {
 			"target 0 has no extension"},
 		{"9.7", `{"v":1,"a":"` + ast + `","l":"9.7","o":{"i":"9.7","u":"+31201234501"},"m":[{"i":"9.7"}],"zz":1}`,
 			`unknown field "zz"`},
+		{"9.8", `{"v":2,"a":"` + ast + `","l":"9.8","o":{"i":"9.8","u":"+31201234501"},"m":[{"i":"9.8","vm":[""]}]}`,
+			"channel 9.8 runs a VoiceMail() with an empty mailbox"},
 	}
 	stale := float64(clk.Now().Add(time.Hour).UnixMilli())
 	for _, b := range bad {

@@ -17,8 +17,11 @@ type target struct {
 	tried   bool
 	reached bool
 	message bool
-	queue   bool   // an Asterisk Queue(): key is its name
-	dial    string // the Dial() destinations that rang it, for routing
+	// vmGap: the customer was in this mailbox's VoiceMail() when the detector stopped hearing
+	// the call, and its end was never seen (voicemailLost).
+	vmGap bool
+	queue bool   // an Asterisk Queue(): key is its name
+	dial  string // the Dial() destinations that rang it, for routing
 }
 
 // target returns the call's target for key, adding it in order of first mention.
@@ -110,6 +113,11 @@ func (d *Detector) looksLikeCustomer(o *chanInfo) bool {
 	return d.inbound[o.firstContext] || d.customer.MatchString(num)
 }
 
+// VoicemailGapNote is the note of a promise made from a voicemail whose end was not seen
+// (Request.VoicemailGap).
+const VoicemailGapNote = "made from a voicemail interrupted by an ARI events gap (socket drop or restart): " +
+	"whether a message was left is not known"
+
 // finalize ends a call: it forgets the call and emits what it deserves.
 func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 	d.forget(srv, c)
@@ -122,9 +130,12 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 	}
 	for _, t := range c.targets {
 		var reason queue.Reason
+		gap := false
 		switch {
 		case t.message:
 			reason = queue.ReasonVoicemail
+		case t.vmGap:
+			reason, gap = queue.ReasonVoicemail, true
 		case t.tried && !t.reached:
 			reason = queue.ReasonUnansweredTransfer
 		default:
@@ -135,6 +146,14 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 			DialString: t.dial, DID: cust.did, Context: cust.context}
 		if t.queue {
 			r.AsteriskQueue = t.key
+		}
+		if gap {
+			r.VoicemailGap, r.Note = true, VoicemailGapNote
+			d.stats.VoicemailGaps++
+			d.log.Warn("the caller was in voicemail when the events stopped and is gone: whether a message was left "+
+				"is not known, so the voicemail callback is promised",
+				zap.String("number", d.mask(r.Number)), zap.String("mailbox", t.key),
+				zap.String("asterisk_id", srv.id), zap.String("linkedid", c.linkedID))
 		}
 		d.emitRequest(r)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -29,6 +30,9 @@ type chaosReport struct {
 	Outcomes  map[queue.State]int
 	// NotReached: customers who would have answered but whose promise ended unreachable.
 	NotReached int
+	// GapVoicemails: greeting hang-ups promised all the same because their end fell in an
+	// ARI gap or a restart (detect.VoicemailGapNote): by design, not invented.
+	GapVoicemails int
 
 	// must be 0
 	Lost, Invented, Stuck                               int
@@ -90,6 +94,7 @@ func (rep chaosReport) table() string {
 	row("promises made", rep.Made)
 	row("  kept / late / unreachable", fmt.Sprintf("%d / %d / %d", rep.Outcomes[queue.StateKept], rep.Outcomes[queue.StateLate], rep.Outcomes[queue.StateUnreachable]))
 	row("  answering customers ended unreachable", rep.NotReached)
+	row("greeting hang-ups promised after a gap", rep.GapVoicemails)
 	for _, f := range rep.mustBeZero() {
 		row(f.name, f.n)
 	}
@@ -138,6 +143,8 @@ func (r *chaosRun) account(calls []*chaosCall, end time.Time) chaosReport {
 		in := byID[c.inbound.Channel.ID]
 		promised := byNumber[c.Number]
 		switch {
+		case !c.Kind.promises() && c.Kind == callGreetingHangup && len(promised) > 0 && gapVoicemails(promised):
+			rep.GapVoicemails++
 		case !c.Kind.promises():
 			if len(promised) > 0 {
 				rep.Invented++
@@ -345,4 +352,14 @@ func checkChaos(t *testing.T, plan chaosPlan) chaosReport {
 		t.Errorf("seed %d: %s", plan.Seed, strings.Join(fails, "; "))
 	}
 	return rep
+}
+
+// gapVoicemails reports promises all made from a voicemail whose end the detector did not see.
+func gapVoicemails(jobs []queue.Job) bool {
+	for _, j := range jobs {
+		if j.Reason() != queue.ReasonVoicemail || j.Note != detect.VoicemailGapNote {
+			return false
+		}
+	}
+	return true
 }
