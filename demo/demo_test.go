@@ -47,7 +47,7 @@ func TestDemoKeepsThePromisesItMakes(t *testing.T) {
 		regexp.MustCompile(`agent no_answer [1-9]`),
 		regexp.MustCompile(`customer busy 3`),
 		// The forecast's prediction beside each promise made, and its score beside the outcome.
-		regexp.MustCompile(`promise …\w{6}: (forecast|AT RISK FROM THE START: .*; forecast): connected about \d\d:\d\d(:\d\d)?, (before|after) the deadline \d\d:\d\d(:\d\d)?`),
+		regexp.MustCompile(`promise …\w{6}: (forecast|AT RISK FROM THE START: .*; forecast): connected about \d\d:\d\d(:\d\d)?, (before|after|just after) the deadline \d\d:\d\d(:\d\d)?`),
 		regexp.MustCompile(`Forecast when each promise was made: [0-5] of 5 kept; measured: 3 kept\.`),
 	} {
 		if !want.MatchString(got) {
