@@ -86,7 +86,7 @@ type Server struct {
 	lastDev   map[string]string // device state last announced per phone, so only changes go out
 	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
 	playbacks map[string]*playback
-	ledger    ledger            // every channel and bridge ever seen (ledger.go)
+	ledger    ledger // every channel and bridge ever seen (ledger.go)
 	closed    bool
 
 	done chan struct{}
