@@ -82,11 +82,11 @@ type Server struct {
 	bridges   map[string]*bridge
 	apps      map[string]*app
 	endpoints map[string]Behavior
-	devices   map[string]string // Stasis: device states set over REST
-	lastDev   map[string]string // device state last announced per phone, so only changes go out
-	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
-	playbacks map[string]*playback
-	ledger    ledger // every channel and bridge ever seen (ledger.go)
+	devices   map[string]string    // Stasis: device states set over REST
+	lastDev   map[string]string    // device state last announced per phone, so only changes go out
+	vmCount   map[string]int       // messages left per mailbox, for VM_MESSAGEFILE names
+	playbacks map[string]*playback // the playbacks Asterisk still holds, by id
+	ledger    ledger               // every channel and bridge ever seen (ledger.go)
 	closed    bool
 
 	done chan struct{}
