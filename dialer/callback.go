@@ -23,6 +23,8 @@ type REST interface {
 	Dial(ctx context.Context, id, caller string, timeout time.Duration) error
 	Hangup(ctx context.Context, id, reason string) error
 	Play(ctx context.Context, channelID, playbackID string, media []string) (ari.Playback, error)
+	// Playback reads a playback back after a socket gap: a 404 (ari.StatusOf) means it ended.
+	Playback(ctx context.Context, id string) (ari.Playback, error)
 	CreateBridge(ctx context.Context, id, typ string) (ari.Bridge, error)
 	AddChannel(ctx context.Context, bridgeID, channelID string) error
 	DestroyBridge(ctx context.Context, id string) error

@@ -474,13 +474,13 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	pb := func(i int, state string) map[string]any {
 		p := map[string]any{"id": id, "media_uri": media[i], "target_uri": "channel:" + ch.snap.ID,
 			"language": "en", "state": state}
-		if i+1 < len(media) && state != "done" {
+		if i+1 < len(media) && state != ari.PlaybackDone {
 			p["next_media_uri"] = media[i+1]
 		}
 		return p
 	}
-	reply := pb(0, "queued")
-	live := &playback{channel: ch.snap.ID, json: pb(0, "playing")}
+	reply := pb(0, ari.PlaybackQueued)
+	live := &playback{channel: ch.snap.ID, json: pb(0, ari.PlaybackPlaying)}
 	s.playbacks[id] = live
 	s.emitLocked(ari.EventPlaybackStarted, fields{"playback": live.json}, s.chanTargetsLocked(ch))
 	epoch := s.epoch
@@ -493,16 +493,16 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 			s.mu.Lock()
 			if err != nil {
 				s.endPlaybackLocked(id, live)
-				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "failed")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, ari.PlaybackFailed)}, s.chanTargetsLocked(ch))
 				s.mu.Unlock()
 				return
 			}
 			if i+1 == len(media) {
 				s.endPlaybackLocked(id, live)
-				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "done")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, ari.PlaybackDone)}, s.chanTargetsLocked(ch))
 			} else {
-				s.emitLocked(ari.EventPlaybackContinuing, fields{"playback": pb(i, "continuing")}, s.chanTargetsLocked(ch))
-				live.json = pb(i+1, "playing")
+				s.emitLocked(ari.EventPlaybackContinuing, fields{"playback": pb(i, ari.PlaybackContinuing)}, s.chanTargetsLocked(ch))
+				live.json = pb(i+1, ari.PlaybackPlaying)
 				s.emitLocked(ari.EventPlaybackStarted, fields{"playback": live.json}, s.chanTargetsLocked(ch))
 			}
 			s.mu.Unlock()
