@@ -91,6 +91,9 @@ type callback struct {
 	agentGone, custGone     bool
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
+	// custResyncs counts the resyncs that found the customer leg still up: each was a socket
+	// gap in which a key press may have been lost.
+	custResyncs int
 	connectedAt             time.Time
 
 	// calls ends when the daemon's grace period is over; held store writes give up then.
@@ -340,17 +343,35 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 
 	// A human, not a voicemail: optional greeting and confirmation digit.
-	if len(cb.q.Greeting) > 0 {
-		if err := cb.play(ctx, cb.custCh, "greeting", cb.q.Greeting); err != nil && (cb.custGone || cb.agentGone || ctx.Err() != nil) {
-			return cb.afterAnswerLost(ctx, v, "during the greeting")
+	gaps := cb.custResyncs
+	greet := func(what string) bool {
+		if len(cb.q.Greeting) == 0 {
+			return true
 		}
+		err := cb.play(ctx, cb.custCh, what, cb.q.Greeting)
+		return err == nil || !(cb.custGone || cb.agentGone || ctx.Err() != nil)
+	}
+	if !greet("greeting") {
+		return cb.afterAnswerLost(ctx, v, "during the greeting")
 	}
 	if cb.q.ConfirmDigit != "" {
 		pressed := func() bool { return strings.Contains(cb.custDigits, cb.q.ConfirmDigit) }
-		if !pressed() {
-			_ = cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
-				return pressed() || cb.custGone || cb.agentGone
+		for asked := 0; !pressed(); asked++ {
+			err := cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
+				return pressed() || cb.custGone || cb.agentGone || (cb.custResyncs != gaps && asked < maxConfirmAsksAgain)
 			})
+			if err != nil || pressed() || cb.custGone || cb.agentGone {
+				break
+			}
+			// A socket gap since the customer was asked: a key pressed in it is lost for good
+			// (Asterisk keeps no record of DTMF), so ask again, a bounded number of times lest
+			// a flapping socket hold the call for ever.
+			gaps = cb.custResyncs
+			cb.log.Info("asking the customer for the confirm digit again: a key pressed in a socket gap is lost",
+				zap.Int("asked_again", asked+1))
+			if !greet(fmt.Sprintf("greeting-%d", asked+2)) {
+				return cb.afterAnswerLost(ctx, v, "during the greeting")
+			}
 		}
 		if !pressed() {
 			if cb.custGone || cb.agentGone || ctx.Err() != nil {
@@ -380,6 +401,10 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 	return v
 }
+
+// maxConfirmAsksAgain bounds how often a customer is asked again for the confirm digit after
+// socket gaps.
+const maxConfirmAsksAgain = 3
 
 // afterAnswerLost handles a customer who answered and then was lost before confirming.
 func (cb *callback) afterAnswerLost(ctx context.Context, v verdict, when string) verdict {

@@ -79,7 +79,8 @@ func (cb *callback) await(ctx context.Context, timeout time.Duration, stop func(
 	}
 }
 
-// note records what happened to the legs: keys pressed, hang-up causes, a leg gone. A leg
+// note records what happened to the legs: keys pressed, hang-up causes, a leg gone, a gap
+// in the customer leg's events. A leg
 // counts as gone on ChannelDestroyed (or when a resync no longer lists it), not on StasisEnd,
 // which comes first and carries no cause.
 func (cb *callback) note(ev *ari.Event) {
@@ -88,6 +89,10 @@ func (cb *callback) note(ev *ari.Event) {
 	}
 	id := ev.Channel.ID
 	switch ev.Type {
+	case EventSnapshot:
+		if id == cb.custCh {
+			cb.custResyncs++
+		}
 	case ari.EventChannelDtmfReceived:
 		if id == cb.custCh {
 			cb.custDigits += ev.Digit
