@@ -18,6 +18,9 @@ import (
 // REST is the part of one Asterisk's REST API that the dialer uses.
 type REST interface {
 	Directory
+	// Channels lists the Asterisk's channels: a leg of an earlier claim of the promise may
+	// still be up (earlierClaimUp).
+	Channels(ctx context.Context) ([]ari.Channel, error)
 	Originate(ctx context.Context, req ari.OriginateRequest) (ari.Channel, error)
 	CreateChannel(ctx context.Context, req ari.CreateRequest) (ari.Channel, error)
 	Dial(ctx context.Context, id, caller string, timeout time.Duration) error
@@ -91,10 +94,10 @@ type callback struct {
 	agentGone, custGone     bool
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
+	connectedAt             time.Time
 	// custResyncs counts the resyncs that found the customer leg still up: each was a socket
 	// gap in which a key press may have been lost.
 	custResyncs int
-	connectedAt             time.Time
 
 	// calls ends when the daemon's grace period is over; held store writes give up then.
 	calls context.Context
@@ -150,6 +153,10 @@ func (cb *callback) run(ctx context.Context) verdict {
 	case ds.State != deviceNotInUse:
 		cb.env.devices.setDevice(cb.agent.ID, ds.State)
 		return verdict{kind: release, detail: "agent " + cb.agent.ID + " is " + ds.State}
+	}
+
+	if v, up := cb.earlierClaimUp(ctx, verdict{}); up {
+		return v
 	}
 
 	cb.env.router.Watch(cb.pbx.ID, cb.agentCh, cb.in)
@@ -263,6 +270,12 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	if !calls.Allowed(cb.job.Number) {
 		cb.log.Error("refusing to dial a number that dialer.allow does not allow; promise failed")
 		v.kind, v.detail = failed, "number not allowed by dialer.allow"
+		return v
+	}
+
+	// Again just before the customer's phone can ring: an earlier claim's callback that lives
+	// on in a daemon cut off from Redis may have made its customer leg since.
+	if v, up := cb.earlierClaimUp(ctx, v); up {
 		return v
 	}
 
@@ -400,6 +413,43 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		v.detail = "conversation cut at shutdown"
 	}
 	return v
+}
+
+// earlierLegRecheck is how long a promise given back because a leg of an earlier claim is
+// still up waits before it is claimed again: the janitor hangs such a leg up, or adopts its
+// conversation, at its next look, which is about as far off.
+const earlierLegRecheck = 5 * time.Second
+
+// earlierClaimUp looks for a channel of an earlier claim of this promise on the Asterisk
+// before anyone is rung. After a kill -9, Reclaim hands a promise back while the dead daemon's
+// customer leg may still ring or talk; ringing the customer again meanwhile would call them
+// twice at once. Such a promise goes back without using an attempt (v says who was rung so
+// far) and is looked at again shortly. When the channels cannot be listed, nobody is rung
+// either: Asterisk is in trouble, and a double dial is the worse mistake.
+func (cb *callback) earlierClaimUp(ctx context.Context, v verdict) (verdict, bool) {
+	chans, err := cb.pbx.REST.Channels(ctx)
+	if err != nil {
+		v.kind, v.detail = release, "listing the channels before ringing failed: "+err.Error()
+		if ctx.Err() != nil {
+			v.detail = "stopped before ringing"
+		} else {
+			v.cool = true
+		}
+		return v, true
+	}
+	promise := strings.ToLower(cb.job.ID)
+	for _, ch := range chans {
+		id, ok := ari.ParseCallbackID(ch.ID)
+		if !ok || id.Leg == "" || id.Promise != promise || id.Token == cb.job.Lease.Token {
+			continue
+		}
+		cb.log.Warn("a leg of an earlier claim of this promise is still up; giving the promise back without ringing anyone",
+			zap.String("channel", ch.ID), zap.String("state", ch.State), zap.Int64("earlier_claim", id.Token))
+		v.kind, v.until = release, cb.env.clk.Now().Add(earlierLegRecheck)
+		v.detail = "leg " + ch.ID + " of an earlier claim is still up"
+		return v, true
+	}
+	return v, false
 }
 
 // maxConfirmAsksAgain bounds how often a customer is asked again for the confirm digit after
