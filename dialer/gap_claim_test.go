@@ -8,6 +8,7 @@ import (
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/aritest"
+	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -90,7 +91,10 @@ func TestAPromiseIsNotDialledWhileALegOfItsPreviousClaimIsAlive(t *testing.T) {
 // leg while the new claim's agent hears the whisper: the new callback looks again just before
 // its customer's phone could ring, and gives the promise back without dialling or charging.
 func TestACustomerIsNotDialledWhenAnEarlierClaimsLegAppearedDuringTheWhisper(t *testing.T) {
-	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+	r := newRig(t, monday10, func(c *config.Config) {
+		// A whisper of a minute or more, so the test has time to make the leg during it.
+		c.Dialer.Whisper = []string{"digits:" + strings.Repeat("1234567890", 10), "digits:" + strings.Repeat("1234567890", 10)}
+	}, func(s *aritest.Server) {
 		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
 		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
 		s.SetEndpoint(customerPhone(customer1), talks())

@@ -20,11 +20,12 @@ func TestAConfirmDigitLostInASocketGapIsAskedForAgain(t *testing.T) {
 	r := newRig(t, monday10, func(c *config.Config) {
 		c.Queues[0].Greeting = []string{"sound:callbackd-press-1"}
 		c.Queues[0].ConfirmDigit = "1"
-		c.Queues[0].ConfirmTimeout = config.Duration(2 * time.Minute)
+		c.Queues[0].ConfirmTimeout = config.Duration(10 * time.Minute)
 	}, func(s *aritest.Server) {
 		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
 		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
-		s.SetEndpoint(customerPhone(customer1), talks())
+		// Answers and stays on the line until the test hangs up, however slow the machine.
+		s.SetEndpoint(customerPhone(customer1), aritest.Answers(4*time.Second))
 	})
 	r.drainOnCleanup()
 	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
@@ -32,7 +33,9 @@ func TestAConfirmDigitLostInASocketGapIsAskedForAgain(t *testing.T) {
 	_, cust, bridge := ari.CallbackIDs(claim.ID, claim.Lease.Token)
 	greeting := bridge + "-greeting"
 	plays := func() int { return len(r.requested("POST /ari/channels/"+cust+"/play", "playbackId="+greeting)) }
-	r.waitFor("the greeting to have been played", func() bool { return plays() == 1 && !r.playing(greeting) })
+	// Asked for: the greeting is over or still plays (a key pressed in a gap during it is as
+	// lost as one after it).
+	r.waitFor("the greeting to be requested", func() bool { return plays() == 1 && !r.playing(greeting) })
 
 	r.socketGap(func() bool {
 		r.pbx.SendDTMF(cust, "1") // no socket: Asterisk keeps no record of it
@@ -47,6 +50,12 @@ func TestAConfirmDigitLostInASocketGapIsAskedForAgain(t *testing.T) {
 		t.Fatalf("after the reconnect the customer was not asked again (greeting played %d times)\n%s", plays(), r.story())
 	}
 	r.pbx.SendDTMF(cust, "1")
+	r.waitFor("the customer to be connected, or the callback's end", func() bool {
+		_, ok := r.stepAt(job.ID, StepCustomerAnswered)
+		_, ended := r.stepAt(job.ID, StepSettled)
+		return ok || ended
+	})
+	r.pbx.Hangup(cust, 16)
 	got := r.settled(job.ID)
 	if got.State != queue.StateKept || got.Attempts != 0 {
 		t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
@@ -63,7 +72,7 @@ func TestAConfirmDigitIsAskedForAgainABoundedNumberOfTimes(t *testing.T) {
 	r := newRig(t, monday10, func(c *config.Config) {
 		c.Queues[0].Greeting = []string{"sound:callbackd-press-1"}
 		c.Queues[0].ConfirmDigit = "1"
-		c.Queues[0].ConfirmTimeout = config.Duration(2 * time.Minute)
+		c.Queues[0].ConfirmTimeout = config.Duration(5 * time.Minute)
 	}, func(s *aritest.Server) {
 		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
 		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))

@@ -61,8 +61,12 @@ func (r *rig) claimOf(id string) queue.Job {
 // agent in silence until the play timeout (items × 15 s + 5 s).
 func TestAWhisperWhoseEndFellInASocketGapIsReadBackAtTheReconnect(t *testing.T) {
 	r := newRig(t, monday10, func(c *config.Config) {
-		// Six items, as the default whisper has: a 95 s play timeout for a few seconds of audio.
-		c.Dialer.Whisper = []string{"sound:callbackd-callback-for", "digits:{number}", "sound:beep", "sound:beep", "sound:beep", "sound:beep"}
+		// Short items, each worth 15 s of play timeout: the fault shows as a wait of minutes for
+		// seconds of audio, and the reconnect has ample time however slow the machine.
+		c.Dialer.Whisper = []string{"sound:callbackd-callback-for", "digits:{number}"}
+		for range 10 {
+			c.Dialer.Whisper = append(c.Dialer.Whisper, "sound:beep")
+		}
 	}, func(s *aritest.Server) {
 		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
 		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
