@@ -465,6 +465,19 @@ func (c *Client) Play(ctx context.Context, channelID, playbackID string, media [
 	return out, err
 }
 
+// Playback reads a playback Asterisk still holds: from the play request until its media
+// finished or its channel left. After that Asterisk answers 404 (StatusOf), which is how a
+// client that missed PlaybackFinished in a socket gap learns the playback is over.
+func (c *Client) Playback(ctx context.Context, id string) (Playback, error) {
+	op := "get playback " + id
+	if err := need(op, "playback id", id); err != nil {
+		return Playback{}, err
+	}
+	var out Playback
+	err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/playbacks/" + seg(id), out: &out})
+	return out, err
+}
+
 // SetVar sets a channel variable or function (CALLERID(num), CONNECTEDLINE(name), ...).
 func (c *Client) SetVar(ctx context.Context, id, name, value string) error {
 	op := "set " + name + " on channel " + id

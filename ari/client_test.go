@@ -526,3 +526,29 @@ func TestClientEscapesPlusInPathSegments(t *testing.T) {
 		t.Errorf("DeviceState of a name with '+' = %+v, %v; want NOT_INUSE of that very device", ds, err)
 	}
 }
+
+// Playback reads a playback while Asterisk holds it; once it ended (here: its channel hung
+// up) the answer is a 404 the caller tells apart through StatusOf, and reads as finished.
+func TestPlaybackIsReadWhileItPlaysAndNotFoundAfter(t *testing.T) {
+	srv := newDrivenFake(t)
+	srv.SetEndpoint("PJSIP/0612345678", aritest.Rings())
+	connectApp(t, srv, "ctl")
+	c := newClient(t, srv.URL()+"/ari")
+	ctx := context.Background()
+	must[ari.Channel](t, "CreateChannel")(c.CreateChannel(ctx, ari.CreateRequest{
+		ChannelCreateRequest: ariv5.ChannelCreateRequest{Endpoint: "PJSIP/0612345678", App: "ctl", ChannelID: "cust-1"}}))
+	must[ari.Playback](t, "Play")(c.Play(ctx, "cust-1", "pb-1", []string{"sound:hello", "digits:12345678901234567890"}))
+
+	pb := must[ari.Playback](t, "Playback")(c.Playback(ctx, "pb-1"))
+	if pb.ID != "pb-1" || pb.TargetURI != "channel:cust-1" || pb.State == "" {
+		t.Errorf("Playback while it plays = %+v; want pb-1 on channel:cust-1 with its state", pb)
+	}
+	ok(t, "Hangup", c.Hangup(ctx, "cust-1", "normal"))
+	_, err := c.Playback(ctx, "pb-1")
+	if ari.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), "Playback not found") {
+		t.Errorf("Playback after its channel hung up: %v; want a 404 HTTPError saying Playback not found", err)
+	}
+	if _, err := c.Playback(ctx, " "); err == nil || ari.StatusOf(err) != 0 {
+		t.Errorf("Playback without an id: %v; want an error and no request", err)
+	}
+}

@@ -104,6 +104,16 @@ type DeviceState struct {
 // playbacks we read (it too skips next_media_uri); its extra Key stays nil.
 type Playback = ariv5.PlaybackData
 
+// A playback's states as ARI reports them (res_stasis_playback.c, state_to_string): stopped,
+// complete and canceled all read "done".
+const (
+	PlaybackQueued     = "queued"
+	PlaybackPlaying    = "playing"
+	PlaybackContinuing = "continuing"
+	PlaybackDone       = "done"
+	PlaybackFailed     = "failed"
+)
+
 // Event is one ARI event. Fields that a type does not carry stay zero. Raw keeps the bytes
 // as received, for replay files and for fields nothing here reads yet.
 type Event struct {

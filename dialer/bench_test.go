@@ -65,6 +65,10 @@ func (r *benchREST) Hangup(context.Context, string, string) error { return nil }
 func (r *benchREST) Play(context.Context, string, string, []string) (ari.Playback, error) {
 	return ari.Playback{}, errBenchRefused
 }
+func (r *benchREST) Channels(context.Context) ([]ari.Channel, error) { return nil, nil }
+func (r *benchREST) Playback(context.Context, string) (ari.Playback, error) {
+	return ari.Playback{}, errBenchRefused
+}
 func (r *benchREST) CreateBridge(context.Context, string, string) (ari.Bridge, error) {
 	return ari.Bridge{}, errBenchRefused
 }

@@ -18,11 +18,16 @@ import (
 // REST is the part of one Asterisk's REST API that the dialer uses.
 type REST interface {
 	Directory
+	// Channels lists the Asterisk's channels: a leg of an earlier claim of the promise may
+	// still be up (earlierClaimUp).
+	Channels(ctx context.Context) ([]ari.Channel, error)
 	Originate(ctx context.Context, req ari.OriginateRequest) (ari.Channel, error)
 	CreateChannel(ctx context.Context, req ari.CreateRequest) (ari.Channel, error)
 	Dial(ctx context.Context, id, caller string, timeout time.Duration) error
 	Hangup(ctx context.Context, id, reason string) error
 	Play(ctx context.Context, channelID, playbackID string, media []string) (ari.Playback, error)
+	// Playback reads a playback back after a socket gap: a 404 (ari.StatusOf) means it ended.
+	Playback(ctx context.Context, id string) (ari.Playback, error)
 	CreateBridge(ctx context.Context, id, typ string) (ari.Bridge, error)
 	AddChannel(ctx context.Context, bridgeID, channelID string) error
 	DestroyBridge(ctx context.Context, id string) error
@@ -90,6 +95,9 @@ type callback struct {
 	custCause, custTech     int
 	custDigits              string // every key the customer pressed, even during the greeting
 	connectedAt             time.Time
+	// custResyncs counts the resyncs that found the customer leg still up: each was a socket
+	// gap in which a key press may have been lost.
+	custResyncs int
 
 	// calls ends when the daemon's grace period is over; held store writes give up then.
 	calls context.Context
@@ -145,6 +153,10 @@ func (cb *callback) run(ctx context.Context) verdict {
 	case ds.State != deviceNotInUse:
 		cb.env.devices.setDevice(cb.agent.ID, ds.State)
 		return verdict{kind: release, detail: "agent " + cb.agent.ID + " is " + ds.State}
+	}
+
+	if v, up := cb.earlierClaimUp(ctx, verdict{}); up {
+		return v
 	}
 
 	cb.env.router.Watch(cb.pbx.ID, cb.agentCh, cb.in)
@@ -261,6 +273,12 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return v
 	}
 
+	// Again just before the customer's phone can ring: an earlier claim's callback that lives
+	// on in a daemon cut off from Redis may have made its customer leg since.
+	if v, up := cb.earlierClaimUp(ctx, v); up {
+		return v
+	}
+
 	// Written before the customer leg exists: if this daemon dies from here on, the lease
 	// expiry counts one attempt (the customer's phone may have rung); before it, it gives the
 	// promise back without one. Without the record the customer is not rung, or a crash loop
@@ -338,17 +356,35 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 
 	// A human, not a voicemail: optional greeting and confirmation digit.
-	if len(cb.q.Greeting) > 0 {
-		if err := cb.play(ctx, cb.custCh, "greeting", cb.q.Greeting); err != nil && (cb.custGone || cb.agentGone || ctx.Err() != nil) {
-			return cb.afterAnswerLost(ctx, v, "during the greeting")
+	gaps := cb.custResyncs
+	greet := func(what string) bool {
+		if len(cb.q.Greeting) == 0 {
+			return true
 		}
+		err := cb.play(ctx, cb.custCh, what, cb.q.Greeting)
+		return err == nil || !(cb.custGone || cb.agentGone || ctx.Err() != nil)
+	}
+	if !greet("greeting") {
+		return cb.afterAnswerLost(ctx, v, "during the greeting")
 	}
 	if cb.q.ConfirmDigit != "" {
 		pressed := func() bool { return strings.Contains(cb.custDigits, cb.q.ConfirmDigit) }
-		if !pressed() {
-			_ = cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
-				return pressed() || cb.custGone || cb.agentGone
+		for asked := 0; !pressed(); asked++ {
+			err := cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
+				return pressed() || cb.custGone || cb.agentGone || (cb.custResyncs != gaps && asked < maxConfirmAsksAgain)
 			})
+			if err != nil || pressed() || cb.custGone || cb.agentGone {
+				break
+			}
+			// A socket gap since the customer was asked: a key pressed in it is lost for good
+			// (Asterisk keeps no record of DTMF), so ask again, a bounded number of times lest
+			// a flapping socket hold the call for ever.
+			gaps = cb.custResyncs
+			cb.log.Info("asking the customer for the confirm digit again: a key pressed in a socket gap is lost",
+				zap.Int("asked_again", asked+1))
+			if !greet(fmt.Sprintf("greeting-%d", asked+2)) {
+				return cb.afterAnswerLost(ctx, v, "during the greeting")
+			}
 		}
 		if !pressed() {
 			if cb.custGone || cb.agentGone || ctx.Err() != nil {
@@ -378,6 +414,47 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	}
 	return v
 }
+
+// earlierLegRecheck is how long a promise given back because a leg of an earlier claim is
+// still up waits before it is claimed again: the janitor hangs such a leg up, or adopts its
+// conversation, at its next look, which is about as far off.
+const earlierLegRecheck = 5 * time.Second
+
+// earlierClaimUp looks for a channel of an earlier claim of this promise on the Asterisk
+// before anyone is rung. After a kill -9, Reclaim hands a promise back while the dead daemon's
+// customer leg may still ring or talk; ringing the customer again meanwhile would call them
+// twice at once. Such a promise goes back without using an attempt (v says who was rung so
+// far) and is looked at again shortly. When the channels cannot be listed, nobody is rung
+// either: Asterisk is in trouble, and a double dial is the worse mistake.
+func (cb *callback) earlierClaimUp(ctx context.Context, v verdict) (verdict, bool) {
+	chans, err := cb.pbx.REST.Channels(ctx)
+	if err != nil {
+		v.kind, v.detail = release, "listing the channels before ringing failed: "+err.Error()
+		if ctx.Err() != nil {
+			v.detail = "stopped before ringing"
+		} else {
+			v.cool = true
+		}
+		return v, true
+	}
+	promise := strings.ToLower(cb.job.ID)
+	for _, ch := range chans {
+		id, ok := ari.ParseCallbackID(ch.ID)
+		if !ok || id.Leg == "" || id.Promise != promise || id.Token == cb.job.Lease.Token {
+			continue
+		}
+		cb.log.Warn("a leg of an earlier claim of this promise is still up; giving the promise back without ringing anyone",
+			zap.String("channel", ch.ID), zap.String("state", ch.State), zap.Int64("earlier_claim", id.Token))
+		v.kind, v.until = release, cb.env.clk.Now().Add(earlierLegRecheck)
+		v.detail = "leg " + ch.ID + " of an earlier claim is still up"
+		return v, true
+	}
+	return v, false
+}
+
+// maxConfirmAsksAgain bounds how often a customer is asked again for the confirm digit after
+// socket gaps.
+const maxConfirmAsksAgain = 3
 
 // afterAnswerLost handles a customer who answered and then was lost before confirming.
 func (cb *callback) afterAnswerLost(ctx context.Context, v verdict, when string) verdict {

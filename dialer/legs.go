@@ -25,8 +25,13 @@ func (cb *callback) play(ctx context.Context, channel, what string, media []stri
 	}
 	done := false
 	err := cb.await(ctx, time.Duration(len(media))*15*time.Second+5*time.Second, func(ev *ari.Event) bool {
-		if ev.Type == ari.EventPlaybackFinished && ev.Playback != nil && ev.Playback.ID == id {
+		switch {
+		case ev.Type == ari.EventPlaybackFinished && ev.Playback != nil && ev.Playback.ID == id:
 			done = true
+		case ev.Type == EventSnapshot && ev.Channel != nil && ev.Channel.ID == channel:
+			// A resync after a socket gap: PlaybackFinished may have fallen in it, and Asterisk
+			// sends no event twice. Asterisk still holds the playback only while it plays.
+			done = cb.playbackOver(ctx, id)
 		}
 		return done || (channel == cb.agentCh && cb.agentGone) || (channel == cb.custCh && cb.custGone)
 	})
@@ -37,6 +42,22 @@ func (cb *callback) play(ctx context.Context, channel, what string, media []stri
 		return fmt.Errorf("playing %s: %w", what, err)
 	}
 	return nil
+}
+
+// playbackOver reads a playback back from Asterisk: a 404 (res_stasis_playback forgets a
+// playback once it finished or its channel left) or a final state says it is over. A failed
+// read says nothing: the wait goes on, bounded by its timeout.
+func (cb *callback) playbackOver(ctx context.Context, id string) bool {
+	pb, err := cb.pbx.REST.Playback(ctx, id)
+	switch {
+	case ari.StatusOf(err) == 404:
+		cb.log.Info("a playback ended during a socket gap; going on", zap.String("playback", id))
+		return true
+	case err != nil:
+		cb.log.Warn("reading a playback back after a socket gap failed; waiting for its end", zap.String("playback", id), zap.Error(err))
+		return false
+	}
+	return pb.State == ari.PlaybackDone || pb.State == ari.PlaybackFailed
 }
 
 // await reads events until stop says so, timeout (0: none) passes or ctx ends. Ends of
@@ -58,7 +79,8 @@ func (cb *callback) await(ctx context.Context, timeout time.Duration, stop func(
 	}
 }
 
-// note records what happened to the legs: keys pressed, hang-up causes, a leg gone. A leg
+// note records what happened to the legs: keys pressed, hang-up causes, a leg gone, a gap
+// in the customer leg's events. A leg
 // counts as gone on ChannelDestroyed (or when a resync no longer lists it), not on StasisEnd,
 // which comes first and carries no cause.
 func (cb *callback) note(ev *ari.Event) {
@@ -67,6 +89,10 @@ func (cb *callback) note(ev *ari.Event) {
 	}
 	id := ev.Channel.ID
 	switch ev.Type {
+	case EventSnapshot:
+		if id == cb.custCh {
+			cb.custResyncs++
+		}
 	case ari.EventChannelDtmfReceived:
 		if id == cb.custCh {
 			cb.custDigits += ev.Digit

@@ -39,6 +39,9 @@ type rig struct {
 	// cut, while true, keeps the current daemon's promise store from reaching Redis (a network
 	// partition of this daemon alone: another daemon's store still does).
 	cut atomic.Bool
+	// gap, while true, keeps the current daemon's events socket from connecting (REST still
+	// gets through): with pbx.DropWebSockets, a socket gap as long as the test needs.
+	gap atomic.Bool
 
 	mu       sync.Mutex
 	progress []Progress
@@ -147,7 +150,7 @@ func (r *rig) boot(instance string) {
 	}
 	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd", OnState: woken,
 		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
-		HTTPClient: &http.Client{Transport: mortal{dead: dead, next: http.DefaultTransport}},
+		HTTPClient: &http.Client{Transport: mortal{dead: dead, gap: &r.gap, next: http.DefaultTransport}},
 		Backoff: ari.Backoff{Initial: cfg.Asterisk[0].Reconnect.Initial.D(), Max: cfg.Asterisk[0].Reconnect.Max.D(),
 			Multiplier: ari.DefaultBackoff.Multiplier}})
 	if err != nil {
@@ -196,17 +199,31 @@ func (r *rig) boot(instance string) {
 	r.waitFor("the agents to be known", func() bool { return len(pool.Free()) > 0 || r.countState(AgentOffline) < len(cfg.Agents) })
 }
 
-// mortal is an HTTP transport that fails every request once its daemon died.
+// mortal is an HTTP transport that fails every request once its daemon died, and the events
+// socket's handshake during a gap.
 type mortal struct {
-	dead *atomic.Bool
-	next http.RoundTripper
+	dead, gap *atomic.Bool
+	next      http.RoundTripper
 }
 
 func (m mortal) RoundTrip(req *http.Request) (*http.Response, error) {
 	if m.dead.Load() {
 		return nil, errors.New("this daemon was killed")
 	}
+	if m.gap.Load() && strings.HasSuffix(req.URL.Path, "/events") {
+		return nil, errors.New("the events socket cannot connect: a gap")
+	}
 	return m.next.RoundTrip(req)
+}
+
+// socketGap drops the daemon's events socket and keeps it down until over says so: whatever
+// Asterisk emits meanwhile is lost to the daemon, as in a reconnect gap.
+func (r *rig) socketGap(over func() bool) {
+	r.t.Helper()
+	r.gap.Store(true)
+	r.pbx.DropWebSockets()
+	r.waitFor("the end of the socket gap", over)
+	r.gap.Store(false)
 }
 
 func (r *rig) countState(state string) int { return r.pool.Count()[state] }

@@ -3,6 +3,7 @@ package aritest
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -473,13 +474,15 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	pb := func(i int, state string) map[string]any {
 		p := map[string]any{"id": id, "media_uri": media[i], "target_uri": "channel:" + ch.snap.ID,
 			"language": "en", "state": state}
-		if i+1 < len(media) && state != "done" {
+		if i+1 < len(media) && state != ari.PlaybackDone {
 			p["next_media_uri"] = media[i+1]
 		}
 		return p
 	}
-	reply := pb(0, "queued")
-	s.emitLocked(ari.EventPlaybackStarted, fields{"playback": pb(0, "playing")}, s.chanTargetsLocked(ch))
+	reply := pb(0, ari.PlaybackQueued)
+	live := &playback{channel: ch.snap.ID, json: pb(0, ari.PlaybackPlaying)}
+	s.playbacks[id] = live
+	s.emitLocked(ari.EventPlaybackStarted, fields{"playback": live.json}, s.chanTargetsLocked(ch))
 	epoch := s.epoch
 	s.goScriptLocked(func() {
 		for i := range media {
@@ -489,18 +492,78 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 			}
 			s.mu.Lock()
 			if err != nil {
-				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "failed")}, s.chanTargetsLocked(ch))
+				s.endPlaybackLocked(id, live)
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, ari.PlaybackFailed)}, s.chanTargetsLocked(ch))
 				s.mu.Unlock()
 				return
 			}
 			if i+1 == len(media) {
-				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, "done")}, s.chanTargetsLocked(ch))
+				s.endPlaybackLocked(id, live)
+				s.emitLocked(ari.EventPlaybackFinished, fields{"playback": pb(i, ari.PlaybackDone)}, s.chanTargetsLocked(ch))
 			} else {
-				s.emitLocked(ari.EventPlaybackContinuing, fields{"playback": pb(i, "continuing")}, s.chanTargetsLocked(ch))
-				s.emitLocked(ari.EventPlaybackStarted, fields{"playback": pb(i+1, "playing")}, s.chanTargetsLocked(ch))
+				s.emitLocked(ari.EventPlaybackContinuing, fields{"playback": pb(i, ari.PlaybackContinuing)}, s.chanTargetsLocked(ch))
+				live.json = pb(i+1, ari.PlaybackPlaying)
+				s.emitLocked(ari.EventPlaybackStarted, fields{"playback": live.json}, s.chanTargetsLocked(ch))
 			}
 			s.mu.Unlock()
 		}
 	})
 	return http.StatusCreated, reply, nil
+}
+
+// playback is one playback Asterisk still holds: res_stasis_playback links it into its
+// container when POST …/play makes it and unlinks it (remove_from_playbacks) once its play
+// command is done with — the media finished or failed, or the channel left — so GET
+// /playbacks/{id} finds it only meanwhile.
+type playback struct {
+	channel string
+	json    map[string]any // as GET /playbacks/{id} answers it now
+}
+
+// endPlaybackLocked takes a playback out of the registry, unless a newer one took its id.
+func (s *Server) endPlaybackLocked(id string, p *playback) {
+	if s.playbacks[id] == p {
+		delete(s.playbacks, id)
+	}
+}
+
+// dropPlaybacksLocked forgets the playbacks of a channel that is going: Asterisk drops the
+// channel's queued commands, and each drop unlinks its playback.
+func (s *Server) dropPlaybacksLocked(channelID string) {
+	for id, p := range s.playbacks {
+		if p.channel == channelID {
+			delete(s.playbacks, id)
+		}
+	}
+}
+
+var errPlaybackNotFound = fail(http.StatusNotFound, "Playback not found")
+
+func (s *Server) restGetPlayback(_ *http.Request, m []string) (int, any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.playbacks[m[0]]
+	if p == nil {
+		return 0, nil, errPlaybackNotFound
+	}
+	return http.StatusOK, p.json, nil
+}
+
+// Playbacks lists the playbacks the fake still holds (GET /playbacks/{id} finds them), by id.
+func (s *Server) Playbacks() []ari.Playback {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.playbacks))
+	for id := range s.playbacks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]ari.Playback, 0, len(ids))
+	for _, id := range ids {
+		j := s.playbacks[id].json
+		text := func(k string) string { v, _ := j[k].(string); return v }
+		out = append(out, ari.Playback{ID: id, MediaURI: text("media_uri"), State: text("state"),
+			TargetURI: text("target_uri"), Language: text("language")})
+	}
+	return out
 }

@@ -72,6 +72,7 @@ func (s *Server) routes() http.Handler {
 		{"POST", re(`/ari/channels/([^/]+)/play`), s.restPlay},
 		{"POST", re(`/ari/channels/([^/]+)/variable`), s.restSetVar},
 		{"GET", re(`/ari/channels/([^/]+)/variable`), s.restGetVar},
+		{"GET", re(`/ari/playbacks/([^/]+)`), s.restGetPlayback},
 		{"POST", re(`/ari/bridges`), s.restCreateBridge},
 		{"GET", re(`/ari/bridges`), s.restListBridges},
 		{"GET", re(`/ari/bridges/([^/]+)`), s.restGetBridge},

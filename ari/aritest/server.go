@@ -16,6 +16,10 @@
 //     get the channel's events, from a scripted phone after it answers an ARI-dialled leg
 //     (Behavior.Digits) or at once from SendDTMF (these two items follow the Asterisk
 //     source, as in the shared ARI notes §1 and §6; no recording holds them);
+//   - playbacks: GET /playbacks/{id} answers 200 with the Playback from the play request
+//     until PlaybackFinished, 404 "Playback not found" after it or once the channel is gone
+//     (res/res_stasis_playback.c unlinks a playback when its play command is done with), so
+//     a PlaybackFinished lost in a socket gap can be read back;
 //   - ARI-dialled legs that fail get no final Dial event, only ChannelHangupRequest and
 //     ChannelDestroyed with the recorded causes (busy 17/486, our timeout 19/480);
 //   - dialplan calls scripted with Inbound: Dial, blind transfer, VoiceMail, Playback, with the
@@ -78,10 +82,11 @@ type Server struct {
 	bridges   map[string]*bridge
 	apps      map[string]*app
 	endpoints map[string]Behavior
-	devices   map[string]string // Stasis: device states set over REST
-	lastDev   map[string]string // device state last announced per phone, so only changes go out
-	vmCount   map[string]int    // messages left per mailbox, for VM_MESSAGEFILE names
-	ledger    ledger            // every channel and bridge ever seen (ledger.go)
+	devices   map[string]string    // Stasis: device states set over REST
+	lastDev   map[string]string    // device state last announced per phone, so only changes go out
+	vmCount   map[string]int       // messages left per mailbox, for VM_MESSAGEFILE names
+	playbacks map[string]*playback // the playbacks Asterisk still holds, by id
+	ledger    ledger               // every channel and bridge ever seen (ledger.go)
 	closed    bool
 
 	done chan struct{}
@@ -157,6 +162,7 @@ func New(opts Options) (*Server, error) {
 		devices:   map[string]string{},
 		lastDev:   map[string]string{},
 		vmCount:   map[string]int{},
+		playbacks: map[string]*playback{},
 		done:      make(chan struct{}),
 	}
 	s.hs = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -241,6 +247,7 @@ func (s *Server) Restart() {
 	s.channels = map[string]*channel{}
 	s.bridges = map[string]*bridge{}
 	s.apps = map[string]*app{}
+	s.playbacks = map[string]*playback{}
 	now := s.clk.Now()
 	if !now.After(s.startup) {
 		// Asterisk's startup_time has millisecond resolution: make sure it visibly changes
@@ -663,6 +670,7 @@ func (s *Server) destroyLocked(ch *channel, reqs []hangupRequest, cause int, tec
 		// ARI legs show their dial app again in the final snapshot (traces 07–13).
 		ch.snap.Dialplan.AppName, ch.snap.Dialplan.AppData = "AppDial2", "(Outgoing Line)"
 	}
+	s.dropPlaybacksLocked(ch.snap.ID)
 	f := fields{"cause": cause, "cause_txt": causeText[cause]}
 	if tech != nil {
 		f["tech_cause"] = *tech
