@@ -29,6 +29,7 @@ type watcher struct {
 	det     *detect.Detector
 	mem     *queue.CallMemory
 	intake  *dialer.Intake
+	stop    func() // kill -9: nothing more is written
 	mu      sync.Mutex
 	results []dialer.IntakeResult
 }
@@ -36,9 +37,11 @@ type watcher struct {
 func startWatcher(t *testing.T, cfg *config.Config, rdb redis.UniversalClient, store *queue.Store, clk clock.Clock) *watcher {
 	t.Helper()
 	w := &watcher{mem: newCallMemory(cfg, rdb, clk, zap.NewNop())}
+	var keeper *callKeeper
 	var err error
 	w.intake, err = dialer.NewIntake(dialer.IntakeOptions{Policy: dialer.PolicyFrom(cfg), Store: store, Clock: clk,
 		OnResult: func(r dialer.IntakeResult) {
+			keeper.settled(r.Request)
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if r.Err != nil {
@@ -53,7 +56,8 @@ func startWatcher(t *testing.T, cfg *config.Config, rdb redis.UniversalClient, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	dopts.Sink, dopts.Clock, dopts.Memory = w.intake, clk, w.mem
+	keeper = newCallKeeper(w.intake, w.mem)
+	dopts.Sink, dopts.Clock, dopts.Memory = keeper, clk, keeper
 	w.det = detect.New(dopts)
 	restoreCalls(context.Background(), w.mem, w.det, zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,7 +65,9 @@ func startWatcher(t *testing.T, cfg *config.Config, rdb redis.UniversalClient, s
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = w.intake.Run(ctx) }()
 	go func() { defer wg.Done(); _ = w.mem.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var once sync.Once
+	w.stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(w.stop)
 	return w
 }
 
@@ -230,6 +236,54 @@ func TestADaemonRestartedMidCallMakesThePromise(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Chaos seed 7: a call ended while the promise could not be stored, its request waited in the
+// daemon's memory, and the daemon was killed before Redis took it — but the record of the call
+// had already been deleted, so the next daemon knew nothing of it. The record stays until the
+// request is stored. (Two Redis servers here only to order the writes as that run did: the
+// record's deletion went through, the promise did not.)
+func TestACallWhoseRequestIsNotStoredYetStaysKeptForTheNextDaemon(t *testing.T) {
+	events := recordedEvents(t, "02-dial-noanswer-voicemail.jsonl")
+	cfg := parseConfig(t)
+	calls := redistest.Start(t, redistest.Options{}).Client()
+	promises := redistest.Start(t, redistest.Options{})
+	start, _ := events[0].Time()
+	clk := clock.NewFake(start)
+	store, err := NewStore(cfg, promises.Client(), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promises.Stop()
+	first := startWatcher(t, cfg, calls, store, clk)
+	for _, ev := range events {
+		if tm, err := ev.Time(); err == nil {
+			clk.Set(tm)
+		}
+		first.det.HandleEvent(ev)
+	}
+	daemontest.WaitUntil(t, "the request to wait for Redis and the call memory to settle", func() bool {
+		return first.intake.Pending() == 1 && first.mem.Pending() == 0
+	})
+	if n := calls.Exists(context.Background(), "callbackd:calls").Val(); n != 1 {
+		t.Fatalf("the ended call's record is gone while its request is not stored: a kill -9 now loses the promise")
+	}
+	first.stop() // kill -9
+	promises.Restart()
+
+	again := startWatcher(t, cfg, calls, store, clk)
+	if n := again.det.Stats().Restored; n != 1 {
+		t.Fatalf("restored %d calls; want the one whose request was lost with the first daemon", n)
+	}
+	again.det.Resync(pbxSnapshot(events, clk.Now()))
+	daemontest.WaitUntil(t, "the restarted daemon's request settled", func() bool { return again.settled() == 1 })
+	jobs, err := store.List(context.Background(), "support", queue.ListOptions{Limit: 10, States: queue.States()})
+	if err != nil || len(jobs) != 1 || jobs[0].Reason() != queue.ReasonVoicemail || jobs[0].Target != "1003" {
+		t.Fatalf("promises %v (%v); want the voicemail for 1003", jobs, err)
+	}
+	daemontest.WaitUntil(t, "the call's record dropped once its promise is stored", func() bool {
+		return again.mem.Pending() == 0 && calls.Exists(context.Background(), "callbackd:calls").Val() == 0
+	})
 }
 
 // pbxSnapshot is the resync a connection would deliver after events: the channels still up.

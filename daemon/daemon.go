@@ -72,6 +72,7 @@ type Daemon struct {
 	conns      *ari.Manager
 	detector   *detect.Detector
 	calls      *queue.CallMemory
+	keeper     *callKeeper // the detector's sink and memory: a call stays kept until its requests are stored
 	intake     *dialer.Intake
 	forecaster *dialer.Forecaster
 	riskWatch  *dialer.RiskWatch
@@ -198,6 +199,7 @@ func New(o Options) (*Daemon, error) {
 		Asked: queue.NewAsked(rdb, cfg.Redis.KeyPrefix),
 		Clock: clk, Logger: log.Named("intake"), Mask: mask, Quote: forecaster.Quote, Limiter: limiter,
 		OnResult: func(r dialer.IntakeResult) {
+			d.keeper.settled(r.Request)
 			d.dispatcher.Wake()
 			if o.OnIntake != nil {
 				o.OnIntake(r)
@@ -211,7 +213,8 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.calls = newCallMemory(cfg, rdb, clk, log.Named("detector"))
-	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask, dopts.Memory = d.intake, clk, log.Named("detector"), mask, d.calls
+	d.keeper = newCallKeeper(d.intake, d.calls)
+	dopts.Sink, dopts.Clock, dopts.Logger, dopts.Mask, dopts.Memory = d.keeper, clk, log.Named("detector"), mask, d.keeper
 	dopts.ControlApps = append(dopts.ControlApps, controlApps...)
 	d.detector = detect.New(dopts)
 	metrics.RegisterStateCollector(reg, policy, d.store, d.pool, d.dispatcher.HandleTimeFor, log.Named("metrics"))

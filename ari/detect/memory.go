@@ -28,7 +28,8 @@ type Memory interface {
 	// Keep stores record, the whole state of call linkedID on Asterisk asteriskID, replacing
 	// what was kept before.
 	Keep(asteriskID, linkedID string, record []byte)
-	// Drop forgets the call: it is over, or no longer one that can owe anything.
+	// Drop forgets the call: it is over, or no longer one that can owe anything. A call that
+	// ends is dropped after the Sink got its requests.
 	Drop(asteriskID, linkedID string)
 }
 

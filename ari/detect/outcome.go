@@ -118,8 +118,15 @@ func (d *Detector) looksLikeCustomer(o *chanInfo) bool {
 const VoicemailGapNote = "made from a voicemail interrupted by an ARI events gap (socket drop or restart): " +
 	"whether a message was left is not known"
 
-// finalize ends a call: it forgets the call and emits what it deserves.
+// finalize ends a call: it forgets the call and emits what it deserves. The kept record is
+// dropped after the requests are emitted, so whoever stores them sees a request before the
+// drop of its call and can hold the drop until the request is stored: a daemon killed in
+// between leaves the call in Redis, and the next one makes the promise from it.
 func (d *Detector) finalize(srv *server, c *call, at time.Time) {
+	if c.kept {
+		c.kept = false
+		defer d.dropKept(srv, c)
+	}
 	d.forget(srv, c)
 	if c.ours {
 		return
