@@ -66,7 +66,10 @@ type agent struct {
 	device   string // Asterisk device state; "" until known
 	// presence is what the agent said (shared through Redis); "" is logged in.
 	presence queue.PresenceState
-	calling  bool
+	// presenceSets counts the presences set through this daemon: a read of the store that
+	// began before one must not overwrite it with what it read.
+	presenceSets uint64
+	calling      bool
 	// wrapUntil and coolUntil hold the agent back after a call or a failed ring; with a
 	// HoldStore they are shared by every daemon (holds.go).
 	wrapUntil, coolUntil time.Time

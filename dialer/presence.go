@@ -40,7 +40,20 @@ func (p *Pool) SetPresence(ctx context.Context, id string, state queue.PresenceS
 			return fmt.Errorf("setting the presence of agent %s: %w", id, err)
 		}
 	}
-	return p.with(id, func(a *agent) { a.presence = state })
+	return p.with(id, func(a *agent) { a.presence, a.presenceSets = state, a.presenceSets+1 })
+}
+
+// presenceSetsOf is each agent's count of presences set through this daemon.
+func (p *Pool) presenceSetsOf(ids []string) map[string]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]uint64, len(ids))
+	for _, id := range ids {
+		if a := p.byID[id]; a != nil {
+			out[id] = a.presenceSets
+		}
+	}
+	return out
 }
 
 // presenceReload bounds how stale a presence set by another daemon can be when its
@@ -62,6 +75,7 @@ func (p *Pool) FollowPresence(ctx context.Context) error {
 	}
 	changes := store.Changes(ctx)
 	load := func(ids []string) {
+		before := p.presenceSetsOf(ids)
 		got, err := store.Get(ctx, ids)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -71,7 +85,12 @@ func (p *Pool) FollowPresence(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			state := got[id].State
-			_ = p.with(id, func(a *agent) { a.presence = state })
+			_ = p.with(id, func(a *agent) {
+				// Set here while the read was on its way: that is newer than what was read.
+				if a.presenceSets == before[id] {
+					a.presence = state
+				}
+			})
 		}
 	}
 	load(ids)

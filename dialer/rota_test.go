@@ -1,8 +1,12 @@
 package dialer
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/config"
@@ -135,5 +139,74 @@ func TestPresenceIsSharedBetweenPools(t *testing.T) {
 	}
 	if n := two.OnDuty("support"); n != 0 {
 		t.Errorf("%d agents on duty with bob logged out and anna off shift", n)
+	}
+}
+
+// A presence set through this daemon while its first read of the store is on its way is not
+// overwritten by what that read found (the daemon test's flake: Anna paused through the API
+// right after the start, then read back as logged in and rung).
+func TestAPresenceSetDuringTheFirstReadIsNotOverwritten(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := t.Context()
+	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	rdb := srv.Client()
+	reads := &heldReads{entered: make(chan int, 10), release: []chan struct{}{make(chan struct{}), make(chan struct{})}}
+	t.Cleanup(func() { close(reads.release[1]) })
+	rdb.AddHook(reads)
+	p := NewPool(rotaPolicy(t).Agents, clk, nil)
+	p.UsePresence(queue.NewPresences(rdb, "cb", clk))
+	registered(p, "PJSIP/1002")
+	go func() { _ = p.FollowPresence(ctx) }()
+	if n := <-reads.entered; n != 0 {
+		t.Fatalf("read %d first", n)
+	}
+	if err := p.SetPresence(ctx, "bob", queue.PresencePaused, "api"); err != nil {
+		t.Fatal(err)
+	}
+	close(reads.release[0])
+	// The next read (the change's, or the periodic one) begins only after the first one was
+	// applied: the state between the two is what the first read left.
+	for waiting := true; waiting; {
+		select {
+		case <-reads.entered:
+			waiting = false
+		case <-time.After(10 * time.Millisecond):
+			clk.Advance(presenceReload)
+		}
+	}
+	for _, v := range p.Agents() {
+		if v.ID == "bob" && v.State != AgentPaused {
+			t.Errorf("bob is %s after the first read; want paused, as set while it was on its way", v.State)
+		}
+	}
+}
+
+// heldReads holds the answers of the first two presence reads (pipelines of HMGETs) until
+// their release is closed, telling entered which one was read; everything else passes.
+type heldReads struct {
+	mu      sync.Mutex
+	n       int
+	entered chan int
+	release []chan struct{}
+}
+
+func (h *heldReads) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *heldReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *heldReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) == 0 || cmds[0].Name() != "hmget" {
+			return next(ctx, cmds)
+		}
+		h.mu.Lock()
+		n := h.n
+		h.n++
+		h.mu.Unlock()
+		err := next(ctx, cmds)
+		if n < len(h.release) {
+			// Read, its answer not yet handed back.
+			h.entered <- n
+			<-h.release[n]
+		}
+		return err
 	}
 }
