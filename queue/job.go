@@ -240,8 +240,36 @@ func jobFromHash(h map[string]string) (Job, error) {
 		}
 		j.History = append(j.History, a)
 	}
+	// A job made since then keeps its history in the hash itself, one field h:<n> per entry.
+	type numbered struct {
+		n   int
+		raw string
+	}
+	var entries []numbered
+	for field, v := range h {
+		rest, ok := strings.CutPrefix(field, historyFieldPrefix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			return Job{}, fail(field, err)
+		}
+		entries = append(entries, numbered{n, v})
+	}
+	slices.SortFunc(entries, func(a, b numbered) int { return a.n - b.n })
+	for _, e := range entries {
+		a, err := decodeAttempt(json.RawMessage(e.raw))
+		if err != nil {
+			return Job{}, fail(historyFieldPrefix+strconv.Itoa(e.n), err)
+		}
+		j.History = append(j.History, a)
+	}
 	return j, nil
 }
+
+// historyFieldPrefix starts the job hash's history fields: h:1, h:2, ... (see common.lua).
+const historyFieldPrefix = "h:"
 
 // historyListField is where a script's answer (and Get) puts the history list, as one JSON
 // array of its entries.

@@ -169,7 +169,7 @@ type ClaimOptions struct {
 // are made due inside the same script, so no forwarder is needed. When nothing is due it returns
 // (nil, error wrapping ErrEmpty); NextDue says when to try again, or HoldEnds when the due jobs
 // were all left to their owners. One round trip. The Job is complete but for its History,
-// which the claimer does not need and which lives in a key of its own: Get reads it.
+// which the claimer does not need: the script leaves it out of the reply, and Get reads it.
 func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, error) {
 	what := "claiming a job from queue " + queue
 	if err := s.checkQueue(queue); err != nil {

@@ -117,7 +117,7 @@ local fields = {
   'id', id, 'queue', QUEUE, 'number', number,
   'reasons', cjson.encode({reason}), 'targets', targets,
   'created', NOW, 'not_before', nb, 'deadline', deadline,
-  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending'}
+  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending', 'hn', 0}
 for _, f in ipairs({{'name', name}, {'target', target}, {'owner', target}, {'src_asterisk', ARGV[12]},
   {'src_linkedid', ARGV[13]}, {'src_channel', ARGV[14]}, {'note', ARGV[15]},
   {'hold_until', tonumber(ARGV[16]) or 0}, {'at_risk_from_start', ARGV[17] or ''},

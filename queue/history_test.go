@@ -1,0 +1,80 @@
+package queue
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// results lists a history's results in order.
+func results(h []Attempt) string {
+	var out []string
+	for _, a := range h {
+		out = append(out, a.Result)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestHistoryLivesInTheJobHash(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request("+31612345678"))
+	c := f.claim(t, ClaimOptions{})
+	f.clk.Advance(time.Second)
+	if _, err := f.s.MarkConnected(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateKept, "talked"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, j.Ref())
+	if want := "claimed,connected,kept"; results(got.History) != want {
+		t.Errorf("history %q, want %q", results(got.History), want)
+	}
+	if last := got.History[len(got.History)-1]; last.Detail != "talked" || !last.At.Equal(f.clk.Now().UTC().Truncate(time.Millisecond)) {
+		t.Errorf("last entry %+v, want kept at %v with detail talked", last, f.clk.Now())
+	}
+	k := f.s.ks(testQueue)
+	if n := f.rdb.Exists(f.ctx, k.history(j.ID)).Val(); n != 0 {
+		t.Errorf("a new promise has a history key of its own")
+	}
+	if enc := f.rdb.ObjectEncoding(f.ctx, k.job(j.ID)).Val(); enc != "listpack" {
+		t.Errorf("finished job hash encoded as %s, want listpack", enc)
+	}
+	if c.History != nil {
+		t.Errorf("Claim answered a history %+v; the claimer does not read it", c.History)
+	}
+}
+
+// A job made before the history moved into the hash (no hn field, its entries in a list of its
+// own) goes on writing to its list, and reads show the list then nothing lost or reordered.
+func TestHistoryOfAJobMadeBeforeTheHashHeldIt(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request("+31612345678"))
+	k := f.s.ks(testQueue)
+	if err := f.rdb.HDel(f.ctx, k.job(j.ID), "hn").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.RPush(f.ctx, k.history(j.ID), `[1700000000000,"merged","reason=voicemail"]`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.Expire(f.ctx, k.history(j.ID), 10000*time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := f.claim(t, ClaimOptions{})
+	if _, err := f.s.MarkConnected(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateKept, "talked"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, j.Ref())
+	if want := "merged,claimed,connected,kept"; results(got.History) != want {
+		t.Errorf("history %q, want %q", results(got.History), want)
+	}
+	if fields := f.rdb.HKeys(f.ctx, k.job(j.ID)).Val(); strings.Contains(strings.Join(fields, " "), "h:") {
+		t.Errorf("an old job's hash got history fields: %v", fields)
+	}
+	if ttl := f.rdb.PTTL(f.ctx, k.history(j.ID)).Val(); ttl <= 0 || ttl > DefaultRetention {
+		t.Errorf("the old job's history list expires in %v, want within the retention %v", ttl, DefaultRetention)
+	}
+}
