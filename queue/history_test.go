@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,42 @@ func TestHistoryOfAJobMadeBeforeTheHashHeldIt(t *testing.T) {
 	}
 	if ttl := f.rdb.PTTL(f.ctx, k.history(j.ID)).Val(); ttl <= 0 || ttl > DefaultRetention {
 		t.Errorf("the old job's history list expires in %v, want within the retention %v", ttl, DefaultRetention)
+	}
+}
+
+// Enqueue builds the new promise's Job from its request instead of reading it back; it must be
+// exactly what Get reads from Redis, whatever the request carries.
+func TestEnqueueAnswersWhatGetReads(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Request)
+	}{
+		{"a plain request", func(*Request) {}},
+		{"no target, name, source or note", func(r *Request) {
+			r.Target, r.Name, r.Source, r.Note = "", "", Source{}, ""
+		}},
+		{"later not-before, off-millisecond times", func(r *Request) {
+			r.NotBefore = t0.Add(10*time.Minute + 1234567*time.Nanosecond)
+			r.Deadline = t0.Add(time.Hour + 7654321*time.Nanosecond)
+		}},
+		{"business-time hold, at risk, external ref, a note", func(r *Request) {
+			r.HoldUntil, r.AtRiskFromStart, r.ExternalRef, r.Note = t0.Add(30*time.Minute), true, "CRM-17", "call after lunch"
+		}},
+		{"a number written for people", func(r *Request) { r.Number = "+31 6 1234 5678" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.clk.Set(t0.Add(987654 * time.Nanosecond))
+			r := request("+31612345678")
+			tt.change(&r)
+			j, res, err := f.s.Enqueue(f.ctx, r)
+			if err != nil || res.Merged || res.Duplicate {
+				t.Fatalf("Enqueue: %+v %v", res, err)
+			}
+			if got := f.get(t, j.Ref()); !reflect.DeepEqual(got, j) {
+				t.Errorf("Enqueue answered\n%+v\nGet reads\n%+v", j, got)
+			}
+		})
 	}
 }

@@ -90,6 +90,11 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		j, err := jobResult(res, what)
 		return j, EnqueueResult{Duplicate: true}, err
 	}
+	if res[0] == "ok" {
+		j := madeJob(id, number, r, now, nb)
+		s.replicated(WriteEnqueue, j.Ref(), acked)
+		return j, EnqueueResult{}, nil
+	}
 	merged := res[0] == "merged"
 	if merged {
 		res[0] = "ok"
@@ -99,6 +104,26 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		s.replicated(WriteEnqueue, j.Ref(), acked)
 	}
 	return j, EnqueueResult{Merged: merged}, err
+}
+
+// madeJob is the new promise enqueue.lua writes for request r (number: r's, normalised), built
+// from what the script was sent rather than decoded from a reply: the same Job Get reads back
+// (TestEnqueueAnswersWhatGetReads), times at the millisecond precision they are stored with.
+func madeJob(id, number string, r Request, now, nb time.Time) Job {
+	ms := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return time.UnixMilli(millis(t)).UTC()
+	}
+	j := Job{ID: id, Queue: r.Queue, Number: number, Name: r.Name, Reasons: []Reason{r.Reason},
+		Target: r.Target, Owner: r.Target, Created: ms(now), NotBefore: ms(nb), Deadline: ms(r.Deadline),
+		MaxAttempts: r.MaxAttempts, State: StatePending, Source: r.Source, Note: r.Note,
+		HoldUntil: ms(r.HoldUntil), AtRiskFromStart: r.AtRiskFromStart, ExternalRef: r.ExternalRef}
+	if r.Target != "" {
+		j.Targets = []string{r.Target}
+	}
+	return j
 }
 
 func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
