@@ -41,8 +41,30 @@ func TestHistoryLivesInTheJobHash(t *testing.T) {
 	if enc := f.rdb.ObjectEncoding(f.ctx, k.job(j.ID)).Val(); enc != "listpack" {
 		t.Errorf("finished job hash encoded as %s, want listpack", enc)
 	}
+}
+
+// Claim answers the job without its history (the claimer does not read it) and with the lease
+// it just wrote, even when the hash already held an older lease's fields and entries.
+func TestClaimAnswersTheNewLeaseWithoutHistory(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request("+31612345678"))
+	first := f.claim(t, ClaimOptions{Worker: "w1"})
+	if _, err := f.s.Release(f.ctx, first.Ref(), first.Lease.Token, time.Time{}, "agent did not answer"); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(time.Second)
+	c := f.claim(t, ClaimOptions{Worker: "w2"})
 	if c.History != nil {
-		t.Errorf("Claim answered a history %+v; the claimer does not read it", c.History)
+		t.Errorf("Claim answered a history %+v", c.History)
+	}
+	stored := f.get(t, c.Ref())
+	if c.State != StateDialing || c.Lease != stored.Lease || c.Lease.Worker != "w2" || c.Lease.Token <= first.Lease.Token {
+		t.Errorf("Claim answered state %s lease %+v; stored lease %+v, the first claim's token %d",
+			c.State, c.Lease, stored.Lease, first.Lease.Token)
+	}
+	stored.History = nil
+	if !reflect.DeepEqual(*c, stored) {
+		t.Errorf("Claim answered\n%+v\nGet reads\n%+v", *c, stored)
 	}
 }
 

@@ -194,7 +194,7 @@ type ClaimOptions struct {
 // are made due inside the same script, so no forwarder is needed. When nothing is due it returns
 // (nil, error wrapping ErrEmpty); NextDue says when to try again, or HoldEnds when the due jobs
 // were all left to their owners. One round trip. The Job is complete but for its History,
-// which the claimer does not need: the script leaves it out of the reply, and Get reads it.
+// which the claimer does not need: Get reads it.
 func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, error) {
 	what := "claiming a job from queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -246,6 +246,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 		}
 		j, err := jobResult(res, what)
 		if err == nil {
+			j.History = nil
 			return &j, nil
 		}
 		// The script leased a job whose fields it could read but Go cannot: set it aside

@@ -6,7 +6,8 @@
 -- ARGV[9] preference window (how many of the earliest due jobs are looked at)
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
--- Returns {'ok', job} (the hash without the history: state dialing, a new fencing token), {'err', 'EMPTY', ''} when nothing is
+-- Returns {'ok', job} (the hash as read, then the lease fields written: state dialing, a new
+-- fencing token; Store.Claim drops the history fields), {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
@@ -170,11 +171,14 @@ end
 redis.call('ZADD', K_LEASES, expires, pick)
 local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
   dialled = 0, reclaimed_token = 0}
+-- The reply is the hash as read with the lease just written after it: the client reads the
+-- list in order, so a later field wins.
 local set = {'HSET', jk}
 for k, v in pairs(lease) do
   set[#set + 1] = k
   set[#set + 1] = v
-  job[k] = str(v)
+  flat[#flat + 1] = k
+  flat[#flat + 1] = str(v)
 end
 if job.hn then
   redis.call(unpack(append(set, history_fields(jk, job.hn, 'claimed', 'worker=' .. worker))))
@@ -183,12 +187,4 @@ else
   note(jk, pick, 'claimed', 'worker=' .. worker, false)
 end
 emit(jk, pick, 'claimed', {'agent', worker, 'attempts', job.attempts}, job.number)
--- The reply is the job as it is now, without its history (Store.Claim).
-local reply = {}
-for k, v in pairs(job) do
-  if string.sub(k, 1, 2) ~= 'h:' then
-    reply[#reply + 1] = k
-    reply[#reply + 1] = v
-  end
-end
-return {'ok', reply, quarantined}
+return {'ok', flat, quarantined}
