@@ -138,3 +138,40 @@ func TestEnqueueAnswersWhatGetReads(t *testing.T) {
 		})
 	}
 }
+
+func TestHistoryFieldReadsBack(t *testing.T) {
+	at := time.UnixMilli(1700000000123).UTC()
+	tests := []struct {
+		field   string
+		want    Attempt
+		wantErr bool
+	}{
+		{"1700000000123|claimed", Attempt{At: at, Result: "claimed"}, false},
+		{"1700000000123|kept|talked", Attempt{At: at, Result: "kept", Detail: "talked"}, false},
+		{"1700000000123|failed|a detail | with bars|and more", Attempt{At: at, Result: "failed", Detail: "a detail | with bars|and more"}, false},
+		{"claimed", Attempt{}, true},
+		{"soon|claimed", Attempt{}, true},
+		{"1700000000123|", Attempt{}, true},
+	}
+	for _, tt := range tests {
+		got, err := decodeHistoryField(tt.field)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("decodeHistoryField(%q) = %+v, %v; want %+v, error %v", tt.field, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// A detail with the separator in it comes back whole through the store.
+func TestHistoryDetailWithBars(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request("+31612345678"))
+	c := f.claim(t, ClaimOptions{})
+	const detail = "SIP 486 | busy here | retry later"
+	if _, err := f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateFailed, detail); err != nil {
+		t.Fatal(err)
+	}
+	h := f.get(t, c.Ref()).History
+	if last := h[len(h)-1]; last.Result != string(StateFailed) || last.Detail != detail {
+		t.Errorf("last entry %+v, want failed with detail %q", last, detail)
+	}
+}

@@ -34,12 +34,13 @@ local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
 -- the API's /events, webhooks). Derived the same way, for the same reason.
 local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
 -- The job's history is in its hash: field hn counts the entries written, and each entry is a
--- field h:<n> (n = 1, 2, ...) holding a small JSON array [at, result, detail]. One field per
+-- field h:<n> (n = 1, 2, ...) holding "<at>|<result>|<detail>" (history_fields). One field per
 -- entry rather than one growing value keeps the hash in Redis' compact listpack encoding (every
 -- value at most hash-max-listpack-value, 64 bytes), and an entry is written by the same HSET
 -- as the change it records, with no key of its own to create and expire.
 -- <prefix>:{Q}:history:<id> is where a job made before that (one without hn) keeps its
--- history: a list of the same arrays, which such a job goes on using until it ends.
+-- history: a list of JSON arrays [at, result, detail], which such a job goes on using until
+-- it ends.
 local K_HISTP = string.sub(K_JOBP, 1, -5) .. 'history:'
 local NOW = tonumber(ARGV[1])
 local RETENTION = tonumber(ARGV[2])
@@ -137,23 +138,22 @@ end
 -- keeps its first entry and the latest ones, at most this many in all.
 local HISTORY_MAX = 100
 
-local function history_entry(result, detail)
-  local entry = {NOW, result}
-  if detail and detail ~= '' then
-    entry[3] = detail
-  end
-  return cjson.encode(entry)
-end
-
 -- history_fields answers the field, value pairs that append an entry to the history of a job
 -- whose hn (entries written so far) is known, for the caller to add to the HSET it writes
--- anyway. Past HISTORY_MAX it drops the oldest entry but the first.
+-- anyway. Past HISTORY_MAX it drops the oldest entry but the first. An entry is
+-- "<at ms>|<result>" or "<at ms>|<result>|<detail>" (a result never holds '|'; the detail is
+-- the rest, whatever it holds): without JSON's brackets and quotes a longer detail still fits
+-- the listpack's 64 bytes.
 local function history_fields(jk, hn, result, detail)
   local n = tonumber(hn) + 1
   if n > HISTORY_MAX then
     redis.call('HDEL', jk, 'h:' .. (n - HISTORY_MAX + 1))
   end
-  return {'hn', n, 'h:' .. n, history_entry(result, detail)}
+  local entry = ARGV[1] .. '|' .. result
+  if detail and detail ~= '' then
+    entry = entry .. '|' .. detail
+  end
+  return {'hn', n, 'h:' .. n, entry}
 end
 
 -- append adds the pairs of more to the flat list into.
@@ -178,7 +178,11 @@ local function note(jk, id, result, detail, hn)
     return
   end
   local hk = K_HISTP .. id
-  local n = redis.call('RPUSH', hk, history_entry(result, detail))
+  local entry = {NOW, result}
+  if detail and detail ~= '' then
+    entry[3] = detail
+  end
+  local n = redis.call('RPUSH', hk, cjson.encode(entry))
   if n == 1 then
     local ttl = redis.call('PTTL', jk)
     if ttl > 0 then
