@@ -43,6 +43,9 @@ local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
 -- it ends.
 local K_HISTP = string.sub(K_JOBP, 1, -5) .. 'history:'
 local NOW = tonumber(ARGV[1])
+-- NOW_S is now as the caller sent it: a string goes into a command as it is, while a Lua
+-- number has to be formatted again for every command that takes it.
+local NOW_S = ARGV[1]
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
 
@@ -53,7 +56,7 @@ local OPEN = {pending = true, dialing = true, connected = true}
 local LEASED = {dialing = true, connected = true}
 
 -- EVENTS_MAXLEN bounds the event stream between housekeeping runs; retention trims it by age.
-local EVENTS_MAXLEN = 100000
+local EVENTS_MAXLEN = '100000'
 
 -- emit appends one event about job jk (id) to the event stream, in the same script as the
 -- change it reports, so a reader never sees a change without its event or the reverse. The
@@ -63,7 +66,7 @@ local EVENTS_MAXLEN = 100000
 -- stream is trimmed by age in housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
 local function emit(jk, id, typ, extra, number)
   local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW}
+    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S}
   if extra then
     for i = 1, #extra, 2 do
       local v = extra[i + 1]
@@ -319,7 +322,7 @@ local function finish(jk, id, j, outcome, detail)
   end
   unindex(id, j.state, j.targets)
   redis.call('ZREM', K_OPEN, id)
-  local set = {'HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0}
+  local set = {'HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0'}
   if j.hn then
     redis.call(unpack(append(set, history_fields(jk, j.hn, outcome, detail))))
   else
@@ -333,11 +336,11 @@ local function finish(jk, id, j, outcome, detail)
   end
   local ok, reasons = pcall(decode_list, j.reasons)
   local reason = ok and type(reasons) == 'table' and reasons[1] or ''
-  redis.call('ZADD', K_DONE, NOW, id)
-  redis.call('XADD', K_OUT, 'MAXLEN', '~', 100000, '*',
+  redis.call('ZADD', K_DONE, NOW_S, id)
+  redis.call('XADD', K_OUT, 'MAXLEN', '~', '100000', '*',
     'id', id, 'queue', QUEUE, 'number', number, 'reason', reason,
     'reasons', j.reasons or '', 'target', j.target or '', 'outcome', outcome, 'deadline', j.deadline or '',
-    'finished', NOW, 'attempts', j.attempts or '', 'detail', detail or '')
+    'finished', NOW_S, 'attempts', j.attempts or '', 'detail', detail or '')
   emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'detail', detail or ''}, number)
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
