@@ -46,10 +46,12 @@
 //
 // Keys, all of queue Q under the Redis Cluster hash tag {Q} (prefix default "callbackd"):
 //
-//	<prefix>:{Q}:job:<id>       hash: the job; reasons and targets as JSON arrays; every
-//	                            value short, so Redis keeps it in its compact encoding
-//	<prefix>:{Q}:history:<id>   list: the job's history, one JSON array [at ms, result, detail]
-//	                            an entry; expires with the job
+//	<prefix>:{Q}:job:<id>       hash: the job; reasons and targets as JSON arrays; its history
+//	                            as fields h:1, h:2, … ("<at ms>|<result>|<detail>" each, hn
+//	                            counting them), written by the HSET of the change it records;
+//	                            every value short, so Redis keeps it compact
+//	<prefix>:{Q}:history:<id>   list: the history of a job made before it moved into the hash
+//	                            (no hn field); expires with the job
 //	<prefix>:{Q}:ready          zset id → deadline ms: due now, claimed earliest deadline first
 //	<prefix>:{Q}:for:<target>   zset id → deadline ms: the ready jobs naming target (Prefer);
 //	                            gone when none does. for-indexed: the sweep's one-time indexing

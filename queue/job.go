@@ -240,7 +240,53 @@ func jobFromHash(h map[string]string) (Job, error) {
 		}
 		j.History = append(j.History, a)
 	}
+	// A job made since then keeps its history in the hash itself, one field h:<n> per entry.
+	type numbered struct {
+		n   int
+		raw string
+	}
+	var entries []numbered
+	for field, v := range h {
+		rest, ok := strings.CutPrefix(field, historyFieldPrefix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			return Job{}, fail(field, err)
+		}
+		entries = append(entries, numbered{n, v})
+	}
+	slices.SortFunc(entries, func(a, b numbered) int { return a.n - b.n })
+	for _, e := range entries {
+		a, err := decodeHistoryField(e.raw)
+		if err != nil {
+			return Job{}, fail(historyFieldPrefix+strconv.Itoa(e.n), err)
+		}
+		j.History = append(j.History, a)
+	}
 	return j, nil
+}
+
+// historyFieldPrefix starts the job hash's history fields: h:1, h:2, ... (see common.lua).
+const historyFieldPrefix = "h:"
+
+// decodeHistoryField reads one history field: "<at ms>|<result>" or "<at ms>|<result>|<detail>",
+// the detail being everything after the second '|'.
+func decodeHistoryField(v string) (Attempt, error) {
+	at, rest, ok := strings.Cut(v, "|")
+	if !ok {
+		return Attempt{}, fmt.Errorf("entry %q is not at|result|detail", v)
+	}
+	ms, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return Attempt{}, fmt.Errorf("entry %q: time: %w", v, err)
+	}
+	result, detail, _ := strings.Cut(rest, "|")
+	if result == "" {
+		return Attempt{}, fmt.Errorf("entry %q has no result", v)
+	}
+	return Attempt{At: time.UnixMilli(ms).UTC(), Result: result, Detail: detail}, nil
 }
 
 // historyListField is where a script's answer (and Get) puts the history list, as one JSON

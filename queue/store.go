@@ -267,6 +267,11 @@ func (s *Store) Queues() []string {
 }
 
 func (s *Store) checkQueue(q string) error {
+	if s.queues[q] {
+		// Every configured queue's name was validated by New; the hot path need not match the
+		// pattern again.
+		return nil
+	}
 	if err := ValidateQueueName(q); err != nil {
 		return err
 	}

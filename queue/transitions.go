@@ -90,6 +90,11 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		j, err := jobResult(res, what)
 		return j, EnqueueResult{Duplicate: true}, err
 	}
+	if res[0] == "ok" {
+		j := madeJob(id, number, r, now, nb)
+		s.replicated(WriteEnqueue, j.Ref(), acked)
+		return j, EnqueueResult{}, nil
+	}
 	merged := res[0] == "merged"
 	if merged {
 		res[0] = "ok"
@@ -99,6 +104,26 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 		s.replicated(WriteEnqueue, j.Ref(), acked)
 	}
 	return j, EnqueueResult{Merged: merged}, err
+}
+
+// madeJob is the new promise enqueue.lua writes for request r (number: r's, normalised), built
+// from what the script was sent rather than decoded from a reply: the same Job Get reads back
+// (TestEnqueueAnswersWhatGetReads), times at the millisecond precision they are stored with.
+func madeJob(id, number string, r Request, now, nb time.Time) Job {
+	ms := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return time.UnixMilli(millis(t)).UTC()
+	}
+	j := Job{ID: id, Queue: r.Queue, Number: number, Name: r.Name, Reasons: []Reason{r.Reason},
+		Target: r.Target, Owner: r.Target, Created: ms(now), NotBefore: ms(nb), Deadline: ms(r.Deadline),
+		MaxAttempts: r.MaxAttempts, State: StatePending, Source: r.Source, Note: r.Note,
+		HoldUntil: ms(r.HoldUntil), AtRiskFromStart: r.AtRiskFromStart, ExternalRef: r.ExternalRef}
+	if r.Target != "" {
+		j.Targets = []string{r.Target}
+	}
+	return j
 }
 
 func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
@@ -169,7 +194,7 @@ type ClaimOptions struct {
 // are made due inside the same script, so no forwarder is needed. When nothing is due it returns
 // (nil, error wrapping ErrEmpty); NextDue says when to try again, or HoldEnds when the due jobs
 // were all left to their owners. One round trip. The Job is complete but for its History,
-// which the claimer does not need and which lives in a key of its own: Get reads it.
+// which the claimer does not need: Get reads it.
 func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, error) {
 	what := "claiming a job from queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -221,6 +246,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 		}
 		j, err := jobResult(res, what)
 		if err == nil {
+			j.History = nil
 			return &j, nil
 		}
 		// The script leased a job whose fields it could read but Go cannot: set it aside

@@ -6,7 +6,8 @@
 -- ARGV[9] preference window (how many of the earliest due jobs are looked at)
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
--- Returns {'ok', job} (the hash without the history: state dialing, a new fencing token), {'err', 'EMPTY', ''} when nothing is
+-- Returns {'ok', job} (the hash as read, then the lease fields written: state dialing, a new
+-- fencing token; Store.Claim drops the history fields), {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
@@ -114,9 +115,19 @@ local function choose(cands)
   return nil, held_until
 end
 
+-- A plain claim (no preference, nobody held) takes the earliest deadline: ZPOPMIN reads and
+-- removes it from ready in one command. Otherwise the window of the earliest is looked at and
+-- the one chosen is removed from ready below.
+local plain = prefer == '' and not holding
 local pick, flat, job
 while true do
-  local cands = redis.call('ZRANGE', K_READY, 0, window - 1)
+  local cands
+  if plain then
+    cands = redis.call('ZPOPMIN', K_READY)
+    cands[2] = nil
+  else
+    cands = redis.call('ZRANGE', K_READY, 0, window - 1)
+  end
   if #cands == 0 then
     local r = fail('EMPTY')
     r[4] = quarantined
@@ -150,25 +161,32 @@ end
 local jk = K_JOBP .. pick
 local token = redis.call('INCR', K_FENCE)
 local expires = NOW + lease_ms
-ready_remove(pick, job.targets)
+if plain then
+  for _, t in ipairs(targets_of(job.targets)) do
+    redis.call('ZREM', K_FORP .. t, pick)
+  end
+else
+  ready_remove(pick, job.targets)
+end
 redis.call('ZADD', K_LEASES, expires, pick)
 -- reclaimed_token stays: the claim Reclaim took back may still be a conversation whose connect
 -- is on its way (adopted.lua), and wins over this claim until it rings the customer.
 local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
   dialled = 0}
-local set = {}
+-- The reply is the hash as read with the lease just written after it: the client reads the
+-- list in order, so a later field wins.
+local set = {'HSET', jk}
 for k, v in pairs(lease) do
   set[#set + 1] = k
   set[#set + 1] = v
-  job[k] = str(v)
+  flat[#flat + 1] = k
+  flat[#flat + 1] = str(v)
 end
-redis.call('HSET', jk, unpack(set))
-note(jk, pick, 'claimed', 'worker=' .. worker)
+if job.hn then
+  redis.call(unpack(append(set, history_fields(jk, job.hn, 'claimed', 'worker=' .. worker))))
+else
+  redis.call(unpack(set))
+  note(jk, pick, 'claimed', 'worker=' .. worker, false)
+end
 emit(jk, pick, 'claimed', {'agent', worker, 'attempts', job.attempts}, job.number)
--- The reply is the job as it is now, without its history (Store.Claim).
-local reply = {}
-for k, v in pairs(job) do
-  reply[#reply + 1] = k
-  reply[#reply + 1] = v
-end
-return {'ok', reply, quarantined}
+return {'ok', flat, quarantined}

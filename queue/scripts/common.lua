@@ -33,12 +33,19 @@ local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
 -- <prefix>:{Q}:events, the stream of everything that happens to a promise (Store.ReadEvents,
 -- the API's /events, webhooks). Derived the same way, for the same reason.
 local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
--- <prefix>:{Q}:history:<id>, the job's history, a list of small JSON arrays [at, result,
--- detail]. Out of the hash so that the hash keeps Redis' compact listpack encoding (every value
--- at most hash-max-listpack-value, 64 bytes): a growing history field would turn it into a
--- hashtable for good, three times the size. It expires with the job (note, finish).
+-- The job's history is in its hash: field hn counts the entries written, and each entry is a
+-- field h:<n> (n = 1, 2, ...) holding "<at>|<result>|<detail>" (history_fields). One field per
+-- entry rather than one growing value keeps the hash in Redis' compact listpack encoding (every
+-- value at most hash-max-listpack-value, 64 bytes), and an entry is written by the same HSET
+-- as the change it records, with no key of its own to create and expire.
+-- <prefix>:{Q}:history:<id> is where a job made before that (one without hn) keeps its
+-- history: a list of JSON arrays [at, result, detail], which such a job goes on using until
+-- it ends.
 local K_HISTP = string.sub(K_JOBP, 1, -5) .. 'history:'
 local NOW = tonumber(ARGV[1])
+-- NOW_S is now as the caller sent it: a string goes into a command as it is, while a Lua
+-- number has to be formatted again for every command that takes it.
+local NOW_S = ARGV[1]
 local RETENTION = tonumber(ARGV[2])
 local QUEUE = ARGV[3]
 
@@ -49,7 +56,7 @@ local OPEN = {pending = true, dialing = true, connected = true}
 local LEASED = {dialing = true, connected = true}
 
 -- EVENTS_MAXLEN bounds the event stream between housekeeping runs; retention trims it by age.
-local EVENTS_MAXLEN = 100000
+local EVENTS_MAXLEN = '100000'
 
 -- emit appends one event about job jk (id) to the event stream, in the same script as the
 -- change it reports, so a reader never sees a change without its event or the reverse. The
@@ -59,7 +66,7 @@ local EVENTS_MAXLEN = 100000
 -- stream is trimmed by age in housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
 local function emit(jk, id, typ, extra, number)
   local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW}
+    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S}
   if extra then
     for i = 1, #extra, 2 do
       local v = extra[i + 1]
@@ -134,9 +141,45 @@ end
 -- keeps its first entry and the latest ones, at most this many in all.
 local HISTORY_MAX = 100
 
--- note appends to the job's history: one RPUSH. The list is made by its first entry and then
--- takes the job's time to live (finish and quarantine shorten both together).
-local function note(jk, id, result, detail)
+-- history_fields answers the field, value pairs that append an entry to the history of a job
+-- whose hn (entries written so far) is known, for the caller to add to the HSET it writes
+-- anyway. Past HISTORY_MAX it drops the oldest entry but the first. An entry is
+-- "<at ms>|<result>" or "<at ms>|<result>|<detail>" (a result never holds '|'; the detail is
+-- the rest, whatever it holds): without JSON's brackets and quotes a longer detail still fits
+-- the listpack's 64 bytes.
+local function history_fields(jk, hn, result, detail)
+  local n = tonumber(hn) + 1
+  if n > HISTORY_MAX then
+    redis.call('HDEL', jk, 'h:' .. (n - HISTORY_MAX + 1))
+  end
+  local entry = ARGV[1] .. '|' .. result
+  if detail and detail ~= '' then
+    entry = entry .. '|' .. detail
+  end
+  return {'hn', n, 'h:' .. n, entry}
+end
+
+-- append adds the pairs of more to the flat list into.
+local function append(into, more)
+  for _, v in ipairs(more) do
+    into[#into + 1] = v
+  end
+  return into
+end
+
+-- note appends to the job's history. hn: the job's hn field when the caller read it (false or
+-- nil when the job has none, read here when not given at all). A job without hn was made
+-- before the history moved into the hash: its entries go on in its list, which is made by its
+-- first entry and then takes the job's time to live (finish and quarantine shorten both
+-- together).
+local function note(jk, id, result, detail, hn)
+  if hn == nil then
+    hn = redis.call('HGET', jk, 'hn')
+  end
+  if hn then
+    redis.call('HSET', jk, unpack(history_fields(jk, hn, result, detail)))
+    return
+  end
   local hk = K_HISTP .. id
   local entry = {NOW, result}
   if detail and detail ~= '' then
@@ -265,7 +308,7 @@ end
 -- FINISH_FIELDS are what finish reads of a job; a script that reads them anyway (fenced)
 -- passes them in, so finish reads nothing again.
 local FINISH_FIELDS = {'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons', 'not_before',
-  'created', 'connected', 'worker', 'targets'}
+  'created', 'connected', 'worker', 'targets', 'hn'}
 
 -- finish closes a promise: out of the open sets, into done, onto the outcome stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
@@ -279,8 +322,13 @@ local function finish(jk, id, j, outcome, detail)
   end
   unindex(id, j.state, j.targets)
   redis.call('ZREM', K_OPEN, id)
-  redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW, 'lease_expires', 0)
-  note(jk, id, outcome, detail)
+  local set = {'HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0'}
+  if j.hn then
+    redis.call(unpack(append(set, history_fields(jk, j.hn, outcome, detail))))
+  else
+    redis.call(unpack(set))
+    note(jk, id, outcome, detail, false)
+  end
   local number = j.number or ''
   local dk = K_DEDUPEP .. number
   if redis.call('GET', dk) == id then
@@ -288,11 +336,11 @@ local function finish(jk, id, j, outcome, detail)
   end
   local ok, reasons = pcall(decode_list, j.reasons)
   local reason = ok and type(reasons) == 'table' and reasons[1] or ''
-  redis.call('ZADD', K_DONE, NOW, id)
-  redis.call('XADD', K_OUT, 'MAXLEN', '~', 100000, '*',
+  redis.call('ZADD', K_DONE, NOW_S, id)
+  redis.call('XADD', K_OUT, 'MAXLEN', '~', '100000', '*',
     'id', id, 'queue', QUEUE, 'number', number, 'reason', reason,
     'reasons', j.reasons or '', 'target', j.target or '', 'outcome', outcome, 'deadline', j.deadline or '',
-    'finished', NOW, 'attempts', j.attempts or '', 'detail', detail or '')
+    'finished', NOW_S, 'attempts', j.attempts or '', 'detail', detail or '')
   emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'detail', detail or ''}, number)
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
@@ -304,7 +352,9 @@ local function finish(jk, id, j, outcome, detail)
     redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
   end
   redis.call('PEXPIRE', jk, RETENTION)
-  redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
+  if not j.hn then
+    redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
+  end
   return lean({'id', id, 'queue', QUEUE, 'number', number, 'state', outcome, 'outcome', outcome,
     'reasons', j.reasons, 'target', j.target, 'created', j.created, 'not_before', j.not_before,
     'deadline', j.deadline, 'attempts', j.attempts, 'max_attempts', j.max_attempts,

@@ -6,12 +6,17 @@
 -- Returns {'ok', lean job: id, queue, number, state, token, worker, connected} or {'err', NOTFOUND|STALE|STATE, state}.
 
 local jk = KEYS[11]
-local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'number'})
+local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'number', 'hn'})
 if bad then
   return bad
 end
-redis.call('HSET', jk, 'state', 'connected', 'connected', ARGV[6])
-note(jk, ARGV[4], 'connected', ARGV[7])
+local set = {'HSET', jk, 'state', 'connected', 'connected', ARGV[6]}
+if j.hn then
+  redis.call(unpack(append(set, history_fields(jk, j.hn, 'connected', ARGV[7]))))
+else
+  redis.call(unpack(set))
+  note(jk, ARGV[4], 'connected', ARGV[7], false)
+end
 emit(jk, ARGV[4], 'connected', {'agent', j.worker, 'detail', ARGV[7]}, j.number)
 return lean({'id', ARGV[4], 'queue', QUEUE, 'number', j.number, 'state', 'connected', 'token', j.token,
   'worker', j.worker, 'connected', ARGV[6]})

@@ -12,7 +12,7 @@
 -- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
 -- ARGV[20] the call the request comes from, "<asterisk id>:<linkedid>" ('' for none)
 -- ARGV[21] what the call asks, "<reason>/<target>"   ARGV[22] how long that is remembered, ms
--- Returns {'ok', job} for a new promise (the fields just written), {'merged', job} when an open
+-- Returns {'ok', id} for a new promise (the caller has every field written), {'merged', job} when an open
 -- one absorbed the request (the whole job, read back), {'duplicate', job or its id} when this
 -- call already asked this (another daemon watching the same Asterisk, or this one before a
 -- restart): nothing is changed.
@@ -110,32 +110,38 @@ local targets = '[]'
 if target ~= '' then
   targets = cjson.encode({target})
 end
--- The whole job is written here, so the reply is these fields: nothing is read back. Fields
--- without a value yet (lease, outcome, an empty name or note) are left out: an absent field
--- reads as empty or zero everywhere, and a smaller hash stays in Redis' compact encoding.
-local fields = {
+-- Fields without a value yet (lease, outcome, an empty name or note) are left out: an absent
+-- field reads as empty or zero everywhere, and a smaller hash stays in Redis' compact
+-- encoding. Times go in as the caller sent them (strings), not as Lua numbers Redis would
+-- have to format again.
+local fields = {'HSET', jk,
   'id', id, 'queue', QUEUE, 'number', number,
   'reasons', cjson.encode({reason}), 'targets', targets,
-  'created', NOW, 'not_before', nb, 'deadline', deadline,
-  'attempts', 0, 'max_attempts', ARGV[11], 'state', 'pending'}
+  'created', ARGV[1], 'not_before', ARGV[9], 'deadline', ARGV[10],
+  'attempts', '0', 'max_attempts', ARGV[11], 'state', 'pending', 'hn', '0'}
 for _, f in ipairs({{'name', name}, {'target', target}, {'owner', target}, {'src_asterisk', ARGV[12]},
   {'src_linkedid', ARGV[13]}, {'src_channel', ARGV[14]}, {'note', ARGV[15]},
-  {'hold_until', tonumber(ARGV[16]) or 0}, {'at_risk_from_start', ARGV[17] or ''},
-  {'external_ref', ARGV[19] or ''}}) do
-  if f[2] ~= '' and f[2] ~= 0 then
+  {'at_risk_from_start', ARGV[17] or ''}, {'external_ref', ARGV[19] or ''}}) do
+  if f[2] ~= '' then
     fields[#fields + 1] = f[1]
     fields[#fields + 1] = f[2]
   end
 end
-redis.call('HSET', jk, unpack(fields))
-place(jk, id, nb, deadline, targets, false)
+if (tonumber(ARGV[16]) or 0) ~= 0 then
+  fields[#fields + 1] = 'hold_until'
+  fields[#fields + 1] = ARGV[16]
+end
+redis.call(unpack(fields))
+place(jk, id, ARGV[9], ARGV[10], targets, false)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
 -- dedupe key an hour after the promise should have expired, the job a retention later.
 local max_age = tonumber(ARGV[18])
-redis.call('ZADD', K_OPEN, NOW, id)
+redis.call('ZADD', K_OPEN, ARGV[1], id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
-emit(jk, id, 'made', {'reason', reason, 'deadline', deadline, 'not_before', nb}, number)
+emit(jk, id, 'made', {'reason', reason, 'deadline', ARGV[10], 'not_before', ARGV[9]}, number)
 requested(id)
-return lean(fields)
+-- The caller knows every field written (Store.Enqueue builds the job from its request), so
+-- the reply is only the id.
+return {'ok', id}
