@@ -46,8 +46,8 @@ type chaosReport struct {
 	TakenBack, RungAgain []time.Duration
 	// TakenBackServed: of TakenBack, the kills after which a daemon ran and Redis answered
 	// until lease + 1 s (the others wait for a daemon or for Redis, not for the lease).
-	TakenBackServed []time.Duration
-	Details, Problems    []string
+	TakenBackServed   []time.Duration
+	Details, Problems []string
 }
 
 // mustBeZero names the counts that fail a run, in the table's order.
