@@ -410,6 +410,9 @@ func (in *Intake) report(r IntakeResult) {
 	case r.Duplicate:
 	case !r.Merged:
 		in.opts.Metrics.made(r.Job.Queue, r.Job.Reason())
+		if r.Request.VoicemailGap {
+			in.opts.Metrics.madeFromGap(r.Job.Queue)
+		}
 	}
 	if in.opts.OnResult != nil {
 		in.opts.OnResult(r)

@@ -25,6 +25,7 @@ type Metrics struct {
 	storeErrors prometheus.Counter
 	riskStart   *prometheus.CounterVec
 	refusedC    *prometheus.CounterVec
+	gapMade     *prometheus.CounterVec
 }
 
 // Outcomes counted in callbackd_promises_completed_total.
@@ -66,6 +67,10 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 			Name: "callbackd_store_scrape_errors_total",
 			Help: "Scrapes that could not read the promise store (the store-backed series are missing from them).",
 		}),
+		gapMade: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callbackd_promises_from_events_gaps_total",
+			Help: "Voicemail promises made for a caller whose voicemail an ARI events gap interrupted (whether a message was left is not known), by queue.",
+		}, []string{"queue"}),
 		riskStart: newRiskStartCounter(queues),
 	}
 	for _, r := range queue.Refusals() {
@@ -80,6 +85,7 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 		}
 		m.slack.WithLabelValues(q)
 		m.toCallback.WithLabelValues(q)
+		m.gapMade.WithLabelValues(q)
 		for leg, results := range AttemptResults() {
 			for _, r := range results {
 				m.attempts.WithLabelValues(q, leg, r)
@@ -88,13 +94,20 @@ func NewMetrics(reg prometheus.Registerer, queues []string) *Metrics {
 	}
 	// storeErrors is exported by the StateCollector, after the reads it counts: registered on
 	// its own it could be gathered, concurrently, before the scrape that failed had counted.
-	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.riskStart, m.refusedC)
+	reg.MustRegister(m.created, m.completedC, m.slack, m.toCallback, m.attempts, m.riskStart, m.refusedC, m.gapMade)
 	return m
 }
 
 func (m *Metrics) made(queueName string, reason queue.Reason) {
 	if m != nil {
 		m.created.WithLabelValues(queueName, string(reason)).Inc()
+	}
+}
+
+// madeFromGap counts a promise made for a voicemail an events gap interrupted.
+func (m *Metrics) madeFromGap(queueName string) {
+	if m != nil {
+		m.gapMade.WithLabelValues(queueName).Inc()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/callbackd/callbackd/ari/detect"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -64,5 +65,24 @@ func TestIntakeRefusesWhatMayNotBeDialledAndWhatIsOverALimit(t *testing.T) {
 		if got := counterValue(t, reg, "callbackd_requests_refused_total", "reason", string(reason)); got != want {
 			t.Errorf("callbackd_requests_refused_total{reason=%q} = %v; want %v", reason, got, want)
 		}
+	}
+}
+
+// A promise made for a voicemail an events gap interrupted is counted apart, so an operator
+// sees how many callbacks went to callers who may not have left a message; a plain voicemail
+// and the gap request a second daemon repeats are not.
+func TestIntakeCountsThePromisesMadeFromAnEventsGap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newIntakeFixture(t, func(o *IntakeOptions) { o.Metrics = NewMetrics(reg, o.Policy.QueueNames()) })
+	gap := voicemailFor("+31201234501", "1003")
+	gap.VoicemailGap = true
+	for _, r := range []detect.Request{gap, voicemailFor("+31201234502", "1003"), gap} {
+		f.in.Request(r)
+		if got := f.next(t); got.Err != nil {
+			t.Fatalf("refused: %v", got.Err)
+		}
+	}
+	if got := counterValue(t, reg, "callbackd_promises_from_events_gaps_total", "queue", "support"); got != 1 {
+		t.Errorf("callbackd_promises_from_events_gaps_total{queue=support} = %v; want 1", got)
 	}
 }
