@@ -240,7 +240,8 @@ func (m janitorMonitor) HandleEvent(ev *ari.Event) {
 			return
 		}
 	}
-	j.HandleEvent(&ari.Event{Type: ev.Type, AsteriskID: ev.AsteriskID, Application: ev.Application, Channel: ev.Channel})
+	// The channel alone, with the digit it heard (a confirm digit decides what was heard).
+	j.HandleEvent(&ari.Event{Type: ev.Type, AsteriskID: ev.AsteriskID, Application: ev.Application, Channel: ev.Channel, Digit: ev.Digit})
 }
 
 // legEnded: a leg counts as gone on ChannelDestroyed, as in a callback's own note.

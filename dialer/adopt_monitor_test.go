@@ -62,3 +62,31 @@ func TestTheJanitorHeedsTheMonitorAboutLegsInAnotherDaemonsApp(t *testing.T) {
 		})
 	}
 }
+
+// What the janitor hears of another daemon's callback through the monitor includes the digit
+// its customer pressed: a queue that asks for a confirm digit records the conversation only
+// when it was pressed, and the monitor is the only stream carrying that leg's events here.
+func TestTheJanitorHearsTheConfirmDigitOfAnotherDaemonsCustomer(t *testing.T) {
+	_, customer, bridge := ari.CallbackIDs("01M83T4VMYW2THQ2AJPN3ZN32E", 7)
+	store, err := queue.New(redistest.Start(t, redistest.Options{}).Client(), queue.Options{Queues: []string{"support"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := NewJanitor(JanitorOptions{Promises: store, Queues: []string{"support"}, Control: NewControl(),
+		PBX: func(string) (JanitorREST, bool) { return nil, false }, Clock: clock.NewFake(monday10),
+		ControlApps: []string{"callbackd-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg := &ari.Channel{ID: customer, State: "Up", Dialplan: ari.Dialplan{AppName: "Stasis", AppData: "callbackd-b,customer,x"}}
+	for _, ev := range []ari.Event{
+		{Type: ari.EventChannelStateChange, AsteriskID: "pbx", Channel: leg},
+		{Type: ari.EventChannelDtmfReceived, AsteriskID: "pbx", Channel: leg, Digit: "1"},
+	} {
+		j.Monitor().HandleEvent(&ev)
+	}
+	tk := j.talked[bridge]
+	if tk == nil || tk.digits != "1" {
+		t.Fatalf("heard %+v; want the answer and the digit 1", tk)
+	}
+}
