@@ -566,3 +566,21 @@ func TestV1AnIdempotencyRecordCannotBeMatchedToANumber(t *testing.T) {
 		t.Errorf("a replay after the erase = %d %s; want 404: the promise it made is gone", a.Code, a.Body)
 	}
 }
+
+// One promise per customer holds for promises made through the API too: a request for a
+// number with an open promise in another queue joins it, as a detector request would.
+func TestV1APromiseForACustomerOwedOneElsewhereJoinsIt(t *testing.T) {
+	r := newRig(t)
+	first := r.call("POST", "/promises", writer, map[string]any{"number": "+31201234517", "queue": "reception"}, nil)
+	var a made
+	first.decode(t, &a)
+	if first.Code != 201 {
+		t.Fatalf("first POST = %d %s", first.Code, first.Body)
+	}
+	second := r.call("POST", "/promises", writer, map[string]any{"number": "+31201234517", "queue": "support", "reason": "voicemail"}, nil)
+	var b made
+	second.decode(t, &b)
+	if second.Code != 200 || !b.Merged || b.Promise.ID != a.Promise.ID || b.Promise.Queue != "reception" {
+		t.Errorf("second POST = %d %s; want 200, merged into %s in reception", second.Code, second.Body, a.Promise.ID)
+	}
+}

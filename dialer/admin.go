@@ -249,6 +249,7 @@ func (a *Admin) make(ctx context.Context, r MakeRequest, q QueuePolicy, rule str
 	req := queue.Request{Queue: q.Name, Number: r.Number, Name: r.Name, Reason: r.Reason, Deadline: w.Deadline,
 		NotBefore: w.NotBefore, HoldUntil: w.HoldUntil, MaxAttempts: q.MaxAttempts, Note: r.Note,
 		ExternalRef: r.ExternalRef, AtRiskFromStart: w.AtRisk, Source: queue.Source{AsteriskID: "api"}}
+	rule = in.joinElsewhere(ctx, &req, q, rule)
 	job, merged, _, err := in.enqueue(ctx, req) // not OncePerCall: never a duplicate
 	if err != nil {
 		return Made{}, storeFieldError(err)
@@ -256,7 +257,7 @@ func (a *Admin) make(ctx context.Context, r MakeRequest, q QueuePolicy, rule str
 	in.remember(ctx, r.Number, job)
 	result := IntakeResult{Request: detect.Request{Number: r.Number, Name: r.Name, Reason: r.Reason, At: now}, Job: job, Merged: merged, Rule: rule}
 	fields := []zap.Field{zap.String("number", in.opts.Mask(r.Number)), zap.String("reason", string(r.Reason)),
-		zap.String("queue", q.Name), zap.String("queue_rule", rule), zap.String("promise", job.ID), zap.String("source", "api")}
+		zap.String("queue", job.Queue), zap.String("queue_rule", rule), zap.String("promise", job.ID), zap.String("source", "api")}
 	if merged {
 		in.log.Info("callback request merged into open promise", fields...)
 	} else {

@@ -203,12 +203,7 @@ func (in *Intake) settle(ctx context.Context, it item) error {
 		err = in.screen(ctx, r.Number, callEvent(r))
 	}
 	if err == nil {
-		if other, ok := in.openElsewhere(ctx, r.Number, q); ok {
-			// Deadline and hold as this queue promises them; the store's merge keeps the
-			// earlier deadline and adds the reason and target.
-			req.Queue = other
-			rule += "; one promise per customer: joined the open promise in " + other
-		}
+		rule = in.joinElsewhere(ctx, &req, q, rule)
 	}
 	if err == nil {
 		in.flagAtRiskFromStart(ctx, &req, now)
@@ -250,6 +245,17 @@ func callEvent(r detect.Request) string {
 		return ""
 	}
 	return r.AsteriskID + ":" + r.LinkedID
+}
+
+// joinElsewhere moves req into another queue where its number has an open promise it should
+// join (openElsewhere), and says so in the routing rule. Deadline and hold stay as q promises
+// them; the store's merge keeps the earlier deadline and adds the reason and target.
+func (in *Intake) joinElsewhere(ctx context.Context, req *queue.Request, q QueuePolicy, rule string) string {
+	if other, ok := in.openElsewhere(ctx, req.Number, q); ok {
+		req.Queue = other
+		rule += "; one promise per customer: joined the open promise in " + other
+	}
+	return rule
 }
 
 // openElsewhere names another queue where number already has an open promise that this
