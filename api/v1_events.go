@@ -110,10 +110,10 @@ func (h *v1) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if len(types) > 0 && !slices.Contains(types, e.Type) {
 				continue
 			}
-			v := eventView{ID: e.ID, Type: e.Type, Queue: e.Queue, Promise: e.Promise, Number: e.Number, At: e.At, Data: e.Data}
 			if !pii {
-				v.Number = e.MaskedNumber()
+				e = e.Masked()
 			}
+			v := eventView{ID: e.ID, Type: e.Type, Queue: e.Queue, Promise: e.Promise, Number: e.Number, At: e.At, Data: e.Data}
 			data, err := json.Marshal(v)
 			if err != nil {
 				return nil

@@ -109,8 +109,19 @@ func ParseEvent(queue string, m redis.XMessage) (Event, error) {
 // StreamID is the event's position in its queue's stream.
 func (e Event) StreamID() string { return e.ID[strings.IndexByte(e.ID, '/')+1:] }
 
-// MaskedNumber is the event's number as logs and readers without the right to see it get it.
-func (e Event) MaskedNumber() string { return phone.Mask(e.Number) }
+// Masked is the event as shown to whoever may not see numbers: the customer's number masked,
+// and any number inside its optional fields (a detail quoting a dial string) too.
+func (e Event) Masked() Event {
+	e.Number = phone.Mask(e.Number)
+	if len(e.Data) > 0 {
+		data := make(map[string]string, len(e.Data))
+		for k, v := range e.Data {
+			data[k] = phone.MaskText(v)
+		}
+		e.Data = data
+	}
+	return e
+}
 
 // EventStreamKey is the Redis key of queue's event stream, for readers that keep their own
 // position in it (a consumer group).

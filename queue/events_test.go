@@ -303,3 +303,22 @@ func TestEraseDeletesTheRecordsOfTheCustomersCallsInProgress(t *testing.T) {
 		t.Errorf("calls left %v, want only bob's", left)
 	}
 }
+
+// An event shown to whoever may not see numbers masks the customer's number and any number
+// its optional fields quote, and leaves the event it was made from as it was.
+func TestAMaskedEventNamesNoNumber(t *testing.T) {
+	e := Event{ID: "support/1-0", Type: EventRetry, Promise: "p1", Number: "+31201234501",
+		Data: map[string]string{"detail": "dialling PJSIP/+31201234501@provider failed", "attempts": "2"}}
+	m := e.Masked()
+	for _, v := range append([]string{m.Number}, m.Data["detail"], m.Data["attempts"]) {
+		if strings.Contains(v, "1234501") {
+			t.Errorf("masked event still shows the number: %q", v)
+		}
+	}
+	if m.Data["attempts"] != "2" || m.Promise != "p1" {
+		t.Errorf("masked event lost its fields: %+v", m)
+	}
+	if e.Number != "+31201234501" || !strings.Contains(e.Data["detail"], "+31201234501") {
+		t.Errorf("masking changed the original event: %+v", e)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/netcause"
-	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/internal/webhooksig"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -21,14 +20,7 @@ import (
 // in full unless the endpoint masks it.
 func body(e queue.Event, mask bool) ([]byte, error) {
 	if mask {
-		e.Number = phone.Mask(e.Number)
-		if len(e.Data) > 0 {
-			data := make(map[string]string, len(e.Data))
-			for k, v := range e.Data {
-				data[k] = phone.MaskText(v)
-			}
-			e.Data = data
-		}
+		e = e.Masked()
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
