@@ -173,8 +173,17 @@ redis.call('ZADD', K_LEASES, expires, pick)
 -- is on its way (adopted.lua), and wins over this claim until it rings the customer.
 local lease = {state = 'dialing', token = token, worker = worker, lease_expires = expires, connected = 0,
   dialled = 0}
--- The reply is the hash as read with the lease just written after it: the client reads the
--- list in order, so a later field wins.
+-- The reply is the hash as read, without the history the claimer has no use for, and with
+-- the lease just written after it: the client reads the list in order, so a later field wins.
+local reply = {}
+for i = 1, #flat, 2 do
+  local k = flat[i]
+  if k ~= 'history' and string.sub(k, 1, 2) ~= 'h:' then
+    reply[#reply + 1] = k
+    reply[#reply + 1] = flat[i + 1]
+  end
+end
+flat = reply
 local set = {'HSET', jk}
 for k, v in pairs(lease) do
   set[#set + 1] = k

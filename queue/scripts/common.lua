@@ -88,9 +88,15 @@ local function history_json(id)
   return '[' .. table.concat(redis.call('LRANGE', K_HISTP .. id, 0, -1), ',') .. ']'
 end
 
--- answer is the whole job: its hash and, as field history_list, its history.
+-- answer is the whole job: its hash, which holds its history (h:<n>, counted by hn); a job
+-- made before the history moved into the hash adds its list as field history_list.
 local function answer(jk, id)
   local h = redis.call('HGETALL', jk)
+  for i = 1, #h, 2 do
+    if h[i] == 'hn' then
+      return {'ok', h}
+    end
+  end
   h[#h + 1] = 'history_list'
   h[#h + 1] = history_json(id)
   return {'ok', h}
