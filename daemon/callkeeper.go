@@ -18,21 +18,33 @@ type callKeeper struct {
 	memory detect.Memory
 
 	mu      sync.Mutex
-	waiting map[keptCall]int  // requests handed to the sink, not yet settled
-	held    map[keptCall]bool // drops waiting for those requests
+	waiting map[keptCall]*keptWait // calls with requests handed to the sink, not yet settled
 }
 
 type keptCall struct{ asterisk, linkedID string }
 
+// keptWait is what a call waits for: its requests not yet settled, and whether its drop came
+// meanwhile.
+type keptWait struct {
+	requests int
+	dropped  bool
+}
+
 func newCallKeeper(sink detect.Sink, memory detect.Memory) *callKeeper {
-	return &callKeeper{sink: sink, memory: memory, waiting: map[keptCall]int{}, held: map[keptCall]bool{}}
+	return &callKeeper{sink: sink, memory: memory, waiting: map[keptCall]*keptWait{}}
 }
 
 // Request implements detect.Sink.
 func (k *callKeeper) Request(r detect.Request) {
 	if r.LinkedID != "" {
+		c := keptCall{r.AsteriskID, r.LinkedID}
 		k.mu.Lock()
-		k.waiting[keptCall{r.AsteriskID, r.LinkedID}]++
+		w := k.waiting[c]
+		if w == nil {
+			w = &keptWait{}
+			k.waiting[c] = w
+		}
+		w.requests++
 		k.mu.Unlock()
 	}
 	k.sink.Request(r)
@@ -46,12 +58,11 @@ func (k *callKeeper) Keep(asteriskID, linkedID string, record []byte) {
 	k.memory.Keep(asteriskID, linkedID, record)
 }
 
-// Drop implements detect.Memory: held while a request of the call is not stored.
+// Drop implements detect.Memory: held while a request of the call is not settled.
 func (k *callKeeper) Drop(asteriskID, linkedID string) {
-	c := keptCall{asteriskID, linkedID}
 	k.mu.Lock()
-	if k.waiting[c] > 0 {
-		k.held[c] = true
+	if w := k.waiting[keptCall{asteriskID, linkedID}]; w != nil {
+		w.dropped = true
 		k.mu.Unlock()
 		return
 	}
@@ -62,20 +73,20 @@ func (k *callKeeper) Drop(asteriskID, linkedID string) {
 // settled is told that the intake is done with a request (stored, merged, a duplicate, or
 // refused for good); the call's record goes once all its requests are.
 func (k *callKeeper) settled(r detect.Request) {
-	if r.LinkedID == "" {
-		return
-	}
 	c := keptCall{r.AsteriskID, r.LinkedID}
 	k.mu.Lock()
-	if k.waiting[c]--; k.waiting[c] > 0 {
+	w := k.waiting[c]
+	if w == nil || r.LinkedID == "" {
+		k.mu.Unlock()
+		return
+	}
+	if w.requests--; w.requests > 0 {
 		k.mu.Unlock()
 		return
 	}
 	delete(k.waiting, c)
-	drop := k.held[c]
-	delete(k.held, c)
 	k.mu.Unlock()
-	if drop {
+	if w.dropped {
 		k.memory.Drop(c.asterisk, c.linkedID)
 	}
 }
