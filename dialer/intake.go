@@ -301,7 +301,7 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 	if err != nil {
 		return queue.Request{}, err
 	}
-	return queue.Request{
+	req := queue.Request{
 		Queue:       q.Name,
 		Number:      r.Number,
 		Name:        r.Name,
@@ -311,10 +311,13 @@ func (in *Intake) promise(r detect.Request, q QueuePolicy, now time.Time) (queue
 		HoldUntil:   q.HoldUntil(now, deadline),
 		MaxAttempts: q.MaxAttempts,
 		Source:      queue.Source{AsteriskID: r.AsteriskID, LinkedID: r.LinkedID, Channel: r.Channel},
-		// A voicemail whose end the detector did not see says so on the promise.
-		Note:        r.Note,
 		OncePerCall: true,
-	}, nil
+	}
+	if r.VoicemailGap {
+		// A voicemail whose end the detector did not see says so on the promise.
+		req.Note = detect.VoicemailGapNote
+	}
+	return req, nil
 }
 
 // remember records that number is owed job. A failure is only logged: the promise is made and

@@ -166,9 +166,8 @@ type Request struct {
 	// (or no daemon listened) and was gone by the resync, so VM_MESSAGEFILE and VMSTATUS were
 	// lost and whether a message was left is not known. Reason is voicemail all the same: a
 	// caller who left a message and is not called back is the worse mistake.
+	// The promise says so (VoicemailGapNote).
 	VoicemailGap bool
-	// Note is what the promise should say beside its reason ("" for a call seen to its end).
-	Note string
 }
 
 // Reach says the customer Number reached Target (an extension, a ring group's extension or an

@@ -155,7 +155,7 @@ func (d *Detector) finalize(srv *server, c *call, at time.Time) {
 			r.AsteriskQueue = t.key
 		}
 		if gap {
-			r.VoicemailGap, r.Note = true, VoicemailGapNote
+			r.VoicemailGap = true
 			d.stats.VoicemailGaps++
 			d.log.Warn("the caller was in voicemail when the events stopped and is gone: whether a message was left "+
 				"is not known, so the voicemail callback is promised",
