@@ -9,7 +9,8 @@
 -- deleted, event entries deleted}.
 -- The caller's search is not atomic, this script is: a job is deleted only if it holds the
 -- number now, the open promise made since the search is found through the dedupe key, and
--- outcome entries added since the search are read here (they are few: the stream after ARGV[5]).
+-- outcome and event entries added since the search are read here (they are few: each stream
+-- after ARGV[5] and ARGV[6]).
 -- Aggregate counters (totals, outcome windows) hold no number and are left as they are.
 
 local K_QUAR, K_DEDUPE, number = KEYS[11], KEYS[12], ARGV[4]
