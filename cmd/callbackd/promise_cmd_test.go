@@ -63,14 +63,20 @@ func TestPromiseCommandsGoThroughTheDaemonsAPI(t *testing.T) {
 		code := runPromiseWithEnv(context.Background(), args, environ, clk, &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
-	code, out, errOut := run("create", "--number", "020 123 4588", "--queue", "reception", "--not-before", "+1h", "--idempotency-key", "desk-1")
+	// An absolute time: a retry repeats the request, and "+1h" would be read again a moment
+	// later (the test's clock runs), a different body the key then refuses.
+	notBefore := clk.Now().Add(time.Hour).Format(time.RFC3339)
+	code, out, errOut := run("create", "--number", "020 123 4588", "--queue", "reception", "--not-before", notBefore, "--idempotency-key", "desk-1")
 	m := regexp.MustCompile(`^promise (\w+) in reception for \+31201234588: made; deadline `).FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("create: exit %d, %q, %q", code, out, errOut)
 	}
 	id := m[1]
-	if code, out, _ := run("create", "--number", "020 123 4588", "--queue", "reception", "--not-before", "+1h", "--idempotency-key", "desk-1"); code != 0 || !strings.Contains(out, id+" in reception") || !strings.Contains(out, "already made") {
+	if code, out, _ := run("create", "--number", "020 123 4588", "--queue", "reception", "--not-before", notBefore, "--idempotency-key", "desk-1"); code != 0 || !strings.Contains(out, id+" in reception") || !strings.Contains(out, "already made") {
 		t.Errorf("create again with the key: exit %d, %q; want the same promise", code, out)
+	}
+	if code, out, errOut := run("create", "--number", "020 123 4589", "--queue", "reception", "--not-before", "+2h"); code != 0 || !strings.Contains(out, ": made; deadline ") {
+		t.Errorf("create with a relative not-before: exit %d, %q, %q", code, out, errOut)
 	}
 	if code, out, _ := run("list", "--queue", "reception"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "pending") {
 		t.Errorf("list: exit %d, %q", code, out)
