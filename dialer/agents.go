@@ -69,7 +69,11 @@ type agent struct {
 	// presenceSets counts the presences set through this daemon: a read of the store that
 	// began before one must not overwrite it with what it read.
 	presenceSets uint64
-	calling      bool
+	// endpointHeard and deviceHeard count what changed the endpoint and device states other
+	// than a REST read: an event, or the disconnect that forgets them. A read that began
+	// before such a change knows less than it and must not overwrite it.
+	endpointHeard, deviceHeard uint64
+	calling                    bool
 	// wrapUntil and coolUntil hold the agent back after a call or a failed ring; with a
 	// HoldStore they are shared by every daemon (holds.go).
 	wrapUntil, coolUntil time.Time
@@ -200,6 +204,7 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 		if a := p.byEndpoint[ev.Endpoint.Technology+"/"+ev.Endpoint.Resource]; a != nil {
 			freed = p.update(a, func() {
 				a.endpoint = ev.Endpoint.State
+				a.endpointHeard++
 				if a.asterisk == "" {
 					a.asterisk = ev.AsteriskID
 				}
@@ -209,6 +214,7 @@ func (p *Pool) HandleEvent(ev *ari.Event) {
 		if a := p.byEndpoint[ev.DeviceState.Name]; a != nil && (a.asterisk == "" || a.asterisk == ev.AsteriskID) {
 			freed = p.update(a, func() {
 				a.device = ev.DeviceState.State
+				a.deviceHeard++
 				if a.asterisk == "" {
 					a.asterisk = ev.AsteriskID
 				}
@@ -247,7 +253,11 @@ func (p *Pool) Disconnected(asteriskID string) {
 	defer p.mu.Unlock()
 	for _, a := range p.agents {
 		if a.asterisk == asteriskID {
-			p.update(a, func() { a.endpoint, a.device = "", "" })
+			p.update(a, func() {
+				a.endpoint, a.device = "", ""
+				a.endpointHeard++
+				a.deviceHeard++
+			})
 		}
 	}
 }
@@ -288,7 +298,16 @@ func (p *Pool) Run(ctx context.Context, pbxs PBXs) error {
 
 // Refresh reads the agents' endpoints and device states from one Asterisk and subscribes the
 // monitor application to their endpoint state changes.
+//
+// An event handled while the reads were under way is newer than what they found, so it is kept.
 func (p *Pool) Refresh(ctx context.Context, asteriskID, monitorApp string, dir Directory) error {
+	type heard struct{ endpoint, device uint64 }
+	p.mu.Lock()
+	before := make(map[*agent]heard, len(p.agents))
+	for _, a := range p.agents {
+		before[a] = heard{a.endpointHeard, a.deviceHeard}
+	}
+	p.mu.Unlock()
 	eps, err := dir.Endpoints(ctx)
 	if err != nil {
 		return fmt.Errorf("listing endpoints of %s: %w", asteriskID, err)
@@ -328,10 +347,15 @@ func (p *Pool) Refresh(ctx context.Context, asteriskID, monitorApp string, dir D
 		if f.device == "" {
 			continue // unreadable device: the agent stays as it was, as the error says
 		}
+		was := before[f.a]
 		freed = p.update(f.a, func() {
 			f.a.asterisk = asteriskID
-			f.a.endpoint = f.state
-			f.a.device = f.device
+			if f.a.endpointHeard == was.endpoint {
+				f.a.endpoint = f.state
+			}
+			if f.a.deviceHeard == was.device {
+				f.a.device = f.device
+			}
 		}) || freed
 	}
 	p.mu.Unlock()
@@ -491,5 +515,20 @@ func (p *Pool) endCall(id string, wrapUp, cooldown time.Duration) {
 	})
 }
 
-// setDevice records a device state read over REST just before dialling.
-func (p *Pool) setDevice(id, state string) { _ = p.with(id, func(a *agent) { a.device = state }) }
+// deviceRead begins a REST read of an agent's device state; commit records what the read found
+// unless an event about the device was handled since (the event is newer).
+func (p *Pool) deviceRead(id string) (commit func(state string)) {
+	var was uint64
+	p.mu.Lock()
+	if a := p.byID[id]; a != nil {
+		was = a.deviceHeard
+	}
+	p.mu.Unlock()
+	return func(state string) {
+		_ = p.with(id, func(a *agent) {
+			if a.deviceHeard == was {
+				a.device = state
+			}
+		})
+	}
+}

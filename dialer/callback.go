@@ -57,9 +57,10 @@ type channelRouter interface {
 	Forget(ids ...string)
 }
 
-// deviceRecorder hears a device state read just before ringing (the Pool).
+// deviceRecorder hears a device state read just before ringing (the Pool): deviceRead is
+// called before the read, and what it returns with what was read.
 type deviceRecorder interface {
-	setDevice(agentID, state string)
+	deviceRead(agentID string) (commit func(state string))
 }
 
 // callEnv is what every callback shares: how calls are placed and where their results go.
@@ -146,12 +147,13 @@ func (cb *callback) run(ctx context.Context) verdict {
 	cb.agentCh, cb.custCh, cb.bridge = cb.ids()
 
 	// Re-check the device: the pool's view may be a moment old.
+	seen := cb.env.devices.deviceRead(cb.agent.ID)
 	ds, err := rest.DeviceState(ctx, cb.agent.Endpoint)
 	switch {
 	case err != nil:
 		cb.log.Warn("re-checking the agent's device failed; ringing on the last known state", zap.Error(err))
 	case ds.State != deviceNotInUse:
-		cb.env.devices.setDevice(cb.agent.ID, ds.State)
+		seen(ds.State)
 		return verdict{kind: release, detail: "agent " + cb.agent.ID + " is " + ds.State}
 	}
 

@@ -282,6 +282,13 @@ func (s *Server) Delivered(appName string) int {
 	return 0
 }
 
+// DeviceState returns the state GET /deviceStates/{name} would answer now.
+func (s *Server) DeviceState(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deviceStateOfLocked(name)
+}
+
 // Channels returns snapshots of the current channels, oldest first.
 func (s *Server) Channels() []ari.Channel {
 	s.mu.Lock()

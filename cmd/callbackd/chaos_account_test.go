@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -234,6 +235,9 @@ func (r *chaosRun) account(calls []*chaosCall, end time.Time) chaosReport {
 		if stuck := r.plan.Agents - int(free+held); stuck > rep.StuckAgents {
 			rep.StuckAgents = stuck
 		}
+		if r.plan.Agents > int(free+held) {
+			rep.Details = append(rep.Details, r.unrestedAgents(d)...)
+		}
 	}
 
 	killedHolding := func(id string) (killRecord, bool) {
@@ -362,4 +366,31 @@ func gapVoicemails(jobs []queue.Job) bool {
 		}
 	}
 	return true
+}
+
+// unrestedAgents describes the agents a daemon holds neither free nor resting, beside what the
+// PBX says of their devices, so that a stuck agent's report says where its state went wrong.
+func (r *chaosRun) unrestedAgents(d *chaosDaemon) []string {
+	status, body := httpGet(d.http, "/agents")
+	if status != 200 {
+		return []string{fmt.Sprintf("daemon %d: GET /agents answered %d: %s", d.slot, status, body)}
+	}
+	var agents []struct {
+		ID, State, Endpoint string
+		EndpointState       string `json:"endpoint_state"`
+		DeviceState         string `json:"device_state"`
+	}
+	if err := json.Unmarshal([]byte(body), &agents); err != nil {
+		return []string{fmt.Sprintf("daemon %d: GET /agents: %v", d.slot, err)}
+	}
+	var out []string
+	for _, a := range agents {
+		switch a.State {
+		case "free", "cooldown", "wrap_up":
+			continue
+		}
+		out = append(out, fmt.Sprintf("daemon %d: agent %s %s (endpoint %q, device %q; the PBX says device %q)",
+			d.slot, a.ID, a.State, a.EndpointState, a.DeviceState, r.pbx.DeviceState(a.Endpoint)))
+	}
+	return out
 }
