@@ -88,14 +88,17 @@ func TestEnqueueStoresThePromise(t *testing.T) {
 }
 
 func TestEnqueueMergesARequestForAnOpenPromise(t *testing.T) {
+	long := strings.Repeat("n", 200)
 	tests := []struct {
 		name         string
+		first        func(*Request) // nil: request(alice) as it is
 		second       func(*Request)
 		before       func(f fixture, t *testing.T) // runs between the two requests
 		wantDeadline time.Time
 		wantReasons  []Reason
 		wantTargets  []string
 		wantState    State
+		wantNote     string
 	}{
 		{
 			name:         "later deadline keeps the earlier",
@@ -118,11 +121,44 @@ func TestEnqueueMergesARequestForAnOpenPromise(t *testing.T) {
 			before:       func(f fixture, t *testing.T) { f.claim(t, ClaimOptions{}) },
 			wantDeadline: t0.Add(20 * time.Minute), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StateDialing,
 		},
+		// A note says what the agent must know (a voicemail cut by a socket gap: whether a
+		// message was left is not known); merging must not lose it.
+		{
+			name:         "a note the open promise lacks is taken from the request",
+			second:       func(r *Request) { r.Note = "whether a message was left is not known" },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+			wantNote: "whether a message was left is not known",
+		},
+		{
+			name:         "another note is added after the first",
+			first:        func(r *Request) { r.Note = "asked for Dutch" },
+			second:       func(r *Request) { r.Note = "whether a message was left is not known" },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+			wantNote: "asked for Dutch; whether a message was left is not known",
+		},
+		{
+			name:         "a note the promise holds already is not repeated",
+			first:        func(r *Request) { r.Note = "asked for Dutch" },
+			second:       func(r *Request) { r.Note = "asked for Dutch" },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+			wantNote: "asked for Dutch",
+		},
+		{
+			name:         "a note that would make the promise's note too long is left out",
+			first:        func(r *Request) { r.Note = long },
+			second:       func(r *Request) { r.Note = strings.Repeat("m", 100) },
+			wantDeadline: t0.Add(time.Hour), wantReasons: []Reason{ReasonVoicemail}, wantTargets: []string{"201"}, wantState: StatePending,
+			wantNote: long,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			first := f.enqueue(t, request(alice))
+			r1 := request(alice)
+			if tt.first != nil {
+				tt.first(&r1)
+			}
+			first := f.enqueue(t, r1)
 			if tt.before != nil {
 				tt.before(f, t)
 			}
@@ -136,6 +172,12 @@ func TestEnqueueMergesARequestForAnOpenPromise(t *testing.T) {
 			if !j.Deadline.Equal(tt.wantDeadline) || fmt.Sprint(j.Reasons) != fmt.Sprint(tt.wantReasons) ||
 				fmt.Sprint(j.Targets) != fmt.Sprint(tt.wantTargets) || j.State != tt.wantState {
 				t.Errorf("deadline %v reasons %v targets %v state %s", j.Deadline, j.Reasons, j.Targets, j.State)
+			}
+			if j.Note != tt.wantNote {
+				t.Errorf("note %q, want %q", j.Note, tt.wantNote)
+			}
+			if stored, err := f.s.Get(f.ctx, j.Ref()); err != nil || stored.Note != tt.wantNote {
+				t.Errorf("stored note %q (%v), want %q", stored.Note, err, tt.wantNote)
 			}
 			if last := j.History[len(j.History)-1]; last.Result != "merged" {
 				t.Errorf("history ends with %+v, want a merge", last)

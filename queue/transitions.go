@@ -77,7 +77,7 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
 		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
-		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target, requestedMemory.Milliseconds())
+		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target, requestedMemory.Milliseconds(), maxFieldLength)
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)

@@ -12,6 +12,7 @@
 -- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
 -- ARGV[20] the call the request comes from, "<asterisk id>:<linkedid>" ('' for none)
 -- ARGV[21] what the call asks, "<reason>/<target>"   ARGV[22] how long that is remembered, ms
+-- ARGV[23] the longest note a merge may leave, bytes (the longest a request may carry)
 -- Returns {'ok', id} for a new promise (the caller has every field written), {'merged', job} when an open
 -- one absorbed the request (the whole job, read back), {'duplicate', job or its id} when this
 -- call already asked this (another daemon watching the same Asterisk, or this one before a
@@ -80,6 +81,20 @@ if open then
     end
     if (ARGV[19] or '') ~= '' and (redis.call('HGET', jk, 'external_ref') or '') == '' then
       redis.call('HSET', jk, 'external_ref', ARGV[19])
+    end
+    -- A note tells the agent something the reasons do not (a voicemail cut by a socket gap),
+    -- so the request's is added to the promise's, unless it is there already or the two
+    -- together would be longer than any request may carry.
+    if ARGV[15] ~= '' then
+      local had = redis.call('HGET', jk, 'note') or ''
+      local both = ARGV[15]
+      if had ~= '' then
+        both = had .. '; ' .. ARGV[15]
+      end
+      if not string.find(had, ARGV[15], 1, true) and #both <= tonumber(ARGV[23]) then
+        redis.call('HSET', jk, 'note', both)
+        changes[#changes + 1] = 'note added'
+      end
     end
     local old_dl = tonumber(redis.call('HGET', jk, 'deadline'))
     if deadline < old_dl then
