@@ -372,9 +372,15 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 	if cb.q.ConfirmDigit != "" {
 		pressed := func() bool { return strings.Contains(cb.custDigits, cb.q.ConfirmDigit) }
 		for asked := 0; !pressed(); asked++ {
-			err := cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
-				return pressed() || cb.custGone || cb.agentGone || (cb.custResyncs != gaps && asked < maxConfirmAsksAgain)
-			})
+			gapped := func() bool { return cb.custResyncs != gaps && asked < maxConfirmAsksAgain }
+			// A gap may have fallen in the greeting already, its resync read while the greeting's
+			// end was awaited: no event is coming to say so again, so it is asked again at once.
+			var err error
+			if !gapped() {
+				err = cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
+					return pressed() || cb.custGone || cb.agentGone || gapped()
+				})
+			}
 			if err != nil || pressed() || cb.custGone || cb.agentGone {
 				break
 			}
