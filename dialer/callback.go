@@ -433,8 +433,12 @@ const earlierLegRecheck = 5 * time.Second
 // customer leg may still ring or talk; ringing the customer again meanwhile would call them
 // twice at once. Such a promise goes back without using an attempt (v says who was rung so
 // far) and is looked at again shortly. When the channels cannot be listed, nobody is rung
-// either: Asterisk is in trouble, and a double dial is the worse mistake.
+// either: Asterisk is in trouble, and a double dial is the worse mistake. The first claim of
+// a promise has no earlier claim, so it spares Asterisk the listing of every channel.
 func (cb *callback) earlierClaimUp(ctx context.Context, v verdict) (verdict, bool) {
+	if cb.job.Lease.First {
+		return v, false
+	}
 	chans, err := cb.pbx.REST.Channels(ctx)
 	if err != nil {
 		v.kind, v.detail = release, "listing the channels before ringing failed: "+err.Error()

@@ -100,11 +100,31 @@ func TestACustomerIsNotDialledWhenAnEarlierClaimsLegAppearedDuringTheWhisper(t *
 		s.SetEndpoint(customerPhone(customer1), talks())
 	})
 	r.drainOnCleanup()
+	ctx := context.Background()
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	// The cut-off daemon's claim, taken back while its callback goes on without Redis.
+	old, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "cut-off-daemon", Lease: 30 * time.Second})
+	if err != nil || old == nil || old.ID != job.ID {
+		t.Fatalf("the earlier claim: %+v, %v", old, err)
+	}
+	if _, err := r.store.Release(ctx, old.Ref(), old.Lease.Token, r.clk.Now(), "lease expired"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.disp.Wake()
 	claim := r.claimOf(job.ID)
 	_, cust, bridge := ari.CallbackIDs(claim.ID, claim.Lease.Token)
 	r.waitFor("the whisper to play", func() bool { return r.playing(bridge + "-whisper") })
-	_, oldCust, _ := ari.CallbackIDs(claim.ID, claim.Lease.Token-1)
+	_, oldCust, _ := ari.CallbackIDs(old.ID, old.Lease.Token)
 	r.pbx.CreateChannel(aritest.ChannelSpec{ID: oldCust, Endpoint: customerPhone(customer1), State: "Ringing"})
 
 	r.waitFor("the callback to end", func() bool { _, ok := r.stepAt(job.ID, StepSettled); return ok })
@@ -117,5 +137,66 @@ func TestACustomerIsNotDialledWhenAnEarlierClaimsLegAppearedDuringTheWhisper(t *
 	r.pbx.Hangup(oldCust, 16)
 	if got := r.settled(job.ID); got.State != queue.StateKept || got.Attempts != 0 {
 		t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
+	}
+}
+
+// A promise's first claim has no earlier claim whose leg could be up, so its callback spares
+// Asterisk a listing of every channel (thousands on a busy PBX); a claim after an earlier one
+// lists them before the agent is rung and again before the customer is dialled.
+func TestOnlyAClaimAfterAnEarlierOneListsThePBXsChannels(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		earlier bool
+		want    int
+	}{
+		{"the promise's first claim", false, 0},
+		{"a claim after an earlier one", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, monday10, nil, func(s *aritest.Server) {
+				s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+				s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+				s.SetEndpoint(customerPhone(customer1), talks())
+			})
+			r.drainOnCleanup()
+			listings := func() int {
+				n := 0
+				for _, line := range r.requested("GET /ari/channels") {
+					if strings.HasSuffix(line, "GET /ari/channels") {
+						n++
+					}
+				}
+				return n
+			}
+			ctx := context.Background()
+			for _, a := range []string{"bob", "anna"} {
+				if err := r.pool.SetPaused(a, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := listings()
+			job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+			if tc.earlier {
+				old, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "other-daemon", Lease: 30 * time.Second})
+				if err != nil || old == nil {
+					t.Fatalf("the earlier claim: %+v, %v", old, err)
+				}
+				if _, err := r.store.Release(ctx, old.Ref(), old.Lease.Token, r.clk.Now(), "agent busy"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, a := range []string{"bob", "anna"} {
+				if err := r.pool.SetPaused(a, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.disp.Wake()
+			if got := r.settled(job.ID); got.State != queue.StateKept {
+				t.Fatalf("promise %s; want kept\n%s", got.State, r.story())
+			}
+			if n := listings() - before; n != tc.want {
+				t.Errorf("the callback listed the PBX's channels %d times; want %d", n, tc.want)
+			}
+		})
 	}
 }

@@ -97,6 +97,9 @@ type Lease struct {
 	Token   int64     `json:"token"`
 	Expires time.Time `json:"expires"`
 	Worker  string    `json:"worker"`
+	// First is set by Claim when the job was never claimed before, so that no call of an
+	// earlier claim can still be up; false when that is not known (any other read).
+	First bool `json:"-"`
 }
 
 // Ref names a job. Job ids do not encode their queue, and every key of a queue lives under the
@@ -200,6 +203,7 @@ func jobFromHash(h map[string]string) (Job, error) {
 		}
 	}
 	j.Attempts, j.MaxAttempts, j.Lease.Token = int(attempts), int(maxAttempts), token
+	j.Lease.First = h["first_claim"] == "1"
 	times := []struct {
 		field string
 		dst   *time.Time

@@ -964,3 +964,52 @@ func TestPromisesSurviveARedisRestartWithAOF(t *testing.T) {
 		t.Errorf("state %s after completing across a restart", done.State)
 	}
 }
+
+// A claim says whether it is the job's first: only then can no call of an earlier claim be on
+// the PBX, and the dialer spares Asterisk a listing of every channel. Whatever gave the job
+// back — a release, a retry, a lease taken back — a later claim is not the first, with or
+// without an owner preference.
+func TestAClaimSaysWhetherItIsTheJobsFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		prefer   string
+		giveBack func(f fixture, t *testing.T, j *Job)
+	}{
+		{"released", "", func(f fixture, t *testing.T, j *Job) {
+			_, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "agent busy")
+			wantErr(t, err, nil)
+		}},
+		{"retried", "201", func(f fixture, t *testing.T, j *Job) {
+			_, err := f.s.Retry(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "no answer")
+			wantErr(t, err, nil)
+			f.clk.Set(f.clk.Now().Add(time.Hour))
+		}},
+		{"taken back when its lease expired", "", func(f fixture, t *testing.T, j *Job) {
+			f.clk.Set(j.Lease.Expires.Add(time.Second))
+			_, err := f.s.Reclaim(f.ctx, testQueue)
+			wantErr(t, err, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := request(alice)
+			r.Deadline = t0.Add(3 * time.Hour)
+			f.enqueue(t, r)
+			first := f.claim(t, ClaimOptions{Prefer: tc.prefer})
+			if first == nil || !first.Lease.First {
+				t.Fatalf("the job's first claim: %+v; want it marked first", first)
+			}
+			tc.giveBack(f, t, first)
+			again := f.claim(t, ClaimOptions{Prefer: tc.prefer})
+			if again == nil || again.ID != first.ID {
+				t.Fatalf("claimed again: %+v; want %s", again, first.ID)
+			}
+			if again.Lease.First {
+				t.Errorf("a claim after the job was %s is marked first", tc.name)
+			}
+			if got, err := f.s.Get(f.ctx, again.Ref()); err != nil || got.Lease.First {
+				t.Errorf("a read of the job says first=%v (%v); only a claim knows", got.Lease.First, err)
+			}
+		})
+	}
+}

@@ -7,7 +7,8 @@
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
 -- Returns {'ok', job} (the hash as read, then the lease fields written: state dialing, a new
--- fencing token; Store.Claim drops the history fields), {'err', 'EMPTY', ''} when nothing is
+-- fencing token; and first_claim '1' when the job had never been claimed, '0' otherwise,
+-- which is not stored), {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
@@ -184,6 +185,10 @@ for i = 1, #flat, 2 do
   end
 end
 flat = reply
+-- Every claim leaves a token field behind (release, retry and reclaim set it to 0), so a job
+-- without one was never claimed: no call of an earlier claim can be on the PBX.
+flat[#flat + 1] = 'first_claim'
+flat[#flat + 1] = job.token and '0' or '1'
 local set = {'HSET', jk}
 for k, v in pairs(lease) do
   set[#set + 1] = k
