@@ -108,6 +108,8 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	}
 	defer closeRedis()
 
+	// The CRM's handlers and the daemon's callbacks print from their own goroutines.
+	stdout = &lockedWriter{w: stdout}
 	tl := &timeline{w: stdout, clk: clk, start: clk.Now()}
 	crm, err := startCRM(cfg, clk, tl)
 	if err != nil {

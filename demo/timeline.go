@@ -25,6 +25,18 @@ type timeline struct {
 	start time.Time
 }
 
+// lockedWriter serialises writes to the demo's output, which several goroutines share.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func (t *timeline) printf(format string, args ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
