@@ -96,6 +96,8 @@ type talk struct {
 	id       ari.CallbackID // the attempt (Leg empty)
 	at       time.Time      // when the customer answered
 	digits   string         // what the customer pressed
+	// queued and stored: the answer's write to Redis (storeHeard) is waiting, or done.
+	queued, stored bool
 }
 
 // conversation is an adopted callback whose two legs talk in its bridge.
@@ -109,7 +111,11 @@ type chore struct {
 	asterisk string
 	snap     *ari.Snapshot
 	ended    string // a leg of an adopted conversation that ended
+	heard    string // the bridge of an attempt whose heard answer is to be stored
 }
+
+// looks: a chore that is a look at an Asterisk (those are queued once per Asterisk).
+func (c chore) looks() bool { return c.ended == "" && c.snap == nil && c.heard == "" }
 
 // NewJanitor checks the options.
 func NewJanitor(o JanitorOptions) (*Janitor, error) {
@@ -196,6 +202,46 @@ func (j *Janitor) heardLocked(ev *ari.Event, p ari.CallbackID) {
 	if ev.Type == ari.EventChannelDtmfReceived {
 		tk.digits += ev.Digit
 	}
+	if !tk.stored && !tk.queued {
+		tk.queued = true
+		j.putLocked(chore{asterisk: tk.asterisk, heard: p.Bridge})
+	}
+}
+
+// storeHeard writes a heard answer into its promise (queue.Store.MarkHeard) while the claim is
+// still dialing, once it counts as reaching the customer (the queue's confirm digit pressed,
+// where it has one): the daemon that heard it may die with the claim's own, and the lease
+// expiry must still know the customer talked. A claim connected, finished or taken back
+// meanwhile needs nothing stored; what happens to it then is recordHeard's, from memory.
+func (j *Janitor) storeHeard(ctx context.Context, bridge string) {
+	j.mu.Lock()
+	tk := j.talked[bridge]
+	if tk == nil || tk.stored {
+		j.mu.Unlock()
+		return
+	}
+	tk.queued = false
+	heard := *tk
+	j.mu.Unlock()
+	job, found, err := j.find(ctx, heard.id.Promise)
+	if err != nil || !found || job.State != queue.StateDialing || job.Lease.Token != heard.id.Token {
+		return // Redis unreachable (the next event about the leg tries again), or nothing to store
+	}
+	if j.opts.ConfirmDigit != nil {
+		if confirm := j.opts.ConfirmDigit(job.Queue); confirm != "" && !strings.Contains(heard.digits, confirm) {
+			return // not yet a person: the digit's event queues this again
+		}
+	}
+	_, err = j.opts.Promises.MarkHeard(ctx, job.Ref(), heard.id.Token, heard.at)
+	if err != nil && !errors.Is(err, queue.ErrStaleToken) && !errors.Is(err, queue.ErrWrongState) && !errors.Is(err, queue.ErrNotFound) {
+		j.log.Warn("storing a heard answer failed; the memory of it still counts", zap.String("promise", job.ID), zap.Error(err))
+		return
+	}
+	j.mu.Lock()
+	if tk := j.talked[bridge]; tk != nil {
+		tk.stored = true
+	}
+	j.mu.Unlock()
 }
 
 // Monitor is the janitor's ari.Handler for the monitor application, which sees every
@@ -262,7 +308,7 @@ func endsOnly(t ari.EventType) bool {
 }
 
 func (j *Janitor) putLocked(c chore) {
-	if c.ended == "" && c.snap == nil {
+	if c.looks() {
 		if j.looking[c.asterisk] {
 			return
 		}
@@ -291,7 +337,7 @@ func (j *Janitor) Run(ctx context.Context) error {
 		have := len(j.work) > 0
 		if have {
 			c, j.work = j.work[0], j.work[1:]
-			if c.ended == "" && c.snap == nil {
+			if c.looks() {
 				delete(j.looking, c.asterisk)
 			}
 		}
@@ -304,11 +350,14 @@ func (j *Janitor) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if c.ended != "" {
+		switch {
+		case c.ended != "":
 			j.endConversation(ctx, c.asterisk, c.ended)
-			continue
+		case c.heard != "":
+			j.storeHeard(ctx, c.heard)
+		default:
+			j.look(ctx, c)
 		}
-		j.look(ctx, c)
 	}
 }
 

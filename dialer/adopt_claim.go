@@ -17,10 +17,12 @@ import (
 // promise and the claim's fencing token, the promise's lease the worker holding it.
 
 // JanitorPromises is what the janitor reads and writes of promises (queue.Store): it reads whose
-// an attempt is, and records the connect of a conversation whose callback died before it could.
+// an attempt is, records the connect of a conversation whose callback died before it could,
+// and stores what it heard of another daemon's customer answering.
 type JanitorPromises interface {
 	Get(ctx context.Context, ref queue.Ref) (queue.Job, error)
 	MarkAdopted(ctx context.Context, ref queue.Ref, token int64, at time.Time, worker string, lease time.Duration) (queue.Job, error)
+	MarkHeard(ctx context.Context, ref queue.Ref, token int64, at time.Time) (queue.Job, error)
 }
 
 // liveClaim returns the worker of a live claim another daemon holds on the attempt's promise, and

@@ -1,9 +1,13 @@
 package dialer
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/callbackd/callbackd/ari"
+	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
@@ -89,4 +93,78 @@ func TestTheJanitorHearsTheConfirmDigitOfAnotherDaemonsCustomer(t *testing.T) {
 	if tk == nil || tk.digits != "1" {
 		t.Fatalf("heard %+v; want the answer and the digit 1", tk)
 	}
+}
+
+// The chaos suite's case: another daemon's callback rings the customer, who answers, talks
+// and hangs up while that daemon is gone (killed, or deaf while a twin held its applications),
+// and the only daemon that heard the answer is killed too before the claim's lease runs out.
+// What the witness heard is in Redis, so the daemon after it finishes the promise kept by the
+// time the answer was heard, with no attempt used, and nobody rings the customer again after
+// they talked to an agent.
+func TestAnAnswerHeardByADaemonKilledBeforeTheLeaseRanOutStillKeepsThePromise(t *testing.T) {
+	r := newRig(t, monday10, nil, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	r.drainOnCleanup()
+	ctx := context.Background()
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	// The other daemon's claim: it rang the customer, whose leg sits in its control app.
+	other, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "other-daemon", Lease: 30 * time.Second})
+	if err != nil || other == nil || other.ID != job.ID {
+		t.Fatalf("the other daemon's claim: %+v, %v", other, err)
+	}
+	if _, err := r.store.MarkDialled(ctx, other.Ref(), other.Lease.Token); err != nil {
+		t.Fatal(err)
+	}
+	_, cust, _ := ari.CallbackIDs(other.ID, other.Lease.Token)
+	answered := r.clk.Now()
+	r.pbx.CreateChannel(aritest.ChannelSpec{ID: cust, Endpoint: customerPhone(customer1), State: "Up"})
+	r.waitFor("the witness to store the answer it heard", func() bool {
+		got, err := r.store.Get(ctx, other.Ref())
+		return err == nil && got.State == queue.StateDialing && r.janitorStored(other.ID)
+	})
+	r.pbx.Hangup(cust, 16) // the conversation is over before anyone looks again
+	r.crash()
+	r.boot("test-restarted")
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var got queue.Job
+	r.waitFor("the promise to be finished", func() bool {
+		got, err = r.store.Get(ctx, job.Ref())
+		return err == nil && !got.State.Open()
+	})
+	if got.State != queue.StateKept || got.Attempts != 0 {
+		t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
+	}
+	if got.ConnectedAt.Before(answered) || got.ConnectedAt.After(answered.Add(time.Minute)) {
+		t.Errorf("connected at %v; want about when the answer was heard (%v)", got.ConnectedAt, answered)
+	}
+	for _, c := range r.pbx.ChannelHistory() {
+		if c.ID != cust && c.Endpoint == customerPhone(customer1) {
+			t.Errorf("the customer was rung again (%s) after talking to an agent", c.ID)
+		}
+	}
+}
+
+// janitorStored reports whether the current janitor stored what it heard of promise id.
+func (r *rig) janitorStored(id string) bool {
+	r.janitor.mu.Lock()
+	defer r.janitor.mu.Unlock()
+	for _, tk := range r.janitor.talked {
+		if strings.EqualFold(tk.id.Promise, id) && tk.stored {
+			return true
+		}
+	}
+	return false
 }

@@ -172,7 +172,8 @@ func (r *rig) boot(instance string) {
 		t.Fatal(err)
 	}
 	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance, Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit,
-		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
+		ControlApps: []string{"callbackd"},
+		Control:     control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
 			return conn.Client(), id == conn.AsteriskID()
 		}})
 	if err != nil {
@@ -181,7 +182,10 @@ func (r *rig) boot(instance string) {
 	r.store, r.conn, r.control, r.pool, r.disp, r.janitor = store, conn, control, pool, disp, janitor
 	var wg sync.WaitGroup
 	wg.Add(4)
-	go func() { defer wg.Done(); _ = conn.Run(ctx, pool, ari.Handlers{control, janitor}) }()
+	go func() {
+		defer wg.Done()
+		_ = conn.Run(ctx, ari.Handlers{pool, janitor.Monitor()}, ari.Handlers{control, janitor})
+	}()
 	go func() { defer wg.Done(); _ = pool.Run(ctx, pbxs) }()
 	go func() { defer wg.Done(); _ = disp.Run(ctx) }()
 	go func() { defer wg.Done(); _ = janitor.Run(ctx) }()

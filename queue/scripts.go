@@ -14,7 +14,7 @@ var luaFiles embed.FS
 // scripts holds one redis.Script per state change. Run sends EVALSHA and falls back to EVAL
 // only when the server has not seen the script yet, so a warm store needs one round trip.
 type scripts struct {
-	enqueue, claim, extend, dialled, connected, complete, retry, cancel, resolve, reclaim, quarantine, expire, erase, emit, adopted, reschedule *redis.Script
+	enqueue, claim, extend, dialled, connected, complete, retry, cancel, resolve, reclaim, quarantine, expire, erase, emit, adopted, heard, reschedule *redis.Script
 	// list, stats, head and schedule only read.
 	list, page, stats, head, schedule *redis.Script
 }
@@ -147,7 +147,7 @@ func loadScripts(strict bool) (scripts, error) {
 	}{
 		{"enqueue", &s.enqueue}, {"claim", &s.claim}, {"extend", &s.extend}, {"dialled", &s.dialled},
 		{"connected", &s.connected}, {"complete", &s.complete}, {"retry", &s.retry},
-		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"quarantine", &s.quarantine}, {"expire", &s.expire}, {"erase", &s.erase}, {"emit", &s.emit}, {"adopted", &s.adopted}, {"reschedule", &s.reschedule}, {"list", &s.list}, {"page", &s.page},
+		{"cancel", &s.cancel}, {"resolve", &s.resolve}, {"reclaim", &s.reclaim}, {"quarantine", &s.quarantine}, {"expire", &s.expire}, {"erase", &s.erase}, {"emit", &s.emit}, {"adopted", &s.adopted}, {"heard", &s.heard}, {"reschedule", &s.reschedule}, {"list", &s.list}, {"page", &s.page},
 		{"stats", &s.stats}, {"head", &s.head}, {"schedule", &s.schedule},
 	} {
 		sc, err := load(e.name)
@@ -161,7 +161,7 @@ func loadScripts(strict bool) (scripts, error) {
 
 func (s scripts) all() []*redis.Script {
 	return []*redis.Script{s.enqueue, s.claim, s.extend, s.dialled, s.connected, s.complete, s.retry,
-		s.cancel, s.resolve, s.reclaim, s.quarantine, s.expire, s.erase, s.emit, s.adopted, s.reschedule, s.list, s.page, s.stats, s.head, s.schedule}
+		s.cancel, s.resolve, s.reclaim, s.quarantine, s.expire, s.erase, s.emit, s.adopted, s.heard, s.reschedule, s.list, s.page, s.stats, s.head, s.schedule}
 }
 
 // standaloneScript builds a script that works on keys outside any queue, so common.lua (whose

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -1010,6 +1011,84 @@ func TestAClaimSaysWhetherItIsTheJobsFirst(t *testing.T) {
 			if got, err := f.s.Get(f.ctx, again.Ref()); err != nil || got.Lease.First {
 				t.Errorf("a read of the job says first=%v (%v); only a claim knows", got.Lease.First, err)
 			}
+		})
+	}
+}
+
+// Another daemon heard the customer of a claim answer (its janitor hears every callback leg
+// through the monitor application), and then the claim's daemon died before it wrote the
+// connect. The heard answer is in Redis, so the lease expiry finishes the promise kept or late
+// by the heard time, with no attempt charged, instead of ringing the customer again after they
+// talked to an agent. An answer heard under an earlier claim says nothing of this one.
+func TestReclaimFinishesAClaimWhoseCustomerAnotherDaemonHeardAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		heardAfter   time.Duration // after the claim
+		earlierClaim bool          // heard under the claim before this one
+		wantState    State
+		wantAttempts int
+	}{
+		{"heard before the deadline", 10 * time.Second, false, StateKept, 0},
+		{"heard after the deadline", 2 * time.Hour, false, StateLate, 0},
+		{"heard under an earlier claim", 10 * time.Second, true, StatePending, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			j := dialledLease(t, f, 3)
+			heard := f.clk.Now().Add(tc.heardAfter)
+			_, err := f.s.MarkHeard(f.ctx, j.Ref(), j.Lease.Token, heard)
+			wantErr(t, err, nil)
+			if tc.earlierClaim {
+				_, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "agent hung up")
+				wantErr(t, err, nil)
+				j = f.claim(t, ClaimOptions{})
+				_, err = f.s.MarkDialled(f.ctx, j.Ref(), j.Lease.Token)
+				wantErr(t, err, nil)
+			}
+			f.clk.Set(j.Lease.Expires.Add(time.Second))
+			_, err = f.s.Reclaim(f.ctx, testQueue)
+			wantErr(t, err, nil)
+			got, err := f.s.Get(f.ctx, j.Ref())
+			wantErr(t, err, nil)
+			if got.State != tc.wantState || got.Attempts != tc.wantAttempts {
+				t.Fatalf("after the lease expired: %s with %d attempts; want %s with %d", got.State, got.Attempts, tc.wantState, tc.wantAttempts)
+			}
+			if tc.wantState.Open() {
+				return
+			}
+			if !got.ConnectedAt.Equal(heard) {
+				t.Errorf("connected at %v; want the heard time %v", got.ConnectedAt, heard)
+			}
+			if _, err := f.s.Extend(f.ctx, j.Ref(), j.Lease.Token, time.Minute); !errors.Is(err, ErrStaleToken) {
+				t.Errorf("the dead claim's token after the reclaim: %v; want it refused as stale", err)
+			}
+		})
+	}
+}
+
+func TestMarkHeardRefusesWhatIsNotALiveDialingClaim(t *testing.T) {
+	f := newFixture(t)
+	j := dialledLease(t, f, 3)
+	_, err := f.s.MarkConnected(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now())
+	wantErr(t, err, nil)
+	before := f.snapshot(t)
+	for _, tc := range []struct {
+		name  string
+		ref   Ref
+		token int64
+		at    time.Time
+		want  error
+	}{
+		{"a claim that wrote its connect", j.Ref(), j.Lease.Token, f.clk.Now(), ErrWrongState},
+		{"another claim's token", j.Ref(), j.Lease.Token + 7, f.clk.Now(), ErrStaleToken},
+		{"no time", j.Ref(), j.Lease.Token, time.Time{}, ErrInvalid},
+		{"an unknown promise", Ref{Queue: testQueue, ID: "01KAQZZZZZZZZZZZZZZZZZZZZZ"}, 5, f.clk.Now(), ErrNotFound},
+		{"an unknown queue", Ref{Queue: "billing", ID: j.ID}, j.Lease.Token, f.clk.Now(), ErrUnknownQueue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.s.MarkHeard(f.ctx, tc.ref, tc.token, tc.at)
+			wantErr(t, err, tc.want)
+			f.assertUnchanged(t, before)
 		})
 	}
 }

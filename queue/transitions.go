@@ -379,6 +379,20 @@ func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.T
 	return s.fencedWrite(ctx, WriteAdopted, s.sc.adopted, ref, token, "recording the adopted conversation", millis(at), worker, lease.Milliseconds())
 }
 
+// MarkHeard records that the customer of claim token answered — heard at at by a daemon other
+// than the claim's (its janitor hears every callback leg through the monitor application) —
+// before the claim wrote its connect. Nothing else changes: a live claim writes its connect
+// itself. If its daemon dies first, the lease expiry finishes the promise kept or late by at
+// (Reclaim), so a witness that dies too loses nothing. Fenced by the heard claim's token: a
+// claim no longer current is ErrStaleToken, one connected or finished ErrWrongState. The
+// returned Job holds only ID, Queue, State and Lease.Token.
+func (s *Store) MarkHeard(ctx context.Context, ref Ref, token int64, at time.Time) (Job, error) {
+	if at.IsZero() {
+		return Job{}, fmt.Errorf("recording the heard answer of job %s: %w: no time", ref.ID, ErrInvalid)
+	}
+	return s.fencedCall(ctx, s.sc.heard, ref, token, "recording the heard answer of", millis(at))
+}
+
 // Every detail is stored through phone.MaskText: details quote what Asterisk said, and that
 // can be a dial string with the customer's number in it, which nobody reading the history
 // (promises --json, the outcome stream) needs in full.

@@ -18,6 +18,8 @@
 -- broken late) whatever happened to the worker afterwards. Sending it back to pending would
 -- ring the customer a second time for a call they already had. Like Complete, this uses no
 -- attempt, and kept or late is judged from the recorded connect time, not the reclaim time.
+-- So is a dialing job whose customer another daemon heard answer under this claim (heard.lua):
+-- the claim died before it wrote the connect, and the heard time stands for it.
 -- It also runs housekeep (common.lua), so calling Reclaim periodically keeps a quiet queue's
 -- indexes and outcome stream within the retention period.
 
@@ -35,6 +37,11 @@ for _, id in ipairs(expired) do
   end
 end
 local gave_up, kept, late, released = 0, 0, 0, 0
+-- heard_now: another daemon heard the customer of the expiring claim answer (heard.lua).
+local function heard_now(jk)
+  local tok, heard, at = unpack(redis.call('HMGET', jk, 'token', 'heard_token', 'heard_at'))
+  return heard ~= false and heard == tok and (tonumber(at) or 0) > 0
+end
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
   local st = redis.call('HGET', jk, 'state')
@@ -56,6 +63,18 @@ for _, id in ipairs(ids) do
     -- The lease was taken away, so its holder must hear exactly that (STALE).
     redis.call('HSET', jk, 'token', '0')
     finish(jk, id, {state = st}, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
+  elseif st == 'dialing' and heard_now(jk) then
+    local worker, at, dl = unpack(redis.call('HMGET', jk, 'worker', 'heard_at', 'deadline'))
+    local outcome = 'kept'
+    if tonumber(at) > tonumber(dl) then
+      outcome = 'late'
+      late = late + 1
+    else
+      kept = kept + 1
+    end
+    redis.call('HSET', jk, 'token', '0', 'connected', at)
+    finish(jk, id, {state = st}, outcome, 'lease expired after the customer answered, heard by another daemon (worker ' ..
+      (worker or '?') .. ')')
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
     local worker, tok = unpack(redis.call('HMGET', jk, 'worker', 'token'))
     release_lease(jk, id)
