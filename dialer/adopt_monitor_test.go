@@ -109,17 +109,8 @@ func TestAnAnswerHeardByADaemonKilledBeforeTheLeaseRanOutStillKeepsThePromise(t 
 	})
 	r.drainOnCleanup()
 	ctx := context.Background()
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
 	// The other daemon's claim: it rang the customer, whose leg sits in its control app.
-	other, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "other-daemon", Lease: 30 * time.Second})
-	if err != nil || other == nil || other.ID != job.ID {
-		t.Fatalf("the other daemon's claim: %+v, %v", other, err)
-	}
+	job, other := r.claimedElsewhere("other-daemon")
 	if _, err := r.store.MarkDialled(ctx, other.Ref(), other.Lease.Token); err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +124,10 @@ func TestAnAnswerHeardByADaemonKilledBeforeTheLeaseRanOutStillKeepsThePromise(t 
 	r.pbx.Hangup(cust, 16) // the conversation is over before anyone looks again
 	r.crash()
 	r.boot("test-restarted")
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.resumeAgents()
 
 	var got queue.Job
+	var err error
 	r.waitFor("the promise to be finished", func() bool {
 		got, err = r.store.Get(ctx, job.Ref())
 		return err == nil && !got.State.Open()

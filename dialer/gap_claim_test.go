@@ -22,29 +22,14 @@ func TestAPromiseIsNotDialledWhileALegOfItsPreviousClaimIsAlive(t *testing.T) {
 		s.SetEndpoint(customerPhone(customer1), talks())
 	})
 	r.drainOnCleanup()
-	ctx := context.Background()
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
 	// The dead daemon's claim, its customer leg talking on the PBX, and the promise handed back.
-	old, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "dead-daemon", Lease: 30 * time.Second})
-	if err != nil || old == nil || old.ID != job.ID {
-		t.Fatalf("the earlier claim: %+v, %v", old, err)
-	}
+	job, old := r.claimedElsewhere("dead-daemon")
 	_, oldCust, _ := ari.CallbackIDs(old.ID, old.Lease.Token)
 	r.pbx.CreateChannel(aritest.ChannelSpec{ID: oldCust, Endpoint: customerPhone(customer1), State: "Up"})
-	if _, err := r.store.Release(ctx, old.Ref(), old.Lease.Token, r.clk.Now(), "lease expired"); err != nil {
+	if _, err := r.store.Release(context.Background(), old.Ref(), old.Lease.Token, r.clk.Now(), "lease expired"); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.disp.Wake()
+	r.resumeAgents()
 
 	handedBack := func() int {
 		n := 0
@@ -100,27 +85,12 @@ func TestACustomerIsNotDialledWhenAnEarlierClaimsLegAppearedDuringTheWhisper(t *
 		s.SetEndpoint(customerPhone(customer1), talks())
 	})
 	r.drainOnCleanup()
-	ctx := context.Background()
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
 	// The cut-off daemon's claim, taken back while its callback goes on without Redis.
-	old, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "cut-off-daemon", Lease: 30 * time.Second})
-	if err != nil || old == nil || old.ID != job.ID {
-		t.Fatalf("the earlier claim: %+v, %v", old, err)
-	}
-	if _, err := r.store.Release(ctx, old.Ref(), old.Lease.Token, r.clk.Now(), "lease expired"); err != nil {
+	job, old := r.claimedElsewhere("cut-off-daemon")
+	if _, err := r.store.Release(context.Background(), old.Ref(), old.Lease.Token, r.clk.Now(), "lease expired"); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"bob", "anna"} {
-		if err := r.pool.SetPaused(a, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.disp.Wake()
+	r.resumeAgents()
 	claim := r.claimOf(job.ID)
 	_, cust, bridge := ari.CallbackIDs(claim.ID, claim.Lease.Token)
 	r.waitFor("the whisper to play", func() bool { return r.playing(bridge + "-whisper") })
@@ -159,38 +129,29 @@ func TestOnlyAClaimAfterAnEarlierOneListsThePBXsChannels(t *testing.T) {
 				s.SetEndpoint(customerPhone(customer1), talks())
 			})
 			r.drainOnCleanup()
+			// The callback's check lists the channels alone; the janitor's looks and the resyncs
+			// list the bridges right after them, and are not counted.
 			listings := func() int {
-				n := 0
-				for _, line := range r.requested("GET /ari/channels") {
-					if strings.HasSuffix(line, "GET /ari/channels") {
+				lines, n := r.requested("aritest: "), 0
+				for i, line := range lines {
+					if strings.HasSuffix(line, "GET /ari/channels") && (i+1 == len(lines) || !strings.HasSuffix(lines[i+1], "GET /ari/bridges")) {
 						n++
 					}
 				}
 				return n
 			}
-			ctx := context.Background()
-			for _, a := range []string{"bob", "anna"} {
-				if err := r.pool.SetPaused(a, true); err != nil {
-					t.Fatal(err)
-				}
-			}
 			before := listings()
-			job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+			var job queue.Job
 			if tc.earlier {
-				old, err := r.store.Claim(ctx, "support", queue.ClaimOptions{Worker: "other-daemon", Lease: 30 * time.Second})
-				if err != nil || old == nil {
-					t.Fatalf("the earlier claim: %+v, %v", old, err)
-				}
-				if _, err := r.store.Release(ctx, old.Ref(), old.Lease.Token, r.clk.Now(), "agent busy"); err != nil {
+				var old *queue.Job
+				job, old = r.claimedElsewhere("other-daemon")
+				if _, err := r.store.Release(context.Background(), old.Ref(), old.Lease.Token, r.clk.Now(), "agent busy"); err != nil {
 					t.Fatal(err)
 				}
+				r.resumeAgents()
+			} else {
+				job = r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
 			}
-			for _, a := range []string{"bob", "anna"} {
-				if err := r.pool.SetPaused(a, false); err != nil {
-					t.Fatal(err)
-				}
-			}
-			r.disp.Wake()
 			if got := r.settled(job.ID); got.State != queue.StateKept {
 				t.Fatalf("promise %s; want kept\n%s", got.State, r.story())
 			}
@@ -199,4 +160,33 @@ func TestOnlyAClaimAfterAnEarlierOneListsThePBXsChannels(t *testing.T) {
 			}
 		})
 	}
+}
+
+// claimedElsewhere makes a voicemail promise for customer1 and has worker, another daemon
+// (dead, cut off or busy elsewhere), claim it before this rig's daemon can: the rig's agents
+// are paused until resumeAgents.
+func (r *rig) claimedElsewhere(worker string) (queue.Job, *queue.Job) {
+	r.t.Helper()
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, true); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	claim, err := r.store.Claim(context.Background(), "support", queue.ClaimOptions{Worker: worker, Lease: 30 * time.Second})
+	if err != nil || claim == nil || claim.ID != job.ID {
+		r.t.Fatalf("the claim of %s: %+v, %v", worker, claim, err)
+	}
+	return job, claim
+}
+
+// resumeAgents lets the rig's agents take calls again and wakes its dispatcher.
+func (r *rig) resumeAgents() {
+	r.t.Helper()
+	for _, a := range []string{"bob", "anna"} {
+		if err := r.pool.SetPaused(a, false); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.disp.Wake()
 }

@@ -37,6 +37,19 @@ for _, id in ipairs(expired) do
   end
 end
 local gave_up, kept, late, released = 0, 0, 0, 0
+-- finish_talked finishes a job whose customer talked, kept or late by the connect time conn.
+local function finish_talked(jk, id, st, conn, detail)
+  local outcome = 'kept'
+  if tonumber(conn) > tonumber(redis.call('HGET', jk, 'deadline')) then
+    outcome = 'late'
+    late = late + 1
+  else
+    kept = kept + 1
+  end
+  -- The lease was taken away, so its holder must hear exactly that (STALE).
+  redis.call('HSET', jk, 'token', '0')
+  finish(jk, id, {state = st}, outcome, detail)
+end
 -- heard_now: another daemon heard the customer of the expiring claim answer (heard.lua).
 local function heard_now(jk)
   local tok, heard, at = unpack(redis.call('HMGET', jk, 'token', 'heard_token', 'heard_at'))
@@ -52,28 +65,12 @@ for _, id in ipairs(ids) do
   if why then
     quarantine(K_QUAR, quarantined, id, why)
   elseif st == 'connected' then
-    local worker, conn, dl = unpack(redis.call('HMGET', jk, 'worker', 'connected', 'deadline'))
-    local outcome = 'kept'
-    if tonumber(conn) > tonumber(dl) then
-      outcome = 'late'
-      late = late + 1
-    else
-      kept = kept + 1
-    end
-    -- The lease was taken away, so its holder must hear exactly that (STALE).
-    redis.call('HSET', jk, 'token', '0')
-    finish(jk, id, {state = st}, outcome, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
+    local worker, conn = unpack(redis.call('HMGET', jk, 'worker', 'connected'))
+    finish_talked(jk, id, st, conn, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
   elseif st == 'dialing' and heard_now(jk) then
-    local worker, at, dl = unpack(redis.call('HMGET', jk, 'worker', 'heard_at', 'deadline'))
-    local outcome = 'kept'
-    if tonumber(at) > tonumber(dl) then
-      outcome = 'late'
-      late = late + 1
-    else
-      kept = kept + 1
-    end
-    redis.call('HSET', jk, 'token', '0', 'connected', at)
-    finish(jk, id, {state = st}, outcome, 'lease expired after the customer answered, heard by another daemon (worker ' ..
+    local worker, at = unpack(redis.call('HMGET', jk, 'worker', 'heard_at'))
+    redis.call('HSET', jk, 'connected', at)
+    finish_talked(jk, id, st, at, 'lease expired after the customer answered, heard by another daemon (worker ' ..
       (worker or '?') .. ')')
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
     local worker, tok = unpack(redis.call('HMGET', jk, 'worker', 'token'))
