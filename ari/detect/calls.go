@@ -87,6 +87,11 @@ type chanInfo struct {
 	// it left (VM_MESSAGEFILE comes before VMSTATUS) is known.
 	vmOver bool
 	call   *call
+	// e164 is callerNum read as a number that can be called back (e164Err why not), for the
+	// callerNum in e164Of: the origin's number is asked for at many events of its call, and
+	// libphonenumber's parse is the detector's dearest step.
+	e164, e164Of string
+	e164Err      error
 }
 
 // dialGroup is one dialplan Dial(): the extensions it rings and the target they stand for.

@@ -91,13 +91,18 @@ func (d *Detector) customerOf(c *call) *customerInfo {
 		return nil
 	}
 	num := strings.TrimSpace(o.callerNum)
-	e164, err := normalizeNumber(num, d.region)
-	if err != nil {
-		d.log.Warn("customer call with a caller number that cannot be called back",
-			zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(err))
+	if o.e164Of != num || (o.e164 == "" && o.e164Err == nil) {
+		o.e164, o.e164Err = normalizeNumber(num, d.region)
+		o.e164Of = num
+		if o.e164Err != nil {
+			d.log.Warn("customer call with a caller number that cannot be called back",
+				zap.String("number", d.mask(num)), zap.String("linkedid", c.linkedID), zap.Error(o.e164Err))
+		}
+	}
+	if o.e164Err != nil {
 		return nil
 	}
-	return &customerInfo{number: e164, name: o.callerName, channel: o.id, did: o.firstExten, context: o.firstContext}
+	return &customerInfo{number: o.e164, name: o.callerName, channel: o.id, did: o.firstExten, context: o.firstContext}
 }
 
 // looksLikeCustomer reports whether o, a call's origin, is a customer calling in, short of
