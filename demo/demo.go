@@ -121,13 +121,14 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	var stopping atomic.Bool
 	// The forecaster exists once the daemon is built; the intake reports only once it runs.
 	var forecaster *dialer.Forecaster
+	var promises *queue.Store
 	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: log,
 		Instance: "demo",
 		Listen:   set.Listen,
 		OnIntake: func(r dialer.IntakeResult) {
 			rec.intake(r)
 			printResult(tl, r)
-			if p, ok := predict(ctx, forecaster, tl, r); ok {
+			if p, ok := predict(ctx, forecaster, promises, tl, r); ok {
 				rec.predicted(r.Job.ID, !p.AtRisk())
 				printPrediction(tl, r, p)
 			}
@@ -151,7 +152,7 @@ func Run(ctx context.Context, set Settings, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	forecaster = d.Forecaster()
+	forecaster, promises = d.Forecaster(), d.Store()
 	fmt.Fprintf(stdout, "callbackd demo: a fake Asterisk at %s, Redis %s, time running %dx", pbx.URL(), where, set.Speed)
 	if addr := d.HTTPAddr(); addr != "" {
 		fmt.Fprintf(stdout, ", metrics at http://%s/metrics", addr)

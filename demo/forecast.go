@@ -6,11 +6,14 @@ import (
 	"io"
 
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/queue"
 )
 
 // predict asks the daemon's forecast, right after a promise was made, when it will be
 // connected: the demo prints that beside what then happens, so the forecast can be judged.
-func predict(ctx context.Context, fc *dialer.Forecaster, tl *timeline, r dialer.IntakeResult) (dialer.Prediction, bool) {
+// The forecast looks at promises waiting for an agent; one a free agent claimed before the
+// forecast was read is being called back already, so it is predicted connected now.
+func predict(ctx context.Context, fc *dialer.Forecaster, promises *queue.Store, tl *timeline, r dialer.IntakeResult) (dialer.Prediction, bool) {
 	if fc == nil || r.Err != nil || r.Merged || r.Resolution != nil {
 		return dialer.Prediction{}, false
 	}
@@ -23,7 +26,15 @@ func predict(ctx context.Context, fc *dialer.Forecaster, tl *timeline, r dialer.
 			return p, true
 		}
 	}
-	return dialer.Prediction{}, false
+	if promises == nil {
+		return dialer.Prediction{}, false
+	}
+	j, err := promises.Get(ctx, r.Job.Ref())
+	if err != nil || j.State == queue.StatePending {
+		return dialer.Prediction{}, false
+	}
+	return dialer.Prediction{ForecastPromise: dialer.ForecastPromise{ID: j.ID, Deadline: j.Deadline}, Connect: tl.clk.Now(),
+		Agent: j.Lease.Worker}, true
 }
 
 func printPrediction(tl *timeline, r dialer.IntakeResult, p dialer.Prediction) {
