@@ -124,23 +124,48 @@ func TestThePerTargetIndexFollowsTheReadySet(t *testing.T) {
 }
 
 // A ready job made before the per-target index existed is indexed by the sweep, once, so its
-// owner's claim finds it.
+// owner's claim finds it. A large ready set is indexed a batch of 1000 a sweep, each batch
+// starting 200 before where the last one ended, so jobs claimed between two sweeps (which
+// shift every rank down) leave none unindexed.
 func TestTheSweepIndexesReadyJobsOlderThanTheIndex(t *testing.T) {
-	f := newFixture(t)
-	var ids []string
-	for i := 0; i < 5; i++ {
-		r := request(fmt.Sprintf("+3120123000%d", i))
-		r.Deadline = t0.Add(time.Duration(10+i) * time.Minute)
-		ids = append(ids, f.enqueue(t, r).ID)
-	}
-	k := f.s.ks(testQueue)
-	f.rdb.Del(f.ctx, k.forTarget("201")) // as an older version left them
-	if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
-		t.Fatal(err)
-	}
-	assertPreferIndex(t, f, "the sweep")
-	if v := f.rdb.Get(f.ctx, k.base+"for-indexed").Val(); v != "all" {
-		t.Errorf("for-indexed = %q after the sweep, want all", v)
+	for _, tc := range []struct {
+		name          string
+		jobs, between int // ready jobs made before the index; claimed after the first sweep
+		sweeps        int // sweeps until the whole ready set is indexed
+	}{
+		{"a few jobs, one sweep", 5, 0, 1},
+		{"2500 jobs, claims between the sweeps", 2500, 150, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for i := 0; i < tc.jobs; i++ {
+				r := request(fmt.Sprintf("+312012%05d", i))
+				r.Deadline = t0.Add(10*time.Minute + time.Duration(i)*time.Second)
+				f.enqueue(t, r)
+			}
+			k := f.s.ks(testQueue)
+			f.rdb.Del(f.ctx, k.forTarget("201")) // as an older version left them
+			for sweep := 1; ; sweep++ {
+				if _, err := f.s.Reclaim(f.ctx, testQueue); err != nil {
+					t.Fatal(err)
+				}
+				if sweep == 1 {
+					for i := 0; i < tc.between; i++ {
+						f.claim(t, ClaimOptions{})
+					}
+				}
+				if v := f.rdb.Get(f.ctx, k.base+"for-indexed").Val(); v == "all" {
+					if sweep != tc.sweeps {
+						t.Errorf("indexed after %d sweeps, want %d", sweep, tc.sweeps)
+					}
+					break
+				}
+				if sweep > tc.sweeps {
+					t.Fatalf("not indexed after %d sweeps", sweep)
+				}
+			}
+			assertPreferIndex(t, f, "the sweeps")
+		})
 	}
 }
 
