@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,23 +115,47 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
+// Releases (an agent who does not answer) can repeat without end; the history keeps the first
+// entry and the latest 99, whether it lives in the job hash or, for a job made before the hash
+// held it, in a list of its own.
 func TestHistoryStaysBoundedThroughEndlessReleases(t *testing.T) {
-	f := newFixture(t)
-	j := leased(t, f, 3)
-	for i := 0; i < 80; i++ {
-		got, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, time.Time{}, "agent did not answer")
-		wantErr(t, err, nil)
-		if got.State != StatePending {
-			t.Fatalf("release %d: state %s", i, got.State)
-		}
-		j = f.claim(t, ClaimOptions{})
-	}
-	got := f.get(t, j.Ref())
-	if len(got.History) != 100 || got.History[0].Result != "claimed" || got.History[99].Result != "claimed" {
-		t.Errorf("history has %d entries from %q to %q, want the first and the latest 99", len(got.History),
-			got.History[0].Result, got.History[len(got.History)-1].Result)
-	}
-	if got.Attempts != 0 {
-		t.Errorf("releases used %d attempts", got.Attempts)
+	for _, tc := range []struct {
+		name      string
+		oldList   bool
+		wantFirst string
+	}{
+		{"in the job hash", false, "claimed"},
+		{"in a list of its own (a job made before the hash held it)", true, "made"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			j := leased(t, f, 3)
+			if tc.oldList {
+				k := f.s.ks(testQueue)
+				fields := f.rdb.HKeys(f.ctx, k.job(j.ID)).Val()
+				for _, fl := range fields {
+					if fl == "hn" || strings.HasPrefix(fl, "h:") {
+						wantErr(t, f.rdb.HDel(f.ctx, k.job(j.ID), fl).Err(), nil)
+					}
+				}
+				wantErr(t, f.rdb.RPush(f.ctx, k.history(j.ID), `[1700000000000,"made","reason=voicemail"]`).Err(), nil)
+			}
+			for i := 0; i < 80; i++ {
+				got, err := f.s.Release(f.ctx, j.Ref(), j.Lease.Token, time.Time{}, "agent did not answer")
+				wantErr(t, err, nil)
+				if got.State != StatePending {
+					t.Fatalf("release %d: state %s", i, got.State)
+				}
+				j = f.claim(t, ClaimOptions{})
+			}
+			got := f.get(t, j.Ref())
+			if len(got.History) != 100 || got.History[0].Result != tc.wantFirst || got.History[99].Result != "claimed" {
+				t.Errorf("history has %d entries from %q to %q, want the first (%s) and the latest 99", len(got.History),
+					got.History[0].Result, got.History[len(got.History)-1].Result, tc.wantFirst)
+			}
+			if got.Attempts != 0 {
+				t.Errorf("releases used %d attempts", got.Attempts)
+			}
+		})
 	}
 }
