@@ -204,7 +204,8 @@ func TestCallMemoryWaitsForRedis(t *testing.T) {
 // TestCallMemoryWaitsForRedis, where the check raced a flush in flight).
 func TestCallMemoryCountsAWriteInFlightAsPending(t *testing.T) {
 	rdb := redistest.Start(t, redistest.Options{}).Client()
-	entered, release := make(chan struct{}), make(chan struct{})
+	// entered holds one signal: the flush may reach the hook before this goroutine waits on it.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	rdb.AddHook(holdPipelines{entered, release})
 	m := newCallMemory(t, rdb, clock.NewFake(t0), time.Hour)
 	m.Keep(testAsterisk, "1.1", []byte(`one`))
@@ -227,7 +228,8 @@ func TestCallMemoryCountsAWriteInFlightAsPending(t *testing.T) {
 	}
 }
 
-// holdPipelines stops every pipeline until release is closed, telling entered first.
+// holdPipelines stops every pipeline until release is closed, telling entered first (without
+// waiting: entered needs room for the signal).
 type holdPipelines struct{ entered, release chan struct{} }
 
 func (h holdPipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
