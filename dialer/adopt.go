@@ -96,8 +96,12 @@ type talk struct {
 	id       ari.CallbackID // the attempt (Leg empty)
 	at       time.Time      // when the customer answered
 	digits   string         // what the customer pressed
-	// queued and stored: the answer's write to Redis (storeHeard) is waiting, or done.
-	queued, stored bool
+	// queued and stored: the answer's write to Redis (storeHeard) is waiting, or done (or
+	// needs doing no more). looked: storeHeard read the promise and found the customer had
+	// not pressed the confirm digit by then (digits as they were): only a new key press is
+	// worth another read.
+	queued, stored, looked bool
+	lookedDigits           string
 }
 
 // conversation is an adopted callback whose two legs talk in its bridge.
@@ -202,7 +206,7 @@ func (j *Janitor) heardLocked(ev *ari.Event, p ari.CallbackID) {
 	if ev.Type == ari.EventChannelDtmfReceived {
 		tk.digits += ev.Digit
 	}
-	if !tk.stored && !tk.queued {
+	if !tk.stored && !tk.queued && !(tk.looked && tk.lookedDigits == tk.digits) {
 		tk.queued = true
 		j.putLocked(chore{asterisk: tk.asterisk, heard: p.Bridge})
 	}
@@ -224,24 +228,41 @@ func (j *Janitor) storeHeard(ctx context.Context, bridge string) {
 	heard := *tk
 	j.mu.Unlock()
 	job, found, err := j.find(ctx, heard.id.Promise)
-	if err != nil || !found || job.State != queue.StateDialing || job.Lease.Token != heard.id.Token {
-		return // Redis unreachable (the next event about the leg tries again), or nothing to store
-	}
-	if j.opts.ConfirmDigit != nil {
-		if confirm := j.opts.ConfirmDigit(job.Queue); confirm != "" && !strings.Contains(heard.digits, confirm) {
-			return // not yet a person: the digit's event queues this again
+	switch {
+	case err != nil:
+		return // Redis unreachable: the next event about the leg tries again
+	case !found:
+	case j.confirmPending(job.Queue, heard.digits):
+		// Not yet a person: only the next key press queues this again.
+		j.noteTalk(bridge, func(tk *talk) { tk.looked, tk.lookedDigits = true, heard.digits })
+		return
+	default:
+		// The script is the judge of whether the claim still dials (fenced by its token).
+		_, err = j.opts.Promises.MarkHeard(ctx, job.Ref(), heard.id.Token, heard.at)
+		if err != nil && !errors.Is(err, queue.ErrStaleToken) && !errors.Is(err, queue.ErrWrongState) && !errors.Is(err, queue.ErrNotFound) {
+			j.log.Warn("storing a heard answer failed; the memory of it still counts", zap.String("promise", job.ID), zap.Error(err))
+			return
 		}
 	}
-	_, err = j.opts.Promises.MarkHeard(ctx, job.Ref(), heard.id.Token, heard.at)
-	if err != nil && !errors.Is(err, queue.ErrStaleToken) && !errors.Is(err, queue.ErrWrongState) && !errors.Is(err, queue.ErrNotFound) {
-		j.log.Warn("storing a heard answer failed; the memory of it still counts", zap.String("promise", job.ID), zap.Error(err))
-		return
+	j.noteTalk(bridge, func(tk *talk) { tk.stored = true })
+}
+
+// confirmPending: the queue asks for a confirm digit the customer has not pressed in digits.
+func (j *Janitor) confirmPending(queueName, digits string) bool {
+	if j.opts.ConfirmDigit == nil {
+		return false
 	}
+	confirm := j.opts.ConfirmDigit(queueName)
+	return confirm != "" && !strings.Contains(digits, confirm)
+}
+
+// noteTalk changes what is known of the talk heard in bridge, if it is still remembered.
+func (j *Janitor) noteTalk(bridge string, change func(tk *talk)) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if tk := j.talked[bridge]; tk != nil {
-		tk.stored = true
+		change(tk)
 	}
-	j.mu.Unlock()
 }
 
 // Monitor is the janitor's ari.Handler for the monitor application, which sees every
@@ -554,12 +575,8 @@ func (j *Janitor) recordHeard(ctx context.Context, asterisk string) {
 		}
 		done := !found
 		if found {
-			confirm := ""
-			if j.opts.ConfirmDigit != nil {
-				confirm = j.opts.ConfirmDigit(job.Queue)
-			}
 			switch {
-			case confirm != "" && !strings.Contains(tk.digits, confirm):
+			case j.confirmPending(job.Queue, tk.digits):
 				done = true // answered but never confirmed: a mailbox, not a person
 			case job.State != queue.StateDialing && job.State != queue.StatePending:
 				done = true // connected (its own write) or finished

@@ -2,7 +2,11 @@ package dialer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +61,7 @@ func TestTheJanitorHeedsTheMonitorAboutLegsInAnotherDaemonsApp(t *testing.T) {
 			j.Monitor().HandleEvent(&ev)
 			var looks, ends bool
 			for _, w := range j.work {
-				looks = looks || w.ended == "" && w.snap == nil
+				looks = looks || w.looks()
 				ends = ends || w.ended == adoptedCustomer
 			}
 			if looks != tt.looks || ends != tt.ends {
@@ -155,4 +159,115 @@ func (r *rig) janitorStored(id string) bool {
 		}
 	}
 	return false
+}
+
+// countingPromises counts the janitor's reads and heard writes, and fails the first failReads
+// reads as an unreachable Redis would.
+type countingPromises struct {
+	JanitorPromises
+	mu                      sync.Mutex
+	reads, heard, failReads int
+}
+
+func (c *countingPromises) Get(ctx context.Context, ref queue.Ref) (queue.Job, error) {
+	c.mu.Lock()
+	c.reads++
+	fail := c.reads <= c.failReads
+	c.mu.Unlock()
+	if fail {
+		return queue.Job{}, errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return c.JanitorPromises.Get(ctx, ref)
+}
+
+func (c *countingPromises) MarkHeard(ctx context.Context, ref queue.Ref, token int64, at time.Time) (queue.Job, error) {
+	c.mu.Lock()
+	c.heard++
+	c.mu.Unlock()
+	return c.JanitorPromises.MarkHeard(ctx, ref, token, at)
+}
+
+func (c *countingPromises) counts() (reads, heard int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads, c.heard
+}
+
+// What another daemon's customer leg costs this daemon's janitor in Redis while the customer
+// has not pressed the queue's confirm digit: one read of the promise when the answer is heard
+// (again after a read that failed), and then nothing until a key is pressed, however many
+// other events the leg has (its greeting's playbacks, its variables). The press is stored once.
+func TestAHeardAnswerIsReadAgainOnlyWhenAKeyIsPressed(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		failReads int
+	}{
+		{"Redis answers", 0},
+		{"the first read fails", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := redistest.Start(t, redistest.Options{}).Client()
+			clk := clock.NewFake(monday10)
+			store, err := queue.New(rdb, queue.Options{Clock: clk, Queues: []string{"support"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, _, err := store.Enqueue(ctx, queue.Request{Queue: "support", Number: customer1, Reason: queue.ReasonVoicemail,
+				Deadline: monday10.Add(time.Hour), MaxAttempts: 3}); err != nil {
+				t.Fatal(err)
+			}
+			claim, err := store.Claim(ctx, "support", queue.ClaimOptions{Worker: "other-daemon/bob", Lease: time.Minute})
+			if err != nil || claim == nil {
+				t.Fatalf("claim: %+v, %v", claim, err)
+			}
+			promises := &countingPromises{JanitorPromises: store, failReads: tc.failReads}
+			j, err := NewJanitor(JanitorOptions{Promises: promises, Queues: []string{"support"}, Control: NewControl(),
+				PBX: func(string) (JanitorREST, bool) { return nil, false }, Clock: clk,
+				ControlApps: []string{"callbackd-a"}, ConfirmDigit: func(string) string { return "1" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, cust, _ := ari.CallbackIDs(claim.ID, claim.Lease.Token)
+			leg := &ari.Channel{ID: cust, State: "Up", Dialplan: ari.Dialplan{AppName: "Stasis", AppData: "callbackd-b,customer,x"}}
+			// hear hands the janitor one event of the leg and then does the stores it queued, as
+			// Run would (the looks it queued need a PBX, and this janitor has none).
+			hear := func(typ ari.EventType, digit string) {
+				j.Monitor().HandleEvent(&ari.Event{Type: typ, AsteriskID: "pbx", Channel: leg, Digit: digit})
+				j.mu.Lock()
+				work := j.work
+				j.work, j.looking = nil, map[string]bool{}
+				j.mu.Unlock()
+				for _, c := range work {
+					if c.heard != "" {
+						j.storeHeard(ctx, c.heard)
+					}
+				}
+			}
+			type step struct {
+				what         string
+				typ          ari.EventType
+				digit        string
+				reads, heard int // the janitor's reads and heard writes so far
+			}
+			steps := []step{{"the answer heard", ari.EventChannelStateChange, "", 1, 0}}
+			if tc.failReads > 0 {
+				steps = append(steps, step{"the next event after the failed read", ari.EventChannelVarset, "", 2, 0})
+			}
+			base := tc.failReads
+			for i := range 5 {
+				steps = append(steps, step{fmt.Sprintf("event %d without a key press", i+1), ari.EventChannelVarset, "", 1 + base, 0})
+			}
+			steps = append(steps, step{"the confirm digit", ari.EventChannelDtmfReceived, "1", 2 + base, 1})
+			for _, st := range steps {
+				hear(st.typ, st.digit)
+				if reads, heard := promises.counts(); reads != st.reads || heard != st.heard {
+					t.Fatalf("after %s: %d reads and %d heard writes; want %d and %d", st.what, reads, heard, st.reads, st.heard)
+				}
+			}
+			if got := rdb.HGet(ctx, "callbackd:{support}:job:"+claim.ID, "heard_token").Val(); got != strconv.FormatInt(claim.Lease.Token, 10) {
+				t.Errorf("heard_token %q; want the claim's token %d", got, claim.Lease.Token)
+			}
+		})
+	}
 }
