@@ -41,7 +41,8 @@ type QueueRecords struct {
 	Jobs []StoredJob `json:"jobs"`
 	// Dedupe is the key pointing at the number's open promise, if any.
 	Dedupe *StoredKey `json:"dedupe,omitempty"`
-	// Outcomes are the outcome-stream entries of its finished promises.
+	// Outcomes are the outcome-stream entries an earlier version wrote of its finished
+	// promises; a finish is now one of its Events.
 	Outcomes []StreamEntry `json:"outcomes"`
 	// Events are the event-stream entries about its promises (see Store.ReadEvents).
 	Events []StreamEntry `json:"events"`
@@ -73,7 +74,7 @@ type StoredKey struct {
 	TTL   time.Duration `json:"ttl_ns"`
 }
 
-// StreamEntry is one outcome-stream entry.
+// StreamEntry is one entry of the event or outcome stream.
 type StreamEntry struct {
 	ID     string         `json:"id"`
 	Fields map[string]any `json:"fields"`

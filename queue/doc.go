@@ -59,9 +59,11 @@
 //	<prefix>:{Q}:leases         zset id → lease expiry ms: dialing and connected jobs
 //	<prefix>:{Q}:done           zset id → finish ms: finished jobs still retained
 //	<prefix>:{Q}:dedupe:<E164>  string → the number's open job id
-//	<prefix>:{Q}:outcomes       stream: one entry per finished promise (audit)
 //	<prefix>:{Q}:events         stream: one entry per event of a promise's life (EventType),
-//	                            written by the script that makes the change (API, webhooks)
+//	                            written by the script that makes the change (API, webhooks,
+//	                            audits: a finish names the reasons, target and deadline)
+//	<prefix>:{Q}:outcomes       stream: finished promises, as versions before the finish
+//	                            moved into events wrote them; trimmed, exported, erased
 //	<prefix>:{Q}:fence          counter: fencing tokens
 //	<prefix>:{Q}:totals         hash: lifetime counters (made, merged, one per outcome)
 //	<prefix>:{Q}:window:<n>     hash: outcome → promises finished in five-minute bucket n
@@ -92,8 +94,8 @@
 // leases, a finished one only in done; no two claimers get the same job; an expired lease is
 // reclaimed exactly once; a merge keeps the earliest deadline and never shortens a hold
 // (not-before); a finished job's hash expires after the retention period, and Reclaim (run
-// periodically) drops expired ids from done and old entries from the outcome stream; "now" in
-// every decision is the caller's clock. Redis TIME is read only to trim the outcome stream,
+// periodically) drops expired ids from done and old entries from the streams; "now" in
+// every decision is the caller's clock. Redis TIME is read only to trim the streams,
 // whose entry ids Redis stamps with its own clock; reservation leases, which must run out when
 // their holder is gone, also expire on Redis' clock.
 package queue

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const testMaxAge = 3 * time.Hour
@@ -99,9 +101,14 @@ func TestExpireEndsPromisesOpenLongerThanTheMaxOpenAge(t *testing.T) {
 			if out[StateExpired] != 1 {
 				t.Errorf("outcomes %v, want one expired (the kept ratio's denominator counts it)", out)
 			}
-			entries := f.rdb.XRange(f.ctx, k.base+"outcomes", "-", "+").Val()
-			if len(entries) != 1 || entries[0].Values["outcome"] != "expired" {
-				t.Errorf("outcome stream %v, want one expired entry", entries)
+			var finishes []redis.XMessage
+			for _, e := range f.rdb.XRange(f.ctx, k.events(), "-", "+").Val() {
+				if e.Values["type"] == "expired" {
+					finishes = append(finishes, e)
+				}
+			}
+			if len(finishes) != 1 || finishes[0].Values["promise"] != j.ID {
+				t.Errorf("expired events %v, want one, for %s", finishes, j.ID)
 			}
 			// The customer calling again gets a new promise, not the ended one.
 			r.Deadline = f.clk.Now().Add(time.Hour)

@@ -395,7 +395,7 @@ func (s *Store) MarkHeard(ctx context.Context, ref Ref, token int64, at time.Tim
 
 // Every detail is stored through phone.MaskText: details quote what Asterisk said, and that
 // can be a dial string with the customer's number in it, which nobody reading the history
-// (promises --json, the outcome stream) needs in full.
+// (promises --json, the event stream) needs in full.
 
 // Complete finishes a leased job with outcome. kept and late need a connected job and must
 // agree with its connect time and deadline (else ErrOutcome); unreachable, failed, expired,

@@ -53,7 +53,7 @@ func TestE2ENoFullCustomerNumberInLogsDetailsMetricsOrPromises(t *testing.T) {
 	if !sawCreateFailure {
 		t.Errorf("no stored detail of the failed customer leg; histories %v", stored)
 	}
-	entries, err := rds.rdb.XRange(context.Background(), "callbackd:{"+e2eQueue+"}:outcomes", "-", "+").Result()
+	entries, err := rds.rdb.XRange(context.Background(), "callbackd:{"+e2eQueue+"}:events", "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@
 --   KEYS[3] <prefix>:{Q}:delayed   zset id -> not-before ms
 --   KEYS[4] <prefix>:{Q}:leases    zset id -> lease expiry ms
 --   KEYS[5] <prefix>:{Q}:done      zset id -> finish ms (finished jobs still retained)
---   KEYS[6] <prefix>:{Q}:outcomes  stream of finished promises
+--   KEYS[6] <prefix>:{Q}:outcomes  stream of finished promises an earlier version wrote (a
+--                                  finish is now an event of <prefix>:{Q}:events); trimmed and
+--                                  erased, no longer written
 --   KEYS[7] <prefix>:{Q}:fence     counter for fencing tokens
 --   KEYS[8] <prefix>:{Q}:dedupe:   dedupe-key prefix; dedupe keys are KEYS[8]..E164
 --   KEYS[9] <prefix>:{Q}:totals    hash of lifetime counters (made, merged, one per outcome)
@@ -210,8 +212,12 @@ end
 -- follows ready exactly: every script adding to ready or taking from it does the same here.
 local K_FORP = string.sub(K_JOBP, 1, -5) .. 'for:'
 
--- targets_of decodes a targets field value; empty when there is none or it is unreadable.
+-- targets_of decodes a targets field value; empty when there is none or it is unreadable. A
+-- caller that holds the list already (a new job's) passes it as a table.
 local function targets_of(raw)
+  if type(raw) == 'table' then
+    return raw
+  end
   local ok, t = pcall(decode_list, raw)
   if ok and type(t) == 'table' then
     return t
@@ -316,7 +322,7 @@ end
 local FINISH_FIELDS = {'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons', 'not_before',
   'created', 'connected', 'worker', 'targets', 'hn'}
 
--- finish closes a promise: out of the open sets, into done, onto the outcome stream, dedupe
+-- finish closes a promise: out of the open sets, into done, onto the event stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
 -- j holds the job's state and FINISH_FIELDS (read here when nil). It answers the lean reply of
 -- a finished job: what Complete's and Retry's callers read (see Store.Complete).
@@ -340,14 +346,21 @@ local function finish(jk, id, j, outcome, detail)
   if redis.call('GET', dk) == id then
     redis.call('DEL', dk)
   end
-  local ok, reasons = pcall(decode_list, j.reasons)
-  local reason = ok and type(reasons) == 'table' and reasons[1] or ''
+  -- The first reason, without a JSON decode: reasons are vocabulary words, which need no
+  -- escapes; anything else is decoded.
+  local reason = string.match(j.reasons or '', '^%["([^"\\]*)"')
+  if not reason then
+    local ok, reasons = pcall(decode_list, j.reasons)
+    reason = ok and type(reasons) == 'table' and reasons[1] or ''
+  end
   redis.call('ZADD', K_DONE, NOW_S, id)
-  redis.call('XADD', K_OUT, 'MAXLEN', '~', '100000', '*',
-    'id', id, 'queue', QUEUE, 'number', number, 'reason', reason,
-    'reasons', j.reasons or '', 'target', j.target or '', 'outcome', outcome, 'deadline', j.deadline or '',
-    'finished', NOW_S, 'attempts', j.attempts or '', 'detail', detail or '')
-  emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'detail', detail or ''}, number)
+  -- The finish is one entry of the event stream, which says everything an audit of the outcome
+  -- reads (the reasons, target and deadline besides the event's own fields). The outcome
+  -- stream (K_OUT) is no longer written: a second entry per finished promise was a command, a
+  -- hundred-odd bytes kept for the retention, and as much again in the AOF. What an earlier
+  -- version wrote there is still trimmed, exported and erased.
+  emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'reasons', j.reasons, 'target', j.target,
+    'deadline', j.deadline, 'detail', detail or ''}, number)
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
   -- would read every retained job; a small hash per five minutes answers any recent window
