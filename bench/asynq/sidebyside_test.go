@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,6 +271,21 @@ func (r *rig) info(b *testing.B, section, field string) float64 {
 	return 0
 }
 
+// serverCPU is the CPU time redis-server has used, user and system.
+func (r *rig) serverCPU(b *testing.B) time.Duration {
+	secs := r.info(b, "cpu", "used_cpu_user") + r.info(b, "cpu", "used_cpu_sys")
+	return time.Duration(secs * float64(time.Second))
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
 // commands is how many commands Redis ran since the last reset, each command inside a script
 // counted once and the script call around them not at all.
 func (r *rig) commands(b *testing.B) float64 {
@@ -379,6 +395,23 @@ func BenchmarkSideBySide(b *testing.B) {
 			return r.commands(b) / jobs
 		}},
 		{name: "round trips per lifetime", unit: "round trips", run: func(s system, _ *meter) float64 { return trips[s] }},
+		// Where a lifetime's time goes on a machine whose two cores the server and the client
+		// share: the server's CPU, and this process's (the store's client side, or asynq's
+		// client and server), for the same enqueue (8 clients) and drain (concurrency 10).
+		{name: "redis-server CPU per lifetime", unit: "µs", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			before := r.serverCPU(b)
+			enqueueRate(b, s, 8)
+			drainRate(b, s, 10)
+			return (r.serverCPU(b) - before).Seconds() * 1e6 / jobs
+		}},
+		{name: "client CPU per lifetime", unit: "µs", run: func(s system, _ *meter) float64 {
+			r.flush(b)
+			before := processCPU(b)
+			enqueueRate(b, s, 8)
+			drainRate(b, s, 10)
+			return (processCPU(b) - before).Seconds() * 1e6 / jobs
+		}},
 		{name: "memory per open promise", unit: "B", run: func(s system, _ *meter) float64 {
 			r.flush(b)
 			before := r.info(b, "memory", "used_memory")
