@@ -19,13 +19,14 @@ type scripts struct {
 	list, page, stats, head, schedule *redis.Script
 }
 
-// prelude is the part of common.lua that a script body needs: every top-level statement, and
-// of common.lua's local functions those the body names or a kept function names. Redis runs
-// a script's whole text on every call, and defining some twenty functions a script never
-// calls was a sizeable share of a short script's time in Redis.
+// prelude is the part of common.lua that a script body needs: every top-level statement but
+// two kinds, and of those, the ones the body names or a kept block names: local functions, and
+// locals of a single name (a constant table, a key name). Redis runs a script's whole text on
+// every call, and defining some twenty functions and tables a script never uses was a sizeable
+// share of a short script's time in Redis.
 func prelude(common, body string) string {
 	type block struct {
-		name string // the local function this block defines; "" for any other statement
+		name string // the local function or single local this block defines; "" for any other statement
 		text string
 	}
 	var blocks []block
@@ -33,6 +34,16 @@ func prelude(common, body string) string {
 	for i := 0; i < len(lines); i++ {
 		name, ok := strings.CutPrefix(lines[i], "local function ")
 		if !ok {
+			if name := singleLocal(lines[i]); name != "" {
+				// The statement goes on over the indented lines after it.
+				j := i
+				for j+1 < len(lines) && len(lines[j+1]) > 1 && (lines[j+1][0] == ' ' || lines[j+1][0] == '\t') {
+					j++
+				}
+				blocks = append(blocks, block{name: name, text: strings.Join(lines[i:j+1], "")})
+				i = j
+				continue
+			}
 			blocks = append(blocks, block{text: lines[i]})
 			continue
 		}
@@ -77,6 +88,20 @@ func prelude(common, body string) string {
 		}
 	}
 	return out.String()
+}
+
+// singleLocal answers the name a top-level "local NAME = ..." line defines, or "" for any
+// other line (several names at once are always kept: one may be needed without the others).
+func singleLocal(line string) string {
+	rest, ok := strings.CutPrefix(line, "local ")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, " = ")
+	if !ok || name == "" || strings.ContainsAny(name, ", (") {
+		return ""
+	}
+	return name
 }
 
 // luaNames lists the identifiers in Lua code, comments left out (strings are not: a name in one
