@@ -70,7 +70,7 @@ type Event struct {
 	Number string    `json:"number"`
 	At     time.Time `json:"at"`
 	// Data holds the optional fields as stored: agent, deadline and not_before (unix ms),
-	// attempts, reason, detail.
+	// attempts, reason, detail; a finish also reasons (a JSON list) and target.
 	Data map[string]string `json:"data,omitempty"`
 }
 
