@@ -3,7 +3,6 @@ package asynqbench
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -27,34 +27,13 @@ func BenchmarkServerInstructions(b *testing.B) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		b.Skip("valgrind is not installed")
 	}
-	dir := b.TempDir()
-	port, err := freeLoopbackPort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := filepath.Join(dir, "callgrind.out")
-	srv := exec.Command("valgrind", "--tool=callgrind", "--callgrind-out-file="+out,
-		"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir)
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: poolSize})
-	b.Cleanup(func() {
-		_ = rdb.Close()
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-	})
+	out := filepath.Join(b.TempDir(), "callgrind.out")
+	srv := redistest.Start(b, redistest.Options{Wrapper: []string{"valgrind", "--tool=callgrind",
+		"--callgrind-out-file=" + out}})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
+	b.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for rdb.Ping(ctx).Err() != nil {
-		if time.Now().After(deadline) {
-			b.Fatal("redis-server under valgrind did not answer within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	pid := strconv.Itoa(srv.Process.Pid)
+	pid := strconv.Itoa(srv.PID())
 	// dump ends a measured part: callgrind writes what it counted since the last dump.
 	dump := func(part string) {
 		if out, err := exec.Command("callgrind_control", "-d", part, pid).CombinedOutput(); err != nil {
@@ -149,14 +128,4 @@ func callgrindPart(path string) (string, float64, error) {
 		}
 	}
 	return part, total, nil
-}
-
-// freeLoopbackPort asks the kernel for a free port on loopback.
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

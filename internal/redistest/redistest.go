@@ -33,6 +33,10 @@ type Options struct {
 	// ReplicaOf, a primary's host:port, starts the server as its replica; Start returns once
 	// the replica's link to the primary is up and the first sync is done.
 	ReplicaOf string
+	// Wrapper, when set, is a command line that runs redis-server: the server is started as
+	// Wrapper followed by redis-server and its options (valgrind, for a benchmark that counts
+	// the server's instructions). The wrapper must run the server in its own process.
+	Wrapper []string
 }
 
 // Server is one redis-server process owned by a test.
@@ -141,6 +145,15 @@ func (s *Server) Restart() {
 	}
 }
 
+// PID is the server's process id (the wrapper's, which runs the server, under Options.Wrapper);
+// 0 once stopped.
+func (s *Server) PID() int {
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Pid
+}
+
 // Killed reports whether the server was stopped (and not restarted).
 func (s *Server) Killed() bool { return s.proc == nil }
 
@@ -176,6 +189,9 @@ func (s *Server) args() []string {
 func (s *Server) start() error {
 	bin := s.bin
 	cmd := exec.Command(bin, s.args()...)
+	if w := s.opts.Wrapper; len(w) > 0 {
+		cmd = exec.Command(w[0], append(append(w[1:len(w):len(w)], bin), s.args()...)...)
+	}
 	logPath := filepath.Join(s.dir, "redis.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

@@ -2,6 +2,9 @@ package redistest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +34,35 @@ func TestStartWithoutPersistenceForgetsOnRestart(t *testing.T) {
 	s.Restart()
 	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
 		t.Fatalf("EXISTS k after restart without persistence = %d, %v; want 0", n, err)
+	}
+}
+
+// A wrapper runs the server in its own process: a shell that counts its runs in a file and
+// executes redis-server in its place, so PID is the server's (INFO's process_id) and the server
+// answers as usual, also after a restart.
+func TestAWrapperRunsTheServerInItsProcess(t *testing.T) {
+	ctx := context.Background()
+	runs := filepath.Join(t.TempDir(), "runs")
+	s := Start(t, Options{Wrapper: []string{"sh", "-c", `echo run >> "$0"; exec "$@"`, runs}})
+	c := s.Client()
+	for i, when := range []string{"after start", "after restart"} {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			t.Fatalf("INFO %s: %v", when, err)
+		}
+		if !strings.Contains(info, fmt.Sprintf("process_id:%d\r\n", s.PID())) {
+			t.Errorf("PID %d %s is not the server's; INFO server: %q", s.PID(), when, info)
+		}
+		if got, _ := os.ReadFile(runs); strings.Count(string(got), "run") != i+1 {
+			t.Errorf("%s the wrapper ran %d times; want %d", when, strings.Count(string(got), "run"), i+1)
+		}
+		if i == 0 {
+			s.Restart()
+		}
+	}
+	s.Stop()
+	if s.PID() != 0 {
+		t.Errorf("PID after Stop = %d; want 0", s.PID())
 	}
 }
 
