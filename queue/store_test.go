@@ -534,6 +534,10 @@ func assertFinished(t *testing.T, f fixture, j Job, outcome State) {
 		v["at"] != fmt.Sprint(j.FinishedAt.UnixMilli()) || v["attempts"] != fmt.Sprint(j.Attempts) {
 		t.Errorf("finish event %v does not describe job %s finishing %s", v, j.ID, outcome)
 	}
+	// Empty values are left out of an event, so a promise without a target has none in it.
+	if target, named := v["target"]; named != (j.Target != "") || named && target != j.Target {
+		t.Errorf("finish event names target %v; the job's is %q", target, j.Target)
+	}
 	if n := f.rdb.XLen(f.ctx, k.base+"outcomes").Val(); n != 0 {
 		t.Errorf("the outcome stream holds %d entries; a finish is written to the event stream only", n)
 	}
