@@ -66,6 +66,9 @@ func (r *benchREST) Play(context.Context, string, string, []string) (ari.Playbac
 	return ari.Playback{}, errBenchRefused
 }
 func (r *benchREST) Channels(context.Context) ([]ari.Channel, error) { return nil, nil }
+func (r *benchREST) Channel(context.Context, string) (ari.Channel, error) {
+	return ari.Channel{}, errBenchRefused
+}
 func (r *benchREST) Playback(context.Context, string) (ari.Playback, error) {
 	return ari.Playback{}, errBenchRefused
 }

@@ -21,6 +21,9 @@ type REST interface {
 	// Channels lists the Asterisk's channels: a leg of an earlier claim of the promise may
 	// still be up (earlierClaimUp).
 	Channels(ctx context.Context) ([]ari.Channel, error)
+	// Channel reads one leg back when a wait for its events ran out (readBack): a 404
+	// (ari.StatusOf) means Asterisk no longer has it.
+	Channel(ctx context.Context, id string) (ari.Channel, error)
 	Originate(ctx context.Context, req ari.OriginateRequest) (ari.Channel, error)
 	CreateChannel(ctx context.Context, req ari.CreateRequest) (ari.Channel, error)
 	Dial(ctx context.Context, id, caller string, timeout time.Duration) error
@@ -99,6 +102,9 @@ type callback struct {
 	// custResyncs counts the resyncs that found the customer leg still up: each was a socket
 	// gap in which a key press may have been lost.
 	custResyncs int
+	// heardAt is when another daemon heard this claim's customer answer (queue.Lease.Heard),
+	// read when a wait of this one's ran out in silence (witnessed); zero otherwise.
+	heardAt time.Time
 
 	// calls ends when the daemon's grace period is over; held store writes give up then.
 	calls context.Context
@@ -335,7 +341,7 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return cb.customerFailed(ctx, v, ResultUnavailable, "dialling the customer failed: "+err.Error())
 	}
 	custUp := false
-	err = cb.await(ctx, calls.CustomerRingTimeout+15*time.Second, func(ev *ari.Event) bool {
+	ringing := func(ev *ari.Event) bool {
 		switch {
 		case (ev.Type == ari.EventChannelStateChange || ev.Type == EventSnapshot) && ev.Channel != nil &&
 			ev.Channel.ID == cb.custCh && ev.Channel.State == "Up":
@@ -344,7 +350,19 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 			custUp = true
 		}
 		return custUp || cb.custGone || cb.agentGone
-	})
+	}
+	err = cb.await(ctx, calls.CustomerRingTimeout+15*time.Second, ringing)
+	// Asterisk ends the ringing itself after the ring timeout, so a wait that outlasts it with no
+	// end of the leg has heard nothing: the events went elsewhere (another client holding the
+	// control app). What another daemon heard, or the legs as Asterisk has them, say whether the
+	// customer answered, before they are hung up on as "did not answer".
+	if !custUp && !cb.custGone && !cb.agentGone && ctx.Err() == nil {
+		if cb.witnessed(ctx) {
+			custUp = true
+		} else {
+			cb.readBack(ctx, ringing)
+		}
+	}
 	switch {
 	case cb.agentGone && !custUp:
 		return agentLeft("while the customer rang")
@@ -357,54 +375,20 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		return cb.customerFailed(ctx, v, ResultNoAnswer, "customer did not answer: "+errString(err))
 	}
 
-	// A human, not a voicemail: optional greeting and confirmation digit.
-	gaps := cb.custResyncs
-	greet := func(what string) bool {
-		if len(cb.q.Greeting) == 0 {
-			return true
-		}
-		err := cb.play(ctx, cb.custCh, what, cb.q.Greeting)
-		return err == nil || !(cb.custGone || cb.agentGone || ctx.Err() != nil)
-	}
-	if !greet("greeting") {
-		return cb.afterAnswerLost(ctx, v, "during the greeting")
-	}
-	if cb.q.ConfirmDigit != "" {
-		pressed := func() bool { return strings.Contains(cb.custDigits, cb.q.ConfirmDigit) }
-		for asked := 0; !pressed(); asked++ {
-			gapped := func() bool { return cb.custResyncs != gaps && asked < maxConfirmAsksAgain }
-			// A gap may have fallen in the greeting already, its resync read while the greeting's
-			// end was awaited: no event is coming to say so again, so it is asked again at once.
-			var err error
-			if !gapped() {
-				err = cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
-					return pressed() || cb.custGone || cb.agentGone || gapped()
-				})
-			}
-			if err != nil || pressed() || cb.custGone || cb.agentGone {
-				break
-			}
-			// A socket gap since the customer was asked: a key pressed in it is lost for good
-			// (Asterisk keeps no record of DTMF), so ask again, a bounded number of times lest
-			// a flapping socket hold the call for ever.
-			gaps = cb.custResyncs
-			cb.log.Info("asking the customer for the confirm digit again: a key pressed in a socket gap is lost",
-				zap.Int("asked_again", asked+1))
-			if !greet(fmt.Sprintf("greeting-%d", asked+2)) {
-				return cb.afterAnswerLost(ctx, v, "during the greeting")
-			}
-		}
-		if !pressed() {
-			if cb.custGone || cb.agentGone || ctx.Err() != nil {
-				return cb.afterAnswerLost(ctx, v, "before confirming")
-			}
-			cb.hangup(cb.custCh)
-			return cb.customerFailed(ctx, v, ResultNoConfirmation, "customer answered but did not press "+cb.q.ConfirmDigit)
+	// A human, not a voicemail: optional greeting and confirmation digit. An answer another
+	// daemon heard already counts as one (the confirm digit pressed, where the queue asks it).
+	if cb.heardAt.IsZero() {
+		if v, lost := cb.confirmHuman(ctx, v); lost {
+			return v
 		}
 	}
 
-	// Connected: the promise is kept or late from this instant.
+	// Connected: the promise is kept or late from this instant, or from when another daemon
+	// heard the answer this one could not.
 	cb.connectedAt = cb.env.clk.Now()
+	if !cb.heardAt.IsZero() && cb.heardAt.Before(cb.connectedAt) {
+		cb.connectedAt = cb.heardAt
+	}
 	v.custResult = ResultAnswered
 	v.kind = connected
 	cb.talking.Store(true)
@@ -421,6 +405,63 @@ func (cb *callback) talkToAgent(ctx context.Context) verdict {
 		v.detail = "conversation cut at shutdown"
 	}
 	return v
+}
+
+// confirmHuman plays the queue's greeting to a customer who answered and waits for its confirm
+// digit, where it has them: a person, not a voicemail. lost says the customer was not reached
+// after all, with the verdict that tells why.
+func (cb *callback) confirmHuman(ctx context.Context, v verdict) (_ verdict, lost bool) {
+	gaps := cb.custResyncs
+	greet := func(what string) bool {
+		if len(cb.q.Greeting) == 0 {
+			return true
+		}
+		err := cb.play(ctx, cb.custCh, what, cb.q.Greeting)
+		return err == nil || !(cb.custGone || cb.agentGone || ctx.Err() != nil)
+	}
+	if !greet("greeting") {
+		return cb.afterAnswerLost(ctx, v, "during the greeting"), true
+	}
+	if cb.q.ConfirmDigit != "" {
+		// A press another daemon heard counts too: a wait that ran out in silence reads it
+		// (witnessed), for the key may have gone to another client holding the control app.
+		pressed := func() bool { return strings.Contains(cb.custDigits, cb.q.ConfirmDigit) || !cb.heardAt.IsZero() }
+		for asked := 0; !pressed(); asked++ {
+			gapped := func() bool { return cb.custResyncs != gaps && asked < maxConfirmAsksAgain }
+			// A gap may have fallen in the greeting already, its resync read while the greeting's
+			// end was awaited: no event is coming to say so again, so it is asked again at once.
+			var err error
+			if !gapped() {
+				err = cb.await(ctx, cb.q.ConfirmTimeout, func(*ari.Event) bool {
+					return pressed() || cb.custGone || cb.agentGone || gapped()
+				})
+			}
+			if err != nil && ctx.Err() == nil && !cb.custGone && !cb.agentGone {
+				cb.witnessed(ctx)
+			}
+			if err != nil || pressed() || cb.custGone || cb.agentGone {
+				break
+			}
+			// A socket gap since the customer was asked: a key pressed in it is lost for good
+			// (Asterisk keeps no record of DTMF), so ask again, a bounded number of times lest
+			// a flapping socket hold the call for ever.
+			gaps = cb.custResyncs
+			cb.log.Info("asking the customer for the confirm digit again: a key pressed in a socket gap is lost",
+				zap.Int("asked_again", asked+1))
+			if !greet(fmt.Sprintf("greeting-%d", asked+2)) {
+				return cb.afterAnswerLost(ctx, v, "during the greeting"), true
+			}
+		}
+		if !pressed() {
+			if cb.custGone || cb.agentGone || ctx.Err() != nil {
+				return cb.afterAnswerLost(ctx, v, "before confirming"), true
+			}
+			cb.hangup(cb.custCh)
+			return cb.customerFailed(ctx, v, ResultNoConfirmation, "customer answered but did not press "+cb.q.ConfirmDigit), true
+		}
+	}
+
+	return v, false
 }
 
 // earlierLegRecheck is how long a promise given back because a leg of an earlier claim is

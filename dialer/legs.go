@@ -148,3 +148,56 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// readBack hands the callback's legs, as Asterisk has them now, to note and stop, as a
+// reconnect's resync would: a snapshot for a leg it lists, gone for one it does not. A wait
+// that ran out without the event it waited for calls it, for those events may have gone to
+// another client that took the control app over (ApplicationReplaced), and no resync comes
+// until this daemon takes the app back. A leg that cannot be read says nothing. It reports
+// whether stop said the wait is over.
+func (cb *callback) readBack(ctx context.Context, stop func(*ari.Event) bool) bool {
+	legs := []string{cb.agentCh}
+	if cb.custCreated {
+		legs = append(legs, cb.custCh)
+	}
+	over := false
+	for _, id := range legs {
+		ch, err := cb.pbx.REST.Channel(ctx, id)
+		ev := &ari.Event{Type: EventSnapshot, AsteriskID: cb.pbx.ID, Channel: &ch}
+		switch {
+		case ari.StatusOf(err) == 404:
+			ev = &ari.Event{Type: EventGone, AsteriskID: cb.pbx.ID, Channel: &ari.Channel{ID: id}}
+		case err != nil:
+			cb.log.Warn("reading a callback leg back after a silent wait failed", zap.String("channel", id), zap.Error(err))
+			continue
+		}
+		cb.note(ev)
+		if stop(ev) {
+			over = true
+		}
+	}
+	if over {
+		cb.log.Warn("a wait for a callback leg ran out with no event, but Asterisk says it is over: the leg's events " +
+			"went elsewhere (another ARI client holding the control app?)")
+	}
+	return over
+}
+
+// witnessed reads the promise back for an answer of this claim's customer that another
+// daemon heard (queue.Lease.Heard; its janitor hears every callback leg through the monitor
+// app, and stores an answer only once the queue's confirm digit is pressed) and keeps it in
+// heardAt. A wait that ran out in silence calls it before a live conversation is hung up on.
+func (cb *callback) witnessed(ctx context.Context) bool {
+	j, err := cb.env.store.Get(ctx, cb.job.Ref())
+	switch {
+	case err != nil:
+		cb.log.Warn("reading the promise back for an answer another daemon heard failed", zap.Error(err))
+		return false
+	case j.Lease.Token != cb.job.Lease.Token || j.Lease.Heard.IsZero():
+		return false
+	}
+	cb.heardAt = j.Lease.Heard
+	cb.log.Warn("the customer answered where this daemon could not hear it, and another daemon heard them: going on as connected",
+		zap.Time("heard", j.Lease.Heard))
+	return true
+}

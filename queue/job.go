@@ -100,6 +100,10 @@ type Lease struct {
 	// First is set by Claim when the job was never claimed before, so that no call of an
 	// earlier claim can still be up; false when that is not known (any other read).
 	First bool `json:"-"`
+	// Heard is when another daemon heard this claim's customer answer (Store.MarkHeard): its
+	// janitor hears every callback leg, and the claim's own daemon may not (another client
+	// holding its control app). Zero when nobody did, or it was an earlier claim's customer.
+	Heard time.Time `json:"heard,omitzero"`
 }
 
 // Ref names a job. Job ids do not encode their queue, and every key of a queue lives under the
@@ -196,8 +200,9 @@ func jobFromHash(h map[string]string) (Job, error) {
 	fail := func(field string, e error) error {
 		return fmt.Errorf("decoding job %s field %s: %w", j.ID, field, e)
 	}
-	var attempts, maxAttempts, token int64
-	for field, dst := range map[string]*int64{"attempts": &attempts, "max_attempts": &maxAttempts, "token": &token} {
+	var attempts, maxAttempts, token, heardToken int64
+	for field, dst := range map[string]*int64{"attempts": &attempts, "max_attempts": &maxAttempts, "token": &token,
+		"heard_token": &heardToken} {
 		if *dst, err = parseInt(h[field]); err != nil {
 			return Job{}, fail(field, err)
 		}
@@ -210,12 +215,15 @@ func jobFromHash(h map[string]string) (Job, error) {
 	}{
 		{"created", &j.Created}, {"not_before", &j.NotBefore}, {"deadline", &j.Deadline},
 		{"lease_expires", &j.Lease.Expires}, {"dialled", &j.DialledAt}, {"connected", &j.ConnectedAt}, {"finished", &j.FinishedAt},
-		{"hold_until", &j.HoldUntil},
+		{"hold_until", &j.HoldUntil}, {"heard_at", &j.Lease.Heard},
 	}
 	for _, f := range times {
 		if *f.dst, err = parseMillis(h[f.field]); err != nil {
 			return Job{}, fail(f.field, err)
 		}
+	}
+	if token == 0 || heardToken != token {
+		j.Lease.Heard = time.Time{} // an earlier claim's witness says nothing of this one
 	}
 	j.Lease.Worker = h["worker"]
 	if err := decodeList(h["reasons"], &j.Reasons); err != nil {

@@ -1076,6 +1076,32 @@ func TestReclaimFinishesAClaimWhoseCustomerAnotherDaemonHeardAnswer(t *testing.T
 	}
 }
 
+// A read of a promise says when another daemon heard its current claim's customer answer, so
+// a claim's own daemon that heard nothing (another client holding its control app) can learn it
+// before it hangs up a live conversation; an earlier claim's witness says nothing of this claim.
+func TestAReadShowsTheAnswerAnotherDaemonHeardForTheCurrentClaimOnly(t *testing.T) {
+	f := newFixture(t)
+	j := dialledLease(t, f, 3)
+	if got := f.get(t, j.Ref()); !got.Lease.Heard.IsZero() {
+		t.Fatalf("heard %v before anyone heard anything", got.Lease.Heard)
+	}
+	heard := f.clk.Now().Add(5 * time.Second)
+	_, err := f.s.MarkHeard(f.ctx, j.Ref(), j.Lease.Token, heard)
+	wantErr(t, err, nil)
+	if got := f.get(t, j.Ref()); !got.Lease.Heard.Equal(heard) {
+		t.Errorf("heard %v; want %v", got.Lease.Heard, heard)
+	}
+	_, err = f.s.Release(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "agent hung up")
+	wantErr(t, err, nil)
+	again := f.claim(t, ClaimOptions{})
+	if !again.Lease.Heard.IsZero() {
+		t.Errorf("the next claim reads heard %v; the witness was of the claim before", again.Lease.Heard)
+	}
+	if got := f.get(t, again.Ref()); !got.Lease.Heard.IsZero() {
+		t.Errorf("a read under the next claim says heard %v; the witness was of the claim before", got.Lease.Heard)
+	}
+}
+
 func TestMarkHeardRefusesWhatIsNotALiveDialingClaim(t *testing.T) {
 	f := newFixture(t)
 	j := dialledLease(t, f, 3)
