@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -159,32 +160,50 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // pass does one round: due retries, events a dead consumer left, new events, then the lag.
-// It reports whether it found anything to do; when not, the worker waits Poll. The reads
-// never block in Redis: a blocked read would hold one of the client's pooled connections
-// per endpoint and queue, which the rest of the daemon needs.
+// It reports whether it found anything to do; when not, the worker waits Poll. The questions
+// go to Redis together, in one round trip: an idle worker asks them every Poll for each
+// endpoint and queue. The reads never block in Redis: a blocked read would hold one of the
+// client's pooled connections per endpoint and queue, which the rest of the daemon needs.
 func (w *worker) pass(ctx context.Context) (worked bool, err error) {
 	if !w.ready {
 		if err := w.createGroup(ctx); err != nil {
 			return false, err
 		}
 	}
-	due, err := w.l.dueNow(ctx, w.o.Clock.Now())
+	l := w.l
+	var (
+		dueCmd     *redis.StringSliceCmd
+		leftCmd    *redis.XAutoClaimJustIDCmd
+		newCmd     *redis.XStreamSliceCmd
+		pendingCmd *redis.XPendingCmd
+	)
+	// Every command's own error is read below; the pipeline's is the first of them.
+	_, _ = w.o.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		dueCmd = p.ZRangeByScore(ctx, l.due, &redis.ZRangeBy{Min: "-inf",
+			Max: strconv.FormatInt(w.o.Clock.Now().UnixMilli(), 10), Count: batch})
+		leftCmd = p.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{Stream: l.stream, Group: l.group,
+			MinIdle: w.claimIdle, Start: w.claimFrom, Count: batch, Consumer: w.o.Instance})
+		newCmd = p.XReadGroup(ctx, &redis.XReadGroupArgs{Group: l.group, Consumer: w.o.Instance,
+			Streams: []string{l.stream, ">"}, Count: batch, Block: -1})
+		pendingCmd = p.XPending(ctx, l.stream, l.group)
+		return nil
+	})
+	due, err := dueCmd.Result()
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("reading the due retries: %w", err)
 	}
 	for _, id := range due {
 		if err := w.handle(ctx, id, nil); err != nil {
 			return false, err
 		}
 	}
-	adopted, err := w.adopt(ctx)
+	adopted, err := w.adopt(ctx, leftCmd)
 	if err != nil {
 		return false, err
 	}
-	streams, err := w.o.Redis.XReadGroup(ctx, &redis.XReadGroupArgs{Group: w.l.group, Consumer: w.o.Instance,
-		Streams: []string{w.l.stream, ">"}, Count: batch, Block: -1}).Result()
+	streams, err := newCmd.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, fmt.Errorf("reading new events of %s: %w", w.l.stream, err)
+		return false, fmt.Errorf("reading new events of %s: %w", l.stream, err)
 	}
 	read := 0
 	for _, s := range streams {
@@ -198,15 +217,19 @@ func (w *worker) pass(ctx context.Context) (worked bool, err error) {
 	if err := w.forgetDeadConsumers(ctx); err != nil {
 		return false, err
 	}
-	return len(due)+adopted+read > 0, w.updateLag(ctx)
+	if worked := len(due)+adopted+read > 0; worked {
+		// What the pass did changed what is pending: the lag is measured afresh.
+		return true, w.updateLag(ctx, nil)
+	}
+	return false, w.updateLag(ctx, pendingCmd)
 }
 
 // adopt takes over the events a consumer read and then left unattempted for claimIdle: its
 // daemon died between reading and sending. Events with an attempt behind them are left to
 // the due set, which says when they may be tried again. It returns how many it took on.
-func (w *worker) adopt(ctx context.Context) (int, error) {
-	ids, next, err := w.o.Redis.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{Stream: w.l.stream, Group: w.l.group,
-		MinIdle: w.claimIdle, Start: w.claimFrom, Count: batch, Consumer: w.o.Instance}).Result()
+// left is the pass's XAUTOCLAIM, already answered.
+func (w *worker) adopt(ctx context.Context, left *redis.XAutoClaimJustIDCmd) (int, error) {
+	ids, next, err := left.Result()
 	if err != nil {
 		return 0, fmt.Errorf("taking over the events of stopped consumers of %s: %w", w.l.stream, err)
 	}
@@ -343,23 +366,34 @@ func (w *worker) forgetDeadConsumers(ctx context.Context) error {
 }
 
 // updateLag measures the age of the oldest event the endpoint has not had: the oldest
-// pending one, else the first not yet read.
-func (w *worker) updateLag(ctx context.Context) error {
-	pending, err := w.o.Redis.XPending(ctx, w.l.stream, w.l.group).Result()
+// pending one, else the first not yet read. pending is an idle pass's summary of what is
+// pending, asked with its read that found nothing new; nil, it is asked here.
+func (w *worker) updateLag(ctx context.Context, pending *redis.XPendingCmd) error {
+	idle := pending != nil
+	var groups *redis.XInfoGroupsCmd
+	if !idle {
+		_, _ = w.o.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			pending, groups = p.XPending(ctx, w.l.stream, w.l.group), p.XInfoGroups(ctx, w.l.stream)
+			return nil
+		})
+	}
+	summary, err := pending.Result()
 	if err != nil {
 		return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
 	}
 	var oldest []redis.XMessage
-	if pending.Count > 0 {
-		if oldest, err = w.o.Redis.XRangeN(ctx, w.l.stream, pending.Lower, "+", 1).Result(); err != nil {
+	if summary.Count > 0 {
+		if oldest, err = w.o.Redis.XRangeN(ctx, w.l.stream, summary.Lower, "+", 1).Result(); err != nil {
 			return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
 		}
-	} else {
-		groups, err := w.o.Redis.XInfoGroups(ctx, w.l.stream).Result()
+	} else if !idle {
+		// (An idle pass's read found nothing after the group's last delivered entry: with
+		// nothing pending either, the endpoint has had everything, and the lag is 0.)
+		gs, err := groups.Result()
 		if err != nil {
 			return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
 		}
-		for _, g := range groups {
+		for _, g := range gs {
 			if g.Name == w.l.group {
 				if oldest, err = w.o.Redis.XRangeN(ctx, w.l.stream, "("+g.LastDeliveredID, "+", 1).Result(); err != nil {
 					return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)

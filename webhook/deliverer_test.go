@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -427,5 +429,69 @@ func TestAnErasedCustomersWaitingEventIsNotSentAgain(t *testing.T) {
 	})
 	if n := rc.requestsFor(id); n != 1 {
 		t.Errorf("the erased customer's event was sent %d times, want only the attempt before the erasure", n)
+	}
+}
+
+// commandCounter counts the round trips a client makes to Redis and the commands of one name
+// among them, pipelined ones included.
+type commandCounter struct {
+	name string
+
+	mu           sync.Mutex
+	trips, named int
+}
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.count(cmds)
+		return next(ctx, cmds)
+	}
+}
+func (c *commandCounter) count(cmds []redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trips++
+	for _, cmd := range cmds {
+		if cmd.Name() == c.name {
+			c.named++
+		}
+	}
+}
+func (c *commandCounter) read() (trips, named int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.trips, c.named
+}
+func (c *commandCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.trips, c.named = 0, 0
+}
+
+// A worker with nothing to deliver looks for work every Poll, for every endpoint and queue, on
+// a Redis the rest of the daemon shares: each such look is one round trip (the due retries,
+// the events a stopped consumer left, the new events and what the lag gauge needs, together),
+// not one per question.
+func TestAnIdleWorkerLooksForWorkInOneRoundTrip(t *testing.T) {
+	h := newHarness(t, clock.NewFake(start))
+	counter := &commandCounter{name: "xreadgroup"}
+	h.rdb.AddHook(counter)
+	rc := newReceiver(t, answerOK)
+	h.run("daemon-1", Options{}, endpoint(t, "crm", rc))
+	// The first looks make the groups and forget stopped consumers (hourly); count after them.
+	waitFor(t, "the workers to look a few times", func() bool { _, n := counter.read(); return n >= 2*len(testQueues) })
+	counter.reset()
+	waitFor(t, "twenty idle looks", func() bool { _, n := counter.read(); return n >= 20 })
+	trips, looks := counter.read()
+	// A look may be under way while the two are read: at most one trip per worker in flight.
+	if trips > looks+len(testQueues) {
+		t.Errorf("%d round trips for %d idle looks; want one per look", trips, looks)
 	}
 }

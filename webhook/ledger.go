@@ -158,16 +158,6 @@ func (l ledger) dead(ctx context.Context, d deadLetter) error {
 	return nil
 }
 
-// dueNow lists entries whose retry is due or whose attempt's lease ran out.
-func (l ledger) dueNow(ctx context.Context, now time.Time) ([]string, error) {
-	ids, err := l.rdb.ZRangeByScore(ctx, l.due, &redis.ZRangeBy{Min: "-inf",
-		Max: strconv.FormatInt(now.UnixMilli(), 10), Count: batch}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("reading the due retries: %w", err)
-	}
-	return ids, nil
-}
-
 // scheduled reports whether entry id has an attempt behind it (it is in the due set).
 func (l ledger) scheduled(ctx context.Context, ids []string) ([]bool, error) {
 	if len(ids) == 0 {
