@@ -194,13 +194,24 @@ func (cb *callback) run(ctx context.Context) verdict {
 	cb.emit(ctx, queue.EventAgentRung, map[string]string{"agent": cb.agent.ID})
 
 	// Wait for the agent to answer (StasisStart) or give up.
-	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, func(ev *ari.Event) bool {
+	agentRinging := func(ev *ari.Event) bool {
 		if ev.Channel != nil && ev.Channel.ID == cb.agentCh &&
 			(ev.Type == ari.EventStasisStart || ev.Type == EventSnapshot && ev.Channel.State == "Up") {
 			cb.agentUp = true
 		}
 		return cb.agentUp || cb.agentGone
-	})
+	}
+	err = cb.await(ctx, cb.env.calls.AgentRingTimeout+10*time.Second, agentRinging)
+	// Asterisk ends the agent's ringing after the ring timeout, so a wait that outlasts it has
+	// heard nothing of the leg: its events go to another client holding the control app. An
+	// agent who answered into that silence did answer: the promise goes back for a daemon that
+	// hears its calls (this one claims nothing until it has its apps back), and the agent is
+	// not held back as after a no-answer.
+	if !cb.agentUp && !cb.agentGone && ctx.Err() == nil && cb.readBack(ctx, agentRinging) && cb.agentUp {
+		cb.hangup(cb.agentCh)
+		return verdict{kind: release, detail: "agent " + cb.agent.ID + " answered, but this daemon heard nothing of the call " +
+			"(another ARI client holding its control app)"}
+	}
 	if !cb.agentUp {
 		cb.hangup(cb.agentCh)
 		detail := "agent " + cb.agent.ID + " did not answer"

@@ -124,3 +124,43 @@ func TestACustomerWhoAnswersWhileATwinHoldsTheAppsIsNotHungUpOn(t *testing.T) {
 		})
 	}
 }
+
+// The twin takes the apps over while the agent's phone rings, and the agent answers into the
+// silence. The callback's ring wait runs out; it reads the agent's leg back, finds it Up, and
+// gives the promise back without an attempt and without holding the agent back as after a
+// no-answer: the agent did answer. Once the daemon has its apps back, the promise is kept.
+func TestAnAgentWhoAnswersWhileATwinHoldsTheAppsIsNotCountedAsNotAnswering(t *testing.T) {
+	r := newRig(t, monday10, func(c *config.Config) {
+		c.Asterisk[0].Reconnect.Max = config.Duration(2 * time.Minute)
+	}, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(5*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(5*time.Second))
+		s.SetEndpoint(customerPhone(customer1), talks())
+	})
+	r.drainOnCleanup()
+	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	claim := r.claimOf(job.ID)
+	agent := agentLeg(claim)
+	r.waitFor("the agent's phone to ring", func() bool { return r.channelState(agent) == "Ringing" })
+	r.twinTakesTheApps()
+
+	got := r.settled(job.ID)
+	if got.State != queue.StateKept || got.Attempts != 0 {
+		t.Errorf("promise %s with %d attempts; want kept with none used\n%s", got.State, got.Attempts, r.story())
+	}
+	released := false
+	for _, h := range got.History {
+		if strings.Contains(h.Detail, "did not answer") {
+			t.Errorf("history says %q: the agent answered", h.Detail)
+		}
+		released = released || strings.Contains(h.Detail, "answered, but this daemon heard nothing of the call")
+	}
+	if !released {
+		t.Errorf("no release says the agent answered unheard; history %+v", got.History)
+	}
+	for _, p := range r.allProgress() {
+		if p.Step == StepSettled && p.AgentResult == ResultNoAnswer {
+			t.Errorf("a callback settled with the agent result %s: the agent answered\n%s", p.AgentResult, r.story())
+		}
+	}
+}
