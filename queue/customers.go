@@ -382,6 +382,12 @@ func (s *Store) entriesOf(ctx context.Context, q, which, n string) ([]StreamEntr
 				continue // the page starts with the previous page's last entry
 			}
 			if e.Values["number"] == n {
+				// An event's empty fields are slots it has no value for, not data of the customer.
+				for k, v := range e.Values {
+					if v == "" {
+						delete(e.Values, k)
+					}
+				}
 				out = append(out, StreamEntry{ID: e.ID, Fields: e.Values})
 			}
 		}

@@ -61,7 +61,10 @@
 //	<prefix>:{Q}:dedupe:<E164>  string → the number's open job id
 //	<prefix>:{Q}:events         stream: one entry per event of a promise's life (EventType),
 //	                            written by the script that makes the change (API, webhooks,
-//	                            audits: a finish names the reasons, target and deadline)
+//	                            audits: a finish names the reasons, target and deadline);
+//	                            every entry has the same fields in one order, empty where
+//	                            the event has no value, so Redis stores their names once
+//	                            per stream node
 //	<prefix>:{Q}:outcomes       stream: finished promises, as versions before the finish
 //	                            moved into events wrote them; trimmed, exported, erased
 //	<prefix>:{Q}:fence          counter: fencing tokens

@@ -69,13 +69,21 @@ type Event struct {
 	// Number is the customer's, in full; whoever shows it decides whether to mask it.
 	Number string    `json:"number"`
 	At     time.Time `json:"at"`
-	// Data holds the optional fields as stored: agent, deadline and not_before (unix ms),
-	// attempts, reason, detail; a finish also reasons (a JSON list) and target.
+	// Data holds the optional fields that have a value: agent, deadline and not_before (unix
+	// ms), attempts, reason, detail; a finish also reasons (a JSON list) and target.
 	Data map[string]string `json:"data,omitempty"`
 }
 
 // eventField says whether k is a field every entry has (the rest go to Data).
 func eventField(k string) bool { return k == "type" || k == "promise" || k == "number" || k == "at" }
+
+// eventLayout is the fields every entry of an event stream carries, in this order, the
+// optional ones empty where the event has no value (emit in common.lua writes them): entries
+// with one list of fields share it in Redis' stream nodes. An empty field reads as absent.
+func eventLayout() []string {
+	return []string{"type", "promise", "number", "at",
+		"agent", "attempts", "reason", "reasons", "target", "deadline", "not_before", "detail"}
+}
 
 // ParseEvent reads one entry of queue's event stream.
 func ParseEvent(queue string, m redis.XMessage) (Event, error) {
@@ -95,7 +103,7 @@ func ParseEvent(queue string, m redis.XMessage) (Event, error) {
 	e := Event{ID: queue + "/" + m.ID, Type: t, Queue: queue, Promise: str("promise"),
 		Number: str("number"), At: at}
 	for k, v := range m.Values {
-		if eventField(k) {
+		if eventField(k) || v == "" {
 			continue
 		}
 		if e.Data == nil {

@@ -67,6 +67,65 @@ func TestAPromisesLifeIsTheEventStream(t *testing.T) {
 	if evs[0].Data["deadline"] == "" || evs[0].Data["reason"] != string(ReasonVoicemail) {
 		t.Errorf("made data = %v, want its deadline and reason", evs[0].Data)
 	}
+	for _, e := range evs {
+		for k, v := range e.Data {
+			if v == "" {
+				t.Errorf("%s event data names %s without a value; an empty field is an absent one", e.Type, k)
+			}
+		}
+	}
+}
+
+// Every entry of the event stream has the same fields in the same order, empty where the event
+// has no value: Redis keeps the field names of a stream node once, with its first entry, for
+// every entry whose fields are the same, so interleaved events of many promises do not each
+// carry their names. A field outside the layout follows it on the entry that has it.
+func TestEveryEventHasTheSameFieldsInTheSameOrder(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request(alice))
+	f.enqueue(t, request(alice)) // merged
+	c := f.claim(t, ClaimOptions{Worker: "d1/201", Lease: time.Minute})
+	wantErr(t, f.s.Emit(f.ctx, c.Ref(), EventAgentRung, map[string]string{"agent": "201"}), nil)
+	_, err := f.s.MarkDialled(f.ctx, c.Ref(), c.Lease.Token)
+	wantErr(t, err, nil)
+	_, err = f.s.Retry(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now(), "busy")
+	wantErr(t, err, nil)
+	c = f.claim(t, ClaimOptions{Worker: "d1/201", Lease: time.Minute})
+	wantErr(t, f.s.Emit(f.ctx, c.Ref(), EventAtRisk, map[string]string{"deadline": "1", "forecast": "late"}), nil)
+	_, err = f.s.MarkDialled(f.ctx, c.Ref(), c.Lease.Token)
+	wantErr(t, err, nil)
+	_, err = f.s.MarkConnected(f.ctx, c.Ref(), c.Lease.Token, f.clk.Now())
+	wantErr(t, err, nil)
+	_, err = f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateKept, "talked")
+	wantErr(t, err, nil)
+
+	raw, err := f.rdb.Do(f.ctx, "XRANGE", f.s.EventStreamKey(testQueue), "-", "+").Slice()
+	wantErr(t, err, nil)
+	if len(raw) != 11 {
+		t.Fatalf("%d events of %s's life; want 11", len(raw), j.ID)
+	}
+	layout := eventLayout()
+	for _, entry := range raw {
+		pair, _ := entry.([]any)
+		flat, _ := pair[1].([]any)
+		var names []string
+		for i := 0; i < len(flat); i += 2 {
+			name, _ := flat[i].(string)
+			names = append(names, name)
+		}
+		want := layout
+		if flat[1] == string(EventAtRisk) {
+			want = append(slices.Clone(layout), "forecast")
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("a %v event's fields are %v; want %v", flat[1], names, want)
+		}
+	}
+	evs, _, err := f.s.ReadEvents(f.ctx, nil, 100, 0)
+	wantErr(t, err, nil)
+	if risk := evs[7]; risk.Type != EventAtRisk || risk.Data["forecast"] != "late" || risk.Data["deadline"] != "1" || len(risk.Data) != 2 {
+		t.Errorf("the at-risk event reads back as %+v; want its deadline and forecast, and nothing else", risk)
+	}
 }
 
 // The release of a promise whose agent never answered is "released", not "retry": no attempt

@@ -528,13 +528,17 @@ func assertFinished(t *testing.T, f fixture, j Job, outcome State) {
 	if err != nil || len(msgs) == 0 {
 		t.Fatalf("event stream: %v entries, %v", len(msgs), err)
 	}
-	v := msgs[len(msgs)-1].Values
-	if v["promise"] != j.ID || v["type"] != string(outcome) || v["number"] != j.Number || v["reason"] != string(j.Reason()) ||
-		v["reasons"] != `["`+string(j.Reason())+`"]` || v["deadline"] != fmt.Sprint(j.Deadline.UnixMilli()) ||
-		v["at"] != fmt.Sprint(j.FinishedAt.UnixMilli()) || v["attempts"] != fmt.Sprint(j.Attempts) {
-		t.Errorf("finish event %v does not describe job %s finishing %s", v, j.ID, outcome)
+	ev, err := ParseEvent(testQueue, msgs[len(msgs)-1])
+	if err != nil {
+		t.Fatalf("the finish event: %v", err)
 	}
-	// Empty values are left out of an event, so a promise without a target has none in it.
+	v := ev.Data
+	if ev.Promise != j.ID || ev.Type != EventType(outcome) || ev.Number != j.Number || v["reason"] != string(j.Reason()) ||
+		v["reasons"] != `["`+string(j.Reason())+`"]` || v["deadline"] != fmt.Sprint(j.Deadline.UnixMilli()) ||
+		!ev.At.Equal(j.FinishedAt) || v["attempts"] != fmt.Sprint(j.Attempts) {
+		t.Errorf("finish event %+v does not describe job %s finishing %s", ev, j.ID, outcome)
+	}
+	// An event's empty fields read as absent, so a promise without a target names none.
 	if target, named := v["target"]; named != (j.Target != "") || named && target != j.Target {
 		t.Errorf("finish event names target %v; the job's is %q", target, j.Target)
 	}

@@ -64,17 +64,39 @@ local EVENTS_MAXLEN = '100000'
 -- change it reports, so a reader never sees a change without its event or the reverse. The
 -- number is written so that a consumer need not read a job that may be gone by then (number:
 -- the caller's copy, read from the job when nil); the customer's erasure deletes these entries
--- too (erase.lua). extra is a flat list of field, value pairs; empty values are left out. The
--- stream is trimmed by age in housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
+-- too (erase.lua). extra is a flat list of field, value pairs. The stream is trimmed by age in
+-- housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
+-- Every event has the same fields in the same order, empty where it has no value (a reader
+-- takes an empty field for an absent one): Redis then keeps the field names of a stream node
+-- once, with its first entry, instead of with every entry whose fields differ from it, which is
+-- most of them when the events of many promises interleave. A field outside these follows
+-- them, with its name, on the entries that have it.
 local function emit(jk, id, typ, extra, number)
   local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S}
+    'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S,
+    'agent', '', 'attempts', '', 'reason', '', 'reasons', '', 'target', '', 'deadline', '', 'not_before', '',
+    'detail', ''}
+  local n = 30
   if extra then
     for i = 1, #extra, 2 do
-      local v = extra[i + 1]
+      local k, v = extra[i], extra[i + 1]
       if v ~= nil and v ~= '' then
-        args[#args + 1] = extra[i]
-        args[#args + 1] = tostring(v)
+        local at
+        if k == 'agent' then at = 16
+        elseif k == 'attempts' then at = 18
+        elseif k == 'reason' then at = 20
+        elseif k == 'reasons' then at = 22
+        elseif k == 'target' then at = 24
+        elseif k == 'deadline' then at = 26
+        elseif k == 'not_before' then at = 28
+        elseif k == 'detail' then at = 30
+        end
+        if at then
+          args[at] = tostring(v)
+        else
+          args[n + 1], args[n + 2] = k, tostring(v)
+          n = n + 2
+        end
       end
     end
   end
