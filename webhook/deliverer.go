@@ -381,14 +381,14 @@ func (w *worker) updateLag(ctx context.Context, pending *redis.XPendingCmd) erro
 	if err != nil {
 		return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
 	}
+	// An idle pass with nothing pending asks nothing more: its read found nothing after the
+	// group's last delivered entry, so the endpoint has had everything and the lag is 0.
 	var oldest []redis.XMessage
 	if summary.Count > 0 {
 		if oldest, err = w.o.Redis.XRangeN(ctx, w.l.stream, summary.Lower, "+", 1).Result(); err != nil {
 			return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
 		}
 	} else if !idle {
-		// (An idle pass's read found nothing after the group's last delivered entry: with
-		// nothing pending either, the endpoint has had everything, and the lag is 0.)
 		gs, err := groups.Result()
 		if err != nil {
 			return fmt.Errorf("measuring the webhook lag of %s: %w", w.l.stream, err)
