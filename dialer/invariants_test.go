@@ -197,7 +197,7 @@ func TestCustomerIsNeverDialledMoreThanMaxAttemptsAcrossADaemonRestart(t *testin
 	stopped := make(chan struct{})
 	d2, err := NewDispatcher(DispatcherOptions{Policy: PolicyFrom(r.cfg), Store: r.store,
 		Reservations: queue.NewReservations(r.redis.Client(), "callbackd"), Pool: r.pool, Control: r.control,
-		PBXs: rigPBXs{r.conn}, Clock: r.clk, Instance: "second", OnProgress: func(p Progress) {
+		PBXs: rigPBXs{conn: r.conn}, Clock: r.clk, Instance: "second", OnProgress: func(p Progress) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.progress = append(r.progress, p)

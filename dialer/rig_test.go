@@ -42,6 +42,8 @@ type rig struct {
 	// gap, while true, keeps the current daemon's events socket from connecting (REST still
 	// gets through): with pbx.DropWebSockets, a socket gap as long as the test needs.
 	gap atomic.Bool
+	// listings counts the current daemon's callbacks' listings of every channel on the PBX.
+	listings atomic.Int64
 
 	mu       sync.Mutex
 	progress []Progress
@@ -84,13 +86,34 @@ func mustLoc(name string) *time.Location {
 	return l
 }
 
-type rigPBXs struct{ conn *ari.Conn }
+// rigPBXs is the dispatcher's view of the rig's one Asterisk. listings, when set, counts the
+// callbacks' listings of every channel (the janitor and the resyncs list them through paths of
+// their own).
+type rigPBXs struct {
+	conn     *ari.Conn
+	listings *atomic.Int64
+}
 
 func (p rigPBXs) PBX(id string) (PBX, bool) {
 	if id != p.conn.AsteriskID() {
 		return PBX{}, false
 	}
-	return PBX{ID: id, Name: "pbx", REST: p.conn.Client(), MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
+	var rest REST = p.conn.Client()
+	if p.listings != nil {
+		rest = countedListings{REST: rest, n: p.listings}
+	}
+	return PBX{ID: id, Name: "pbx", REST: rest, MonitorApp: "callbackd-monitor", ControlApp: "callbackd"}, true
+}
+
+// countedListings counts the calls of Channels.
+type countedListings struct {
+	REST
+	n *atomic.Int64
+}
+
+func (c countedListings) Channels(ctx context.Context) ([]ari.Channel, error) {
+	c.n.Add(1)
+	return c.REST.Channels(ctx)
 }
 
 // newRig starts everything at start; edit changes the parsed config before use, phones
@@ -158,7 +181,7 @@ func (r *rig) boot(instance string) {
 	}
 	control := NewControl()
 	pool := NewPool(policy.Agents, r.clk, nil)
-	pbxs := rigPBXs{conn}
+	pbxs := rigPBXs{conn: conn, listings: &r.listings}
 	disp, err = NewDispatcher(DispatcherOptions{Policy: policy, Store: partitioned{Promises: store, cut: &r.cut},
 		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: control,
 		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups,
