@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/callbackd/callbackd/ari"
 	"github.com/callbackd/callbackd/ari/aritest"
 	"github.com/callbackd/callbackd/config"
@@ -157,32 +159,19 @@ func (r *rig) boot(instance string) {
 	dead := &atomic.Bool{}
 	rdb := r.redis.Client()
 	policy := PolicyFrom(cfg)
-	store, err := queue.New(rdb, queue.Options{Clock: r.clk, Queues: policy.QueueNames(), Retention: cfg.Retention.D()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := r.newStore(rdb)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := store.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var disp *Dispatcher
 	woken := func(_ string, up bool) {
 		if up && disp != nil {
 			disp.Wake() // as the daemon does: agents held back while it was down may be rung
 		}
 	}
-	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd", OnState: woken,
-		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
-		HTTPClient: &http.Client{Transport: mortal{dead: dead, gap: &r.gap, next: http.DefaultTransport}},
-		Backoff: ari.Backoff{Initial: cfg.Asterisk[0].Reconnect.Initial.D(), Max: cfg.Asterisk[0].Reconnect.Max.D(),
-			Multiplier: ari.DefaultBackoff.Multiplier}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := r.newConn(&http.Client{Transport: mortal{dead: dead, gap: &r.gap, next: http.DefaultTransport}}, woken)
 	control := NewControl()
 	pool := NewPool(policy.Agents, r.clk, nil)
 	pbxs := rigPBXs{conn: conn, listings: &r.listings}
-	disp, err = NewDispatcher(DispatcherOptions{Policy: policy, Store: partitioned{Promises: store, cut: &r.cut},
+	disp, err := NewDispatcher(DispatcherOptions{Policy: policy, Store: partitioned{Promises: store, cut: &r.cut},
 		Reservations: queue.NewReservations(rdb, "callbackd"), Pool: pool, Control: control,
 		PBXs: pbxs, Clock: r.clk, Instance: instance, Wakeups: store.Wakeups,
 		Claimable: func(id string) bool { return id == conn.AsteriskID() && conn.Connected() },
@@ -194,14 +183,7 @@ func (r *rig) boot(instance string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance, Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit,
-		ControlApps: []string{"callbackd"},
-		Control:     control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
-			return conn.Client(), id == conn.AsteriskID()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	janitor := r.newJanitor(store, conn, control, instance)
 	r.store, r.conn, r.control, r.pool, r.disp, r.janitor = store, conn, control, pool, disp, janitor
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -224,6 +206,49 @@ func (r *rig) boot(instance string) {
 		stop()
 	}
 	r.waitFor("the agents to be known", func() bool { return len(pool.Free()) > 0 || r.countState(AgentOffline) < len(cfg.Agents) })
+}
+
+// newStore is a promise store on rdb, loaded, as a daemon on the rig's config has it.
+func (r *rig) newStore(rdb *redis.Client) *queue.Store {
+	r.t.Helper()
+	store, err := queue.New(rdb, queue.Options{Clock: r.clk, Queues: PolicyFrom(r.cfg).QueueNames(), Retention: r.cfg.Retention.D()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := store.Load(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	return store
+}
+
+// newConn is an ARI connection to the rig's Asterisk under the daemon's application names,
+// through client, with the config's reconnect delays; onState hears it go up and down.
+func (r *rig) newConn(client *http.Client, onState func(string, bool)) *ari.Conn {
+	r.t.Helper()
+	rc := r.cfg.Asterisk[0].Reconnect
+	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd", OnState: onState,
+		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
+		HTTPClient: client,
+		Backoff:    ari.Backoff{Initial: rc.Initial.D(), Max: rc.Max.D(), Multiplier: ari.DefaultBackoff.Multiplier}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return conn
+}
+
+// newJanitor is the janitor of daemon instance, on store and conn.
+func (r *rig) newJanitor(store *queue.Store, conn *ari.Conn, control *Control, instance string) *Janitor {
+	r.t.Helper()
+	policy := PolicyFrom(r.cfg)
+	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: instance,
+		Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit, ControlApps: []string{"callbackd"},
+		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
+			return conn.Client(), id == conn.AsteriskID()
+		}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return janitor
 }
 
 // mortal is an HTTP transport that fails every request once its daemon died, and the events

@@ -24,41 +24,19 @@ import (
 // that matters here — an ARI connection and a janitor, no dispatcher — and so takes the apps
 // over: from here on Asterisk sends this daemon's callback legs' events to the twin.
 func (r *rig) twinTakesTheApps() {
-	t := r.t
-	t.Helper()
-	policy := PolicyFrom(r.cfg)
-	store, err := queue.New(r.redis.Client(), queue.Options{Clock: r.clk, Queues: policy.QueueNames(), Retention: r.cfg.Retention.D()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := store.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := ari.NewConn(ari.Options{Name: "pbx", URL: r.pbx.URL() + "/ari", Username: "callbackd",
-		Password: "callbackd-secret", MonitorApp: "callbackd-monitor", ControlApp: "callbackd", Clock: r.clk,
-		HTTPClient: http.DefaultClient,
-		Backoff: ari.Backoff{Initial: r.cfg.Asterisk[0].Reconnect.Initial.D(), Max: r.cfg.Asterisk[0].Reconnect.Max.D(),
-			Multiplier: ari.DefaultBackoff.Multiplier}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.t.Helper()
+	store := r.newStore(r.redis.Client())
+	conn := r.newConn(http.DefaultClient, nil)
 	control := NewControl()
-	janitor, err := NewJanitor(JanitorOptions{Promises: store, Queues: policy.QueueNames(), Instance: "twin",
-		Lease: policy.Calls.Lease, ConfirmDigit: policy.ConfirmDigit, ControlApps: []string{"callbackd"},
-		Control: control, Clock: r.clk, PBX: func(id string) (JanitorREST, bool) {
-			return conn.Client(), id == conn.AsteriskID()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	janitor := r.newJanitor(store, conn, control, "twin")
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() {
 		_ = conn.Run(ctx, ari.Handlers{janitor.Monitor()}, ari.Handlers{control, janitor})
 		done <- struct{}{}
 	}()
 	go func() { _ = janitor.Run(ctx); done <- struct{}{} }()
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	r.t.Cleanup(func() { cancel(); <-done; <-done })
 	r.waitFor("the daemon to hear that its apps were taken over", func() bool { return !r.conn.Connected() })
 }
 
