@@ -77,14 +77,6 @@ type Event struct {
 // eventField says whether k is a field every entry has (the rest go to Data).
 func eventField(k string) bool { return k == "type" || k == "promise" || k == "number" || k == "at" }
 
-// eventLayout is the fields every entry of an event stream carries, in this order, the
-// optional ones empty where the event has no value (emit in common.lua writes them): entries
-// with one list of fields share it in Redis' stream nodes. An empty field reads as absent.
-func eventLayout() []string {
-	return []string{"type", "promise", "number", "at",
-		"agent", "attempts", "reason", "reasons", "target", "deadline", "not_before", "detail"}
-}
-
 // ParseEvent reads one entry of queue's event stream.
 func ParseEvent(queue string, m redis.XMessage) (Event, error) {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }

@@ -104,7 +104,10 @@ func TestEveryEventHasTheSameFieldsInTheSameOrder(t *testing.T) {
 	if len(raw) != 11 {
 		t.Fatalf("%d events of %s's life; want 11", len(raw), j.ID)
 	}
-	layout := eventLayout()
+	// emit in common.lua writes this layout; ParseEvent needs none of it, reading an empty
+	// field as an absent one.
+	layout := []string{"type", "promise", "number", "at",
+		"agent", "attempts", "reason", "reasons", "target", "deadline", "not_before", "detail"}
 	for _, entry := range raw {
 		pair, _ := entry.([]any)
 		flat, _ := pair[1].([]any)
