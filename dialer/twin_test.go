@@ -142,3 +142,37 @@ func TestAnAgentWhoAnswersWhileATwinHoldsTheAppsIsNotCountedAsNotAnswering(t *te
 		}
 	}
 }
+
+// The customer does not answer while the twin holds the apps: Asterisk ends the leg at the ring
+// timeout, and the callback hears nothing of it. Its ring wait runs out; the leg read back is
+// gone (404), so the callback settles it as a resync would, as ended, using the attempt it was,
+// and sends no hang-up for a channel Asterisk no longer has.
+func TestACustomerLegThatEndedUnheardIsReadBackAsGone(t *testing.T) {
+	r := newRig(t, monday10, func(c *config.Config) {
+		c.Asterisk[0].Reconnect.Max = config.Duration(10 * time.Minute)
+	}, func(s *aritest.Server) {
+		s.SetEndpoint("PJSIP/1002", aritest.Answers(2*time.Second))
+		s.SetEndpoint("PJSIP/1003", aritest.Answers(2*time.Second))
+		s.SetEndpoint(customerPhone(customer1), aritest.Rings())
+	})
+	r.drainOnCleanup()
+	job := r.enqueue(customer1, "voicemail", "1002", 2*time.Hour)
+	claim := r.claimOf(job.ID)
+	_, cust, _ := ari.CallbackIDs(claim.ID, claim.Lease.Token)
+	r.waitFor("the customer's phone to ring", func() bool { return r.channelState(cust) == "Ringing" })
+	r.twinTakesTheApps()
+
+	var got queue.Job
+	r.waitFor("the callback to give the promise back", func() bool {
+		var err error
+		got, err = r.store.Get(context.Background(), job.Ref())
+		return err == nil && got.Attempts == 1
+	})
+	last := got.History[len(got.History)-1]
+	if !strings.Contains(last.Detail, "customer leg ended") {
+		t.Errorf("the attempt ended with %q; want the leg read back as ended\n%s", last.Detail, r.story())
+	}
+	if hung := r.requested("DELETE /ari/channels/" + cust); len(hung) > 0 {
+		t.Errorf("the callback hung up %s, which Asterisk no longer had: %v", cust, hung)
+	}
+}
