@@ -146,7 +146,7 @@ type commandStat struct{ calls, usec float64 }
 
 // commandStats reads INFO commandstats: calls and usec by command name (cmdstat_<name>, with
 // subcommands as name|sub).
-func commandStats(b *testing.B, f fixture) map[string]commandStat {
+func commandStats(b testing.TB, f fixture) map[string]commandStat {
 	b.Helper()
 	info, err := f.rdb.Info(f.ctx, "commandstats").Result()
 	if err != nil {

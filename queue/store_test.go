@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -977,6 +978,56 @@ func TestPromisesSurviveARedisRestartWithAOF(t *testing.T) {
 	wantErr(t, err, nil)
 	if done.State != StateUnreachable {
 		t.Errorf("state %s after completing across a restart", done.State)
+	}
+}
+
+// A claim answers only the values of the fields it
+// names (claimFields), so a field of the job it left out would be lost to every claimer. The
+// job here has every field a claimed job can have; the claim must answer what a read of the
+// job right after it does, but the history (a claimer has no use for it) and whether it is
+// the job's first claim (only a claim knows).
+func TestAClaimAnswersTheJobAsAReadOfItDoes(t *testing.T) {
+	f := newFixture(t)
+	r := request(alice)
+	r.Deadline = t0.Add(3 * time.Hour)
+	r.Note = "cut off mid-message"
+	r.HoldUntil = t0.Add(time.Hour)
+	r.AtRiskFromStart = true
+	r.ExternalRef = "CRM-1"
+	f.enqueue(t, r)
+	merged := request(alice)
+	merged.Reason, merged.Target, merged.Deadline = ReasonUnansweredTransfer, "202", r.Deadline
+	f.enqueue(t, merged)
+	first := f.claim(t, ClaimOptions{})
+	if _, err := f.s.Retry(f.ctx, first.Ref(), first.Lease.Token, f.clk.Now(), "no answer"); err != nil {
+		t.Fatal(err)
+	}
+	claimed := f.claim(t, ClaimOptions{})
+	read, err := f.s.Get(f.ctx, claimed.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every field of the read is set but those a claim clears or no claim sets: the test
+	// proves nothing about a field it leaves empty.
+	unset := map[string]bool{"History": true, "DialledAt": true, "ConnectedAt": true, "Outcome": true, "FinishedAt": true}
+	v := reflect.ValueOf(read)
+	for i := 0; i < v.NumField(); i++ {
+		if name := v.Type().Field(i).Name; !unset[name] && v.Field(i).IsZero() {
+			t.Errorf("the job read after the claim has no %s; the test must give it one", name)
+		}
+	}
+	if read.Source.AsteriskID == "" || read.Source.LinkedID == "" || read.Source.Channel == "" {
+		t.Errorf("the job's source is %+v; the test must give it every part", read.Source)
+	}
+	if len(read.History) == 0 {
+		t.Fatalf("the job read after the claim has no history")
+	}
+	if !claimed.Lease.Heard.IsZero() || claimed.Lease.First {
+		t.Errorf("the second claim answered heard %v, first %v; want neither", claimed.Lease.Heard, claimed.Lease.First)
+	}
+	read.History = nil
+	if !reflect.DeepEqual(*claimed, read) {
+		t.Errorf("the claim answered\n%+v\na read of the job answers\n%+v", *claimed, read)
 	}
 }
 

@@ -244,14 +244,18 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 		if len(res) > 2 {
 			s.quarantined(queue, res[2])
 		}
-		j, err := jobResult(res, what)
+		h, err := claimedHash(res, queue)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		j, err := jobFromHash(h)
 		if err == nil {
-			j.History = nil
 			return &j, nil
 		}
+		err = fmt.Errorf("%s: %w", what, err)
 		// The script leased a job whose fields it could read but Go cannot: set it aside
 		// and claim again, so one bad record never blocks the queue.
-		id := replyField(res, "id")
+		id := h["id"]
 		if id == "" {
 			return nil, err
 		}
@@ -262,19 +266,38 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	}
 }
 
-// replyField reads one field of the job hash a script answered with ("" when absent).
-func replyField(res []any, field string) string {
+// claimFields are the job fields claim.lua answers the values of, in its order (its HMGET);
+// after them it answers first_claim, the worker and the lease expiry.
+var claimFields = []string{"id", "number", "created", "deadline", "not_before", "attempts", "max_attempts",
+	"reasons", "targets", "history", "token", "hn", "name", "target", "owner", "note", "at_risk_from_start",
+	"external_ref", "src_asterisk", "src_linkedid", "src_channel", "hold_until"}
+
+// claimedHash turns claim.lua's reply into the hash of the job as the claim left it: the
+// values it answered under their names, and what every claim writes (state dialing, no
+// dial or connect yet) or the claimer knows (the queue).
+func claimedHash(res []any, queue string) (map[string]string, error) {
 	if len(res) < 2 {
-		return ""
+		return nil, fmt.Errorf("claim reply has no job")
 	}
-	flat, _ := res[1].([]any)
-	for i := 0; i+1 < len(flat); i += 2 {
-		if k, _ := flat[i].(string); k == field {
-			v, _ := flat[i+1].(string)
-			return v
+	vals, ok := res[1].([]any)
+	if !ok || len(vals) != len(claimFields)+3 {
+		return nil, fmt.Errorf("claim reply holds %T of %d values; want %d", res[1], len(vals), len(claimFields)+3)
+	}
+	h := make(map[string]string, len(claimFields)+7)
+	for i, f := range claimFields {
+		if v, ok := vals[i].(string); ok {
+			h[f] = v
 		}
 	}
-	return ""
+	n := len(claimFields)
+	for i, f := range []string{"first_claim", "worker", "lease_expires"} {
+		v, _ := vals[n+i].(string)
+		h[f] = v
+	}
+	h["queue"], h["state"], h["dialled"], h["connected"] = queue, string(StateDialing), "0", "0"
+	// A claimer has no use for the history (the script reads it only to check it).
+	delete(h, "history")
+	return h, nil
 }
 
 func checkLease(d time.Duration) error {

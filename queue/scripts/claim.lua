@@ -6,9 +6,13 @@
 -- ARGV[9] preference window (how many of the earliest due jobs are looked at)
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
--- Returns {'ok', job} (the hash as read, then the lease fields written: state dialing, a new
--- fencing token; and first_claim '1' when the job had never been claimed, '0' otherwise,
--- which is not stored), {'err', 'EMPTY', ''} when nothing is
+-- Returns {'ok', values}: the values of the job's fields named in the HMGET below, in that
+-- order (claimFields in transitions.go; false for a field the job does not have), the token
+-- among them the new fencing token, then first_claim ('1' when the job had never been
+-- claimed, '0' otherwise; not stored), the worker and the lease expiry. The state (dialing),
+-- connected and dialled (0) are what every claim writes, so they are not sent. Values without
+-- their names, and only these fields: a claim's reply was a third of its time in Redis.
+-- {'err', 'EMPTY', ''} when nothing is
 -- due, or {'err', 'EMPTY', held_until_ms} when due jobs were all left to their held owners:
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
@@ -120,7 +124,7 @@ end
 -- removes it from ready in one command. Otherwise the window of the earliest is looked at and
 -- the one chosen is removed from ready below.
 local plain = prefer == '' and not holding
-local pick, flat, job
+local pick, v
 while true do
   local cands
   if plain then
@@ -145,13 +149,12 @@ while true do
       return r
     end
   else
-    -- One read of the job serves the check, the event and the reply.
-    flat = redis.call('HGETALL', K_JOBP .. pick)
-    job = {}
-    for i = 1, #flat, 2 do
-      job[flat[i]] = flat[i + 1]
-    end
-    local why = broken_fields(job)
+    -- One read of the job serves the check, the event and the reply. The first twelve are
+    -- what this script reads itself.
+    v = redis.call('HMGET', K_JOBP .. pick, 'id', 'number', 'created', 'deadline', 'not_before', 'attempts',
+      'max_attempts', 'reasons', 'targets', 'history', 'token', 'hn', 'name', 'target', 'owner', 'note',
+      'at_risk_from_start', 'external_ref', 'src_asterisk', 'src_linkedid', 'src_channel', 'hold_until')
+    local why = broken_values(v)
     if not why then
       break
     end
@@ -163,11 +166,11 @@ local jk = K_JOBP .. pick
 local token = redis.call('INCR', K_FENCE)
 local expires = NOW + lease_ms
 if plain then
-  for _, t in ipairs(targets_of(job.targets)) do
+  for _, t in ipairs(targets_of(v[9])) do
     redis.call('ZREM', K_FORP .. t, pick)
   end
 else
-  ready_remove(pick, job.targets)
+  ready_remove(pick, v[9])
 end
 local expires_s = string.format('%d', expires)
 redis.call('ZADD', K_LEASES, expires_s, pick)
@@ -177,8 +180,8 @@ redis.call('ZADD', K_LEASES, expires_s, pick)
 -- hottest script every Lua table and loop is paid on each claim.
 local token_s = string.format('%d', token)
 local detail = 'worker=' .. worker
-if job.hn then
-  local hist = history_fields(jk, job.hn, 'claimed', detail)
+if v[12] then
+  local hist = history_fields(jk, v[12], 'claimed', detail)
   redis.call('HSET', jk, 'state', 'dialing', 'token', token_s, 'worker', worker, 'lease_expires', expires_s,
     'connected', '0', 'dialled', '0', hist[1], hist[2], hist[3], hist[4])
 else
@@ -186,29 +189,10 @@ else
     'connected', '0', 'dialled', '0')
   note(jk, pick, 'claimed', detail, false)
 end
--- The reply is the hash as read, without the history the claimer has no use for, and with
--- the lease just written after it: the client reads the list in order, so a later field wins.
 -- Every claim leaves a token field behind (release, retry and reclaim set it to 0), so a job
--- without one was never claimed (first_claim, which is not stored): no call of an earlier
--- claim can be on the PBX.
-local reply = {}
-local n = 0
-for i = 1, #flat, 2 do
-  local k = flat[i]
-  -- 104, 58: "h:", a history entry.
-  if k ~= 'history' and not (string.byte(k, 1) == 104 and string.byte(k, 2) == 58) then
-    reply[n + 1] = k
-    reply[n + 2] = flat[i + 1]
-    n = n + 2
-  end
-end
-reply[n + 1], reply[n + 2] = 'first_claim', job.token and '0' or '1'
-reply[n + 3], reply[n + 4] = 'state', 'dialing'
-reply[n + 5], reply[n + 6] = 'token', token_s
-reply[n + 7], reply[n + 8] = 'worker', worker
-reply[n + 9], reply[n + 10] = 'lease_expires', expires_s
-reply[n + 11], reply[n + 12] = 'connected', '0'
-reply[n + 13], reply[n + 14] = 'dialled', '0'
-flat = reply
-emit(jk, pick, 'claimed', {'agent', worker, 'attempts', job.attempts}, job.number)
-return {'ok', flat, quarantined}
+-- without one was never claimed (first_claim): no call of an earlier claim can be on the PBX.
+local first = v[11] and '0' or '1'
+v[11] = token_s
+v[23], v[24], v[25] = first, worker, expires_s
+emit(jk, pick, 'claimed', {'agent', worker, 'attempts', v[6]}, v[2])
+return {'ok', v, quarantined}

@@ -412,38 +412,51 @@ local function release_lease(jk, id, nb, dl, targets)
   place(jk, id, nb, dl, targets, false)
 end
 
--- broken names what makes a job unusable, or returns nil. A ready or leased id whose hash is
--- gone, or a hash without the fields every transition reads, would otherwise make every claim
--- or reclaim of its queue fail for good.
-local REQUIRED_NUMBERS = {'created', 'deadline', 'not_before', 'attempts', 'max_attempts'}
-local JSON_LISTS = {'reasons', 'targets', 'history'}
+-- BROKEN_FIELDS are what broken_values looks at, in its order; claim.lua reads them first, in
+-- this order, with the rest of what it answers.
 local BROKEN_FIELDS = {'id', 'number', 'created', 'deadline', 'not_before', 'attempts', 'max_attempts',
   'reasons', 'targets', 'history'}
 
--- broken_fields is broken for a job already read (h: field -> value).
-local function broken_fields(h)
-  if not h.id then
+-- bad_list names a JSON list field that does not decode. The usual value, a one-element list
+-- of a word (a reason, an extension), or an empty one, is seen to be one without cjson.
+local function bad_list(raw, name)
+  if not raw or raw == '' or raw == '[]' or string.find(raw, '^%["[^%c"\\\128-\255]*"%]$') then
+    return nil
+  end
+  if not pcall(cjson.decode, raw) then
+    return 'field ' .. name .. ' is not JSON'
+  end
+  return nil
+end
+
+-- broken_values is broken for a job's BROKEN_FIELDS values as HMGET answers them (false for a
+-- missing field), in that order.
+local function broken_values(v)
+  if not v[1] then
     return 'job hash missing'
   end
-  if not h.number or h.number == '' then
+  if not v[2] or v[2] == '' then
     return 'field number missing'
   end
-  for _, name in ipairs(REQUIRED_NUMBERS) do
-    if not tonumber(h[name]) then
-      return 'field ' .. name .. ' missing or not a number'
+  for i = 3, 7 do
+    if not tonumber(v[i]) then
+      return 'field ' .. BROKEN_FIELDS[i] .. ' missing or not a number'
     end
   end
-  for _, name in ipairs(JSON_LISTS) do
-    local raw = h[name]
-    if raw and raw ~= '' and not pcall(cjson.decode, raw) then
-      return 'field ' .. name .. ' is not JSON'
+  for i = 8, 10 do
+    local why = bad_list(v[i], BROKEN_FIELDS[i])
+    if why then
+      return why
     end
   end
   return nil
 end
 
+-- broken names what makes a job unusable, or returns nil. A ready or leased id whose hash is
+-- gone, or a hash without the fields every transition reads, would otherwise make every claim
+-- or reclaim of its queue fail for good.
 local function broken(jk)
-  return broken_fields(fetch(jk, BROKEN_FIELDS))
+  return broken_values(redis.call('HMGET', jk, unpack(BROKEN_FIELDS)))
 end
 
 -- quarantine takes a broken job out of every index into the queue's dead-letter hash kq
