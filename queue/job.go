@@ -185,6 +185,26 @@ func jobFromReply(v any) (Job, error) {
 	return jobFromHash(h)
 }
 
+// finishedFields are the fields whose values a finish answers (finish in common.lua), in its
+// order.
+var finishedFields = []string{"id", "queue", "number", "outcome", "reasons", "target", "created", "not_before",
+	"deadline", "attempts", "max_attempts", "connected", "finished", "worker"}
+
+// jobFromFinished decodes a finish's answer: the values of finishedFields. The state of a
+// finished job is its outcome.
+func jobFromFinished(v any) (Job, error) {
+	vals, ok := v.([]any)
+	if !ok || len(vals) != len(finishedFields) {
+		return Job{}, fmt.Errorf("decoding finished job: reply is %T of %d values, want %d", v, len(vals), len(finishedFields))
+	}
+	h := make(map[string]string, len(finishedFields)+1)
+	for i, f := range finishedFields {
+		h[f], _ = vals[i].(string)
+	}
+	h["state"] = h["outcome"]
+	return jobFromHash(h)
+}
+
 func jobFromHash(h map[string]string) (Job, error) {
 	if h["id"] == "" {
 		return Job{}, fmt.Errorf("decoding job: hash has no id")

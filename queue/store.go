@@ -426,7 +426,8 @@ func scriptError(res []any, what string) error {
 	return fmt.Errorf("%s: unexpected script error %q %q", what, code, detail)
 }
 
-// jobResult decodes the {'ok', job} answer of a script, or maps its error.
+// jobResult decodes the {'ok', job} or {'finished', values} answer of a script, or maps its
+// error.
 func jobResult(res []any, what string) (Job, error) {
 	if status, _ := res[0].(string); status == "err" {
 		return Job{}, scriptError(res, what)
@@ -434,7 +435,11 @@ func jobResult(res []any, what string) (Job, error) {
 	if len(res) < 2 {
 		return Job{}, fmt.Errorf("%s: script reply has no job", what)
 	}
-	j, err := jobFromReply(res[1])
+	decode := jobFromReply
+	if status, _ := res[0].(string); status == "finished" {
+		decode = jobFromFinished
+	}
+	j, err := decode(res[1])
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}

@@ -1211,3 +1211,78 @@ func TestATargetOfAnyTextReadsBackAsGiven(t *testing.T) {
 		})
 	}
 }
+
+// A finish answers the values of the fields Complete's doc names, without their names
+// (finishedFields), so a field left out of the list, or two in the wrong order, would reach
+// the dialer wrong. For a complete, and for the retry that was the last attempt, what it
+// answers must be what a read of the finished job says of those fields; the rest is zero.
+func TestAFinishAnswersTheFieldsCompleteNamesAsAReadOfTheJobDoes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		finish func(f fixture, t *testing.T, j *Job) Job
+	}{
+		{"kept", func(f fixture, t *testing.T, j *Job) Job {
+			if _, err := f.s.MarkDialled(f.ctx, j.Ref(), j.Lease.Token); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.s.MarkConnected(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			done, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateKept, "talked")
+			wantErr(t, err, nil)
+			return done
+		}},
+		{"failed", func(f fixture, t *testing.T, j *Job) Job {
+			done, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateFailed, "channel gone")
+			wantErr(t, err, nil)
+			return done
+		}},
+		{"unreachable by the last retry", func(f fixture, t *testing.T, j *Job) Job {
+			done, err := f.s.Retry(f.ctx, j.Ref(), j.Lease.Token, f.clk.Now(), "no answer")
+			wantErr(t, err, nil)
+			return done
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := request(alice)
+			r.MaxAttempts = 2
+			r.NotBefore = t0.Add(time.Minute)
+			f.enqueue(t, r)
+			merged := request(alice)
+			merged.Reason, merged.Target = ReasonUnansweredTransfer, "202"
+			f.enqueue(t, merged)
+			f.clk.Advance(2 * time.Minute)
+			// One attempt used, so the count answered is not a zero the decoder makes up.
+			first := f.claim(t, ClaimOptions{Worker: "agent-3"})
+			_, err := f.s.Retry(f.ctx, first.Ref(), first.Lease.Token, f.clk.Now(), "busy")
+			wantErr(t, err, nil)
+			j := f.claim(t, ClaimOptions{Worker: "agent-7"})
+			f.clk.Advance(time.Minute)
+			got := tc.finish(f, t, j)
+			read, err := f.s.Get(f.ctx, j.Ref())
+			wantErr(t, err, nil)
+			want := Job{ID: read.ID, Queue: read.Queue, Number: read.Number, State: read.State, Outcome: read.Outcome,
+				Reasons: read.Reasons, Target: read.Target, Created: read.Created, NotBefore: read.NotBefore,
+				Deadline: read.Deadline, Attempts: read.Attempts, MaxAttempts: read.MaxAttempts,
+				ConnectedAt: read.ConnectedAt, FinishedAt: read.FinishedAt, Lease: Lease{Worker: read.Lease.Worker}}
+			// The test proves nothing about a field it leaves empty: every one is set but the
+			// connect time of a promise that never connected.
+			v := reflect.ValueOf(want)
+			for i := 0; i < v.NumField(); i++ {
+				name := v.Type().Field(i).Name
+				if v.Field(i).IsZero() && name != "ConnectedAt" && !map[string]bool{"Name": true, "Targets": true,
+					"Owner": true, "Source": true, "History": true, "DialledAt": true, "Note": true, "HoldUntil": true,
+					"AtRiskFromStart": true, "ExternalRef": true}[name] {
+					t.Errorf("the finished job read back has no %s; the test must give it one", name)
+				}
+			}
+			if len(want.Reasons) != 2 || want.Lease.Worker != "agent-7" {
+				t.Errorf("read back reasons %v, worker %q; want two reasons and agent-7", want.Reasons, want.Lease.Worker)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the finish answered\n%+v\na read of the job says\n%+v", got, want)
+			}
+		})
+	}
+}

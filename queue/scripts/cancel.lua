@@ -14,5 +14,5 @@ end
 if not OPEN[st] then
   return fail('STATE', st)
 end
-finish(jk, id, {state = st}, ARGV[5], ARGV[6])
+finish(jk, id, nil, ARGV[5], ARGV[6])
 return answer(jk, id)

@@ -194,5 +194,5 @@ end
 local first = v[11] and '0' or '1'
 v[11] = token_s
 v[23], v[24], v[25] = first, worker, expires_s
-emit(jk, pick, 'claimed', {'agent', worker, 'attempts', v[6]}, v[2])
+event(jk, pick, 'claimed', v[2], worker, v[6])
 return {'ok', v, quarantined}

@@ -24,7 +24,8 @@
 -- Scripts answer {'ok', <job fields>} or {'err', code, detail}, code one of NOTFOUND, STALE,
 -- STATE, OUTCOME, EMPTY. The job fields are a flat field/value list like HGETALL's: the whole
 -- job (answer) for the callers that show it, or only the fields a hot-path caller reads (lean),
--- built from values the script already holds.
+-- built from values the script already holds. A finish answers {'finished', values} instead
+-- (finish), and a claim {'ok', values} (claim.lua): their values alone, in a fixed order.
 local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_WINDOWP = KEYS[10]
@@ -60,47 +61,52 @@ local LEASED = {dialing = true, connected = true}
 -- EVENTS_MAXLEN bounds the event stream between housekeeping runs; retention trims it by age.
 local EVENTS_MAXLEN = '100000'
 
--- emit appends one event about job jk (id) to the event stream, in the same script as the
+-- EVENT_FIELDS are the fields every event has, after type, promise, number and at (event).
+local EVENT_FIELDS = {agent = true, attempts = true, reason = true, reasons = true, target = true, deadline = true,
+  not_before = true, detail = true}
+
+-- event appends one event about job jk (id) to the event stream, in the same script as the
 -- change it reports, so a reader never sees a change without its event or the reverse. The
 -- number is written so that a consumer need not read a job that may be gone by then (number:
 -- the caller's copy, read from the job when nil); the customer's erasure deletes these entries
--- too (erase.lua). extra is a flat list of field, value pairs. The stream is trimmed by age in
--- housekeep only; MAXLEN ~ (cheap: whole nodes) is the bound between.
+-- too (erase.lua). The stream is trimmed by age in housekeep only; MAXLEN ~ (cheap: whole
+-- nodes) is the bound between.
 -- Every event has the same fields in the same order, empty where it has no value (a reader
 -- takes an empty field for an absent one): Redis then keeps the field names of a stream node
 -- once, with its first entry, instead of with every entry whose fields differ from it, which is
--- most of them when the events of many promises interleave. A field outside these follows
--- them, with its name, on the entries that have it.
-local function emit(jk, id, typ, extra, number)
-  local args = {'XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+-- most of them when the events of many promises interleave. They are event's arguments after
+-- number, strings or nil for none: a Lua number would go into XADD in Redis' own float format.
+-- more: a flat list of the fields outside these, which follow them with their names, or nil.
+local function event(jk, id, typ, number, agent, attempts, reason, reasons, target, deadline, not_before, detail, more)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S,
-    'agent', '', 'attempts', '', 'reason', '', 'reasons', '', 'target', '', 'deadline', '', 'not_before', '',
-    'detail', ''}
-  local n = 30
+    'agent', agent or '', 'attempts', attempts or '', 'reason', reason or '', 'reasons', reasons or '',
+    'target', target or '', 'deadline', deadline or '', 'not_before', not_before or '', 'detail', detail or '',
+    unpack(more or {}))
+end
+
+-- emit is event for a flat list extra of field, value pairs, in any order (a value may be a
+-- number): for the scripts where a table more does not matter.
+local function emit(jk, id, typ, extra, number)
+  local f = {}
+  local more, n
   if extra then
     for i = 1, #extra, 2 do
       local k, v = extra[i], extra[i + 1]
       if v ~= nil and v ~= '' then
-        local at
-        if k == 'agent' then at = 16
-        elseif k == 'attempts' then at = 18
-        elseif k == 'reason' then at = 20
-        elseif k == 'reasons' then at = 22
-        elseif k == 'target' then at = 24
-        elseif k == 'deadline' then at = 26
-        elseif k == 'not_before' then at = 28
-        elseif k == 'detail' then at = 30
-        end
-        if at then
-          args[at] = tostring(v)
+        v = tostring(v)
+        if EVENT_FIELDS[k] then
+          f[k] = v
         else
-          args[n + 1], args[n + 2] = k, tostring(v)
+          more, n = more or {}, n or 0
+          more[n + 1], more[n + 2] = k, v
           n = n + 2
         end
       end
     end
   end
-  redis.call(unpack(args))
+  event(jk, id, typ, number, f.agent, f.attempts, f.reason, f.reasons, f.target, f.deadline, f.not_before, f.detail,
+    more)
 end
 
 local function fail(code, detail)
@@ -303,26 +309,32 @@ local function unindex(id, st, targets)
   end
 end
 
--- fenced checks that the caller holds the job's current lease, reading state, token and the
--- fields in names in one HMGET; it answers an error reply, or nil and the fields by name. The
--- token is compared before the state so a worker whose lease was reclaimed learns exactly
+-- fence_check checks that the caller's token is the current lease's of job jk, whose state
+-- st and token tok (false when absent) the script has read; it answers an error reply or nil.
+-- The token is compared before the state so a worker whose lease was reclaimed learns exactly
 -- that, not a confusing state error.
+local function fence_check(jk, st, tok, token, allowed)
+  if not st and redis.call('EXISTS', jk) == 0 then
+    return fail('NOTFOUND')
+  end
+  if tok ~= token then
+    return fail('STALE', st)
+  end
+  if not allowed[st] then
+    return fail('STATE', st)
+  end
+  return nil
+end
+
+-- fenced is fence_check reading state, token and the fields in names in one HMGET; it
+-- answers an error reply, or nil and the fields by name.
 local function fenced(jk, token, allowed, names)
   local want = {'state', 'token'}
   for _, n in ipairs(names or {}) do
     want[#want + 1] = n
   end
   local j = fetch(jk, want)
-  if not j.state and redis.call('EXISTS', jk) == 0 then
-    return fail('NOTFOUND')
-  end
-  if j.token ~= token then
-    return fail('STALE', j.state)
-  end
-  if not allowed[j.state] then
-    return fail('STATE', j.state)
-  end
-  return nil, j
+  return fence_check(jk, j.state, j.token, token, allowed), j
 end
 
 -- housekeep forgets what the retention period has run out for: finished ids in the done index
@@ -339,41 +351,43 @@ local function housekeep()
   redis.call('XTRIM', K_EVENTS, 'MINID', redis_ms - RETENTION)
 end
 
--- FINISH_FIELDS are what finish reads of a job; a script that reads them anyway (fenced)
--- passes them in, so finish reads nothing again.
-local FINISH_FIELDS = {'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons', 'not_before',
-  'created', 'connected', 'worker', 'targets', 'hn'}
+-- FINISH_FIELDS are what finish reads of a job, in the order it reads them: a fenced script
+-- reads them with one HMGET (the state and token first for its fence_check) and passes the
+-- values in, so finish reads nothing again.
+local FINISH_FIELDS = {'state', 'token', 'number', 'deadline', 'attempts', 'max_attempts', 'target', 'reasons',
+  'not_before', 'created', 'connected', 'worker', 'targets', 'hn'}
 
 -- finish closes a promise: out of the open sets, into done, onto the event stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
--- j holds the job's state and FINISH_FIELDS (read here when nil). It answers the lean reply of
--- a finished job: what Complete's and Retry's callers read (see Store.Complete).
-local function finish(jk, id, j, outcome, detail)
-  if not j or not j.number then
-    local st = j and j.state
-    j = fetch(jk, FINISH_FIELDS)
-    j.state = st or redis.call('HGET', jk, 'state')
-  end
-  unindex(id, j.state, j.targets)
+-- v holds the job's FINISH_FIELDS values in their order (read here when nil). It answers
+-- {'finished', values}: the values of finishedFields (transitions.go), which are what
+-- Complete's and Retry's callers read, in its order. Without their names, which would double
+-- what Redis converts into the reply.
+local function finish(jk, id, v, outcome, detail)
+  v = v or redis.call('HMGET', jk, unpack(FINISH_FIELDS))
+  local st, _, number, deadline, attempts, max_attempts, target, reasons, not_before, created, connected, worker,
+    targets, hn = unpack(v)
+  unindex(id, st, targets)
   redis.call('ZREM', K_OPEN, id)
-  local set = {'HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0'}
-  if j.hn then
-    redis.call(unpack(append(set, history_fields(jk, j.hn, outcome, detail))))
+  if hn then
+    local hist = history_fields(jk, hn, outcome, detail)
+    redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0',
+      hist[1], hist[2], hist[3], hist[4])
   else
-    redis.call(unpack(set))
+    redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0')
     note(jk, id, outcome, detail, false)
   end
-  local number = j.number or ''
+  number = number or ''
   local dk = K_DEDUPEP .. number
   if redis.call('GET', dk) == id then
     redis.call('DEL', dk)
   end
   -- The first reason, without a JSON decode: reasons are vocabulary words, which need no
   -- escapes; anything else is decoded.
-  local reason = string.match(j.reasons or '', '^%["([^"\\]*)"')
+  local reason = string.match(reasons or '', '^%["([^"\\]*)"')
   if not reason then
-    local ok, reasons = pcall(decode_list, j.reasons)
-    reason = ok and type(reasons) == 'table' and reasons[1] or ''
+    local ok, list = pcall(decode_list, reasons)
+    reason = ok and type(list) == 'table' and list[1] or ''
   end
   redis.call('ZADD', K_DONE, NOW_S, id)
   -- The finish is one entry of the event stream, which says everything an audit of the outcome
@@ -381,8 +395,7 @@ local function finish(jk, id, j, outcome, detail)
   -- stream (K_OUT) is no longer written: a second entry per finished promise was a command, a
   -- hundred-odd bytes kept for the retention, and as much again in the AOF. What an earlier
   -- version wrote there is still trimmed, exported and erased.
-  emit(jk, id, outcome, {'attempts', j.attempts, 'reason', reason, 'reasons', j.reasons, 'target', j.target,
-    'deadline', j.deadline, 'detail', detail or ''}, number)
+  event(jk, id, outcome, number, nil, attempts, reason, reasons, target, deadline, nil, detail)
   redis.call('HINCRBY', K_TOTALS, outcome, 1)
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
   -- would read every retained job; a small hash per five minutes answers any recent window
@@ -393,13 +406,11 @@ local function finish(jk, id, j, outcome, detail)
     redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
   end
   redis.call('PEXPIRE', jk, RETENTION)
-  if not j.hn then
+  if not hn then
     redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
   end
-  return lean({'id', id, 'queue', QUEUE, 'number', number, 'state', outcome, 'outcome', outcome,
-    'reasons', j.reasons, 'target', j.target, 'created', j.created, 'not_before', j.not_before,
-    'deadline', j.deadline, 'attempts', j.attempts, 'max_attempts', j.max_attempts,
-    'connected', j.connected, 'finished', NOW, 'worker', j.worker})
+  return {'finished', {id, QUEUE, number, outcome, reasons or '', target or '', created or '', not_before or '',
+    deadline or '', attempts or '', max_attempts or '', connected or '', NOW_S, worker or ''}}
 end
 
 -- release_lease hands a leased job back to pending. Clearing the token is the fence: whoever

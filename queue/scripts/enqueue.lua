@@ -170,7 +170,7 @@ redis.call('ZADD', K_OPEN, ARGV[1], id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
 redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
-emit(jk, id, 'made', {'reason', reason, 'deadline', ARGV[10], 'not_before', ARGV[9]}, number)
+event(jk, id, 'made', number, nil, nil, reason, nil, nil, ARGV[10], ARGV[9])
 requested(id)
 -- The caller knows every field written (Store.Enqueue builds the job from its request), so
 -- the reply is only the id.

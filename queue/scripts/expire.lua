@@ -29,7 +29,7 @@ for _, id in ipairs(ids) do
     if why then
       quarantine(K_QUAR, quarantined, id, why)
     else
-      finish(jk, id, {state = st}, 'expired', 'open longer than max_open_age ' .. ARGV[7])
+      finish(jk, id, nil, 'expired', 'open longer than max_open_age ' .. ARGV[7])
       expired[#expired + 1] = id
     end
   end

@@ -38,7 +38,7 @@ for _, id in ipairs(expired) do
 end
 local gave_up, kept, late, released = 0, 0, 0, 0
 -- finish_talked finishes a job whose customer talked, kept or late by the connect time conn.
-local function finish_talked(jk, id, st, conn, detail)
+local function finish_talked(jk, id, conn, detail)
   local outcome = 'kept'
   if tonumber(conn) > tonumber(redis.call('HGET', jk, 'deadline')) then
     outcome = 'late'
@@ -48,7 +48,7 @@ local function finish_talked(jk, id, st, conn, detail)
   end
   -- The lease was taken away, so its holder must hear exactly that (STALE).
   redis.call('HSET', jk, 'token', '0')
-  finish(jk, id, {state = st}, outcome, detail)
+  finish(jk, id, nil, outcome, detail)
 end
 -- heard_now: another daemon heard the customer of the expiring claim answer (heard.lua).
 local function heard_now(jk)
@@ -66,11 +66,11 @@ for _, id in ipairs(ids) do
     quarantine(K_QUAR, quarantined, id, why)
   elseif st == 'connected' then
     local worker, conn = unpack(redis.call('HMGET', jk, 'worker', 'connected'))
-    finish_talked(jk, id, st, conn, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
+    finish_talked(jk, id, conn, 'lease expired after connect (worker ' .. (worker or '?') .. ')')
   elseif st == 'dialing' and heard_now(jk) then
     local worker, at = unpack(redis.call('HMGET', jk, 'worker', 'heard_at'))
     redis.call('HSET', jk, 'connected', at)
-    finish_talked(jk, id, st, at, 'lease expired after the customer answered, heard by another daemon (worker ' ..
+    finish_talked(jk, id, at, 'lease expired after the customer answered, heard by another daemon (worker ' ..
       (worker or '?') .. ')')
   elseif st == 'dialing' and redis.call('HGET', jk, 'dialled') == '0' then
     local worker, tok = unpack(redis.call('HMGET', jk, 'worker', 'token'))
@@ -90,7 +90,7 @@ for _, id in ipairs(ids) do
     if attempts >= max then
       -- As above: the holder must be told its lease is gone, not that the job finished.
       redis.call('HSET', jk, 'token', '0')
-      finish(jk, id, {state = st}, 'unreachable', detail)
+      finish(jk, id, nil, 'unreachable', detail)
       gave_up = gave_up + 1
     else
       local tok = redis.call('HGET', jk, 'token')

@@ -14,5 +14,5 @@ local st = redis.call('HGET', jk, 'state')
 if not st or not OPEN[st] then
   return fail('NOTFOUND')
 end
-finish(jk, id, {state = st}, 'resolved', ARGV[4])
+finish(jk, id, nil, 'resolved', ARGV[4])
 return answer(jk, id)
