@@ -311,10 +311,10 @@ func (k keyspace) window(bucket int64) string {
 	return k.base + "window:" + strconv.FormatInt(bucket, 10)
 }
 
-// common is KEYS[1..10] of every script; see scripts/common.lua.
+// common is the KEYS of a queue's script: the job-key prefix, from which the script names
+// the queue's other keys (scripts/common.lua), then the script's own.
 func (k keyspace) common(extra ...string) []string {
-	return append([]string{k.base + "job:", k.ready(), k.delayed(), k.leases(), k.done(),
-		k.base + "outcomes", k.base + "fence", k.base + "dedupe:", k.totals(), k.base + "window:"}, extra...)
+	return append([]string{k.base + "job:"}, extra...)
 }
 
 // run executes a script with the common ARGV (now, retention, queue) followed by args.

@@ -1,8 +1,8 @@
 -- adopted.lua: record that the customer of a claim whose worker died talks to the agent — a
 -- janitor found the claim's two legs answered and bridged on the PBX — so the promise is not
 -- read as an unanswered dial and the customer is not rung again after talking to an agent.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] the dead claim's fencing token   ARGV[6] connect time ms
 -- ARGV[7] worker taking the adopted claim   ARGV[8] lease ms
@@ -17,7 +17,7 @@
 -- by the connect time (reclaim.lua), once. A promise whose newer claim rang the customer, or
 -- one finished, is left alone: STALE or STATE.
 
-local jk, id, token = KEYS[11], ARGV[4], ARGV[5]
+local jk, id, token = KEYS[2], ARGV[4], ARGV[5]
 if redis.call('EXISTS', jk) == 0 then
   return fail('NOTFOUND')
 end

@@ -1,5 +1,5 @@
 -- claim.lua: lease the due job with the earliest deadline (or the claimer's own, see below).
--- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
+-- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] worker   ARGV[5] lease ms   ARGV[6] prefer (target/owner; '' for none)
 -- ARGV[7] prefer share (0..1; 0 = prefer until the deadline)   ARGV[8] promote batch
@@ -17,7 +17,7 @@
 -- held_until_ms is when the earliest of those holds ends. Either reply carries, as its last
 -- element, the {id, reason, ...} pairs of the broken jobs this claim quarantined on its way.
 
-local K_QUAR = KEYS[11]
+local K_QUAR = KEYS[2]
 local quarantined = {}
 local worker, lease_ms, prefer = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local share, batch, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])

@@ -1,22 +1,25 @@
 -- common.lua is prepended to every state-changing script (see scripts.go), so each script is
 -- still one atomic EVALSHA while the bookkeeping every transition shares is written once.
 --
--- Every script receives the same first ten KEYS, all under the queue's hash tag {Q}:
---   KEYS[1] <prefix>:{Q}:job:      job-key prefix; job keys are KEYS[1]..id. It is declared so
---                                  the cluster routes the script to the slot of every job key.
---   KEYS[2] <prefix>:{Q}:ready     zset id -> deadline ms (due now, EDF order)
---   KEYS[3] <prefix>:{Q}:delayed   zset id -> not-before ms
---   KEYS[4] <prefix>:{Q}:leases    zset id -> lease expiry ms
---   KEYS[5] <prefix>:{Q}:done      zset id -> finish ms (finished jobs still retained)
---   KEYS[6] <prefix>:{Q}:outcomes  stream of finished promises an earlier version wrote (a
---                                  finish is now an event of <prefix>:{Q}:events); trimmed and
---                                  erased, no longer written
---   KEYS[7] <prefix>:{Q}:fence     counter for fencing tokens
---   KEYS[8] <prefix>:{Q}:dedupe:   dedupe-key prefix; dedupe keys are KEYS[8]..E164
---   KEYS[9] <prefix>:{Q}:totals    hash of lifetime counters (made, merged, one per outcome)
---   KEYS[10] <prefix>:{Q}:window:  outcome-bucket prefix; bucket keys are KEYS[10]..n, a hash of
---                                  outcome -> count for the promises finished in the n-th
---                                  five-minute bucket since the epoch (see Store.Outcomes)
+-- Every script receives as KEYS[1] its queue's job-key prefix, <prefix>:{Q}:job: (job keys are
+-- KEYS[1]..id), and its own keys after it. The prefix is declared so that a cluster routes the
+-- script to the queue's slot; the queue's other keys are named from it (K_BASE, KEYS[1] without
+-- job:), all under the hash tag {Q}, so in that slot too, where Redis lets a script use keys it
+-- did not declare. Each key sent costs Redis a string to parse and a Lua string to make on
+-- every call, whether the script uses it or not; a name made here is made only by the scripts
+-- that use it (the prelude keeps only what a script names):
+--   ready     zset id -> deadline ms (due now, EDF order)
+--   delayed   zset id -> not-before ms
+--   leases    zset id -> lease expiry ms
+--   done      zset id -> finish ms (finished jobs still retained)
+--   outcomes  stream of finished promises an earlier version wrote (a finish is now an event
+--             of events); trimmed and erased, no longer written
+--   fence     counter for fencing tokens
+--   dedupe:   dedupe-key prefix; dedupe keys are dedupe:E164
+--   totals    hash of lifetime counters (made, merged, one per outcome)
+--   window:   outcome-bucket prefix; bucket keys are window:n, a hash of outcome -> count for
+--             the promises finished in the n-th five-minute bucket since the epoch (see
+--             Store.Outcomes)
 -- and the same first three ARGV:
 --   ARGV[1] now, unix ms, from the caller's clock (never Redis TIME, so fake clocks work)
 --   ARGV[2] retention ms: how long a finished job stays readable
@@ -26,16 +29,23 @@
 -- job (answer) for the callers that show it, or only the fields a hot-path caller reads (lean),
 -- built from values the script already holds. A finish answers {'finished', values} instead
 -- (finish), and a claim {'ok', values} (claim.lua): their values alone, in a fixed order.
-local K_JOBP, K_READY, K_DELAYED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_DONE, K_OUT, K_FENCE, K_DEDUPEP, K_TOTALS = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_WINDOWP = KEYS[10]
+local K_JOBP = KEYS[1]
+local K_BASE = string.sub(K_JOBP, 1, -5)
+local K_READY = K_BASE .. 'ready'
+local K_DELAYED = K_BASE .. 'delayed'
+local K_LEASES = K_BASE .. 'leases'
+local K_DONE = K_BASE .. 'done'
+local K_OUT = K_BASE .. 'outcomes'
+local K_FENCE = K_BASE .. 'fence'
+local K_DEDUPEP = K_BASE .. 'dedupe:'
+local K_TOTALS = K_BASE .. 'totals'
+local K_WINDOWP = K_BASE .. 'window:'
 -- <prefix>:{Q}:open, zset id -> created ms of every open job (Store.Expire reads it oldest
--- first). Derived from KEYS[1] like the wake channel, so no script's KEYS change; it shares
--- their hash tag, hence their slot.
-local K_OPEN = string.sub(K_JOBP, 1, -5) .. 'open'
+-- first).
+local K_OPEN = K_BASE .. 'open'
 -- <prefix>:{Q}:events, the stream of everything that happens to a promise (Store.ReadEvents,
--- the API's /events, webhooks). Derived the same way, for the same reason.
-local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
+-- the API's /events, webhooks).
+local K_EVENTS = K_BASE .. 'events'
 -- The job's history is in its hash: field hn counts the entries written, and each entry is a
 -- field h:<n> (n = 1, 2, ...) holding "<at>|<result>|<detail>" (history_fields). One field per
 -- entry rather than one growing value keeps the hash in Redis' compact listpack encoding (every
@@ -44,7 +54,7 @@ local K_EVENTS = string.sub(K_JOBP, 1, -5) .. 'events'
 -- <prefix>:{Q}:history:<id> is where a job made before that (one without hn) keeps its
 -- history: a list of JSON arrays [at, result, detail], which such a job goes on using until
 -- it ends.
-local K_HISTP = string.sub(K_JOBP, 1, -5) .. 'history:'
+local K_HISTP = K_BASE .. 'history:'
 local NOW = tonumber(ARGV[1])
 -- NOW_S is now as the caller sent it: a string goes into a command as it is, while a Lua
 -- number has to be formatted again for every command that takes it.
@@ -238,7 +248,7 @@ end
 -- their targets: a claim preferring its agent's extension finds the agent's own jobs among the
 -- earliest due ones here instead of reading their hashes. It holds ids and deadlines only, and
 -- follows ready exactly: every script adding to ready or taking from it does the same here.
-local K_FORP = string.sub(K_JOBP, 1, -5) .. 'for:'
+local K_FORP = K_BASE .. 'for:'
 
 -- targets_of decodes a targets field value; empty when there is none or it is unreadable. A
 -- caller that holds the list already (a new job's) passes it as a table.
@@ -275,7 +285,7 @@ end
 -- already sit in ready or delayed (a pending job moved), false for one that is in neither (new,
 -- or back from a lease).
 local function place(jk, id, nb, dl, targets, indexed)
-  redis.call('PUBLISH', string.sub(K_JOBP, 1, -5) .. 'wake', 'pending')
+  redis.call('PUBLISH', K_BASE .. 'wake', 'pending')
   if not nb or not dl then
     nb, dl, targets = unpack(redis.call('HMGET', jk, 'not_before', 'deadline', 'targets'))
   end

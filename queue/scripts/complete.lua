@@ -1,13 +1,13 @@
 -- complete.lua: finish a leased job with the worker's outcome.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] outcome   ARGV[7] detail
 -- Returns finish's {'finished', values} or {'err', NOTFOUND|STALE|STATE|OUTCOME, detail}.
 -- kept and late need a connected job, and the script, not the caller, is the judge of which
 -- one it was: kept only when the recorded connect time is not after the deadline.
 
-local jk, id, outcome, detail = KEYS[11], ARGV[4], ARGV[6], ARGV[7]
+local jk, id, outcome, detail = KEYS[2], ARGV[4], ARGV[6], ARGV[7]
 local allowed = LEASED
 if outcome == 'kept' or outcome == 'late' then
   allowed = {connected = true}

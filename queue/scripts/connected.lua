@@ -1,11 +1,11 @@
 -- connected.lua: record that the customer answered (dialing -> connected).
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] connect time ms   ARGV[7] detail
 -- Returns {'ok', lean job: id, queue, number, state, token, worker, connected} or {'err', NOTFOUND|STALE|STATE, state}.
 
-local jk = KEYS[11]
+local jk = KEYS[2]
 local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'number', 'hn'})
 if bad then
   return bad

@@ -1,7 +1,7 @@
 -- dialled.lua: record, before the customer leg exists, that this claim is about to ring the
 -- customer, so a lease that expires from now on costs the customer an attempt (reclaim.lua).
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token
 -- Returns {'ok', lean job: id, queue, number, state, token, worker, attempts, dialled} or {'err', NOTFOUND|STALE|STATE, state}.
@@ -9,7 +9,7 @@
 -- without an attempt, and a crash after it must not, or a crash loop could ring a customer
 -- more than max_attempts times.
 
-local jk = KEYS[11]
+local jk = KEYS[2]
 local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'attempts', 'number'})
 if bad then
   return bad

@@ -1,7 +1,7 @@
 -- enqueue.lua: open a promise, or merge the request into the number's open promise.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:dedupe:<E164>  open job id for this number
--- KEYS[12] <prefix>:{Q}:job:<new id>   hash of the job to create
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:dedupe:<E164>  open job id for this number
+-- KEYS[3] <prefix>:{Q}:job:<new id>   hash of the job to create
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] new id   ARGV[5] number (E.164)   ARGV[6] name   ARGV[7] reason   ARGV[8] target
 -- ARGV[9] not-before ms   ARGV[10] deadline ms   ARGV[11] max attempts
@@ -36,7 +36,7 @@ end
 -- crash between the check and the promise loses nothing. Derived from KEYS[1] like K_OPEN.
 local req_key, req_field = nil, ARGV[21]
 if ARGV[20] and ARGV[20] ~= '' then
-  req_key = string.sub(K_JOBP, 1, -5) .. 'requested:' .. ARGV[20]
+  req_key = K_BASE .. 'requested:' .. ARGV[20]
   local made = redis.call('HGET', req_key, req_field)
   if made then
     if redis.call('EXISTS', K_JOBP .. made) == 1 then
@@ -54,7 +54,7 @@ local function requested(job_id)
   end
 end
 
-local open = redis.call('GET', KEYS[11])
+local open = redis.call('GET', KEYS[2])
 if open then
   local jk = K_JOBP .. open
   local st = redis.call('HGET', jk, 'state')
@@ -120,7 +120,7 @@ if open then
   -- The dedupe key outlived its job (it should not); fall through and open a new promise.
 end
 
-local jk = KEYS[12]
+local jk = KEYS[3]
 -- A one-element JSON list, written by hand when the value needs no escaping (reasons are
 -- vocabulary words, targets extensions): cjson costs more than the rest of this script's Lua.
 local function one_list(v)
@@ -168,7 +168,7 @@ place(jk, id, ARGV[9], ARGV[10], target_list, false)
 local max_age = tonumber(ARGV[18])
 redis.call('ZADD', K_OPEN, ARGV[1], id)
 redis.call('PEXPIRE', jk, max_age + RETENTION)
-redis.call('SET', KEYS[11], id, 'PX', max_age + 3600000)
+redis.call('SET', KEYS[2], id, 'PX', max_age + 3600000)
 redis.call('HINCRBY', K_TOTALS, 'made', 1)
 event(jk, id, 'made', number, nil, nil, reason, nil, nil, ARGV[10], ARGV[9])
 requested(id)

@@ -1,6 +1,6 @@
 -- erase.lua: delete everything one queue holds about one number, at once.
--- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine   KEYS[12] <prefix>:{Q}:dedupe:<E164>
--- KEYS[13..] job hashes the caller found holding the number (SCAN), checked again here
+-- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine   KEYS[3] <prefix>:{Q}:dedupe:<E164>
+-- KEYS[4..] job hashes the caller found holding the number (SCAN), checked again here
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] number (E.164)   ARGV[5] the last outcome-stream id the caller read ('0-0': none)
 -- ARGV[6] the last event-stream id the caller read   ARGV[7] n, how many outcome ids follow
@@ -13,7 +13,7 @@
 -- after ARGV[5] and ARGV[6]).
 -- Aggregate counters (totals, outcome windows) hold no number and are left as they are.
 
-local K_QUAR, K_DEDUPE, number = KEYS[11], KEYS[12], ARGV[4]
+local K_QUAR, K_DEDUPE, number = KEYS[2], KEYS[3], ARGV[4]
 local erased, quarantined = {}, 0
 
 local function erase_job(id)
@@ -30,7 +30,7 @@ local function erase_job(id)
   erased[#erased + 1] = id
 end
 
-for i = 13, #KEYS do
+for i = 4, #KEYS do
   erase_job(string.sub(KEYS[i], #K_JOBP + 1))
 end
 local open = redis.call('GET', K_DEDUPE)

@@ -1,5 +1,5 @@
 -- expire.lua: end the promises that have been open longer than the queue's max open age.
--- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
+-- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] max open age ms   ARGV[5] batch (most index entries read by one call)
 -- ARGV[6] offset: how many leased entries earlier calls of this pass left in place
@@ -12,7 +12,7 @@
 -- index, so once its worker or Reclaim hands it back (pending) the next pass expires it; if it
 -- is finished instead it leaves the index then.
 
-local K_QUAR = KEYS[11]
+local K_QUAR = KEYS[2]
 local cutoff = NOW - tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', K_OPEN, '-inf', '(' .. cutoff, 'LIMIT', tonumber(ARGV[6]), tonumber(ARGV[5]))
 local left, expired, quarantined = 0, {}, {}

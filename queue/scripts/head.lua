@@ -1,5 +1,5 @@
 -- head.lua: the deadline of the earliest-deadline job Claim could take now. Read-only.
--- KEYS[1..10] as in common.lua (only 1..3 are read)
+-- KEYS[1] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] cap: most due delayed jobs read
 -- Returns {'ok', deadline_ms}, or {'ok'} when no job is due.

@@ -1,5 +1,5 @@
 -- list.lua: read jobs for List, atomically so no job is seen twice or missed mid-move.
--- KEYS[1..10] as in common.lua (only 1..5 are read)
+-- KEYS[1] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] which sets to read, a string of letters: r=ready d=delayed l=leases f=done
 -- ARGV[5] limit   ARGV[6] cap on delayed/leased jobs read

@@ -1,5 +1,5 @@
 -- page.lua: one page of jobs for Store.Page, earliest deadline first after a cursor. Read-only.
--- KEYS[1..10] as in common.lua (1..5 and 8 are read)
+-- KEYS[1] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] states wanted, comma-separated ('' for all)
 -- ARGV[5] limit: most jobs returned from each source

@@ -1,5 +1,5 @@
 -- reclaim.lua: bring back jobs whose lease expired (their worker crashed or hung).
--- KEYS[1..10] as in common.lua   KEYS[11] <prefix>:{Q}:quarantine (dead letters: id -> reason)
+-- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] batch (most jobs handled by one call)   ARGV[5..] ids the caller runs a callback for
 -- itself (left alone: their holder is alive, only Redis was not, and will renew them)
@@ -23,7 +23,7 @@
 -- It also runs housekeep (common.lua), so calling Reclaim periodically keeps a quiet queue's
 -- indexes and outcome stream within the retention period.
 
-local K_QUAR = KEYS[11]
+local K_QUAR = KEYS[2]
 local quarantined = {}
 local held = {}
 for i = 5, #ARGV do
@@ -108,7 +108,7 @@ end
 -- <prefix>:{Q}:for-indexed (the rank reached, 'all' when done). Each batch starts a little
 -- before where the last one ended, so jobs claimed in between shifting the ranks leave no gap
 -- (indexing one twice changes nothing).
-local K_FOR_INDEXED = string.sub(K_JOBP, 1, -5) .. 'for-indexed'
+local K_FOR_INDEXED = K_BASE .. 'for-indexed'
 local reached = redis.call('GET', K_FOR_INDEXED)
 if reached ~= 'all' then
   local from = math.max(0, (tonumber(reached) or 0) - 200)

@@ -1,8 +1,8 @@
 -- reschedule.lua: give a pending promise a new window (not-before, deadline), e.g. the customer
 -- asked to be called tomorrow instead. Not fenced: only a pending job is moved; one being
 -- dialled is its worker's until the call ends.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] not-before ms   ARGV[6] deadline ms
 -- ARGV[7] hold-until ms (end of the owner's preference window; 0: the claim's share)
@@ -10,7 +10,7 @@
 -- ARGV[9] detail
 -- Returns {'ok', job} or {'err', NOTFOUND|STATE, state}.
 
-local jk, id = KEYS[11], ARGV[4]
+local jk, id = KEYS[2], ARGV[4]
 local st = redis.call('HGET', jk, 'state')
 if not st then
   return fail('NOTFOUND')

@@ -1,11 +1,11 @@
 -- resolve.lua: the customer reached the business; close their open promise, found by number.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:dedupe:<E164>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:dedupe:<E164>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] detail
 -- Returns {'ok', job} or {'err', 'NOTFOUND'} when the number has no open promise.
 
-local id = redis.call('GET', KEYS[11])
+local id = redis.call('GET', KEYS[2])
 if not id then
   return fail('NOTFOUND')
 end

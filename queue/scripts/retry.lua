@@ -1,13 +1,13 @@
 -- retry.lua: hand a leased job back to pending, to be dialled again after not-before.
--- KEYS[1..10] as in common.lua
--- KEYS[11] <prefix>:{Q}:job:<id>
+-- KEYS[1] as in common.lua
+-- KEYS[2] <prefix>:{Q}:job:<id>
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] id   ARGV[5] fencing token   ARGV[6] not-before ms   ARGV[7] detail
 -- ARGV[8] '1' when the customer was dialled (uses an attempt), '0' when not (agent no-answer)
 -- Returns {'ok', lean job} with state pending, or finish's {'finished', values} when that was the
 -- last attempt; or {'err', NOTFOUND|STALE|STATE, state}.
 
-local jk, id, detail = KEYS[11], ARGV[4], ARGV[7]
+local jk, id, detail = KEYS[2], ARGV[4], ARGV[7]
 -- 3 number, 4 deadline, 5 attempts, 6 max_attempts, 7 target, 8 reasons, 10 created, 13
 -- targets: FINISH_FIELDS' order, which finish reads the values in.
 local v = redis.call('HMGET', jk, unpack(FINISH_FIELDS))

@@ -1,5 +1,5 @@
 -- schedule.lua: the open, unleased jobs as the dispatcher will meet them. Read-only.
--- KEYS[1..10] as in common.lua (only 1..3 are read)
+-- KEYS[1] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] cap: most jobs read from each of ready and delayed
 -- Returns {'ok', total, {deadline_ms, not_before_ms, id, owner, hold_until_ms, ...}}: total is

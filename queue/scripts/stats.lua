@@ -1,6 +1,6 @@
 -- stats.lua: read a queue's counters for Stats in one atomic snapshot, so Leased is always
 -- Dialing + Connected. Read-only.
--- KEYS[1..10] as in common.lua (only 1..5 and 9 are read)
+-- KEYS[1] as in common.lua
 -- ARGV[1..3] as in common.lua
 -- Returns {ready, delayed, dialing, connected, retained, <HGETALL totals>}.
 -- Telling dialing from connected needs each leased job's state. Leased jobs are few (at most
