@@ -1286,3 +1286,55 @@ func TestAFinishAnswersTheFieldsCompleteNamesAsAReadOfTheJobDoes(t *testing.T) {
 		})
 	}
 }
+
+// A promise that outlived its dedupe key (it expires an hour past the max open age, and the
+// sweep that ends such promises may not have run) must not, when it finishes, take away the
+// key of the newer promise made for the same number since: the next request for the number
+// would open a third promise instead of merging into the open one. The key is left to the
+// newer promise with a time to live that still ends an hour past its max open age.
+func TestAFinishLeavesTheDedupeKeyOfANewerPromiseForTheNumber(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		finish func(f fixture, t *testing.T, old Job)
+	}{
+		{"completed", func(f fixture, t *testing.T, old Job) {
+			j := f.claim(t, ClaimOptions{})
+			if j.ID != old.ID {
+				t.Fatalf("claimed %s, want the older promise %s", j.ID, old.ID)
+			}
+			_, err := f.s.Complete(f.ctx, j.Ref(), j.Lease.Token, StateFailed, "")
+			wantErr(t, err, nil)
+		}},
+		{"cancelled", func(f fixture, t *testing.T, old Job) {
+			_, err := f.s.Cancel(f.ctx, old.Ref(), "")
+			wantErr(t, err, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			k := f.s.ks(testQueue)
+			old := f.enqueue(t, request(alice))
+			f.rdb.Del(f.ctx, k.dedupe(alice)) // as if it had expired
+			f.clk.Advance(time.Hour)
+			r := request(alice)
+			r.Deadline = t0.Add(3 * time.Hour)
+			newer := f.enqueue(t, r)
+			if newer.ID == old.ID {
+				t.Fatal("the second request merged; the test needs a second promise")
+			}
+			tc.finish(f, t, old)
+			if got, _ := f.rdb.Get(f.ctx, k.dedupe(alice)).Result(); got != newer.ID {
+				t.Fatalf("dedupe key holds %q after the older promise finished, want the newer %s", got, newer.ID)
+			}
+			ttl := f.rdb.PTTL(f.ctx, k.dedupe(alice)).Val()
+			if want := DefaultMaxOpenAge + time.Hour; ttl > want || ttl < want-time.Minute {
+				t.Errorf("dedupe key's time to live %v, want about %v (the newer promise's)", ttl, want)
+			}
+			merged, _, err := f.s.Enqueue(f.ctx, r)
+			wantErr(t, err, nil)
+			if merged.ID != newer.ID {
+				t.Errorf("a third request made %s, want it merged into %s", merged.ID, newer.ID)
+			}
+		})
+	}
+}
