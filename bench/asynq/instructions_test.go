@@ -19,10 +19,13 @@ import (
 )
 
 // BenchmarkServerInstructions counts the instructions redis-server executes per enqueue, per
-// claim and per complete of callbackd's store, under valgrind's callgrind. Unlike a time, the
-// count hardly moves with whatever else the machine is doing, so two versions of the scripts
-// can be told apart by a few percent on a shared machine. It needs valgrind and skips without
-// it: `cd bench/asynq && go test -run '^$' -bench ServerInstructions -benchtime 1x .`.
+// claim and per complete of callbackd's store, of the floor of its commands (see floor) and of
+// asynq (per enqueue, and per drained task: dequeue, completion and what its server's
+// background work sends meanwhile), under valgrind's callgrind, and prints the ratios to
+// asynq. Unlike a time, the count hardly moves with whatever else the machine is doing, so two
+// versions of the scripts can be told apart by a few percent on a shared machine. It needs
+// valgrind and skips without it: `cd bench/asynq && go test -run '^$' -bench
+// ServerInstructions -benchtime 1x .`.
 func BenchmarkServerInstructions(b *testing.B) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		b.Skip("valgrind is not installed")
@@ -30,8 +33,11 @@ func BenchmarkServerInstructions(b *testing.B) {
 	out := filepath.Join(b.TempDir(), "callgrind.out")
 	srv := redistest.Start(b, redistest.Options{Wrapper: []string{"valgrind", "--tool=callgrind",
 		"--callgrind-out-file=" + out}})
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
-	b.Cleanup(func() { _ = rdb.Close() })
+	client := func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
 	ctx := context.Background()
 	pid := strconv.Itoa(srv.PID())
 	// dump ends a measured part: callgrind writes what it counted since the last dump.
@@ -40,29 +46,114 @@ func BenchmarkServerInstructions(b *testing.B) {
 			b.Fatalf("callgrind_control: %v: %s", err, out)
 		}
 	}
-	cb := newCallbackd(b, rdb)
+
+	cb := newCallbackd(b, client())
+	claimStore := func(ctx context.Context) (*queue.Job, error) {
+		return cb.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
+	}
+	completeStore := func(ctx context.Context, j *queue.Job) error {
+		_, err := cb.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench")
+		return err
+	}
 	// One whole lifetime first, so the scripts are loaded and compiled before any count.
-	if err := cb.enqueue(ctx, jobs+1); err != nil {
-		b.Fatal(err)
-	}
-	j, err := cb.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := cb.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench"); err != nil {
-		b.Fatal(err)
-	}
+	lifetime(b, cb, claimStore, completeStore)
 	dump("warm-up")
 	enqueueRate(b, cb, 8)
 	dump("enqueue")
-	claimed := make(chan *queue.Job, jobs)
+	drainIn(b, "callbackd", claimStore, completeStore, dump)
+
+	fl := newFloor(client())
+	lifetime(b, fl, fl.claim, fl.complete)
+	dump("floor warm-up")
+	enqueueRate(b, fl, 8)
+	dump("floor enqueue")
+	drainIn(b, "floor", fl.claim, fl.complete, dump)
+
+	aq := newAsynq(client())
+	if err := aq.enqueue(ctx, jobs+1); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := aq.drain(ctx, 1, 10); err != nil {
+		b.Fatal(err)
+	}
+	dump("asynq warm-up")
+	enqueueRate(b, aq, 8)
+	dump("asynq enqueue")
+	drainRate(b, aq, 10)
+	dump("asynq drain")
+
+	counts := map[string]float64{}
+	files, _ := filepath.Glob(out + ".*")
+	for _, f := range files {
+		part, n, err := callgrindPart(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		counts[part] = n
+	}
+	per := func(part string) float64 {
+		if counts[part] == 0 {
+			b.Fatalf("no callgrind dump for %s among %v", part, files)
+		}
+		return counts[part] / jobs
+	}
+	row := func(name string, n float64) { fmt.Printf("%-44s %12.0f instructions\n", name, n) }
+	cbEnq, cbDrain := per("enqueue"), per("claim")+per("complete")
+	flEnq, flDrain := per("floor enqueue"), per("floor claim")+per("floor complete")
+	aqEnq, aqDrain := per("asynq enqueue"), per("asynq drain")
+	row("redis-server per enqueue", cbEnq)
+	row("redis-server per claim", per("claim"))
+	row("redis-server per complete", per("complete"))
+	row("redis-server per lifetime", cbEnq+cbDrain)
+	row("floor of its commands, per enqueue", flEnq)
+	row("floor of its commands, per claim", per("floor claim"))
+	row("floor of its commands, per complete", per("floor complete"))
+	row("floor of its commands, per lifetime", flEnq+flDrain)
+	row("asynq per enqueue", aqEnq)
+	row("asynq per drained task", aqDrain)
+	row("asynq per lifetime", aqEnq+aqDrain)
+	ratio := func(name string, cb, fl, aq float64) {
+		fmt.Printf("%-44s callbackd %.2f×, floor %.2f× asynq's\n", name, cb/aq, fl/aq)
+	}
+	ratio("instructions per enqueue", cbEnq, flEnq, aqEnq)
+	ratio("instructions per drained promise", cbDrain, flDrain, aqDrain)
+	ratio("instructions per lifetime", cbEnq+cbDrain, flEnq+flDrain, aqEnq+aqDrain)
+}
+
+// lifetime enqueues, claims and completes one job of s, so that its scripts are loaded and
+// compiled before anything is counted.
+func lifetime[J any](b *testing.B, s system, claim func(context.Context) (J, error),
+	complete func(context.Context, J) error) {
+	ctx := context.Background()
+	if err := s.enqueue(ctx, jobs+1); err != nil {
+		b.Fatal(err)
+	}
+	j, err := claim(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := complete(ctx, j); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// drainIn claims every enqueued job with 10 goroutines, then completes them all with 10, and
+// dumps the count after each ("<name> claim", "<name> complete"; callbackd's without a name).
+func drainIn[J any](b *testing.B, name string, claim func(context.Context) (J, error),
+	complete func(context.Context, J) error, dump func(string)) {
+	ctx := context.Background()
+	prefix := name + " "
+	if name == "callbackd" {
+		prefix = ""
+	}
+	claimed := make(chan J, jobs)
 	var wg sync.WaitGroup
 	for w := 0; w < 10; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := cb.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
+				j, err := claim(ctx)
 				if err != nil {
 					return
 				}
@@ -73,40 +164,22 @@ func BenchmarkServerInstructions(b *testing.B) {
 	wg.Wait()
 	close(claimed)
 	if len(claimed) != jobs {
-		b.Fatalf("claimed %d of %d", len(claimed), jobs)
+		b.Fatalf("%s: claimed %d of %d", name, len(claimed), jobs)
 	}
-	dump("claim")
+	dump(prefix + "claim")
 	for w := 0; w < 10; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range claimed {
-				if _, err := cb.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench"); err != nil {
+				if err := complete(ctx, j); err != nil {
 					b.Error(err)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	dump("complete")
-	counts := map[string]float64{}
-	files, _ := filepath.Glob(out + ".*")
-	for _, f := range files {
-		part, n, err := callgrindPart(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		counts[part] = n
-	}
-	var total float64
-	for _, part := range []string{"enqueue", "claim", "complete"} {
-		if counts[part] == 0 {
-			b.Fatalf("no callgrind dump for %s among %v", part, files)
-		}
-		total += counts[part]
-		fmt.Printf("%-32s %12.0f instructions\n", "redis-server per "+part, counts[part]/jobs)
-	}
-	fmt.Printf("%-32s %12.0f instructions\n", "redis-server per lifetime", total/jobs)
+	dump(prefix + "complete")
 }
 
 // callgrindPart reads a callgrind dump's trigger ("dump <part>") and its instruction total.

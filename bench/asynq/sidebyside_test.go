@@ -189,10 +189,10 @@ func (a *asynqSystem) drain(ctx context.Context, n, concurrency int) (time.Durat
 
 // rig is one redis-server with a client per system, each counting what it sends.
 type rig struct {
-	srv          *redistest.Server
-	admin        *redis.Client
-	cb, aq       system
-	cbMeter, aqM *meter
+	srv                  *redistest.Server
+	admin                *redis.Client
+	cb, aq, floor        system
+	cbMeter, aqM, floorM *meter
 }
 
 func newRig(b *testing.B, opts redistest.Options) *rig {
@@ -209,6 +209,8 @@ func newRig(b *testing.B, opts redistest.Options) *rig {
 	aqc, aqm := client()
 	r.cb, r.cbMeter = newCallbackd(b, cbc), cbm
 	r.aq, r.aqM = newAsynq(aqc), aqm
+	flc, flm := client()
+	r.floor, r.floorM = newFloor(flc), flm
 	return r
 }
 
@@ -271,6 +273,13 @@ func (r *rig) info(b *testing.B, section, field string) float64 {
 	return 0
 }
 
+// dataMemory is what redis-server has allocated less its clients' buffers: a pool's
+// connections grow and shrink their query and reply buffers (tens of KiB each) on their own
+// schedule, which moved a 2000-job measure by a hundred bytes per job either way.
+func (r *rig) dataMemory(b *testing.B) float64 {
+	return r.info(b, "memory", "used_memory") - r.info(b, "memory", "mem_clients_normal")
+}
+
 // serverCPU is the CPU time redis-server has used, user and system.
 func (r *rig) serverCPU(b *testing.B) time.Duration {
 	secs := r.info(b, "cpu", "used_cpu_user") + r.info(b, "cpu", "used_cpu_sys")
@@ -289,11 +298,20 @@ func processCPU(b *testing.B) time.Duration {
 // commands is how many commands Redis ran since the last reset, each command inside a script
 // counted once and the script call around them not at all.
 func (r *rig) commands(b *testing.B) float64 {
+	var n float64
+	for _, c := range r.commandCounts(b) {
+		n += c
+	}
+	return n
+}
+
+// commandCounts is commands by command name.
+func (r *rig) commandCounts(b *testing.B) map[string]float64 {
 	s, err := r.admin.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var n float64
+	counts := map[string]float64{}
 	for _, line := range strings.Split(s, "\n") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok || !strings.HasPrefix(name, "cmdstat_") {
@@ -301,7 +319,7 @@ func (r *rig) commands(b *testing.B) float64 {
 		}
 		name = strings.TrimPrefix(name, "cmdstat_")
 		if scriptCommands[name] || name == "info" || name == "config|resetstat" || name == "hello" ||
-			strings.HasPrefix(name, "client|") || name == "script|load" {
+			strings.HasPrefix(name, "client|") || name == "script|load" || name == "flushall" {
 			continue
 		}
 		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
@@ -309,9 +327,53 @@ func (r *rig) commands(b *testing.B) float64 {
 		if err != nil {
 			b.Fatalf("commandstats %q: %v", line, err)
 		}
-		n += c
+		counts[name] = c
 	}
-	return n
+	return counts
+}
+
+// checkFloor fails the benchmark unless the floor sends, per lifetime, the very commands
+// callbackd's store sends (by name and count): a floor that drifted from the scripts would
+// measure something else.
+func checkFloor(b *testing.B, r *rig) {
+	per := func(s system) map[string]float64 {
+		r.flush(b)
+		r.resetStats(b)
+		const n = 50
+		ctx := context.Background()
+		for i := 1; i <= n; i++ {
+			if err := s.enqueue(ctx, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if _, err := s.drain(dctx, n, 1); err != nil {
+			b.Fatal(err)
+		}
+		counts := r.commandCounts(b)
+		for name := range counts {
+			counts[name] /= n
+		}
+		return counts
+	}
+	store, fl := per(r.cb), per(r.floor)
+	var diff []string
+	for name := range store {
+		if store[name] != fl[name] {
+			diff = append(diff, fmt.Sprintf("%s: store %.2f, floor %.2f", name, store[name], fl[name]))
+		}
+	}
+	for name := range fl {
+		if _, ok := store[name]; !ok {
+			diff = append(diff, fmt.Sprintf("%s: store 0, floor %.2f", name, fl[name]))
+		}
+	}
+	if len(diff) > 0 {
+		sort.Strings(diff)
+		b.Fatalf("the floor no longer sends the store's commands per lifetime (floor_test.go must follow the scripts): %s",
+			strings.Join(diff, "; "))
+	}
 }
 
 func (r *rig) resetStats(b *testing.B) {
@@ -320,6 +382,7 @@ func (r *rig) resetStats(b *testing.B) {
 	}
 	r.cbMeter.reset()
 	r.aqM.reset()
+	r.floorM.reset()
 }
 
 // enqueueRate enqueues jobs with clients goroutines and answers jobs per second.
@@ -370,17 +433,20 @@ func BenchmarkSideBySide(b *testing.B) {
 		run      func(s system, m *meter) float64
 		cb, aq   []float64
 		ratioWas []float64
+		// withFloor: the floor of callbackd's commands (see floor) runs this measure too.
+		withFloor bool
+		floorWas  []float64 // the floor's ratio to asynq per round
 	}
 	trips, serverCPU, clientCPU := map[system]float64{}, map[system]float64{}, map[system]float64{}
 	measures := []*measure{
-		{name: "enqueue, 1 client", unit: "jobs/s", run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 1) }},
-		{name: "enqueue, 8 clients", unit: "jobs/s", run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 8) }},
-		{name: "drain, concurrency 10", unit: "jobs/s", run: func(s system, _ *meter) float64 {
+		{name: "enqueue, 1 client", unit: "jobs/s", withFloor: true, run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 1) }},
+		{name: "enqueue, 8 clients", unit: "jobs/s", withFloor: true, run: func(s system, _ *meter) float64 { r.flush(b); return enqueueRate(b, s, 8) }},
+		{name: "drain, concurrency 10", unit: "jobs/s", withFloor: true, run: func(s system, _ *meter) float64 {
 			r.flush(b)
 			enqueueRate(b, s, 8)
 			return drainRate(b, s, 10)
 		}},
-		{name: "drain, concurrency 50", unit: "jobs/s", run: func(s system, _ *meter) float64 {
+		{name: "drain, concurrency 50", unit: "jobs/s", withFloor: true, run: func(s system, _ *meter) float64 {
 			r.flush(b)
 			enqueueRate(b, s, 8)
 			return drainRate(b, s, 50)
@@ -406,18 +472,19 @@ func BenchmarkSideBySide(b *testing.B) {
 		{name: "client CPU per lifetime", unit: "µs", run: func(s system, _ *meter) float64 { return clientCPU[s] }},
 		{name: "memory per open promise", unit: "B", run: func(s system, _ *meter) float64 {
 			r.flush(b)
-			before := r.info(b, "memory", "used_memory")
+			before := r.dataMemory(b)
 			enqueueRate(b, s, 8)
-			return (r.info(b, "memory", "used_memory") - before) / jobs
+			return (r.dataMemory(b) - before) / jobs
 		}},
 		{name: "memory per finished promise (kept 720 h)", unit: "B", run: func(s system, _ *meter) float64 {
 			r.flush(b)
-			before := r.info(b, "memory", "used_memory")
+			before := r.dataMemory(b)
 			enqueueRate(b, s, 8)
 			drainRate(b, s, 10)
-			return (r.info(b, "memory", "used_memory") - before) / jobs
+			return (r.dataMemory(b) - before) / jobs
 		}},
 	}
+	checkFloor(b, r)
 	for round := 0; round < rounds; round++ {
 		for _, m := range measures {
 			// Alternate who goes first, so neither always finds a warmer server.
@@ -425,16 +492,27 @@ func BenchmarkSideBySide(b *testing.B) {
 			if round%2 == 1 {
 				order = []system{r.aq, r.cb}
 			}
+			if m.withFloor {
+				// Each of the three goes first in one of the rounds.
+				all := []system{r.cb, r.aq, r.floor}
+				order = append(all[round%3:], all[:round%3]...)
+			}
 			got := map[system]float64{}
 			for _, s := range order {
 				meterOf := r.cbMeter
 				if s == r.aq {
 					meterOf = r.aqM
 				}
+				if s == r.floor {
+					meterOf = r.floorM
+				}
 				got[s] = m.run(s, meterOf)
 			}
 			m.cb, m.aq = append(m.cb, got[r.cb]), append(m.aq, got[r.aq])
 			m.ratioWas = append(m.ratioWas, got[r.cb]/got[r.aq])
+			if m.withFloor {
+				m.floorWas = append(m.floorWas, got[r.floor]/got[r.aq])
+			}
 		}
 	}
 	aofCB, aofAQ := aofPerLifetime(b)
@@ -449,6 +527,14 @@ func BenchmarkSideBySide(b *testing.B) {
 		"claim, 50 goroutines vs the ceiling", claims, ceiling, claims/ceiling)
 	fmt.Printf("%-42s %14.1f %14.1f %7.2f×   (claims/s; the second column is the same script sent by go-redis from 50 goroutines)\n",
 		"claim vs the ceiling from go-redis", claims, goCeiling, claims/goCeiling)
+	// What a script set with callbackd's commands and no logic at all would reach: how far
+	// each rate is from asynq's before any of callbackd's own Lua is paid for.
+	for _, m := range measures {
+		if m.withFloor {
+			fmt.Printf("%-42s %14s %14s %7.2f×   (the floor of callbackd's commands, no script logic, against asynq)\n",
+				m.name+", floor", "", "", median(m.floorWas))
+		}
+	}
 }
 
 // aofPerLifetime is the append-only file written per whole lifetime (enqueue → drained), on a
