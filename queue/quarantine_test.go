@@ -90,6 +90,14 @@ func TestClaimQuarantinesABrokenJobAndTakesTheNext(t *testing.T) {
 		{"a job whose targets are not JSON, claimed with an owner preference", "201", func(f *quarantineFixture, id string) {
 			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "targets", "[201")
 		}, "field targets is not JSON"},
+		// The claim sees a usual job to be whole by one pattern over its values joined; these
+		// two are broken jobs that joins without a separator no value holds would let through.
+		{"a job whose reasons and targets, joined, read as two one-word lists", "", func(f *quarantineFixture, id string) {
+			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "reasons", "[\"voicemail\"][\"201", "targets", "\"]")
+		}, "field reasons is not JSON"},
+		{"a job whose attempts, joined with the next number, read as two numbers", "", func(f *quarantineFixture, id string) {
+			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "attempts", "0|3")
+		}, "field attempts missing or not a number"},
 		{"a job whose reasons the scripts read but Go cannot decode", "", func(f *quarantineFixture, id string) {
 			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "reasons", `{"voicemail":1}`)
 		}, "field reasons"},
