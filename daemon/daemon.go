@@ -314,6 +314,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("starting: %w", err)
 	}
+	if on, why := d.store.Functions(); !on {
+		d.log.Info("redis: the queue scripts run as scripts (EVALSHA), not as a function library", zap.Error(why))
+	}
 	d.checkDurability(ctx)
 	// A new endpoint's groups start at the end of the streams: made before anything runs, no
 	// event of this start is missed. The deliverer retries what fails here on its own.

@@ -24,6 +24,9 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	s, err := New(rdb, Options{Clock: clk, Queues: []string{testQueue, otherQ}, strictSlots: true})
 	wantErr(t, err, nil)
 	ctx := context.Background()
+	// The store as a daemon loads it, its function library sent to every primary; the
+	// short-lived store of the expire step below runs scripts.
+	fixture{s: s, rdb: nil, ctx: ctx}.loadOn(t, rdb)
 
 	for i, q := range []string{testQueue, otherQ} {
 		steps := []struct {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -38,7 +39,39 @@ func newFixture(t testing.TB) fixture {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return fixture{s: s, clk: clk, rdb: rdb, ctx: context.Background()}
+	f := fixture{s: s, clk: clk, rdb: rdb, ctx: context.Background()}
+	f.load(t)
+	return f
+}
+
+// scriptsOnly is set (CALLBACKD_QUEUE_SCRIPTS=1, as make test runs the package a second time)
+// to run every test with the scripts a Redis without Functions gets.
+var scriptsOnly = os.Getenv("CALLBACKD_QUEUE_SCRIPTS") != ""
+
+// load loads f's store as a daemon does: as the function library, or with scriptsOnly as
+// scripts, the library never tried.
+func (f fixture) load(t testing.TB) {
+	t.Helper()
+	f.loadOn(t, f.rdb)
+}
+
+// loadOn is load for a store on any client (a cluster's).
+func (f fixture) loadOn(t testing.TB, rdb redis.UniversalClient) {
+	t.Helper()
+	if scriptsOnly {
+		for _, sc := range f.s.sc.all() {
+			if err := sc.sc.Load(f.ctx, rdb).Err(); err != nil {
+				t.Fatalf("loading %s: %v", sc.fn, err)
+			}
+		}
+		return
+	}
+	if err := f.s.Load(f.ctx); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if on, why := f.s.Functions(); !on {
+		t.Fatalf("the store runs scripts after Load (%v); want its function library", why)
+	}
 }
 
 // request is a valid request for number, due within the hour; tests change what they test.

@@ -27,6 +27,7 @@ func newQuarantineFixture(t *testing.T) *quarantineFixture {
 		t.Fatal(err)
 	}
 	f.s = s
+	f.load(t)
 	return f
 }
 

@@ -245,15 +245,32 @@ func ValidateQueueName(name string) error {
 	return nil
 }
 
-// Load sends every script to Redis (SCRIPT LOAD), so that the first call of each operation
-// is already a single EVALSHA. Optional: scripts load themselves on first use.
+// Load sends the queue scripts to Redis as one function library (FUNCTION LOAD), which calls
+// then use, or, where the server refuses it (Redis 6, an ACL without FUNCTION), as scripts
+// (SCRIPT LOAD), so that the first call of each operation is already one FCALL or EVALSHA.
+// Optional: without it every call is a script, loaded on first use. Functions tells which.
 func (s *Store) Load(ctx context.Context) error {
+	if s.sc.lib.load(ctx, s.rdb) == nil {
+		return nil
+	}
 	for _, sc := range s.sc.all() {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+		if err := sc.sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("loading queue scripts into Redis: %w", err)
 		}
 	}
 	return nil
+}
+
+// Functions answers whether the store's calls go to its function library, and if not, why
+// Load did not load it (nil before Load).
+func (s *Store) Functions() (bool, error) {
+	if s.sc.lib.on.Load() {
+		return true, nil
+	}
+	if why := s.sc.lib.why.Load(); why != nil {
+		return false, *why
+	}
+	return false, nil
 }
 
 // Queues returns the known queue names.
@@ -318,7 +335,7 @@ func (k keyspace) common(extra ...string) []string {
 }
 
 // run executes a script with the common ARGV (now, retention, queue) followed by args.
-func (s *Store) run(ctx context.Context, sc *redis.Script, q string, keys []string, now time.Time, args ...any) ([]any, error) {
+func (s *Store) run(ctx context.Context, sc *script, q string, keys []string, now time.Time, args ...any) ([]any, error) {
 	argv := append([]any{millis(now), s.retention.Milliseconds(), q}, args...)
 	v, err := sc.Run(ctx, s.rdb, keys, argv...).Result()
 	if err != nil {
@@ -335,7 +352,7 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, q string, keys []stri
 // a WAIT go down one connection in one round trip: WAIT counts the replicas that have this
 // connection's writes, so on another connection it would answer for someone else's. A WAIT
 // that fails after the script succeeded is in the ack, not the error: the write stands.
-func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, q string, keys []string, now time.Time, args ...any) ([]any, ack, error) {
+func (s *Store) runReplicated(ctx context.Context, sc *script, q string, keys []string, now time.Time, args ...any) ([]any, ack, error) {
 	if s.replicas == 0 {
 		res, err := s.run(ctx, sc, q, keys, now, args...)
 		return res, ack{n: -1}, err
@@ -350,13 +367,17 @@ func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, q string, k
 		conn = node
 	}
 	argv := append([]any{millis(now), s.retention.Milliseconds(), q}, args...)
-	send := func(load bool) (ev, wait *redis.Cmd) {
+	// how: 0 the function (while the library is on), 1 EVALSHA, 2 EVAL.
+	send := func(how int) (ev, wait *redis.Cmd) {
 		// The errors are the commands' own, read below.
 		_, _ = conn.Pipelined(ctx, func(p redis.Pipeliner) error {
-			if load {
-				ev = sc.Eval(ctx, p, keys, argv...)
-			} else {
-				ev = sc.EvalSha(ctx, p, keys, argv...)
+			switch how {
+			case 0:
+				ev = p.FCall(ctx, sc.fn, keys, argv...)
+			case 1:
+				ev = sc.sc.EvalSha(ctx, p, keys, argv...)
+			default:
+				ev = sc.sc.Eval(ctx, p, keys, argv...)
 			}
 			// A pipeline has no Wait method; WAIT takes milliseconds.
 			wait = p.Do(ctx, "wait", s.replicas, s.waitFor.Milliseconds())
@@ -364,9 +385,18 @@ func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, q string, k
 		})
 		return ev, wait
 	}
-	ev, wait := send(false)
-	if redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
-		ev, wait = send(true)
+	how := 1
+	if sc.lib.on.Load() {
+		how = 0
+	}
+	ev, wait := send(how)
+	if how == 0 && functionMissing(ev.Err()) {
+		_ = sc.lib.load(ctx, s.rdb)
+		how = 1
+		ev, wait = send(how)
+	}
+	if how == 1 && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+		ev, wait = send(2)
 	}
 	v, err := ev.Result()
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/callbackd/callbackd/internal/phone"
 )
 
@@ -316,12 +314,12 @@ func checkToken(token int64) error {
 
 // fencedCall runs a script whose KEYS are the common ones plus the job key and whose ARGV
 // start with the job id and the fencing token.
-func (s *Store) fencedCall(ctx context.Context, sc *redis.Script, ref Ref, token int64, what string, args ...any) (Job, error) {
+func (s *Store) fencedCall(ctx context.Context, sc *script, ref Ref, token int64, what string, args ...any) (Job, error) {
 	return s.fencedWrite(ctx, "", sc, ref, token, what, args...)
 }
 
 // fencedWrite is fencedCall for one of the writes Options.WaitReplicas applies to ("": none).
-func (s *Store) fencedWrite(ctx context.Context, write string, sc *redis.Script, ref Ref, token int64, what string, args ...any) (Job, error) {
+func (s *Store) fencedWrite(ctx context.Context, write string, sc *script, ref Ref, token int64, what string, args ...any) (Job, error) {
 	what = fmt.Sprintf("%s job %s in queue %s", what, ref.ID, ref.Queue)
 	if err := s.checkRef(ref); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
