@@ -69,25 +69,35 @@ func TestALoadedStoreRunsItsFunctionsNotScripts(t *testing.T) {
 	}
 }
 
-func TestAStoreWhoseUserMayNotLoadFunctionsRunsScripts(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	admin := srv.Client()
-	ctx := t.Context()
-	wantErr(t, admin.Do(ctx, "ACL", "SETUSER", "callbackd", "on", ">pw", "~*", "&*", "+@all", "-function").Err(), nil)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "callbackd", Password: "pw"})
-	t.Cleanup(func() { _ = rdb.Close() })
-	f := newFixture(t)
-	s, err := New(rdb, Options{Clock: f.clk, Queues: []string{testQueue, otherQ}})
-	wantErr(t, err, nil)
-	wantErr(t, s.Load(ctx), nil)
-	on, why := s.Functions()
-	if on || why == nil || !strings.Contains(why.Error(), "NOPERM") {
-		t.Fatalf("Functions() = %v, %v; want scripts, with FUNCTION LOAD's refusal as the reason", on, why)
-	}
-	wantErr(t, admin.ConfigResetStat(ctx).Err(), nil)
-	lifetimeOn(t, fixture{s: s, clk: f.clk, rdb: rdb, ctx: ctx}, testQueue, alice)
-	if got := calls(t, admin); got["fcall"] != 0 || got["evalsha"] != 4 {
-		t.Fatalf("a lifetime ran %v; want four EVALSHAs", got)
+func TestAStoreWhoseUserMayNotUseFunctionsRunsScripts(t *testing.T) {
+	for _, tc := range []struct {
+		name, deny string
+	}{
+		{"FUNCTION refused: Load falls back", "-function"},
+		{"FCALL refused: the first call falls back", "-fcall"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{})
+			admin := srv.Client()
+			ctx := t.Context()
+			wantErr(t, admin.Do(ctx, "ACL", "SETUSER", "callbackd", "on", ">pw", "~*", "&*", "+@all", tc.deny).Err(), nil)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "callbackd", Password: "pw"})
+			t.Cleanup(func() { _ = rdb.Close() })
+			f := newFixture(t)
+			s, err := New(rdb, Options{Clock: f.clk, Queues: []string{testQueue, otherQ}})
+			wantErr(t, err, nil)
+			wantErr(t, s.Load(ctx), nil)
+			wantErr(t, admin.ConfigResetStat(ctx).Err(), nil)
+			lifetimeOn(t, fixture{s: s, clk: f.clk, rdb: rdb, ctx: ctx}, testQueue, alice)
+			on, why := s.Functions()
+			if on || why == nil || !strings.Contains(why.Error(), "NOPERM") {
+				t.Fatalf("Functions() = %v, %v; want scripts, with Redis' refusal as the reason", on, why)
+			}
+			// An FCALL the ACL refuses is not run, so not counted among the calls.
+			if got := calls(t, admin); got["fcall"] != 0 || got["evalsha"] != 4 {
+				t.Fatalf("a lifetime ran %v; want its four steps as scripts", got)
+			}
+		})
 	}
 }
 

@@ -58,16 +58,32 @@ func functionMissing(err error) bool {
 }
 
 // Run runs the script on c. A function gone from the server runs this call as a script and
-// is loaded again for the next.
+// is loaded again for the next; an FCALL the ACL user may not send turns the library off.
 func (s *script) Run(ctx context.Context, c redis.UniversalClient, keys []string, args ...any) *redis.Cmd {
 	if s.lib.on.Load() {
 		cmd := c.FCall(ctx, s.fn, keys, args...)
-		if !functionMissing(cmd.Err()) {
+		if !s.lib.missed(ctx, c, cmd.Err()) {
 			return cmd
 		}
-		_ = s.lib.load(ctx, c)
 	}
 	return s.sc.Run(ctx, c, keys, args...)
+}
+
+// missed answers whether an FCALL's err means the call must be sent as a script instead: the
+// function is not on the server (the library is loaded again), or the user may not call
+// functions (the library is turned off: an ACL may allow FUNCTION LOAD but not FCALL).
+func (l *library) missed(ctx context.Context, c redis.UniversalClient, err error) bool {
+	switch {
+	case functionMissing(err):
+		_ = l.load(ctx, c)
+		return true
+	case redis.HasErrorPrefix(err, "NOPERM"):
+		err = fmt.Errorf("calling the queue scripts' function library %s: %w", l.name, err)
+		l.why.Store(&err)
+		l.on.Store(false)
+		return true
+	}
+	return false
 }
 
 // load sends the library to the server, to every primary of a cluster; it answers what

@@ -390,8 +390,7 @@ func (s *Store) runReplicated(ctx context.Context, sc *script, q string, keys []
 		how = 0
 	}
 	ev, wait := send(how)
-	if how == 0 && functionMissing(ev.Err()) {
-		_ = sc.lib.load(ctx, s.rdb)
+	if how == 0 && sc.lib.missed(ctx, s.rdb, ev.Err()) {
 		how = 1
 		ev, wait = send(how)
 	}
