@@ -31,8 +31,8 @@ var readOnly = map[string]bool{"list": true, "page": true, "stats": true, "head"
 
 // library is every queue script as one Redis function library, for a server with Functions
 // (Redis 7). Loaded once, it defines common.lua's functions, tables and key names once, where
-// a script defines them again on every call: a fifth to a third of a hot script's time in
-// Redis. Its name and its functions' carry a hash of its code, so daemons of two versions
+// a script defines them again on every call: about a tenth of the instructions Redis runs for
+// a hot script. Its name and its functions' carry a hash of its code, so daemons of two versions
 // that share a Redis each call their own.
 type library struct {
 	name, code string

@@ -261,8 +261,8 @@ func (s *Store) Load(ctx context.Context) error {
 	return nil
 }
 
-// Functions answers whether the store's calls go to its function library, and if not, why
-// Load did not load it (nil before Load).
+// Functions answers whether the store's calls go to its function library, and if not, what
+// Redis answered when the library was loaded or called (nil before Load).
 func (s *Store) Functions() (bool, error) {
 	if s.sc.lib.on.Load() {
 		return true, nil
