@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -155,31 +154,6 @@ func (f *floor) complete(ctx context.Context, j floorJob) error {
 }
 
 // drain claims and completes with concurrency workers, as callbackd's drain does.
-func (f *floor) drain(ctx context.Context, n, concurrency int) (time.Duration, error) {
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, concurrency)
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				j, err := f.claim(ctx)
-				if errors.Is(err, errEmpty) {
-					return
-				}
-				if err == nil {
-					err = f.complete(ctx, j)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	return took, <-errs
+func (f *floor) drain(ctx context.Context, _, concurrency int) (time.Duration, error) {
+	return drainWith(ctx, concurrency, f.claim, f.complete, errEmpty)
 }

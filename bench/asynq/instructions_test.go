@@ -10,12 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callbackd/callbackd/internal/redistest"
-	"github.com/callbackd/callbackd/queue"
 )
 
 // BenchmarkServerInstructions counts the instructions redis-server executes per enqueue, per
@@ -47,27 +45,23 @@ func BenchmarkServerInstructions(b *testing.B) {
 		}
 	}
 
+	// The floor's figures stand for the store's commands only while it sends them.
+	checkFloor(b, newRig(b, redistest.Options{}))
+
 	cb := newCallbackd(b, client())
-	claimStore := func(ctx context.Context) (*queue.Job, error) {
-		return cb.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
-	}
-	completeStore := func(ctx context.Context, j *queue.Job) error {
-		_, err := cb.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench")
-		return err
-	}
 	// One whole lifetime first, so the scripts are loaded and compiled before any count.
-	lifetime(b, cb, claimStore, completeStore)
+	lifetime(b, cb, cb.claim, cb.complete)
 	dump("warm-up")
 	enqueueRate(b, cb, 8)
 	dump("enqueue")
-	drainIn(b, "callbackd", claimStore, completeStore, dump)
+	drainIn(b, "", cb.claim, cb.complete, dump)
 
 	fl := newFloor(client())
 	lifetime(b, fl, fl.claim, fl.complete)
 	dump("floor warm-up")
 	enqueueRate(b, fl, 8)
 	dump("floor enqueue")
-	drainIn(b, "floor", fl.claim, fl.complete, dump)
+	drainIn(b, "floor ", fl.claim, fl.complete, dump)
 
 	aq := newAsynq(client())
 	if err := aq.enqueue(ctx, jobs+1); err != nil {
@@ -138,14 +132,10 @@ func lifetime[J any](b *testing.B, s system, claim func(context.Context) (J, err
 }
 
 // drainIn claims every enqueued job with 10 goroutines, then completes them all with 10, and
-// dumps the count after each ("<name> claim", "<name> complete"; callbackd's without a name).
-func drainIn[J any](b *testing.B, name string, claim func(context.Context) (J, error),
+// dumps the count after each as the parts prefix+"claim" and prefix+"complete".
+func drainIn[J any](b *testing.B, prefix string, claim func(context.Context) (J, error),
 	complete func(context.Context, J) error, dump func(string)) {
 	ctx := context.Background()
-	prefix := name + " "
-	if name == "callbackd" {
-		prefix = ""
-	}
 	claimed := make(chan J, jobs)
 	var wg sync.WaitGroup
 	for w := 0; w < 10; w++ {
@@ -164,7 +154,7 @@ func drainIn[J any](b *testing.B, name string, claim func(context.Context) (J, e
 	wg.Wait()
 	close(claimed)
 	if len(claimed) != jobs {
-		b.Fatalf("%s: claimed %d of %d", name, len(claimed), jobs)
+		b.Fatalf("%sclaim: claimed %d of %d", prefix, len(claimed), jobs)
 	}
 	dump(prefix + "claim")
 	for w := 0; w < 10; w++ {

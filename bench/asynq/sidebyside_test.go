@@ -64,7 +64,23 @@ func (c *callbackd) enqueue(ctx context.Context, i int) error {
 	return err
 }
 
-func (c *callbackd) drain(ctx context.Context, n, concurrency int) (time.Duration, error) {
+func (c *callbackd) claim(ctx context.Context) (*queue.Job, error) {
+	return c.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
+}
+
+func (c *callbackd) complete(ctx context.Context, j *queue.Job) error {
+	_, err := c.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench")
+	return err
+}
+
+func (c *callbackd) drain(ctx context.Context, _, concurrency int) (time.Duration, error) {
+	return drainWith(ctx, concurrency, c.claim, c.complete, queue.ErrEmpty)
+}
+
+// drainWith claims and completes with concurrency workers until a claim answers empty, and
+// answers how long that took and the first error.
+func drainWith[J any](ctx context.Context, concurrency int, claim func(context.Context) (J, error),
+	complete func(context.Context, J) error, empty error) (time.Duration, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, concurrency)
@@ -73,12 +89,12 @@ func (c *callbackd) drain(ctx context.Context, n, concurrency int) (time.Duratio
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := c.s.Claim(ctx, queueName, queue.ClaimOptions{Worker: "w", Lease: time.Minute})
-				if errors.Is(err, queue.ErrEmpty) {
+				j, err := claim(ctx)
+				if errors.Is(err, empty) {
 					return
 				}
 				if err == nil {
-					_, err = c.s.Complete(ctx, j.Ref(), j.Lease.Token, queue.StateFailed, "bench")
+					err = complete(ctx, j)
 				}
 				if err != nil {
 					errs <- err
@@ -358,15 +374,17 @@ func checkFloor(b *testing.B, r *rig) {
 		return counts
 	}
 	store, fl := per(r.cb), per(r.floor)
-	var diff []string
+	names := map[string]bool{}
 	for name := range store {
-		if store[name] != fl[name] {
-			diff = append(diff, fmt.Sprintf("%s: store %.2f, floor %.2f", name, store[name], fl[name]))
-		}
+		names[name] = true
 	}
 	for name := range fl {
-		if _, ok := store[name]; !ok {
-			diff = append(diff, fmt.Sprintf("%s: store 0, floor %.2f", name, fl[name]))
+		names[name] = true
+	}
+	var diff []string
+	for name := range names {
+		if store[name] != fl[name] {
+			diff = append(diff, fmt.Sprintf("%s: store %.2f, floor %.2f", name, store[name], fl[name]))
 		}
 	}
 	if len(diff) > 0 {
