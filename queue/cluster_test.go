@@ -26,7 +26,7 @@ func TestScriptsRunOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	// The store as a daemon loads it, its function library sent to every primary; the
 	// short-lived store of the expire step below runs scripts.
-	fixture{s: s, rdb: nil, ctx: ctx}.loadOn(t, rdb)
+	loadStore(t, s, rdb)
 
 	for i, q := range []string{testQueue, otherQ} {
 		steps := []struct {

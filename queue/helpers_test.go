@@ -48,28 +48,29 @@ func newFixture(t testing.TB) fixture {
 // to run every test with the scripts a Redis without Functions gets.
 var scriptsOnly = os.Getenv("CALLBACKD_QUEUE_SCRIPTS") != ""
 
-// load loads f's store as a daemon does: as the function library, or with scriptsOnly as
-// scripts, the library never tried.
+// load loads f's store as a daemon does (loadStore).
 func (f fixture) load(t testing.TB) {
 	t.Helper()
-	f.loadOn(t, f.rdb)
+	loadStore(t, f.s, f.rdb)
 }
 
-// loadOn is load for a store on any client (a cluster's).
-func (f fixture) loadOn(t testing.TB, rdb redis.UniversalClient) {
+// loadStore loads s, on rdb, as a daemon does: as the function library, or with scriptsOnly
+// as scripts, the library never tried.
+func loadStore(t testing.TB, s *Store, rdb redis.UniversalClient) {
 	t.Helper()
+	ctx := context.Background()
 	if scriptsOnly {
-		for _, sc := range f.s.sc.all() {
-			if err := sc.sc.Load(f.ctx, rdb).Err(); err != nil {
+		for _, sc := range s.sc.all() {
+			if err := sc.sc.Load(ctx, rdb).Err(); err != nil {
 				t.Fatalf("loading %s: %v", sc.fn, err)
 			}
 		}
 		return
 	}
-	if err := f.s.Load(f.ctx); err != nil {
+	if err := s.Load(ctx); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if on, why := f.s.Functions(); !on {
+	if on, why := s.Functions(); !on {
 		t.Fatalf("the store runs scripts after Load (%v); want its function library", why)
 	}
 }

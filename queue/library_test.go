@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,9 @@ func calls(t *testing.T, rdb *redis.Client) map[string]int {
 		for _, c := range []string{"fcall", "evalsha", "eval"} {
 			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+c+":calls="); ok {
 				v, _, _ := strings.Cut(rest, ",")
-				var k int
-				for _, d := range v {
-					k = k*10 + int(d-'0')
+				k, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("commandstats %q: %v", line, err)
 				}
 				n[c] = k
 			}
@@ -172,5 +173,30 @@ func TestALibraryRefusesCommonCodeThatReadsTheCallAtLoad(t *testing.T) {
 				t.Fatalf("buildLibrary = %v; want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTheReadingFunctionsStillAnswerWhenRedisIsOutOfMemory(t *testing.T) {
+	if scriptsOnly {
+		t.Skip("CALLBACKD_QUEUE_SCRIPTS: the library is not loaded")
+	}
+	f := newFixture(t)
+	j := f.enqueue(t, request(alice))
+	// Any memory in use is over the limit: every write is refused from here on.
+	wantErr(t, f.rdb.ConfigSet(f.ctx, "maxmemory-policy", "noeviction").Err(), nil)
+	wantErr(t, f.rdb.ConfigSet(f.ctx, "maxmemory", "1").Err(), nil)
+	t.Cleanup(func() { _ = f.rdb.ConfigSet(f.ctx, "maxmemory", "0").Err() })
+	if _, _, err := f.s.Enqueue(f.ctx, request(bob)); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("Enqueue over maxmemory = %v; want Redis' OOM refusal", err)
+	}
+	jobs, err := f.s.List(f.ctx, testQueue, ListOptions{})
+	if err != nil || len(jobs) != 1 || jobs[0].ID != j.ID {
+		t.Fatalf("List over maxmemory = %v, %v; want the one promise", jobs, err)
+	}
+	if _, err := f.s.Stats(f.ctx, testQueue); err != nil {
+		t.Fatalf("Stats over maxmemory: %v", err)
+	}
+	if _, ok, err := f.s.Head(f.ctx, testQueue); err != nil || !ok {
+		t.Fatalf("Head over maxmemory = %v, %v; want the due promise", ok, err)
 	}
 }
