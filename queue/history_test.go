@@ -175,3 +175,73 @@ func TestHistoryDetailWithBars(t *testing.T) {
 		t.Errorf("last entry %+v, want failed with detail %q", last, detail)
 	}
 }
+
+// A finished job keeps its outcome once, as its final state; a job an earlier version finished,
+// which has an outcome field too, reads the same.
+func TestTheOutcomeIsTheFinalStateAndHasNoFieldOfItsOwn(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request("+31612345678"))
+	c := f.claim(t, ClaimOptions{})
+	if _, err := f.s.Complete(f.ctx, c.Ref(), c.Lease.Token, StateUnreachable, "no answer"); err != nil {
+		t.Fatal(err)
+	}
+	jk := f.s.ks(testQueue).job(j.ID)
+	if f.rdb.HExists(f.ctx, jk, "outcome").Val() {
+		t.Errorf("the finished job hash has an outcome field beside its state")
+	}
+	if got := f.get(t, j.Ref()); got.State != StateUnreachable || got.Outcome != StateUnreachable {
+		t.Errorf("read back: state %s outcome %s, want both unreachable", got.State, got.Outcome)
+	}
+	f.rdb.HSet(f.ctx, jk, "outcome", string(StateUnreachable))
+	if got := f.get(t, j.Ref()); got.Outcome != StateUnreachable {
+		t.Errorf("with an earlier version's outcome field: outcome %s, want unreachable", got.Outcome)
+	}
+	open := f.enqueue(t, request("+31612345679"))
+	if got := f.get(t, open.Ref()); got.Outcome != "" {
+		t.Errorf("an open promise reads outcome %q, want none", got.Outcome)
+	}
+}
+
+// A first claim writes no connect time (there is none to clear), while a claim after a release
+// clears the one the earlier claim left; either way the claimed job reads as not connected.
+func TestAClaimLeavesNoConnectTimeBehind(t *testing.T) {
+	f := newFixture(t)
+	j := f.enqueue(t, request("+31612345678"))
+	jk := f.s.ks(testQueue).job(j.ID)
+	c := f.claim(t, ClaimOptions{})
+	if f.rdb.HExists(f.ctx, jk, "connected").Val() {
+		t.Errorf("a first claim wrote a connected field")
+	}
+	if got := f.get(t, j.Ref()); !got.ConnectedAt.IsZero() || got.State != StateDialing {
+		t.Errorf("after the first claim: %s connected at %v, want dialing and not connected", got.State, got.ConnectedAt)
+	}
+	// A connect time left by an earlier claim (a version that did not clear it on release)
+	// is cleared by the next claim.
+	if _, err := f.s.Release(f.ctx, c.Ref(), c.Lease.Token, time.Time{}, "agent busy"); err != nil {
+		t.Fatal(err)
+	}
+	f.rdb.HSet(f.ctx, jk, "connected", "1700000000000")
+	again := f.claim(t, ClaimOptions{})
+	if v := f.rdb.HGet(f.ctx, jk, "connected").Val(); v != "0" || !again.ConnectedAt.IsZero() {
+		t.Errorf("after a claim following a release: connected field %q, reply connected %v; want 0 and none", v, again.ConnectedAt)
+	}
+}
+
+// The scripts parse now once per value (now_ms in common.lua), and a function library keeps
+// the last one between calls: each call must still compute with its own now, whether it is
+// the last call's or not.
+func TestEveryCallComputesWithItsOwnNow(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(t, request("+31612345678"))
+	c := f.claim(t, ClaimOptions{Lease: time.Minute})
+	for _, step := range []time.Duration{0, 0, time.Second, 0, 17 * time.Millisecond, time.Hour} {
+		f.clk.Advance(step)
+		j, err := f.s.Extend(f.ctx, c.Ref(), c.Lease.Token, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := f.clk.Now().Add(2 * time.Minute).UTC().Truncate(time.Millisecond); !j.Lease.Expires.Equal(want) {
+			t.Fatalf("after %v more: lease expires %v, want %v", step, j.Lease.Expires, want)
+		}
+	}
+}

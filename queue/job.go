@@ -216,6 +216,10 @@ func jobFromHash(h map[string]string) (Job, error) {
 		ExternalRef: h["external_ref"],
 		Source:      Source{AsteriskID: h["src_asterisk"], LinkedID: h["src_linkedid"], Channel: h["src_channel"]},
 	}
+	if j.Outcome == "" && j.State.valid() && !j.State.Open() {
+		// A finished job's outcome is its state (finish in common.lua writes no outcome field).
+		j.Outcome = j.State
+	}
 	var err error
 	fail := func(field string, e error) error {
 		return fmt.Errorf("decoding job %s field %s: %w", j.ID, field, e)

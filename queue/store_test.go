@@ -509,8 +509,12 @@ func assertFinished(t *testing.T, f fixture, j Job, outcome State) {
 		t.Errorf("state %s outcome %s finished %v, want %s at %v", j.State, j.Outcome, j.FinishedAt, outcome, f.clk.Now())
 	}
 	// The finished job's reply leaves out its history (Store.Complete); Get reads it.
-	if h := f.get(t, j.Ref()).History; len(h) == 0 || h[len(h)-1].Result != string(outcome) {
+	read := f.get(t, j.Ref())
+	if h := read.History; len(h) == 0 || h[len(h)-1].Result != string(outcome) {
 		t.Errorf("history %+v, want it to end with %s", h, outcome)
+	}
+	if read.State != outcome || read.Outcome != outcome {
+		t.Errorf("read back: state %s outcome %s, want both %s", read.State, read.Outcome, outcome)
 	}
 	f.assertIn(t, j.ID, "done")
 	k := f.s.ks(testQueue)

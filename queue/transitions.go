@@ -75,7 +75,8 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
 		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
 		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
-		s.maxAge[r.Queue].Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target, requestedMemory.Milliseconds(), maxFieldLength)
+		(s.maxAge[r.Queue] + s.retention).Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target,
+		requestedMemory.Milliseconds(), maxFieldLength, (s.maxAge[r.Queue] + dedupeOutlives).Milliseconds())
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)
@@ -216,7 +217,8 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	if len(o.Held) > maxHeld {
 		return nil, fmt.Errorf("%s: %w: %d held owners, at most %d allowed", what, ErrInvalid, len(o.Held), maxHeld)
 	}
-	args := []any{o.Worker, o.Lease.Milliseconds(), o.Prefer, o.PreferShare, promoteBatch, preferWindow}
+	// args[1], the lease's expiry, is set for each call from its now.
+	args := []any{o.Worker, int64(0), o.Prefer, o.PreferShare, promoteBatch, preferWindow}
 	for _, h := range o.Held {
 		// An empty owner is a job without one; holding it would hold every such job for nobody.
 		if err := checkText("held owner", h); err != nil || h == "" {
@@ -229,7 +231,9 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	}
 	k := s.ks(queue)
 	for {
-		res, err := s.run(ctx, s.sc.claim, queue, k.common(k.quarantine()), s.clk.Now(), args...)
+		now := s.clk.Now()
+		args[1] = millis(now.Add(o.Lease))
+		res, err := s.run(ctx, s.sc.claim, queue, k.common(k.quarantine()), now, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}

@@ -58,14 +58,14 @@ redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[7])
-redis.call('HINCRBY', KEYS[7], 'made', 1)
+redis.call('HINCRBY', KEYS[7], 'made', '1')
 redis.call('XADD', KEYS[8], 'MAXLEN', '~', '100000', '*', 'type', 'made', 'promise', ARGV[1], 'number', ARGV[3],
   'at', ARGV[4], 'agent', '', 'attempts', '', 'reason', 'api', 'reasons', '', 'target', '', 'deadline', ARGV[5],
   'not_before', ARGV[4], 'detail', '')
 return {'ok', ARGV[1]}`
 
 const floorClaim = `
-redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', '0', '100')
 local id = redis.call('ZPOPMIN', KEYS[2])[1]
 if not id then
   return {'err', 'EMPTY'}
@@ -78,7 +78,7 @@ local token = redis.call('INCR', KEYS[3])
 redis.call('ZREM', KEYS[4], id)
 redis.call('ZADD', KEYS[5], ARGV[3], id)
 redis.call('HSET', jk, 'state', 'dialing', 'token', token, 'worker', ARGV[4], 'lease_expires', ARGV[3],
-  'connected', '0', 'dialled', '0', 'hn', '1', 'h:1', ARGV[5])
+  'dialled', '0', 'hn', '1', 'h:1', ARGV[5])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', '100000', '*', 'type', 'claimed', 'promise', id, 'number', v[2],
   'at', ARGV[1], 'agent', ARGV[4], 'attempts', '0', 'reason', '', 'reasons', '', 'target', '', 'deadline', '',
   'not_before', '', 'detail', '')
@@ -90,7 +90,7 @@ local v = redis.call('HMGET', KEYS[1], 'state', 'token', 'number', 'deadline', '
   'target', 'reasons', 'not_before', 'created', 'connected', 'worker', 'targets', 'hn')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'failed', 'outcome', 'failed', 'finished', ARGV[2], 'lease_expires', '0',
+redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[2], 'lease_expires', '0',
   'hn', '2', 'h:2', ARGV[3])
 redis.call('GET', KEYS[4])
 redis.call('DEL', KEYS[4])
@@ -98,8 +98,8 @@ redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', '100000', '*', 'type', 'failed', 'promise', ARGV[1], 'number', v[3],
   'at', ARGV[2], 'agent', '', 'attempts', v[5], 'reason', 'api', 'reasons', v[8], 'target', v[7],
   'deadline', v[4], 'not_before', '', 'detail', 'bench')
-redis.call('HINCRBY', KEYS[7], 'failed', 1)
-if redis.call('HINCRBY', KEYS[8], 'failed', 1) == 1 then
+redis.call('HINCRBY', KEYS[7], 'failed', '1')
+if redis.call('HINCRBY', KEYS[8], 'failed', '1') == 1 then
   redis.call('PEXPIRE', KEYS[8], ARGV[5])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])

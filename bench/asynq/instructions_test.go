@@ -23,14 +23,23 @@ import (
 // asynq. Unlike a time, the count hardly moves with whatever else the machine is doing, so two
 // versions of the scripts can be told apart by a few percent on a shared machine. It needs
 // valgrind and skips without it: `cd bench/asynq && go test -run '^$' -bench
-// ServerInstructions -benchtime 1x .`.
+// ServerInstructions -benchtime 1x .`. With CALLGRIND_DIR set, the dumps stay in that folder
+// for callgrind_annotate to say which of Redis' functions the instructions went to.
 func BenchmarkServerInstructions(b *testing.B) {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		b.Skip("valgrind is not installed")
 	}
-	out := filepath.Join(b.TempDir(), "callgrind.out")
-	srv := redistest.Start(b, redistest.Options{Wrapper: []string{"valgrind", "--tool=callgrind",
-		"--callgrind-out-file=" + out}})
+	wrapper := []string{"valgrind", "--tool=callgrind"}
+	dir := os.Getenv("CALLGRIND_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		// Each dump then names its functions itself instead of by a number an earlier dump
+		// defined, so callgrind_annotate can read any one of them alone.
+		wrapper = append(wrapper, "--compress-strings=no", "--compress-pos=no")
+	}
+	out := filepath.Join(dir, "callgrind.out")
+	srv := redistest.Start(b, redistest.Options{Wrapper: append(wrapper, "--callgrind-out-file="+out)})
 	client := func() *redis.Client {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
 		b.Cleanup(func() { _ = c.Close() })

@@ -30,7 +30,7 @@ elseif rtok == token and (st == 'pending' or (st == 'dialing' and dialled == '0'
   if charged == '1' then
     redis.call('HINCRBY', jk, 'attempts', -1)
   end
-  expires = NOW + tonumber(ARGV[8])
+  expires = now_ms() + tonumber(ARGV[8])
   local fresh = redis.call('INCR', K_FENCE)
   tok, worker = fresh, ARGV[7]
   ready_remove(id, redis.call('HGET', jk, 'targets'))

@@ -1,7 +1,7 @@
 -- claim.lua: lease the due job with the earliest deadline (or the claimer's own, see below).
 -- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
--- ARGV[4] worker   ARGV[5] lease ms   ARGV[6] prefer (target/owner; '' for none)
+-- ARGV[4] worker   ARGV[5] lease expiry ms (now + the lease)   ARGV[6] prefer (target/owner; '' for none)
 -- ARGV[7] prefer share (0..1; 0 = prefer until the deadline)   ARGV[8] promote batch
 -- ARGV[9] preference window (how many of the earliest due jobs are looked at)
 -- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
@@ -19,8 +19,9 @@
 
 local K_QUAR = KEYS[2]
 local quarantined = {}
-local worker, lease_ms, prefer = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local share, batch, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local worker, prefer = ARGV[4], ARGV[6]
+-- The numbers stay strings until a path computes with them (see NOW_S).
+local share, window = nil, nil
 local held = {}
 local holding = false
 for i = 10, #ARGV do
@@ -32,7 +33,10 @@ end
 -- any due job behind could hide the earliest deadline from this claim. Each job is promoted
 -- once, so the work is paid once per job however many claims follow.
 while true do
-  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, batch)
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'LIMIT', '0', ARGV[8])
+  if #due == 0 then
+    break
+  end
   for _, id in ipairs(due) do
     redis.call('ZREM', K_DELAYED, id)
     local dl, targets = unpack(redis.call('HMGET', K_JOBP .. id, 'deadline', 'targets'))
@@ -42,7 +46,7 @@ while true do
       quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
   end
-  if #due < batch then
+  if #due < tonumber(ARGV[8]) then
     break
   end
 end
@@ -55,6 +59,7 @@ local function window_end(created, dl, hold)
   if hold and hold > 0 then
     return hold
   end
+  share = share or tonumber(ARGV[7])
   if share > 0 then
     return created + share * (dl - created)
   end
@@ -72,7 +77,7 @@ local function look(id)
     return nil
   end
   local ends = window_end(created, dl, hold)
-  return {owner = owner, running = NOW < ends, ends = ends}
+  return {owner = owner, running = now_ms() < ends, ends = ends}
 end
 
 -- choose returns the job to lease from the earliest due ones, cands in deadline order, or nil
@@ -131,7 +136,8 @@ while true do
     cands = redis.call('ZPOPMIN', K_READY)
     cands[2] = nil
   else
-    cands = redis.call('ZRANGE', K_READY, 0, window - 1)
+    window = window or string.format('%d', tonumber(ARGV[9]) - 1)
+    cands = redis.call('ZRANGE', K_READY, '0', window)
   end
   if #cands == 0 then
     local r = fail('EMPTY')
@@ -164,7 +170,6 @@ end
 
 local jk = K_JOBP .. pick
 local token = redis.call('INCR', K_FENCE)
-local expires = NOW + lease_ms
 if plain then
   for _, t in ipairs(targets_of(v[9])) do
     redis.call('ZREM', K_FORP .. t, pick)
@@ -172,7 +177,7 @@ if plain then
 else
   ready_remove(pick, v[9])
 end
-local expires_s = string.format('%d', expires)
+local expires_s = ARGV[5]
 redis.call('ZADD', K_LEASES, expires_s, pick)
 -- reclaimed_token stays: the claim Reclaim took back may still be a conversation whose connect
 -- is on its way (adopted.lua), and wins over this claim until it rings the customer.
@@ -180,18 +185,27 @@ redis.call('ZADD', K_LEASES, expires_s, pick)
 -- hottest script every Lua table and loop is paid on each claim.
 local token_s = string.format('%d', token)
 local detail = 'worker=' .. worker
+-- Every claim leaves a token field behind (release, retry and reclaim set it to 0), so a job
+-- without one was never claimed (first_claim): no call of an earlier claim can be on the PBX.
+local first = v[11] and '0' or '1'
 if v[12] then
   local hist = history_fields(jk, v[12], 'claimed', detail)
-  redis.call('HSET', jk, 'state', 'dialing', 'token', token_s, 'worker', worker, 'lease_expires', expires_s,
-    'connected', '0', 'dialled', '0', hist[1], hist[2], hist[3], hist[4])
+  if first == '1' then
+    -- Nothing has connected on a job never claimed, so there is no connect time to clear, and
+    -- a finished job that never connected is a field smaller (an absent connected reads as 0).
+    -- dialled is written all the same: reclaim.lua and adopted.lua take a claim without it for
+    -- one made before the dialled stage existed, which may have rung the customer.
+    redis.call('HSET', jk, 'state', 'dialing', 'token', token_s, 'worker', worker, 'lease_expires', expires_s,
+      'dialled', '0', hist[1], hist[2], hist[3], hist[4])
+  else
+    redis.call('HSET', jk, 'state', 'dialing', 'token', token_s, 'worker', worker, 'lease_expires', expires_s,
+      'connected', '0', 'dialled', '0', hist[1], hist[2], hist[3], hist[4])
+  end
 else
   redis.call('HSET', jk, 'state', 'dialing', 'token', token_s, 'worker', worker, 'lease_expires', expires_s,
     'connected', '0', 'dialled', '0')
   note(jk, pick, 'claimed', detail, false)
 end
--- Every claim leaves a token field behind (release, retry and reclaim set it to 0), so a job
--- without one was never claimed (first_claim): no call of an earlier claim can be on the PBX.
-local first = v[11] and '0' or '1'
 v[11] = token_s
 v[23], v[24], v[25] = first, worker, expires_s
 event(jk, pick, 'claimed', v[2], worker, v[6])

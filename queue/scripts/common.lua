@@ -55,12 +55,24 @@ local K_EVENTS = K_BASE .. 'events'
 -- history: a list of JSON arrays [at, result, detail], which such a job goes on using until
 -- it ends.
 local K_HISTP = K_BASE .. 'history:'
-local NOW = tonumber(ARGV[1])
--- NOW_S is now as the caller sent it: a string goes into a command as it is, while a Lua
--- number has to be formatted again for every command that takes it.
+-- NOW_S and RETENTION_S are now and the retention as the caller sent them: a string goes into a
+-- command as it is, while Redis formats a Lua number again (%.17g) for every command that takes
+-- it, and tonumber parses one with strtod; the two were a twentieth of a lifetime's
+-- instructions in Redis. Scripts pass them on as they are, and ask now_ms() for the number only
+-- where they compute with it.
 local NOW_S = ARGV[1]
-local RETENTION = tonumber(ARGV[2])
+local RETENTION_S = ARGV[2]
 local QUEUE = ARGV[3]
+
+-- now_ms is now as a number, parsed once per value: a library keeps the last one across calls,
+-- which is right for any call whose now is the same string.
+local now_seen, now_n = nil, nil
+local function now_ms()
+  if now_seen ~= NOW_S then
+    now_seen, now_n = NOW_S, tonumber(NOW_S)
+  end
+  return now_n
+end
 
 -- WINDOW_BUCKET_MS must equal outcomeBucket in ops.go, which reads the buckets back.
 local WINDOW_BUCKET_MS = 300000
@@ -198,11 +210,14 @@ local function history_fields(jk, hn, result, detail)
   if n > HISTORY_MAX then
     redis.call('HDEL', jk, 'h:' .. (n - HISTORY_MAX + 1))
   end
-  local entry = ARGV[1] .. '|' .. result
+  local entry = NOW_S .. '|' .. result
   if detail and detail ~= '' then
     entry = entry .. '|' .. detail
   end
-  return {'hn', n, 'h:' .. n, entry}
+  -- Formatted once as a whole number: given as a Lua number, both the value and the name
+  -- would be formatted as floats.
+  local ns = string.format('%d', n)
+  return {'hn', ns, 'h:' .. ns, entry}
 end
 
 -- append adds the pairs of more to the flat list into.
@@ -227,7 +242,7 @@ local function note(jk, id, result, detail, hn)
     return
   end
   local hk = K_HISTP .. id
-  local entry = {NOW, result}
+  local entry = {now_ms(), result}
   if detail and detail ~= '' then
     entry[3] = detail
   end
@@ -255,6 +270,11 @@ local K_FORP = K_BASE .. 'for:'
 local function targets_of(raw)
   if type(raw) == 'table' then
     return raw
+  end
+  -- The usual value, one extension, is read without cjson (see bad_list).
+  local one = raw and string.match(raw, '^%["([^%c"\\\128-\255]*)"%]$')
+  if one then
+    return {one}
   end
   local ok, t = pcall(decode_list, raw)
   if ok and type(t) == 'table' then
@@ -292,7 +312,7 @@ local function place(jk, id, nb, dl, targets, indexed)
   if indexed then
     redis.call('ZREM', K_DELAYED, id)
   end
-  if tonumber(nb) > NOW then
+  if nb ~= NOW_S and tonumber(nb) > now_ms() then
     if indexed then
       ready_remove(id, targets)
     end
@@ -354,11 +374,12 @@ end
 -- retention, and the XADDs' MAXLEN ~ bounds them by count in any case. Stream ids are Redis'
 -- own clock, hence TIME for that cut-off.
 local function housekeep()
-  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (NOW - RETENTION))
+  local retention = tonumber(RETENTION_S)
+  redis.call('ZREMRANGEBYSCORE', K_DONE, '-inf', '(' .. (now_ms() - retention))
   local t = redis.call('TIME')
   local redis_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XTRIM', K_OUT, 'MINID', redis_ms - RETENTION)
-  redis.call('XTRIM', K_EVENTS, 'MINID', redis_ms - RETENTION)
+  redis.call('XTRIM', K_OUT, 'MINID', redis_ms - retention)
+  redis.call('XTRIM', K_EVENTS, 'MINID', redis_ms - retention)
 end
 
 -- FINISH_FIELDS are what finish reads of a job, in the order it reads them: a fenced script
@@ -369,6 +390,8 @@ local FINISH_FIELDS = {'state', 'token', 'number', 'deadline', 'attempts', 'max_
 
 -- finish closes a promise: out of the open sets, into done, onto the event stream, dedupe
 -- released so the next request for this number opens a new promise, and the hash set to expire.
+-- The outcome is the final state; it has no field of its own (an earlier version's jobs still
+-- carry one), which is one field less in every finished job kept for the retention.
 -- v holds the job's FINISH_FIELDS values in their order (read here when nil). It answers
 -- {'finished', values}: the values of finishedFields (transitions.go), which are what
 -- Complete's and Retry's callers read, in its order. Without their names, which would double
@@ -381,10 +404,10 @@ local function finish(jk, id, v, outcome, detail)
   redis.call('ZREM', K_OPEN, id)
   if hn then
     local hist = history_fields(jk, hn, outcome, detail)
-    redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0',
+    redis.call('HSET', jk, 'state', outcome, 'finished', NOW_S, 'lease_expires', '0',
       hist[1], hist[2], hist[3], hist[4])
   else
-    redis.call('HSET', jk, 'state', outcome, 'outcome', outcome, 'finished', NOW_S, 'lease_expires', '0')
+    redis.call('HSET', jk, 'state', outcome, 'finished', NOW_S, 'lease_expires', '0')
     note(jk, id, outcome, detail, false)
   end
   number = number or ''
@@ -406,18 +429,18 @@ local function finish(jk, id, v, outcome, detail)
   -- hundred-odd bytes kept for the retention, and as much again in the AOF. What an earlier
   -- version wrote there is still trimmed, exported and erased.
   event(jk, id, outcome, number, nil, attempts, reason, reasons, target, deadline, nil, detail)
-  redis.call('HINCRBY', K_TOTALS, outcome, 1)
+  redis.call('HINCRBY', K_TOTALS, outcome, '1')
   -- Lifetime totals cannot say how the last hour went, and counting the done index by state
   -- would read every retained job; a small hash per five minutes answers any recent window
   -- with a bounded read. It lives one bucket past the retention, the longest window asked for.
-  local wk = K_WINDOWP .. string.format('%d', math.floor(NOW / WINDOW_BUCKET_MS))
+  local wk = K_WINDOWP .. string.format('%d', math.floor(now_ms() / WINDOW_BUCKET_MS))
   -- The bucket is made by the first count of some outcome in it, so its expiry is set then.
-  if redis.call('HINCRBY', wk, outcome, 1) == 1 then
-    redis.call('PEXPIRE', wk, RETENTION + WINDOW_BUCKET_MS)
+  if redis.call('HINCRBY', wk, outcome, '1') == 1 then
+    redis.call('PEXPIRE', wk, string.format('%d', tonumber(RETENTION_S) + WINDOW_BUCKET_MS))
   end
-  redis.call('PEXPIRE', jk, RETENTION)
+  redis.call('PEXPIRE', jk, RETENTION_S)
   if not hn then
-    redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
+    redis.call('PEXPIRE', K_HISTP .. id, RETENTION_S)
   end
   return {'finished', {id, QUEUE, number, outcome, reasons or '', target or '', created or '', not_before or '',
     deadline or '', attempts or '', max_attempts or '', connected or '', NOW_S, worker or ''}}
@@ -497,10 +520,10 @@ local function quarantine(kq, quarantined, id, reason)
   redis.call('ZREM', K_OPEN, id)
   -- The hash holds the customer's number: it stays for an operator as long as a finished
   -- promise would, not for ever.
-  redis.call('PEXPIRE', K_JOBP .. id, RETENTION)
-  redis.call('PEXPIRE', K_HISTP .. id, RETENTION)
-  redis.call('HSET', kq, id, cjson.encode({at = NOW, reason = reason}))
-  redis.call('HINCRBY', K_TOTALS, 'quarantined', 1)
+  redis.call('PEXPIRE', K_JOBP .. id, RETENTION_S)
+  redis.call('PEXPIRE', K_HISTP .. id, RETENTION_S)
+  redis.call('HSET', kq, id, cjson.encode({at = now_ms(), reason = reason}))
+  redis.call('HINCRBY', K_TOTALS, 'quarantined', '1')
   quarantined[#quarantined + 1] = id
   quarantined[#quarantined + 1] = reason
 end

@@ -14,7 +14,7 @@ local bad, j = fenced(jk, ARGV[5], {dialing = true}, {'worker', 'attempts', 'num
 if bad then
   return bad
 end
-redis.call('HSET', jk, 'dialled', NOW)
+redis.call('HSET', jk, 'dialled', NOW_S)
 emit(jk, ARGV[4], 'customer_dialled', {'agent', j.worker, 'attempts', tonumber(j.attempts) + 1}, j.number)
 return lean({'id', ARGV[4], 'queue', QUEUE, 'number', j.number, 'state', j.state, 'token', j.token,
-  'worker', j.worker, 'attempts', j.attempts, 'dialled', NOW})
+  'worker', j.worker, 'attempts', j.attempts, 'dialled', NOW_S})

@@ -8,11 +8,13 @@
 -- ARGV[12] asterisk id   ARGV[13] linkedid   ARGV[14] channel   ARGV[15] note
 -- ARGV[16] hold-until ms (end of the owner's preference window; 0: the claim's share)
 -- ARGV[17] at risk from start ('1' when the forecast said at once the deadline will be missed)
--- ARGV[18] max open age ms: the promise ends expired this long after it was made (Store.Expire)
+-- ARGV[18] the job's time to live ms: its max open age (it ends expired this long after it was made,
+--          Store.Expire) and a retention after that
 -- ARGV[19] external reference (the caller's id for the promise, e.g. a CRM ticket); '' for none
 -- ARGV[20] the call the request comes from, "<asterisk id>:<linkedid>" ('' for none)
 -- ARGV[21] what the call asks, "<reason>/<target>"   ARGV[22] how long that is remembered, ms
 -- ARGV[23] the longest note a merge may leave, bytes (the longest a request may carry)
+-- ARGV[24] the dedupe key's time to live ms: the max open age and an hour
 -- Returns {'ok', id} for a new promise (the caller has every field written), {'merged', job} when an open
 -- one absorbed the request (the whole job, read back), {'duplicate', job or its id} when this
 -- call already asked this (another daemon watching the same Asterisk, or this one before a
@@ -111,7 +113,7 @@ if open then
     note(jk, open, 'merged', table.concat(changes, ' '))
     emit(jk, open, 'merged', {'reason', reason, 'deadline', redis.call('HGET', jk, 'deadline'),
       'detail', table.concat(changes, ' ')})
-    redis.call('HINCRBY', K_TOTALS, 'merged', 1)
+    redis.call('HINCRBY', K_TOTALS, 'merged', '1')
     requested(open)
     local r = answer(jk, open)
     r[1] = 'merged'
@@ -165,11 +167,10 @@ redis.call(unpack(fields))
 place(jk, id, ARGV[9], ARGV[10], target_list, false)
 -- Both keys name or hold the number, so both end even if no daemon ever looks again: the
 -- dedupe key an hour after the promise should have expired, the job a retention later.
-local max_age = tonumber(ARGV[18])
-redis.call('ZADD', K_OPEN, ARGV[1], id)
-redis.call('PEXPIRE', jk, max_age + RETENTION)
-redis.call('SET', KEYS[2], id, 'PX', max_age + 3600000)
-redis.call('HINCRBY', K_TOTALS, 'made', 1)
+redis.call('ZADD', K_OPEN, NOW_S, id)
+redis.call('PEXPIRE', jk, ARGV[18])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[24])
+redis.call('HINCRBY', K_TOTALS, 'made', '1')
 event(jk, id, 'made', number, nil, nil, reason, nil, nil, ARGV[10], ARGV[9])
 requested(id)
 -- The caller knows every field written (Store.Enqueue builds the job from its request), so

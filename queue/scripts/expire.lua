@@ -13,7 +13,7 @@
 -- is finished instead it leaves the index then.
 
 local K_QUAR = KEYS[2]
-local cutoff = NOW - tonumber(ARGV[4])
+local cutoff = now_ms() - tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', K_OPEN, '-inf', '(' .. cutoff, 'LIMIT', tonumber(ARGV[6]), tonumber(ARGV[5]))
 local left, expired, quarantined = 0, {}, {}
 for _, id in ipairs(ids) do

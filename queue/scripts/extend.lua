@@ -10,7 +10,7 @@ local bad, j = fenced(jk, ARGV[5], LEASED)
 if bad then
   return bad
 end
-local expires = NOW + tonumber(ARGV[6])
+local expires = now_ms() + tonumber(ARGV[6])
 redis.call('ZADD', K_LEASES, expires, id)
 redis.call('HSET', jk, 'lease_expires', expires)
 return lean({'id', id, 'queue', QUEUE, 'state', j.state, 'token', j.token, 'lease_expires', expires})

@@ -12,7 +12,7 @@ local head = redis.call('ZRANGE', K_READY, 0, 0, 'WITHSCORES')
 if #head > 0 then
   best = tonumber(head[2])
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[4]))) do
   local dl = tonumber(redis.call('HGET', K_JOBP .. id, 'deadline'))
   if dl and (not best or dl < best) then
     best = dl

@@ -29,7 +29,7 @@ local held = {}
 for i = 5, #ARGV do
   held[ARGV[i]] = true
 end
-local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]) + #ARGV - 4)
+local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[4]) + #ARGV - 4)
 local ids = {}
 for _, id in ipairs(expired) do
   if not held[id] and #ids < tonumber(ARGV[4]) then

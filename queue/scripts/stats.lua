@@ -17,6 +17,6 @@ for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
 end
 -- The done index is trimmed when jobs finish; in a quiet queue it can still name hashes that
 -- have expired, so count only the ones inside the retention period.
-local retained = redis.call('ZCOUNT', K_DONE, NOW - RETENTION, '+inf')
+local retained = redis.call('ZCOUNT', K_DONE, now_ms() - tonumber(RETENTION_S), '+inf')
 return {redis.call('ZCARD', K_READY), redis.call('ZCARD', K_DELAYED), dialing, connected,
   retained, redis.call('HGETALL', K_TOTALS)}
