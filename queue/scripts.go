@@ -357,15 +357,31 @@ func stripComment(line string) string {
 	return line
 }
 
+// luaConstants is the Lua for the Go constants the scripts use, put before common.lua: the scripts
+// cannot disagree with the Go code, and a constant is not an argument that every call sends and
+// Redis parses. A constant given to a command is a string (Redis formats a Lua number again on
+// every call).
+func luaConstants() string {
+	return fmt.Sprintf(`-- Put here by scripts.go (luaConstants) from the queue package's Go constants.
+local PROMOTE_BATCH = %[1]d
+local PROMOTE_BATCH_S = '%[1]d'
+local PREFER_LAST_S = '%[2]d'
+local REQUESTED_MS = '%[3]d'
+local MAX_FIELD_LENGTH = %[4]d
+local WINDOW_BUCKET_MS = %[5]d
+`, promoteBatch, preferWindow-1, requestedMemory.Milliseconds(), maxFieldLength, outcomeBucket.Milliseconds())
+}
+
 // loadScripts builds the scripts. strict starts each with a "#!lua" shebang, under which Redis 7
 // refuses a script that touches a key outside the slot of its declared keys, even on a
 // single-node cluster; the cluster test uses it to prove the key layout. It is off by
 // default because Redis 6 does not understand the shebang.
 func loadScripts(strict bool) (scripts, error) {
-	common, err := luaFiles.ReadFile("scripts/common.lua")
+	file, err := luaFiles.ReadFile("scripts/common.lua")
 	if err != nil {
 		return scripts{}, fmt.Errorf("reading embedded common.lua: %w", err)
 	}
+	common := []byte(luaConstants() + string(file))
 	bodies := map[string]string{}
 	var names []string
 	load := func(name string) (*script, error) {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/callbackd/callbackd/internal/phone"
@@ -72,11 +73,19 @@ func (s *Store) Enqueue(ctx context.Context, r Request) (Job, EnqueueResult, err
 	if r.OncePerCall && r.Source.AsteriskID != "" && r.Source.LinkedID != "" {
 		fromCall = r.Source.AsteriskID + ":" + r.Source.LinkedID
 	}
-	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now,
-		id, number, r.Name, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
-		r.Source.AsteriskID, r.Source.LinkedID, r.Source.Channel, r.Note, holdMillis(r.HoldUntil), flag(r.AtRiskFromStart),
-		(s.maxAge[r.Queue] + s.retention).Milliseconds(), r.ExternalRef, fromCall, string(r.Reason)+"/"+r.Target,
-		requestedMemory.Milliseconds(), maxFieldLength, (s.maxAge[r.Queue] + dedupeOutlives).Milliseconds())
+	args := []any{id, number, string(r.Reason), r.Target, millis(nb), millis(r.Deadline), r.MaxAttempts,
+		(s.maxAge[r.Queue] + s.retention).Milliseconds(), (s.maxAge[r.Queue] + dedupeOutlives).Milliseconds(), fromCall}
+	// The optional fields go only when set, named as in the job hash (enqueue.lua).
+	for _, f := range []struct{ name, value string }{
+		{"name", r.Name}, {"src_asterisk", r.Source.AsteriskID}, {"src_linkedid", r.Source.LinkedID},
+		{"src_channel", r.Source.Channel}, {"note", r.Note}, {"at_risk_from_start", flag(r.AtRiskFromStart)},
+		{"external_ref", r.ExternalRef}, {"hold_until", holdField(r.HoldUntil)},
+	} {
+		if f.value != "" {
+			args = append(args, f.name, f.value)
+		}
+	}
+	res, acked, err := s.runReplicated(ctx, s.sc.enqueue, r.Queue, k.common(k.dedupe(number), k.job(id)), now, args...)
 	what := fmt.Sprintf("enqueueing callback for %s in queue %s", phone.Mask(number), r.Queue)
 	if err != nil {
 		return Job{}, EnqueueResult{}, fmt.Errorf("%s: %w", what, err)
@@ -218,7 +227,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 		return nil, fmt.Errorf("%s: %w: %d held owners, at most %d allowed", what, ErrInvalid, len(o.Held), maxHeld)
 	}
 	// args[1], the lease's expiry, is set for each call from its now.
-	args := []any{o.Worker, int64(0), o.Prefer, o.PreferShare, promoteBatch, preferWindow}
+	args := []any{o.Worker, int64(0), o.Prefer, o.PreferShare}
 	for _, h := range o.Held {
 		// An empty owner is a job without one; holding it would hold every such job for nobody.
 		if err := checkText("held owner", h); err != nil || h == "" {
@@ -588,6 +597,14 @@ func holdMillis(t time.Time) int64 {
 		return 0
 	}
 	return millis(t)
+}
+
+// holdField is a hold-until time as the job hash keeps it: "" for none.
+func holdField(t time.Time) string {
+	if ms := holdMillis(t); ms != 0 {
+		return strconv.FormatInt(ms, 10)
+	}
+	return ""
 }
 
 func flag(b bool) string {

@@ -2,9 +2,8 @@
 -- KEYS[1] as in common.lua   KEYS[2] <prefix>:{Q}:quarantine (dead letters: id -> reason)
 -- ARGV[1..3] as in common.lua
 -- ARGV[4] worker   ARGV[5] lease expiry ms (now + the lease)   ARGV[6] prefer (target/owner; '' for none)
--- ARGV[7] prefer share (0..1; 0 = prefer until the deadline)   ARGV[8] promote batch
--- ARGV[9] preference window (how many of the earliest due jobs are looked at)
--- ARGV[10..] held: owners other than the claimer whose jobs are left to them while the job's
+-- ARGV[7] prefer share (0..1; 0 = prefer until the deadline)
+-- ARGV[8..] held: owners other than the claimer whose jobs are left to them while the job's
 --            preference window runs (none when absent)
 -- Returns {'ok', values}: the values of the job's fields named in the HMGET below, in that
 -- order (claimFields in transitions.go; false for a field the job does not have), the token
@@ -21,10 +20,10 @@ local K_QUAR = KEYS[2]
 local quarantined = {}
 local worker, prefer = ARGV[4], ARGV[6]
 -- The numbers stay strings until a path computes with them (see NOW_S).
-local share, window = nil, nil
+local share = nil
 local held = {}
 local holding = false
-for i = 10, #ARGV do
+for i = 8, #ARGV do
   held[ARGV[i]] = true
   holding = true
 end
@@ -33,7 +32,7 @@ end
 -- any due job behind could hide the earliest deadline from this claim. Each job is promoted
 -- once, so the work is paid once per job however many claims follow.
 while true do
-  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'LIMIT', '0', ARGV[8])
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'LIMIT', '0', PROMOTE_BATCH_S)
   if #due == 0 then
     break
   end
@@ -46,7 +45,7 @@ while true do
       quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
   end
-  if #due < tonumber(ARGV[8]) then
+  if #due < PROMOTE_BATCH then
     break
   end
 end
@@ -136,8 +135,7 @@ while true do
     cands = redis.call('ZPOPMIN', K_READY)
     cands[2] = nil
   else
-    window = window or string.format('%d', tonumber(ARGV[9]) - 1)
-    cands = redis.call('ZRANGE', K_READY, '0', window)
+    cands = redis.call('ZRANGE', K_READY, '0', PREFER_LAST_S)
   end
   if #cands == 0 then
     local r = fail('EMPTY')

@@ -74,8 +74,8 @@ local function now_ms()
   return now_n
 end
 
--- WINDOW_BUCKET_MS must equal outcomeBucket in ops.go, which reads the buckets back.
-local WINDOW_BUCKET_MS = 300000
+-- WINDOW_BUCKET_MS, PROMOTE_BATCH and the other constants the Go code shares are put before
+-- this file by scripts.go (luaConstants), from the Go constants themselves.
 
 local OPEN = {pending = true, dialing = true, connected = true}
 local LEASED = {dialing = true, connected = true}
@@ -257,6 +257,26 @@ local function note(jk, id, result, detail, hn)
     redis.call('LTRIM', hk, n - HISTORY_MAX + 1, -1)
     redis.call('LPUSH', hk, first)
   end
+end
+
+-- contains says whether list holds v.
+local function contains(list, v)
+  for _, x in ipairs(list) do
+    if x == v then
+      return true
+    end
+  end
+  return false
+end
+
+-- one_list is the one-element JSON list of v, written by hand when the value needs no escaping
+-- (reasons are vocabulary words, targets extensions): cjson costs more than the rest of an
+-- enqueue's Lua.
+local function one_list(v)
+  if string.find(v, '[%c"\\\128-\255]') then
+    return cjson.encode({v})
+  end
+  return '["' .. v .. '"]'
 end
 
 -- <prefix>:{Q}:for:<target>, zset id -> deadline of the ready jobs that name target among
