@@ -50,84 +50,86 @@ while true do
   end
 end
 
--- The preference window of a job: while it runs the job waits for its own people (the claimer
--- whose Prefer it names, or its owner when held) before anyone else takes it.
--- A job made in business time carries its own hold_until (the owner's share of its open
--- hours, computed by the engine's calendar); others take share of the wall time.
-local function window_end(created, dl, hold)
-  if hold and hold > 0 then
-    return hold
-  end
-  share = share or tonumber(ARGV[7])
-  if share > 0 then
-    return created + share * (dl - created)
-  end
-  return dl
-end
-
--- look reads what choose needs of candidate id: its owner and whether its preference window
--- runs and when it ends; nil when its times cannot be read (it is quarantined on the way).
-local function look(id)
-  local owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline',
-    'hold_until'))
-  created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
-  if not created or not dl then
-    quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
-    return nil
-  end
-  local ends = window_end(created, dl, hold)
-  return {owner = owner, running = now_ms() < ends, ends = ends}
-end
-
--- choose returns the job to lease from the earliest due ones, cands in deadline order, or nil
--- and when the earliest hold ends. The claimer's own jobs (Prefer among their targets) come
--- from the ready jobs' per-target index, so no job is read to find them, only those of them
--- among cands (whose windows may have ended); the others are read in order only while they
--- are held for their owners.
-local function choose(cands)
-  if prefer == '' and not holding then
-    return cands[1]
-  end
-  if prefer ~= '' then
-    local in_window = {}
-    for _, id in ipairs(cands) do
-      in_window[id] = true
+-- A plain claim (no preference, nobody held) needs none of what follows, so it does not make
+-- these functions either.
+local plain = prefer == '' and not holding
+local choose = nil
+if not plain then
+  -- The preference window of a job: while it runs the job waits for its own people (the claimer
+  -- whose Prefer it names, or its owner when held) before anyone else takes it.
+  -- A job made in business time carries its own hold_until (the owner's share of its open
+  -- hours, computed by the engine's calendar); others take share of the wall time.
+  local function window_end(created, dl, hold)
+    if hold and hold > 0 then
+      return hold
     end
-    local last = redis.call('ZSCORE', K_READY, cands[#cands])
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_FORP .. prefer, '-inf', last)) do
-      if in_window[id] then
-        local c = look(id)
-        if c and c.running then
-          return id
+    share = share or tonumber(ARGV[7])
+    if share > 0 then
+      return created + share * (dl - created)
+    end
+    return dl
+  end
+
+  -- look reads what choose needs of candidate id: its owner and whether its preference window
+  -- runs and when it ends; nil when its times cannot be read (it is quarantined on the way).
+  local function look(id)
+    local owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline',
+      'hold_until'))
+    created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
+    if not created or not dl then
+      quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
+      return nil
+    end
+    local ends = window_end(created, dl, hold)
+    return {owner = owner, running = now_ms() < ends, ends = ends}
+  end
+
+  -- choose returns the job to lease from the earliest due ones, cands in deadline order, or nil
+  -- and when the earliest hold ends. The claimer's own jobs (Prefer among their targets) come
+  -- from the ready jobs' per-target index, so no job is read to find them, only those of them
+  -- among cands (whose windows may have ended); the others are read in order only while they
+  -- are held for their owners.
+  choose = function(cands)
+    if prefer ~= '' then
+      local in_window = {}
+      for _, id in ipairs(cands) do
+        in_window[id] = true
+      end
+      local last = redis.call('ZSCORE', K_READY, cands[#cands])
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_FORP .. prefer, '-inf', last)) do
+        if in_window[id] then
+          local c = look(id)
+          if c and c.running then
+            return id
+          end
         end
       end
     end
-  end
-  -- A job named for the claimer (above) is never left to someone else, even when its first
-  -- target is held: it is this claimer's own job too.
-  local held_until = nil
-  for _, id in ipairs(cands) do
-    if not holding then
-      return id
-    end
-    local c = look(id)
-    if c then
-      if not (c.running and c.owner and c.owner ~= '' and held[c.owner]) then
+    -- A job named for the claimer (above) is never left to someone else, even when its first
+    -- target is held: it is this claimer's own job too.
+    local held_until = nil
+    for _, id in ipairs(cands) do
+      if not holding then
         return id
       end
-      local ends = math.ceil(c.ends)
-      if not held_until or ends < held_until then
-        held_until = ends
+      local c = look(id)
+      if c then
+        if not (c.running and c.owner and c.owner ~= '' and held[c.owner]) then
+          return id
+        end
+        local ends = math.ceil(c.ends)
+        if not held_until or ends < held_until then
+          held_until = ends
+        end
       end
     end
+    return nil, held_until
   end
-  return nil, held_until
 end
 
 -- A plain claim (no preference, nobody held) takes the earliest deadline: ZPOPMIN reads and
 -- removes it from ready in one command. Otherwise the window of the earliest is looked at and
 -- the one chosen is removed from ready below.
-local plain = prefer == '' and not holding
 local pick, v
 while true do
   local cands
@@ -143,7 +145,11 @@ while true do
     return r
   end
   local held_until
-  pick, held_until = choose(cands)
+  if plain then
+    pick = cands[1]
+  else
+    pick, held_until = choose(cands)
+  end
   if not pick then
     if not held_until then
       -- Every candidate was quarantined: look at the next ones.

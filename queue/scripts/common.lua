@@ -99,12 +99,15 @@ local EVENT_FIELDS = {agent = true, attempts = true, reason = true, reasons = tr
 -- most of them when the events of many promises interleave. They are event's arguments after
 -- number, strings or nil for none: a Lua number would go into XADD in Redis' own float format.
 -- more: a flat list of the fields outside these, which follow them with their names, or nil.
+-- NO_FIELDS stands for no more fields: a library makes it once, where more or {} made a table
+-- on every event.
+local NO_FIELDS = {}
 local function event(jk, id, typ, number, agent, attempts, reason, reasons, target, deadline, not_before, detail, more)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     'type', typ, 'promise', id, 'number', number or redis.call('HGET', jk, 'number') or '', 'at', NOW_S,
     'agent', agent or '', 'attempts', attempts or '', 'reason', reason or '', 'reasons', reasons or '',
     'target', target or '', 'deadline', deadline or '', 'not_before', not_before or '', 'detail', detail or '',
-    unpack(more or {}))
+    unpack(more or NO_FIELDS))
 end
 
 -- emit is event for a flat list extra of field, value pairs, in any order (a value may be a
