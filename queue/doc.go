@@ -49,7 +49,9 @@
 //	<prefix>:{Q}:job:<id>       hash: the job; reasons and targets as JSON arrays; its history
 //	                            as fields h:1, h:2, … ("<at ms>|<result>|<detail>" each, hn
 //	                            counting them), written by the HSET of the change it records;
-//	                            every value short, so Redis keeps it compact
+//	                            a finished job's outcome is its state (earlier versions wrote
+//	                            an outcome field too); every value short, so Redis keeps it
+//	                            compact
 //	<prefix>:{Q}:history:<id>   list: the history of a job made before it moved into the hash
 //	                            (no hn field); expires with the job
 //	<prefix>:{Q}:ready          zset id → deadline ms: due now, claimed earliest deadline first
