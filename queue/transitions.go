@@ -226,7 +226,8 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	if len(o.Held) > maxHeld {
 		return nil, fmt.Errorf("%s: %w: %d held owners, at most %d allowed", what, ErrInvalid, len(o.Held), maxHeld)
 	}
-	// args[1], the lease's expiry, is set for each call from its now.
+	// args[1], the lease's expiry, is set for each call from its now: now's milliseconds and the
+	// lease's, as extend.lua adds them.
 	args := []any{o.Worker, int64(0), o.Prefer, o.PreferShare}
 	for _, h := range o.Held {
 		// An empty owner is a job without one; holding it would hold every such job for nobody.
@@ -241,7 +242,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	k := s.ks(queue)
 	for {
 		now := s.clk.Now()
-		args[1] = millis(now.Add(o.Lease))
+		args[1] = millis(now) + o.Lease.Milliseconds()
 		res, err := s.run(ctx, s.sc.claim, queue, k.common(k.quarantine()), now, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
