@@ -72,19 +72,19 @@ const (
 )
 
 const (
-	promoteBatch  = 100             // delayed jobs a single Claim moves to ready
-	preferWindow  = 32              // due jobs a Claim may pass over to find the claimer's own or an unheld one
-	maxHeld       = 4096            // owners one Claim may hold jobs for
-	outcomeBucket = 5 * time.Minute // Outcomes' resolution; WINDOW_BUCKET_MS in scripts/common.lua
-	reclaimBatch  = 100             // expired leases one Reclaim script handles
+	promoteBatch   = 100             // delayed jobs a single Claim moves to ready
+	preferWindow   = 32              // due jobs a Claim may pass over to find the claimer's own or an unheld one
+	maxHeld        = 4096            // owners one Claim may hold jobs for
+	outcomeBucket  = 5 * time.Minute // Outcomes' resolution; the scripts' WINDOW_BUCKET_MS (luaConstants)
+	reclaimBatch   = 100             // expired leases one Reclaim script handles
+	listCap        = 10000           // delayed or leased jobs List reads
+	maxListLimit   = 1000            // most jobs one List returns
+	maxFieldLength = 256             // name, target, source fields, detail
+	maxAttempts    = 100             // a sanity bound, not a policy
+	maxLease       = 24 * time.Hour
 	// dedupeOutlives is how much longer than the max open age a number's dedupe key lives, so
 	// that it ends even if no daemon ever looks again but never before its promise expired.
 	dedupeOutlives = time.Hour
-	listCap        = 10000 // delayed or leased jobs List reads
-	maxListLimit   = 1000  // most jobs one List returns
-	maxFieldLength = 256   // name, target, source fields, detail
-	maxAttempts    = 100   // a sanity bound, not a policy
-	maxLease       = 24 * time.Hour
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)

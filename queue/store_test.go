@@ -1342,3 +1342,43 @@ func TestAFinishLeavesTheDedupeKeyOfANewerPromiseForTheNumber(t *testing.T) {
 		})
 	}
 }
+
+// A merge takes the name and the external reference the open promise lacks from the request,
+// and never overwrites ones it has: they come to the script as the request's optional fields.
+func TestAMergeFillsTheNameAndReferenceThePromiseLacks(t *testing.T) {
+	tests := []struct {
+		name              string
+		first, second     func(*Request)
+		wantName, wantRef string
+	}{
+		{"both missing: taken from the request",
+			func(r *Request) { r.Name, r.ExternalRef = "", "" },
+			func(r *Request) { r.Name, r.ExternalRef = "Bea", "CRM-9" }, "Bea", "CRM-9"},
+		{"both held: kept",
+			func(r *Request) { r.Name, r.ExternalRef = "Ada", "CRM-1" },
+			func(r *Request) { r.Name, r.ExternalRef = "Bea", "CRM-9" }, "Ada", "CRM-1"},
+		{"the request has neither: nothing changes",
+			func(r *Request) { r.Name, r.ExternalRef = "", "CRM-1" },
+			func(r *Request) { r.Name, r.ExternalRef, r.Source = "", "", Source{} }, "", "CRM-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			r1 := request(alice)
+			tt.first(&r1)
+			first := f.enqueue(t, r1)
+			r2 := request(alice)
+			tt.second(&r2)
+			j, res, err := f.s.Enqueue(f.ctx, r2)
+			if err != nil || !res.Merged || j.ID != first.ID {
+				t.Fatalf("second request: %+v %v, want merged into %s", res, err, first.ID)
+			}
+			stored := f.get(t, j.Ref())
+			for _, got := range []Job{j, stored} {
+				if got.Name != tt.wantName || got.ExternalRef != tt.wantRef {
+					t.Errorf("name %q ref %q, want %q and %q", got.Name, got.ExternalRef, tt.wantName, tt.wantRef)
+				}
+			}
+		})
+	}
+}
