@@ -272,6 +272,10 @@ local function contains(list, v)
   return false
 end
 
+-- ONE_WORD_LIST matches a JSON list of one string that needs no escape, capturing the string:
+-- how a job's reasons and targets usually read, seen without cjson.
+local ONE_WORD_LIST = '^%["([^%c"\\\128-\255]*)"%]$'
+
 -- one_list is the one-element JSON list of v, written by hand when the value needs no escaping
 -- (reasons are vocabulary words, targets extensions): cjson costs more than the rest of an
 -- enqueue's Lua.
@@ -294,8 +298,8 @@ local function targets_of(raw)
   if type(raw) == 'table' then
     return raw
   end
-  -- The usual value, one extension, is read without cjson (see bad_list).
-  local one = raw and string.match(raw, '^%["([^%c"\\\128-\255]*)"%]$')
+  -- The usual value, one extension, is read without cjson.
+  local one = raw and string.match(raw, ONE_WORD_LIST)
   if one then
     return {one}
   end
@@ -487,7 +491,7 @@ local BROKEN_FIELDS = {'id', 'number', 'created', 'deadline', 'not_before', 'att
 -- bad_list names a JSON list field that does not decode. The usual value, a one-element list
 -- of a word (a reason, an extension), or an empty one, is seen to be one without cjson.
 local function bad_list(raw, name)
-  if not raw or raw == '' or raw == '[]' or string.find(raw, '^%["[^%c"\\\128-\255]*"%]$') then
+  if not raw or raw == '' or raw == '[]' or string.find(raw, ONE_WORD_LIST) then
     return nil
   end
   if not pcall(cjson.decode, raw) then
