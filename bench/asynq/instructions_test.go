@@ -23,36 +23,11 @@ import (
 // asynq. Unlike a time, the count hardly moves with whatever else the machine is doing, so two
 // versions of the scripts can be told apart by a few percent on a shared machine. It needs
 // valgrind and skips without it: `cd bench/asynq && go test -run '^$' -bench
-// ServerInstructions -benchtime 1x .`. With CALLGRIND_DIR set, the dumps stay in that folder
-// for callgrind_annotate to say which of Redis' functions the instructions went to.
+// ServerInstructions -benchtime 1x .` (CALLGRIND_DIR: see startCallgrind).
 func BenchmarkServerInstructions(b *testing.B) {
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		b.Skip("valgrind is not installed")
-	}
-	wrapper := []string{"valgrind", "--tool=callgrind"}
-	dir := os.Getenv("CALLGRIND_DIR")
-	if dir == "" {
-		dir = b.TempDir()
-	} else {
-		// Each dump then names its functions itself instead of by a number an earlier dump
-		// defined, so callgrind_annotate can read any one of them alone.
-		wrapper = append(wrapper, "--compress-strings=no", "--compress-pos=no")
-	}
-	out := filepath.Join(dir, "callgrind.out")
-	srv := redistest.Start(b, redistest.Options{Wrapper: append(wrapper, "--callgrind-out-file="+out)})
-	client := func() *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
-		b.Cleanup(func() { _ = c.Close() })
-		return c
-	}
+	cg := startCallgrind(b)
+	client, dump := cg.client, cg.dump
 	ctx := context.Background()
-	pid := strconv.Itoa(srv.PID())
-	// dump ends a measured part: callgrind writes what it counted since the last dump.
-	dump := func(part string) {
-		if out, err := exec.Command("callgrind_control", "-d", part, pid).CombinedOutput(); err != nil {
-			b.Fatalf("callgrind_control: %v: %s", err, out)
-		}
-	}
 
 	// The floor's figures stand for the store's commands only while it sends them.
 	checkFloor(b, newRig(b, redistest.Options{}))
@@ -85,18 +60,10 @@ func BenchmarkServerInstructions(b *testing.B) {
 	drainRate(b, aq, 10)
 	dump("asynq drain")
 
-	counts := map[string]float64{}
-	files, _ := filepath.Glob(out + ".*")
-	for _, f := range files {
-		part, n, err := callgrindPart(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		counts[part] = n
-	}
+	counts := cg.counts(b)
 	per := func(part string) float64 {
 		if counts[part] == 0 {
-			b.Fatalf("no callgrind dump for %s among %v", part, files)
+			b.Fatalf("no callgrind dump for %s", part)
 		}
 		return counts[part] / jobs
 	}
@@ -123,9 +90,76 @@ func BenchmarkServerInstructions(b *testing.B) {
 	ratio("instructions per lifetime", cbEnq+cbDrain, flEnq+flDrain, aqEnq+aqDrain)
 }
 
+// callgrindServer is a redis-server run under valgrind's callgrind, whose counts are read by
+// parts: dump ends a part, and counts answers each part's instructions by its name.
+type callgrindServer struct {
+	srv    *redistest.Server
+	out    string
+	client func() *redis.Client
+	dump   func(part string)
+	parts  map[string]callgrindCount // by dump file, each read once
+}
+
+type callgrindCount struct {
+	part string
+	n    float64
+}
+
+// startCallgrind starts one; it skips the benchmark without valgrind. With CALLGRIND_DIR set,
+// the dumps stay in that folder for callgrind_annotate to say which of Redis' functions the
+// instructions went to.
+func startCallgrind(b *testing.B) *callgrindServer {
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		b.Skip("valgrind is not installed")
+	}
+	wrapper := []string{"valgrind", "--tool=callgrind"}
+	dir := os.Getenv("CALLGRIND_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		// Each dump then names its functions itself instead of by a number an earlier dump
+		// defined, so callgrind_annotate can read any one of them alone.
+		wrapper = append(wrapper, "--compress-strings=no", "--compress-pos=no")
+	}
+	cg := &callgrindServer{out: filepath.Join(dir, "callgrind.out"), parts: map[string]callgrindCount{}}
+	cg.srv = redistest.Start(b, redistest.Options{Wrapper: append(wrapper, "--callgrind-out-file="+cg.out)})
+	cg.client = func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: cg.srv.Addr(), PoolSize: poolSize})
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	pid := strconv.Itoa(cg.srv.PID())
+	cg.dump = func(part string) {
+		if out, err := exec.Command("callgrind_control", "-d", part, pid).CombinedOutput(); err != nil {
+			b.Fatalf("callgrind_control: %v: %s", err, out)
+		}
+	}
+	return cg
+}
+
+// counts answers the instructions of every part dumped so far, by its name.
+func (cg *callgrindServer) counts(b testing.TB) map[string]float64 {
+	files, _ := filepath.Glob(cg.out + ".*")
+	for _, f := range files {
+		if _, ok := cg.parts[f]; ok {
+			continue
+		}
+		part, n, err := callgrindPart(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cg.parts[f] = callgrindCount{part, n}
+	}
+	counts := map[string]float64{}
+	for _, c := range cg.parts {
+		counts[c.part] = c.n
+	}
+	return counts
+}
+
 // lifetime enqueues, claims and completes one job of s, so that its scripts are loaded and
 // compiled before anything is counted.
-func lifetime[J any](b *testing.B, s system, claim func(context.Context) (J, error),
+func lifetime[J any](b testing.TB, s system, claim func(context.Context) (J, error),
 	complete func(context.Context, J) error) {
 	ctx := context.Background()
 	if err := s.enqueue(ctx, jobs+1); err != nil {
@@ -142,7 +176,7 @@ func lifetime[J any](b *testing.B, s system, claim func(context.Context) (J, err
 
 // drainIn claims every enqueued job with 10 goroutines, then completes them all with 10, and
 // dumps the count after each as the parts prefix+"claim" and prefix+"complete".
-func drainIn[J any](b *testing.B, prefix string, claim func(context.Context) (J, error),
+func drainIn[J any](b testing.TB, prefix string, claim func(context.Context) (J, error),
 	complete func(context.Context, J) error, dump func(string)) {
 	ctx := context.Background()
 	claimed := make(chan J, jobs)

@@ -45,7 +45,7 @@ type system interface {
 
 type callbackd struct{ s *queue.Store }
 
-func newCallbackd(b *testing.B, rdb redis.UniversalClient) *callbackd {
+func newCallbackd(b testing.TB, rdb redis.UniversalClient) *callbackd {
 	s, err := queue.New(rdb, queue.Options{Clock: clock.Real{}, Queues: []string{queueName}, Retention: retention})
 	if err != nil {
 		b.Fatal(err)
@@ -211,7 +211,7 @@ type rig struct {
 	cbMeter, aqM, floorM *meter
 }
 
-func newRig(b *testing.B, opts redistest.Options) *rig {
+func newRig(b testing.TB, opts redistest.Options) *rig {
 	srv := redistest.Start(b, opts)
 	client := func() (*redis.Client, *meter) {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: poolSize})
@@ -265,13 +265,13 @@ func (m *meter) reset() (trips int, sent map[string]int) {
 
 var scriptCommands = map[string]bool{"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "fcall": true, "fcall_ro": true}
 
-func (r *rig) flush(b *testing.B) {
+func (r *rig) flush(b testing.TB) {
 	if err := r.admin.FlushAll(context.Background()).Err(); err != nil {
 		b.Fatal(err)
 	}
 }
 
-func (r *rig) info(b *testing.B, section, field string) float64 {
+func (r *rig) info(b testing.TB, section, field string) float64 {
 	s, err := r.admin.Info(context.Background(), section).Result()
 	if err != nil {
 		b.Fatal(err)
@@ -292,18 +292,18 @@ func (r *rig) info(b *testing.B, section, field string) float64 {
 // dataMemory is what redis-server has allocated less its clients' buffers: a pool's
 // connections grow and shrink their query and reply buffers (tens of KiB each) on their own
 // schedule, which moved a 2000-job measure by a hundred bytes per job either way.
-func (r *rig) dataMemory(b *testing.B) float64 {
+func (r *rig) dataMemory(b testing.TB) float64 {
 	return r.info(b, "memory", "used_memory") - r.info(b, "memory", "mem_clients_normal")
 }
 
 // serverCPU is the CPU time redis-server has used, user and system.
-func (r *rig) serverCPU(b *testing.B) time.Duration {
+func (r *rig) serverCPU(b testing.TB) time.Duration {
 	secs := r.info(b, "cpu", "used_cpu_user") + r.info(b, "cpu", "used_cpu_sys")
 	return time.Duration(secs * float64(time.Second))
 }
 
 // processCPU is the CPU time this process has used, user and system.
-func processCPU(b *testing.B) time.Duration {
+func processCPU(b testing.TB) time.Duration {
 	var u syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
 		b.Fatalf("getrusage: %v", err)
@@ -313,7 +313,7 @@ func processCPU(b *testing.B) time.Duration {
 
 // commands is how many commands Redis ran since the last reset, each command inside a script
 // counted once and the script call around them not at all.
-func (r *rig) commands(b *testing.B) float64 {
+func (r *rig) commands(b testing.TB) float64 {
 	var n float64
 	for _, c := range r.commandCounts(b) {
 		n += c
@@ -322,7 +322,7 @@ func (r *rig) commands(b *testing.B) float64 {
 }
 
 // commandCounts is commands by command name.
-func (r *rig) commandCounts(b *testing.B) map[string]float64 {
+func (r *rig) commandCounts(b testing.TB) map[string]float64 {
 	s, err := r.admin.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
@@ -351,7 +351,7 @@ func (r *rig) commandCounts(b *testing.B) map[string]float64 {
 // checkFloor fails the benchmark unless the floor sends, per lifetime, the very commands
 // callbackd's store sends (by name and count): a floor that drifted from the scripts would
 // measure something else.
-func checkFloor(b *testing.B, r *rig) {
+func checkFloor(b testing.TB, r *rig) {
 	per := func(s system) map[string]float64 {
 		r.flush(b)
 		r.resetStats(b)
@@ -394,7 +394,7 @@ func checkFloor(b *testing.B, r *rig) {
 	}
 }
 
-func (r *rig) resetStats(b *testing.B) {
+func (r *rig) resetStats(b testing.TB) {
 	if err := r.admin.ConfigResetStat(context.Background()).Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -404,7 +404,10 @@ func (r *rig) resetStats(b *testing.B) {
 }
 
 // enqueueRate enqueues jobs with clients goroutines and answers jobs per second.
-func enqueueRate(b *testing.B, s system, clients int) float64 {
+func enqueueRate(b testing.TB, s system, clients int) float64 { return enqueueN(b, s, clients, jobs) }
+
+// enqueueN enqueues jobs 1..n with clients goroutines and answers jobs per second.
+func enqueueN(b testing.TB, s system, clients, n int) float64 {
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -413,7 +416,7 @@ func enqueueRate(b *testing.B, s system, clients int) float64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1); i <= jobs; i = next.Add(1) {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 				if err := s.enqueue(ctx, int(i)); err != nil {
 					b.Error(err)
 					return
@@ -425,14 +428,19 @@ func enqueueRate(b *testing.B, s system, clients int) float64 {
 	return jobs / time.Since(start).Seconds()
 }
 
-func drainRate(b *testing.B, s system, concurrency int) float64 {
+func drainRate(b testing.TB, s system, concurrency int) float64 {
+	return drainN(b, s, jobs, concurrency)
+}
+
+// drainN drains n enqueued jobs with concurrency workers and answers jobs per second.
+func drainN(b testing.TB, s system, n, concurrency int) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	took, err := s.drain(ctx, jobs, concurrency)
+	took, err := s.drain(ctx, n, concurrency)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return jobs / took.Seconds()
+	return float64(n) / took.Seconds()
 }
 
 func median(v []float64) float64 {
