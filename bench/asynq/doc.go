@@ -8,4 +8,9 @@
 // Shutdown is not timed, since it waits out the processor's empty-queue sleep (0.5–1.5 s).
 // The claim ceiling is a minimal ZPOPMIN + lease + HSET script run by redis-benchmark (a C
 // client) and by go-redis (the client callbackd uses), both from 50 connections.
+//
+// Under valgrind, BenchmarkServerInstructions counts what redis-server executes per enqueue,
+// claim and complete, and BenchmarkFeatureCost what each of the store's features adds to the
+// floor of its commands (see floor). `go test .` checks that the floor still sends the store's
+// commands and that each feature's are its own.
 package asynqbench

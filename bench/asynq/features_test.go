@@ -192,6 +192,8 @@ func BenchmarkFeatureCost(b *testing.B) {
 
 	// asynq, and the claim ceiling's script, as the targets' yardsticks.
 	aqSpace := space(plain.aq)
+	// The store's own bytes and commands, which the floor's should match.
+	store := space(plain.cb)
 	aq := newAsynq(cg.client())
 	if err := cg.client().FlushAll(ctx).Err(); err != nil {
 		b.Fatal(err)
@@ -249,6 +251,8 @@ func BenchmarkFeatureCost(b *testing.B) {
 	line("every feature", alone)
 	line("one-field job", one)
 	line("asynq", asynqCost)
+	fmt.Printf("%-18s %9.1f %11s %11s %11s %8.0f %8.0f   (instructions: BenchmarkServerInstructions)\n", "the store",
+		store.commands, "", "", "", store.open, store.finished)
 	fmt.Printf("%-18s %9s %11s %11.0f   (claim only: the minimal ZPOPMIN + lease + HSET script)\n", "claim ceiling", "", "",
 		ceilingClaim)
 
