@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -72,7 +73,7 @@ func TestAFloorWithoutAFeatureSendsNoneOfItsCommands(t *testing.T) {
 			t.Fatalf("without %v, a claim after %d lifetimes answered %v, not empty", features, n, err)
 		}
 		// The window's bucket is expired once, at its first count, not per lifetime.
-		if !contains(features, featWindow) {
+		if !slices.Contains(features, featWindow) {
 			counts["pexpire"]--
 		}
 		for name := range counts {
@@ -102,15 +103,6 @@ func TestAFloorWithoutAFeatureSendsNoneOfItsCommands(t *testing.T) {
 			}
 		}
 	})
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // commandNames are the names in any of the counts, sorted.
