@@ -3,11 +3,15 @@ package redistest
 import (
 	"context"
 	"fmt"
+	stdlog "log"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestStartServesAndRestartKeepsAppendOnlyData(t *testing.T) {
@@ -124,4 +128,40 @@ func TestSentinelPromotesTheReplicaWhenThePrimaryIsKilled(t *testing.T) {
 	if got != "made" {
 		t.Errorf("GET promise on the promoted replica = %q; want \"made\"", got)
 	}
+}
+
+// dialLog keeps what go-redis logs.
+type dialLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *dialLog) Printf(_ context.Context, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, v...))
+}
+
+// A server that takes its time to listen (valgrind takes seconds) is waited for without a
+// line of go-redis' dial errors in the benchmark's or test's output.
+func TestWaitingForASlowServerLogsNoDialErrors(t *testing.T) {
+	log := &dialLog{}
+	redis.SetLogger(log)
+	t.Cleanup(func() { redis.SetLogger(stdLogger{}) })
+	s := Start(t, Options{Wrapper: []string{"sh", "-c", `sleep 1.5; exec "$@"`, "slow"}})
+	if err := s.Client().Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING after a slow start: %v", err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.lines) > 0 {
+		t.Errorf("waiting for the server logged %d lines; the first: %s", len(log.lines), log.lines[0])
+	}
+}
+
+// stdLogger is go-redis' own default: its lines on stderr.
+type stdLogger struct{}
+
+func (stdLogger) Printf(_ context.Context, format string, v ...any) {
+	stdlog.Printf(format, v...)
 }
