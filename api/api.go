@@ -69,7 +69,7 @@ func New(o Options) http.Handler {
 	probeRoutes(mux, o, tokens)
 	agentRoutes(mux, o.Agents, o.Logger)
 	v1Routes(mux, o)
-	return authenticate(tokens, mux)
+	return authenticate(tokens, v1Unrouted(mux))
 }
 
 func (o Options) tokens() *Tokens { return ConfiguredTokens(o.Token, o.Tokens) }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +24,8 @@ var (
 	errTooLarge     = errors.New("request body too large")
 	errUnauthorized = errors.New("missing or wrong bearer token (http.token, http.tokens)")
 	errForbidden    = errors.New("the token lacks the role this needs")
+	errNoRoute      = errors.New("the admin API has no such path (see /api/v1/openapi.json)")
+	errNoMethod     = errors.New("the path does not take this method (see the Allow header)")
 )
 
 // maxBody bounds a request body: the largest request, a promise, is well under a kilobyte.
@@ -37,6 +41,8 @@ var problemTypes = []struct {
 	{errTooLarge, "body-too-large", "The request body is too large"},
 	{errUnauthorized, "unauthorized", "Missing or wrong bearer token"},
 	{errForbidden, "forbidden", "The token lacks the role this needs"},
+	{errNoRoute, "not-found", "Not found"},
+	{errNoMethod, "method-not-allowed", "Method not allowed"},
 	{queue.ErrIdempotencyConflict, "idempotency-conflict", "The idempotency key was used for another request"},
 	{dialer.ErrDeadlineBeforeQuote, "deadline-before-quote", "The deadline is earlier than can be kept"},
 	{dialer.ErrNoQuote, "no-quote", "No deadline can be kept"},
@@ -63,8 +69,10 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, dialer.ErrUnknownAgent), errors.Is(err, queue.ErrNotFound):
+	case errors.Is(err, dialer.ErrUnknownAgent), errors.Is(err, queue.ErrNotFound), errors.Is(err, errNoRoute):
 		return http.StatusNotFound
+	case errors.Is(err, errNoMethod):
+		return http.StatusMethodNotAllowed
 	case errors.Is(err, queue.ErrIdempotencyConflict), errors.Is(err, queue.ErrWrongState):
 		return http.StatusConflict
 	case errors.Is(err, queue.ErrRateLimited):
@@ -165,10 +173,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, empty bool) err
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
-	case err == nil && dec.More():
-		return fmt.Errorf("%w: more than one JSON value in the body", errMalformed)
+	case err == nil && strings.TrimSpace(string(body[dec.InputOffset():])) != "":
+		// dec.More would take a stray '}' or ']' after the object for the end of the body.
+		return fmt.Errorf("%w: more than one JSON value in the body (text after byte %d)", errMalformed, dec.InputOffset())
 	case err == nil:
-		return nil
+		return exactNames(body, reflect.TypeOf(dst), "")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return &dialer.FieldError{Field: name, Err: fmt.Errorf("%w: unknown field", errMalformed)}
@@ -192,8 +201,54 @@ func jsonType(e *json.UnmarshalTypeError) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "*api.windowBody":
+	case "api.windowBody":
 		return "an object"
+	case "api.dateTime":
+		return "a date-time (RFC 3339, as 2026-12-02T12:00:00Z)"
 	}
 	return "a " + e.Type.String()
+}
+
+// exactNames refuses a key of raw that names a field of t only in another case: encoding/json
+// takes "Force" for "force", which DisallowUnknownFields does not catch, but the document (as
+// every other JSON reader) knows only the names as they are spelled. prefix names the object
+// raw is in ("window.").
+func exactNames(raw []byte, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var obj map[string]json.RawMessage
+	if t.Kind() != reflect.Struct || json.Unmarshal(raw, &obj) != nil {
+		return nil // not an object (null, a time): the decoder judged it
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f, ok := fieldNamed(t, k)
+		if !ok {
+			return &dialer.FieldError{Field: prefix + k, Err: fmt.Errorf("%w: unknown field (names are case-sensitive)", errMalformed)}
+		}
+		if err := exactNames(obj[k], f.Type, prefix+k+"."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldNamed is the field of struct t whose JSON name is exactly name.
+func fieldNamed(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "" {
+			tag = f.Name
+		}
+		if f.IsExported() && tag != "-" && tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }

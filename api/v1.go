@@ -85,6 +85,37 @@ func v1Routes(mux *http.ServeMux, o Options) {
 	}
 }
 
+// v1Unrouted answers a request under /api/v1 that no route takes as a problem, as every other
+// error of the admin API: 404, or 405 with the methods the path takes in Allow (which the mux
+// works out).
+func v1Unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" || !strings.HasPrefix(r.URL.Path, v1Prefix+"/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.code == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeProblem(w, errNoMethod)
+			return
+		}
+		writeProblem(w, errNoRoute)
+	})
+}
+
+// statusRecorder keeps what a handler answers but its body.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.code = code }
+
 // rateLimitEnd is when the limit that refused err ends.
 func rateLimitEnd(err error) (time.Time, bool) {
 	var rl *queue.RateLimitedError
@@ -107,7 +138,13 @@ func (h *v1) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if statusOf(err) >= 500 {
-		h.log.Error("admin API request failed", zap.String("method", r.Method), zap.String("path", phone.MaskText(r.URL.Path)),
+		// A number in the path may be written with spaces or dashes, which MaskText does not
+		// take for one: the path value is masked whole.
+		path := r.URL.Path
+		if n := r.PathValue("number"); n != "" {
+			path = strings.Replace(path, n, phone.Mask(n), 1)
+		}
+		h.log.Error("admin API request failed", zap.String("method", r.Method), zap.String("path", phone.MaskText(path)),
 			zap.String("error", phone.MaskText(err.Error())))
 	}
 	writeProblem(w, err)

@@ -1,14 +1,17 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/dialer"
+	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/queue"
 )
 
@@ -113,8 +116,33 @@ func (h *v1) predictions(r *http.Request, jobs []queue.Job) map[string]dialer.Pr
 }
 
 type windowBody struct {
-	NotBefore *time.Time `json:"not_before"`
-	Deadline  *time.Time `json:"deadline"`
+	NotBefore *dateTime `json:"not_before"`
+	Deadline  *dateTime `json:"deadline"`
+}
+
+// dateTime is a time of a request body: one that does not parse is an error the decoder
+// names the field of ("window.deadline"), as it does for a value of the wrong type.
+type dateTime time.Time
+
+func (d *dateTime) UnmarshalJSON(b []byte) error {
+	var t time.Time
+	if err := t.UnmarshalJSON(b); err != nil {
+		value := string(b)
+		switch b[0] {
+		case '"':
+		case '{':
+			value = "object"
+		case '[':
+			value = "array"
+		case 't', 'f':
+			value = "bool"
+		default:
+			value = "number"
+		}
+		return &json.UnmarshalTypeError{Value: value, Type: reflect.TypeFor[dateTime]()}
+	}
+	*d = dateTime(t)
+	return nil
 }
 
 func (w *windowBody) times() (notBefore, deadline time.Time) {
@@ -122,10 +150,10 @@ func (w *windowBody) times() (notBefore, deadline time.Time) {
 		return
 	}
 	if w.NotBefore != nil {
-		notBefore = *w.NotBefore
+		notBefore = time.Time(*w.NotBefore)
 	}
 	if w.Deadline != nil {
-		deadline = *w.Deadline
+		deadline = time.Time(*w.Deadline)
 	}
 	return
 }
@@ -164,6 +192,9 @@ func (h *v1) makePromise(w http.ResponseWriter, r *http.Request) error {
 	}
 	if b.Number == "" {
 		return &dialer.FieldError{Field: "number", Err: fmt.Errorf("%w: required", queue.ErrInvalid)}
+	}
+	if err := checkTexts("name", b.Name, "note", b.Note, "external_ref", b.ExternalRef); err != nil {
+		return err
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKey || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
@@ -228,7 +259,11 @@ func (h *v1) listPromises(w http.ResponseWriter, r *http.Request) error {
 		if !rolesOf(r).Has(config.RolePII) {
 			return &dialer.FieldError{Field: "number", Err: fmt.Errorf("%w: filtering by number needs the pii role", errForbidden)}
 		}
-		o.Number = n
+		e164, err := phone.ParseE164(n)
+		if err != nil {
+			return &dialer.FieldError{Field: "number", Err: fmt.Errorf("%w: %w", queue.ErrInvalid, err)}
+		}
+		o.Number = e164
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -300,6 +335,9 @@ func (h *v1) cancelPromise(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &b, true); err != nil {
 		return err
 	}
+	if err := checkTexts("detail", b.Detail); err != nil {
+		return err
+	}
 	j, err := h.admin.Cancel(r.Context(), r.PathValue("id"), b.Detail)
 	if err != nil {
 		return err
@@ -324,6 +362,9 @@ func (h *v1) reschedulePromise(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &b, true); err != nil {
 		return err
 	}
+	if err := checkTexts("detail", b.Detail); err != nil {
+		return err
+	}
 	nb, dl := b.Window.times()
 	j, quote, err := h.admin.Reschedule(r.Context(), r.PathValue("id"), nb, dl, b.Force, b.Detail)
 	if err != nil {
@@ -340,5 +381,17 @@ func (h *v1) reschedulePromise(w http.ResponseWriter, r *http.Request) error {
 	}
 	out.Promise = viewOf(r, j, pred, true)
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// checkTexts refuses, naming the field, a text the store would refuse (too long, or with a
+// control character) without saying which field it was; fieldsAndValues alternate.
+func checkTexts(fieldsAndValues ...string) error {
+	for i := 0; i+1 < len(fieldsAndValues); i += 2 {
+		field := fieldsAndValues[i]
+		if err := queue.CheckText(field, fieldsAndValues[i+1]); err != nil {
+			return &dialer.FieldError{Field: field, Err: err}
+		}
+	}
 	return nil
 }

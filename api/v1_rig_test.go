@@ -48,10 +48,17 @@ type rig struct {
 	clk    *clock.Fake
 	cfg    *config.Config
 	router routers.Router
+	redis  *redistest.Server
 }
 
 // newRig starts the rig; edit changes the configuration before the daemon is built.
 func newRig(t testing.TB, edit ...func(*config.Config)) *rig {
+	t.Helper()
+	return newRigLogging(t, zap.NewNop(), edit...)
+}
+
+// newRigLogging is newRig with the daemon logging to log.
+func newRigLogging(t testing.TB, log *zap.Logger, edit ...func(*config.Config)) *rig {
 	t.Helper()
 	pbx, clk := daemontest.StartPBX(t)
 	// Ria (reception) answers: with her free, reception has an honest quote.
@@ -69,8 +76,9 @@ func newRig(t testing.TB, edit ...func(*config.Config)) *rig {
 	for _, e := range edit {
 		e(cfg)
 	}
-	rdb := redistest.Start(t, redistest.Options{}).Client()
-	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: zap.NewNop(), Instance: "test", Listen: "-"})
+	rs := redistest.Start(t, redistest.Options{})
+	rdb := rs.Client()
+	d, err := daemon.New(daemon.Options{Config: cfg, Redis: rdb, Clock: clk, Logger: log, Instance: "test", Listen: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +87,7 @@ func newRig(t testing.TB, edit ...func(*config.Config)) *rig {
 	go func() { ran <- d.Run(ctx) }()
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(func() { srv.Close(); cancel(); <-ran })
-	r := &rig{t: t, srv: srv, d: d, rdb: rdb, pbx: pbx, clk: clk, cfg: cfg, router: openAPIRouter(t, srv.URL)}
+	r := &rig{t: t, srv: srv, d: d, rdb: rdb, pbx: pbx, clk: clk, cfg: cfg, router: openAPIRouter(t, srv.URL), redis: rs}
 	daemontest.WaitUntil(t, "ria free", func() bool {
 		var list struct {
 			Agents []struct{ ID, State string }

@@ -312,7 +312,7 @@ func (s *Store) Emit(ctx context.Context, ref Ref, t EventType, data map[string]
 		if eventField(k) {
 			return fmt.Errorf("%s: %w: field %q is set by the store", what, ErrInvalid, k)
 		}
-		if err := checkText(k, data[k]); err != nil {
+		if err := CheckText(k, data[k]); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		keys = append(keys, k)

@@ -168,7 +168,7 @@ func (s *Store) Reschedule(ctx context.Context, ref Ref, w Window, detail string
 	if w.HoldUntil.After(w.Deadline) {
 		return Job{}, fmt.Errorf("%s: %w: hold-until is after the deadline", what, ErrInvalid)
 	}
-	if err := checkText("detail", detail); err != nil {
+	if err := CheckText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	cur, err := s.Get(ctx, ref)

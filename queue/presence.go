@@ -84,7 +84,7 @@ func (p *Presences) Set(ctx context.Context, agent string, state PresenceState, 
 	if !slices.Contains(PresenceStates(), state) {
 		return "", fmt.Errorf("%s: %w: unknown presence %q (want one of %v)", what, ErrInvalid, state, PresenceStates())
 	}
-	if err := checkText("by", by); err != nil {
+	if err := CheckText("by", by); err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	prev, err := p.set.Run(ctx, p.rdb, []string{p.key(agent)}, agent, string(state), millis(p.clk.Now()), by, p.channel()).Text()

@@ -128,7 +128,7 @@ func checkName(field, v string) error {
 	if v == "" {
 		return fmt.Errorf("%w: no %s", ErrInvalid, field)
 	}
-	if err := checkText(field, v); err != nil {
+	if err := CheckText(field, v); err != nil {
 		return err
 	}
 	for _, c := range v {

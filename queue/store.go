@@ -486,8 +486,10 @@ func newID(now time.Time) (string, error) {
 	return id.String(), nil
 }
 
-// checkText refuses text that would be unreadable in a log line or an agent's display.
-func checkText(field, v string) error {
+// CheckText refuses text that would be unreadable in a log line or an agent's display, or
+// longer than the store keeps; field names the text in the error. The API checks a request's
+// texts with it before the store does, to name the field in its answer.
+func CheckText(field, v string) error {
 	if len(v) > maxFieldLength {
 		return fmt.Errorf("%w: %s is %d bytes, at most %d allowed", ErrInvalid, field, len(v), maxFieldLength)
 	}

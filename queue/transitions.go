@@ -149,7 +149,7 @@ func (s *Store) checkRequest(r Request, now time.Time) (string, error) {
 		{"name", r.Name}, {"target", r.Target}, {"note", r.Note}, {"source asterisk id", r.Source.AsteriskID},
 		{"source linkedid", r.Source.LinkedID}, {"source channel", r.Source.Channel}, {"external ref", r.ExternalRef},
 	} {
-		if err := checkText(f.name, f.v); err != nil {
+		if err := CheckText(f.name, f.v); err != nil {
 			return "", err
 		}
 	}
@@ -208,7 +208,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	if err := s.checkQueue(queue); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := checkText("worker", o.Worker); err != nil || o.Worker == "" {
+	if err := CheckText("worker", o.Worker); err != nil || o.Worker == "" {
 		if err == nil {
 			err = fmt.Errorf("%w: no worker name", ErrInvalid)
 		}
@@ -217,7 +217,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	if err := checkLease(o.Lease); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := checkText("prefer", o.Prefer); err != nil {
+	if err := CheckText("prefer", o.Prefer); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if !(o.PreferShare >= 0 && o.PreferShare <= 1) {
@@ -231,7 +231,7 @@ func (s *Store) Claim(ctx context.Context, queue string, o ClaimOptions) (*Job, 
 	args := []any{o.Worker, int64(0), o.Prefer, o.PreferShare}
 	for _, h := range o.Held {
 		// An empty owner is a job without one; holding it would hold every such job for nobody.
-		if err := checkText("held owner", h); err != nil || h == "" {
+		if err := CheckText("held owner", h); err != nil || h == "" {
 			if err == nil {
 				err = fmt.Errorf("%w: empty held owner", ErrInvalid)
 			}
@@ -402,7 +402,7 @@ func (s *Store) MarkAdopted(ctx context.Context, ref Ref, token int64, at time.T
 	if at.IsZero() {
 		return Job{}, fmt.Errorf("%s: %w: no connect time", what, ErrInvalid)
 	}
-	if err := checkText("worker", worker); err != nil || worker == "" {
+	if err := CheckText("worker", worker); err != nil || worker == "" {
 		if err == nil {
 			err = fmt.Errorf("%w: no worker name", ErrInvalid)
 		}
@@ -445,7 +445,7 @@ func (s *Store) Complete(ctx context.Context, ref Ref, token int64, outcome Stat
 	default:
 		return Job{}, fmt.Errorf("completing job %s: %w: %q is not a final outcome", ref.ID, ErrInvalid, outcome)
 	}
-	if err := checkText("detail", detail); err != nil {
+	if err := CheckText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("completing job %s: %w", ref.ID, err)
 	}
 	return s.fencedCall(ctx, s.sc.complete, ref, token, "completing", string(outcome), phone.MaskText(detail))
@@ -474,7 +474,7 @@ func (s *Store) giveBack(ctx context.Context, ref Ref, token int64, notBefore ti
 	if notBefore.IsZero() {
 		notBefore = s.clk.Now()
 	}
-	if err := checkText("detail", detail); err != nil {
+	if err := CheckText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("%s job %s: %w", what, ref.ID, err)
 	}
 	flag := "0"
@@ -490,7 +490,7 @@ func (s *Store) Cancel(ctx context.Context, ref Ref, detail string) (Job, error)
 	if err := s.checkRef(ref); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := checkText("detail", detail); err != nil {
+	if err := CheckText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(ref.Queue)
@@ -512,7 +512,7 @@ func (s *Store) Resolve(ctx context.Context, queue, number, detail string) (Job,
 	if err != nil {
 		return Job{}, fmt.Errorf("%s: %w: %w", what, ErrInvalid, err)
 	}
-	if err := checkText("detail", detail); err != nil {
+	if err := CheckText("detail", detail); err != nil {
 		return Job{}, fmt.Errorf("%s: %w", what, err)
 	}
 	k := s.ks(queue)
