@@ -161,11 +161,29 @@ func (c *Calendar) day(midnight time.Time) []interval {
 	}
 	var out []interval
 	for _, r := range rs {
-		s := time.Date(d.Year, d.Month, d.Day, 0, r.From, 0, 0, c.loc)
-		e := time.Date(d.Year, d.Month, d.Day, 0, r.To, 0, 0, c.loc)
+		s, e := c.wall(d, r.From), c.wall(d, r.To)
+		if !s.Before(e) {
+			continue // wholly inside a skipped hour: it does not happen that day
+		}
 		out = append(out, c.cut(interval{s, e})...)
 	}
 	return out
+}
+
+// wall is the instant the clock reads minutes after midnight on date d. A time the clock
+// skips (02:30 when it jumps from 02:00 to 03:00) is the jump itself: time.Date would put it
+// an hour later, so a range ending at 02:30 would stay open until 03:30 summer time.
+func (c *Calendar) wall(d Date, minutes int) time.Time {
+	t := time.Date(d.Year, d.Month, d.Day, 0, minutes, 0, 0, c.loc)
+	want := time.Date(d.Year, d.Month, d.Day, 0, minutes, 0, 0, time.UTC)
+	y, m, dd := t.Date()
+	if wy, wm, wd := want.Date(); y != wy || m != wm || dd != wd || t.Hour() != want.Hour() || t.Minute() != want.Minute() {
+		start, _ := t.ZoneBounds()
+		if !start.IsZero() {
+			return start
+		}
+	}
+	return t
 }
 
 // cut removes the closures from iv.

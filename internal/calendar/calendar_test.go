@@ -33,6 +33,10 @@ func TestCalendarAddCountsOnlyOpenTime(t *testing.T) {
 	split := officeWeek(Range{hm(8, 30), hm(12, 0)}, Range{hm(13, 0), hm(17, 30)})
 	var nights [7][]Range
 	nights[time.Sunday] = []Range{{0, hm(6, 0)}}
+	// Sunday 29 March 2026 the clocks jump from 02:00 to 03:00: 02:00-02:59 never happens.
+	var intoGap, fromGap [7][]Range
+	intoGap[time.Sunday] = []Range{{0, hm(2, 30)}}
+	fromGap[time.Sunday] = []Range{{hm(2, 30), hm(3, 15)}}
 	tests := []struct {
 		name string
 		opts Options
@@ -64,6 +68,10 @@ func TestCalendarAddCountsOnlyOpenTime(t *testing.T) {
 		{"DST spring forward: friday 16:30 + 2h is monday 09:30 summer time", Options{Week: day}, at(3, 27, 16, 30), 2 * time.Hour, at(3, 30, 9, 30)},
 		{"DST spring forward shortens a night opening to 5 hours", Options{Week: nights}, at(3, 29, 0, 0), 5 * time.Hour, at(3, 29, 6, 0)},
 		{"DST fall back lengthens it to 7 hours", Options{Week: nights}, at(10, 25, 0, 0), 6 * time.Hour, at(10, 25, 5, 0)},
+		{"DST spring forward: an opening ending in the skipped hour closes at 03:00 summer time", Options{Week: intoGap},
+			at(3, 29, 0, 0), 2*time.Hour + 30*time.Minute, at(4, 5, 0, 30)},
+		{"DST spring forward: an opening starting in the skipped hour opens at 03:00 summer time", Options{Week: fromGap},
+			at(3, 29, 0, 0), 10 * time.Minute, at(3, 29, 3, 10)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +120,51 @@ func TestCalendarOpenNextOpeningAndClosing(t *testing.T) {
 			}
 			if got := c.NextClosing(tt.t); !got.Equal(tt.nextShut) {
 				t.Errorf("NextClosing = %s, want %s", got.In(loc), tt.nextShut)
+			}
+		})
+	}
+}
+
+// On the spring-forward night the wall clock reads 01:59 and then 03:00: an opening that ends
+// in the skipped hour ends at 03:00 summer time, one that starts in it starts then, and one
+// wholly inside it does not happen (time.Date would move such times an hour on instead).
+func TestCalendarRangesInTheSkippedHour(t *testing.T) {
+	loc := ams(t)
+	at := func(mo time.Month, d, h, m int) time.Time { return time.Date(2026, mo, d, h, m, 0, 0, loc) }
+	sunday := func(rs ...Range) [7][]Range {
+		var w [7][]Range
+		w[time.Sunday] = rs
+		return w
+	}
+	tests := []struct {
+		name                  string
+		week                  [7][]Range
+		t                     time.Time
+		open                  bool
+		nextOpening, nextShut time.Time
+	}{
+		{"ending in the gap: closed at 03:15 summer time", sunday(Range{0, hm(2, 30)}), at(3, 29, 3, 15), false, at(4, 5, 0, 0), at(4, 5, 2, 30)},
+		{"ending in the gap: closes at 03:00 summer time", sunday(Range{0, hm(2, 30)}), at(3, 29, 1, 0), true, at(3, 29, 1, 0), at(3, 29, 3, 0)},
+		{"starting in the gap: opens at 03:00 summer time", sunday(Range{hm(2, 30), hm(3, 15)}), at(3, 29, 0, 0), false, at(3, 29, 3, 0), at(3, 29, 3, 15)},
+		{"wholly in the gap: skipped that week", sunday(Range{hm(2, 0), hm(2, 45)}, Range{hm(4, 0), hm(5, 0)}), at(3, 29, 0, 0), false, at(3, 29, 4, 0), at(3, 29, 5, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(Options{Location: loc, Week: tt.week})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Open(tt.t); got != tt.open {
+				t.Errorf("Open = %v, want %v", got, tt.open)
+			}
+			if got := c.NextOpening(tt.t); !got.Equal(tt.nextOpening) {
+				t.Errorf("NextOpening = %s, want %s", got.In(loc), tt.nextOpening)
+			}
+			if got := c.NextClosing(tt.t); !got.Equal(tt.nextShut) {
+				t.Errorf("NextClosing = %s, want %s", got.In(loc), tt.nextShut)
+			}
+			if got := c.Between(at(3, 28, 0, 0), at(3, 30, 0, 0)); got < 0 {
+				t.Errorf("Between over the night = %s, negative", got)
 			}
 		})
 	}
