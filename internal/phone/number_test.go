@@ -114,6 +114,8 @@ func TestMaskTextMasksEveryNumberInFreeText(t *testing.T) {
 		"already masked +31*******67":                                       "already masked +31*******67",
 		"+31201234567":                                                      "+31*******67",
 		"+ sign alone and 123456":                                           "+ sign alone and 123456",
+		"PJSIP/9+31201234567@provider: 503 (a tech prefix)":                 "PJSIP/9+31*******67@provider: 503 (a tech prefix)",
+		"caller id 31201234567+31201234567":                                 "caller id 312******67+31*******67",
 		"":                                                                  "",
 	}
 	for in, want := range tests {

@@ -84,7 +84,7 @@ func MaskText(s string) string {
 		}
 		uniqueID := j+1 < len(s) && s[j] == '.' && s[j+1] >= '0' && s[j+1] <= '9'
 		switch {
-		case j-i >= minDigits && !uniqueID && (start == 0 || !isDigit(s[start-1])):
+		case j-i >= minDigits && !uniqueID:
 			b.WriteString(Mask(s[start:j]))
 			i = j
 		case j > start:
@@ -97,5 +97,3 @@ func MaskText(s string) string {
 	}
 	return b.String()
 }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
