@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,9 @@ func parseClosure(s string, loc *time.Location) (calendar.Closure, error) {
 		to = from
 	}
 	from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+	if _, err := time.ParseInLocation("2006-01-02 15:04", from, loc); err == nil && !isRange {
+		return calendar.Closure{}, fmt.Errorf("invalid closure %q: a time of day needs an end too (\"%s..YYYY-MM-DD HH:MM\")", s, from)
+	}
 	point := func(v string, end bool) (time.Time, error) {
 		if t, err := time.ParseInLocation("2006-01-02 15:04", v, loc); err == nil {
 			return t, nil
@@ -212,9 +216,15 @@ func (v *validator) openHours(p string, list []OpenHours) {
 		if len(o.Days) == 0 {
 			v.addf(op+".days", "at least one day is required")
 		}
+		var days []string // known, each once
 		for j, d := range o.Days {
-			if !weekdays[d] {
+			switch {
+			case !weekdays[d]:
 				v.addf(fmt.Sprintf("%s.days[%d]", op, j), "unknown day %q (use mon, tue, wed, thu, fri, sat, sun)", d)
+			case slices.Contains(days, d):
+				v.addf(fmt.Sprintf("%s.days[%d]", op, j), "duplicate day %q", d)
+			default:
+				days = append(days, d)
 			}
 		}
 		if len(o.Hours) == 0 {
@@ -228,10 +238,7 @@ func (v *validator) openHours(p string, list []OpenHours) {
 				continue
 			}
 			reported := map[string]bool{}
-			for _, d := range o.Days {
-				if !weekdays[d] {
-					continue
-				}
+			for _, d := range days {
 				for _, other := range perDay[d] {
 					if r.From < other.r.To && other.r.From < r.To && !reported[other.path] {
 						reported[other.path] = true

@@ -140,6 +140,14 @@ var badFiles = []struct {
 		},
 	},
 	{
+		// A day named twice, and a closure that is one instant, each said for what it is.
+		file: "calling_hours_repeats.bad.yml",
+		want: []string{
+			`queues[0].calling_hours.closed[0]: invalid closure "2026-12-24 10:00": a time of day needs an end too ("2026-12-24 10:00..YYYY-MM-DD HH:MM") (line 12)`,
+			`queues[0].calling_hours.open[0].days[2]: duplicate day "mon" (line 10)`,
+		},
+	},
+	{
 		file: "calling_hours_end_before_start.bad.yml",
 		want: []string{
 			`queues[0].calling_hours.days[2]: unknown day "zon" (use mon, tue, wed, thu, fri, sat, sun) (line 9)`,
@@ -273,6 +281,14 @@ var badFiles = []struct {
 		want: []string{
 			`asterisk[0].control_app: too long: with an instance id derived from the host name (up to 32 characters) the name can reach 80 characters, and Asterisk takes at most 73; shorten it or set instance_id (line 6)`,
 			`asterisk[1].control_app: too long: with an instance id derived from the host name (up to 32 characters) the name can reach 80 characters, and Asterisk takes at most 73; shorten it or set instance_id (line 11)`,
+		},
+	},
+	{
+		// NaN compares false with every bound, so it must not slip past the range check.
+		file: "owner_preference_nan.bad.yml",
+		want: []string{
+			`queues[0].owner_preference: must be between 0 and 1 (a share of the time to the deadline) (line 8)`,
+			`queues[1].owner_preference: must be between 0 and 1 (a share of the time to the deadline) (line 10)`,
 		},
 	},
 	{
@@ -582,6 +598,38 @@ func TestEnvironmentOverridesFileValues(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, "env.good.yml", tc.env)
+			if got, want := tc.check(c); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %#v, want %#v", got, want)
+			}
+		})
+	}
+}
+
+// Every list of words can come from the environment, whatever its element type.
+func TestEnvironmentSetsEveryKindOfList(t *testing.T) {
+	data, err := os.ReadFile("testdata/env.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, []byte("http:\n  tokens:\n    - name: crm\n      token: crm-token-0123456789\n      roles: [read]\n")...)
+	tests := []struct {
+		name    string
+		environ []string
+		check   func(c *Config) (got, want any)
+	}{
+		{"roles of a token", []string{"CALLBACKD_HTTP_TOKENS_0_ROLES=read,write"},
+			func(c *Config) (any, any) { return c.HTTP.Tokens[0].Roles, []Role{RoleRead, RoleWrite} }},
+		{"days of the calling hours", []string{"CALLBACKD_QUEUES_1_CALLING_HOURS_DAYS=sat,sun"},
+			func(c *Config) (any, any) { return c.Queues[1].CallingHours.Days, []string{"sat", "sun"} }},
+		{"inbound contexts", []string{"CALLBACKD_DETECTOR_INBOUND_CONTEXTS=from-trunk,from-sip"},
+			func(c *Config) (any, any) { return c.Detector.InboundContexts, []string{"from-trunk", "from-sip"} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseEnviron(data, tc.environ)
+			if err != nil {
+				t.Fatalf("refused:\n%v", err)
+			}
 			if got, want := tc.check(c); !reflect.DeepEqual(got, want) {
 				t.Errorf("got %#v, want %#v", got, want)
 			}

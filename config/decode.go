@@ -14,12 +14,11 @@ import (
 const maxNodes = 100000
 
 var (
-	durationType  = reflect.TypeOf(Duration(0))
-	asteriskType  = reflect.TypeOf(Asterisk{})
-	queueType     = reflect.TypeOf(Queue{})
-	webhookType   = reflect.TypeOf(Webhook{})
-	allowType     = reflect.TypeOf(Allow{})
-	stringSliceTy = reflect.TypeOf([]string(nil))
+	durationType = reflect.TypeOf(Duration(0))
+	asteriskType = reflect.TypeOf(Asterisk{})
+	queueType    = reflect.TypeOf(Queue{})
+	webhookType  = reflect.TypeOf(Webhook{})
+	allowType    = reflect.TypeOf(Allow{})
 )
 
 // decoder copies a yaml.Node tree into a Config by walking both together. It is hand-rolled
@@ -270,8 +269,18 @@ func setScalar(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetBool(b)
-	case t == stringSliceTy:
-		v.Set(reflect.ValueOf(splitList(s)))
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		// []string and lists of named string types such as []Role alike.
+		words := splitList(s)
+		if words == nil {
+			v.Set(reflect.Zero(t))
+			break
+		}
+		out := reflect.MakeSlice(t, len(words), len(words))
+		for i, w := range words {
+			out.Index(i).SetString(w)
+		}
+		v.Set(out)
 	default:
 		return fmt.Errorf("internal error: cannot set %s", t)
 	}

@@ -373,7 +373,7 @@ func (v *validator) queues(list []Queue) map[string]bool {
 		if q.Resolve != ResolveTarget && q.Resolve != ResolveQueue {
 			v.addf(p+".resolve", "must be %s or %s, got %q", ResolveTarget, ResolveQueue, q.Resolve)
 		}
-		if q.OwnerPreference < 0 || q.OwnerPreference > 1 {
+		if !(q.OwnerPreference >= 0 && q.OwnerPreference <= 1) { // NaN too
 			v.addf(p+".owner_preference", "must be between 0 and 1 (a share of the time to the deadline)")
 		}
 		v.media(p+".greeting", q.Greeting, nil)
