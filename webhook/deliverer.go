@@ -277,8 +277,15 @@ func (w *worker) handle(ctx context.Context, id string, m *redis.XMessage) error
 	}
 	now := w.o.Clock.Now()
 	state, first, n, err := w.l.begin(ctx, id, now, w.lease)
-	if err != nil || state != beginGo {
+	if err != nil {
 		return err
+	}
+	if state == beginErased {
+		w.log.Info("webhook event is gone from the stream; not sent", zap.String("event", w.queue+"/"+id))
+		return w.counted(ResultSkipped, nil)
+	}
+	if state != beginGo {
+		return nil
 	}
 	payload, err := body(ev, w.ep.MaskNumbers)
 	if err != nil {

@@ -495,3 +495,123 @@ func TestAnIdleWorkerLooksForWorkInOneRoundTrip(t *testing.T) {
 		t.Errorf("%d round trips for %d idle looks; want one per look", trips, looks)
 	}
 }
+
+// An event read with others in one batch waits in the daemon's memory while the endpoint takes
+// its time with the ones before it; erasing its customer meanwhile must still keep it from
+// being sent, on every way an event reaches its first attempt.
+func TestAnErasedCustomersEventReadInABatchIsNotSent(t *testing.T) {
+	tests := []struct {
+		name string
+		// read puts the two events where the deliverer will find them: nothing (its own read
+		// of new events), or a dead consumer's read it takes over.
+		deadReader bool
+	}{
+		{name: "read as new events"},
+		{name: "taken over from a dead consumer", deadReader: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, clock.NewFake(start))
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+				select {
+				case <-release: // the erasure is done
+				case <-r.Context().Done():
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			})
+			ep := endpoint(t, "crm", rc)
+			ctx := context.Background()
+			prep, err := New(Options{Redis: h.rdb, Streams: h.store, Instance: "prep", Endpoints: []Endpoint{ep}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := prep.Prepare(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Both events are in the stream before the deliverer's first read: one batch.
+			_, kept := h.promise("sales", "+31201234567")
+			_, erased := h.promise("sales", "+31207654321")
+			o := Options{}
+			if tc.deadReader {
+				stream := h.store.EventStreamKey("sales")
+				if err := h.rdb.XReadGroup(ctx, redisReadArgs{group: GroupPrefix + "crm", consumer: "dead-daemon", stream: stream}.args()).Err(); err != nil {
+					t.Fatal(err)
+				}
+				o.ClaimIdle = 50 * time.Millisecond
+			}
+			r := h.run("daemon-1", o, ep)
+			waitFor(t, "the first event is being sent", func() bool { return rc.requestsFor(kept) == 1 })
+			if _, err := h.store.EraseCustomer(ctx, "+31207654321"); err != nil {
+				t.Fatal(err)
+			}
+			releaseOnce.Do(func() { close(release) })
+			waitFor(t, "both events are finished", func() bool {
+				return r.count("crm", ResultDelivered)+r.count("crm", ResultSkipped) == 2 && h.pending("sales", "crm") == 0
+			})
+			if n := rc.requestsFor(erased); n != 0 {
+				t.Errorf("the erased customer's event was sent %d times after the erasure", n)
+			}
+			if got := r.count("crm", ResultSkipped); got != 1 {
+				t.Errorf("skipped = %v, want the erased event", got)
+			}
+		})
+	}
+}
+
+// What an endpoint answers is not ours to store: a reply that quotes a number, which the HTTP
+// client then quotes in its error, must not put that number into the attempt's bookkeeping or
+// the dead letters, which the erasure of a customer does not touch.
+func TestAFailureDetailKeptInRedisHoldsNoNumber(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string // raw bytes the endpoint writes instead of an HTTP response
+		want  string // in the detail kept, masked
+	}{
+		{"an answer that is not HTTP", "+31201234567\r\n\r\n", "+31*******67"},
+		{"a status code that is a number", "HTTP/1.1 31201234567 Oops\r\n\r\n", "312******67"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clock.NewFake(start)
+			h := newHarness(t, clk)
+			rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+				conn, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				_, _ = buf.WriteString(tc.reply)
+				_ = buf.Flush()
+				_ = conn.Close()
+			})
+			ep := endpoint(t, "crm", rc)
+			ep.RetryFor = time.Minute
+			r := h.run("daemon-1", Options{Backoff: time.Second, MaxBackoff: time.Second}, ep)
+			_, id := h.promise("sales", "+31207654321")
+			stream := h.store.EventStreamKey("sales")
+			streamID := id[len("sales/"):]
+			waitFor(t, "a failed attempt", func() bool { return r.count("crm", ResultFailed) >= 1 })
+			last, err := h.rdb.HGet(context.Background(), stream+":webhook:crm:attempts", streamID+"/last").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(last, "1234567") || !strings.Contains(last, tc.want) {
+				t.Errorf("the attempt's detail %q holds the number, want it masked (%s)", last, tc.want)
+			}
+			clk.Advance(2 * time.Minute)
+			waitFor(t, "the event is dead-lettered", func() bool { return r.count("crm", ResultDeadLettered) == 1 })
+			dead, err := h.rdb.XRange(context.Background(), stream+":webhook:crm:dead", "-", "+").Result()
+			if err != nil || len(dead) != 1 {
+				t.Fatalf("dead letters %v, %v; want one", dead, err)
+			}
+			for k, v := range dead[0].Values {
+				if strings.Contains(v.(string), "1234567") {
+					t.Errorf("dead letter field %s holds the number: %v", k, v)
+				}
+			}
+		})
+	}
+}

@@ -38,11 +38,17 @@ const (
 	beginGo   = "go"   // this caller makes the attempt
 	beginBusy = "busy" // another attempt holds it, or its retry is not due yet
 	beginGone = "gone" // already acknowledged: nothing to do
+	// beginErased: still pending, but its entry is no longer in the stream (erased with its
+	// customer, or trimmed): acknowledged now, not to be sent.
+	beginErased = "erased"
 )
 
-// beginScript takes an entry for one attempt: only while it is still pending in the group and
-// not held by another attempt's lease or waiting for its retry time. The first attempt's time
-// is kept, so retry_for is counted from it whichever daemon makes the later ones.
+// beginScript takes an entry for one attempt: only while it is still pending in the group, still
+// in the stream and not held by another attempt's lease or waiting for its retry time. The
+// entry read earlier (a batch waits while the endpoint answers the ones before it) may have been
+// erased with its customer since: this last look before the request keeps it from being sent.
+// The first attempt's time is kept, so retry_for is counted from it whichever daemon makes the
+// later ones.
 var beginScript = redis.NewScript(`
 local id, now, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 0 then
@@ -52,6 +58,12 @@ if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 0 then
 end
 local due = redis.call('ZSCORE', KEYS[3], id)
 if due and tonumber(due) > now then return {'busy'} end
+if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+  redis.call('HDEL', KEYS[2], id .. '/first', id .. '/n', id .. '/last')
+  redis.call('ZREM', KEYS[3], id)
+  return {'erased'}
+end
 local first = redis.call('HGET', KEYS[2], id .. '/first')
 if not first then
   first = ARGV[3]

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/internal/netcause"
+	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/internal/webhooksig"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -38,9 +39,11 @@ type sent struct {
 func (s sent) ok() bool { return s.err == nil && s.status >= 200 && s.status < 300 }
 
 // String is the outcome for the dead letters and the logs: "HTTP 500", "timeout after 10s".
+// An error may quote what the endpoint answered ("malformed HTTP response ..."), and what is
+// kept in Redis holds no number: any is masked.
 func (s sent) String() string {
 	if s.err != nil {
-		return s.err.Error()
+		return phone.MaskText(s.err.Error())
 	}
 	return fmt.Sprintf("HTTP %d", s.status)
 }
