@@ -27,7 +27,10 @@ type board struct {
 	Agents    []agentRow
 	// Problems are the parts that could not be read; the rest is shown all the same.
 	Problems []string
-	Notice   string
+	// Unread is set when some queue's open promises could not be read: an empty list then
+	// does not mean there are none.
+	Unread bool
+	Notice string
 	// Cursor is the event stream's end just before the board was read: the page follows the
 	// stream from there, so nothing that happens while it loads is missed.
 	Cursor string
@@ -83,6 +86,7 @@ func (h *Handler) read(ctx context.Context, s session) board {
 		jobs, err := h.o.Promises.List(ctx, q, queue.ListOptions{States: openStates, Limit: h.o.Limit})
 		if err != nil {
 			b.problem(h, "the open promises of queue "+q, err)
+			b.Unread = true
 			continue
 		}
 		preds, err := h.o.Forecast.Queue(ctx, q, now)

@@ -23,6 +23,7 @@ import (
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/daemon/daemontest"
 	"github.com/callbackd/callbackd/demo"
+	"github.com/callbackd/callbackd/internal/phone"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
 )
@@ -289,4 +290,66 @@ func waitPromise(t *testing.T, store *queue.Store, number string, state queue.St
 		return false
 	})
 	return found
+}
+
+// A page opened while Redis is down says what it could not read and that it is not live; once
+// Redis is back it follows the event stream again by itself and shows what happens, though the
+// daemon refused its first stream.
+func TestThePageFollowsTheStreamOnceRedisIsBack(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (Debian: apt-get install -y chromium); the supervisor page's browser test needs it")
+	}
+	p := newPage(t)
+	ctx := startBrowser(t, chromium)
+	p.redis.Stop()
+	do(t, ctx, "opening the page with Redis down",
+		chromedp.Navigate(p.srv.URL+"/?token=reader-token"),
+		chromedp.WaitVisible(css(`.problem`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#link").textContent !== "not live"`))
+	if state := read(t, ctx, chromedp.AttributeValue(css(`#link`), "data-state")); state.Value != "off" {
+		t.Errorf("with Redis down the live mark is %q; want off", state.Value)
+	}
+
+	p.redis.Restart()
+	// The page retries at its own pace (at most the board's half-minute refresh): this wait
+	// only guards against a hang.
+	back, cancel := context.WithTimeout(ctx, 3*browserStep)
+	defer cancel()
+	if _, err := chromedp.Run(back, chromedp.Steps(chromedp.WaitVisible(css(`#link[data-state="on"]`)), chromedp.WaitNotPresent(css(`.problem`)))); err != nil {
+		t.Fatalf("the page to follow the stream again once Redis is back: %v\npage:\n%s", err, pageHTML(ctx))
+	}
+	j := p.promise(t, "support", "+31201234641", time.Hour)
+	do(t, ctx, "the new promise to be announced and shown",
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector("#said").textContent.includes(%q)`, phone.Mask(j.Number))),
+		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-promise=%q]`, j.ID))))
+}
+
+// The status line is a live region from the start: a screen reader announces only the changes
+// of a region it already knows, so one that appears with its first words (from display: none)
+// is not read out.
+func TestTheStatusLineIsALiveRegionBeforeTheFirstEvent(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (Debian: apt-get install -y chromium); the supervisor page's browser test needs it")
+	}
+	p := newPage(t)
+	ctx := startBrowser(t, chromium)
+	do(t, ctx, "signing in", chromedp.Navigate(p.srv.URL+"/?token=reader-token"), chromedp.WaitVisible(css(`#link[data-state="on"]`)))
+	res, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatalf("reading the accessibility tree: %v", err)
+	}
+	var live []string
+	for _, n := range res.Nodes {
+		if !n.Ignored && axString(n.Role) == "status" {
+			live = append(live, axString(n.Name))
+		}
+	}
+	if len(live) == 0 {
+		t.Errorf("before the first event the accessibility tree has no status region; the status line must be there for its announcements to be read out")
+	}
+	j := p.promise(t, "support", "+31201234661", time.Hour)
+	do(t, ctx, "the new promise to be announced",
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector("#said").textContent.includes(%q)`, phone.Mask(j.Number))))
 }

@@ -67,6 +67,14 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if s.Numbers {
 		mask = func(n string) string { return n }
 	}
+	// The first read waits for nothing and comes before the answer, so a stream that cannot be
+	// read is refused rather than opened (the page would show itself live) and ended at once.
+	evs, next, err := h.o.Events.ReadEvents(ctx, cur, 100, 0)
+	if err != nil && next.String() == cur.String() {
+		h.o.Logger.Warn("supervisor page: reading the event stream failed", zap.Error(err))
+		http.Error(w, "the event stream cannot be read now", http.StatusServiceUnavailable)
+		return
+	}
 	rc := http.NewResponseController(w)
 	// The server's write timeout is for answers, not for a stream that is meant to stay open.
 	_ = rc.SetWriteDeadline(time.Time{})
@@ -75,15 +83,17 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	var out strings.Builder
 	out.WriteString("retry: 3000\n\n")
-	for {
-		if _, err := fmt.Fprint(w, out.String()); err != nil {
-			return
+	for first := true; ; first = false {
+		if !first {
+			if _, err := fmt.Fprint(w, out.String()); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			out.Reset()
+			evs, next, err = h.o.Events.ReadEvents(ctx, cur, 100, eventBlock)
 		}
-		if err := rc.Flush(); err != nil {
-			return
-		}
-		out.Reset()
-		evs, next, err := h.o.Events.ReadEvents(ctx, cur, 100, eventBlock)
 		if ctx.Err() != nil {
 			return
 		}

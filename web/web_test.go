@@ -44,6 +44,7 @@ type page struct {
 	srv   *httptest.Server
 	store *queue.Store
 	clk   *clock.Fake
+	redis *redistest.Server
 }
 
 func newPage(t testing.TB) *page { return newPageShowing(t, 0) }
@@ -56,7 +57,8 @@ func newPageShowing(t testing.TB, limit int) *page {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	rdb := redistest.Start(t, redistest.Options{}).Client()
+	redisServer := redistest.Start(t, redistest.Options{})
+	rdb := redisServer.Client()
 	store, err := daemon.NewStore(cfg, rdb, clk)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,7 @@ func newPageShowing(t testing.TB, limit int) *page {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &page{srv: srv, store: store, clk: clk}
+	return &page{srv: srv, store: store, clk: clk, redis: redisServer}
 }
 
 func (p *page) promise(t testing.TB, queueName, number string, deadline time.Duration) queue.Job {
@@ -504,6 +506,59 @@ func TestALongQueueSaysHowManyItHolds(t *testing.T) {
 	for i, n := range numbers {
 		if shown := strings.Contains(body, inHTML(n)); shown != (i < 2) {
 			t.Errorf("promise %d (deadline in %dh) shown %v; want only the two most urgent", i, i+1, shown)
+		}
+	}
+}
+
+// With Redis down the page says what it could not read, and does not claim what it does not
+// know: not that there are no open promises.
+func TestWithRedisDownThePageSaysWhatItCouldNotRead(t *testing.T) {
+	p := newPage(t)
+	p.promise(t, "support", "+31201234631", time.Hour)
+	c := p.signedIn(t, "reader-token")
+	p.redis.Stop()
+	for _, path := range []string{"/", "/ui/board"} {
+		code, _, body := p.get(t, c, path)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s with Redis down: %d %q; want the page with its problems", path, code, body)
+		}
+		for _, want := range []string{`role="alert">Could not read the open promises of queue support.<`,
+			`role="alert">Could not read the event stream (the page does not update by itself).<`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("GET %s with Redis down lacks %s:\n%s", path, want, body)
+			}
+		}
+		if strings.Contains(body, "No open promises.") {
+			t.Errorf("GET %s with Redis down says there are no open promises, which it could not read:\n%s", path, body)
+		}
+	}
+}
+
+// A browser that reconnects to the event stream while Redis is down is told the stream cannot
+// be read (and the page says it is not live), not answered a stream that ends at once, which
+// would mark the page live for a moment on every retry.
+func TestTheEventStreamIsRefusedWhileRedisIsDown(t *testing.T) {
+	p := newPage(t)
+	reader := p.signedIn(t, "reader-token")
+	p.promise(t, "support", "+31201234651", time.Hour)
+	made := next(t, p.stream(t, reader, "reception=0-0,support=0-0"))
+	p.redis.Stop()
+	for _, from := range []string{made.id, ""} {
+		req, err := http.NewRequest(http.MethodGet, p.srv.URL+"/ui/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from != "" {
+			req.Header.Set("Last-Event-ID", from)
+		}
+		resp, err := reader.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET /ui/events (Last-Event-ID %q) with Redis down: %d %q; want 503", from, resp.StatusCode, body)
 		}
 	}
 }

@@ -61,17 +61,49 @@
     link.textContent = text;
   }
 
-  if (window.EventSource) {
-    var from = main.getAttribute("data-from") || "";
+  // The browser reconnects a stream that broke off by itself, with the id of the last event
+  // it got. A stream the daemon refused (Redis down, too many pages open) or that a proxy
+  // answered for instead, it gives up for good: the page then follows anew, after a while
+  // that grows up to the board's refresh, from the last event it got (else from where its
+  // board was read), and reads the board again once it follows, for what it may have missed.
+  var from = main.getAttribute("data-from") || "";
+  var retryGap = 3000;
+  var followed = false;
+
+  function follow() {
     var stream = new EventSource("/ui/events" + (from ? "?from=" + encodeURIComponent(from) : ""));
-    stream.addEventListener("open", function () { setLink("on", "live"); });
-    stream.addEventListener("error", function () { setLink("off", "reconnecting…"); });
+    stream.addEventListener("open", function () {
+      retryGap = 3000;
+      setLink("on", "live");
+      if (followed) {
+        soon();
+      }
+      followed = true;
+    });
+    stream.addEventListener("error", function () {
+      if (stream.readyState !== EventSource.CLOSED) {
+        setLink("off", "reconnecting…");
+        return;
+      }
+      stream.close();
+      setLink("off", "not live; trying again");
+      window.setTimeout(follow, retryGap);
+      retryGap = Math.min(2 * retryGap, 30000);
+      followed = true;
+    });
     stream.addEventListener("promise", function (m) {
+      if (m.lastEventId) {
+        from = m.lastEventId;
+      }
       try {
         say(JSON.parse(m.data));
       } catch (err) { /* a malformed event still means something changed */ }
       soon();
     });
+  }
+
+  if (window.EventSource) {
+    follow();
   }
   // The time left changes with nothing happening, and a page without a stream still updates.
   window.setInterval(refresh, 30000);
