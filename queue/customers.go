@@ -352,7 +352,9 @@ func (s *Store) jobsOf(ctx context.Context, q, n string) ([]string, error) {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	// A key of another type (a broken record) holds no number: it is read as none, per
+	// command, and does not stop the search.
+	if err != nil && !isNilOrWrongType(err) {
 		return nil, fmt.Errorf("reading the numbers of queue %s's jobs: %w", q, err)
 	}
 	var out []string

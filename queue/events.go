@@ -81,16 +81,21 @@ func eventField(k string) bool { return k == "type" || k == "promise" || k == "n
 func ParseEvent(queue string, m redis.XMessage) (Event, error) {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
 	what := fmt.Sprintf("reading event %s/%s", queue, m.ID)
+	// What a broken field holds is quoted, and these errors are logged: numbers are masked.
 	t, err := ParseEventType(str("type"))
 	if err != nil {
-		return Event{}, fmt.Errorf("%s: %w", what, err)
+		return Event{}, fmt.Errorf("%s: %w", what, maskedError{err})
 	}
 	if str("promise") == "" {
 		return Event{}, fmt.Errorf("%s: %w: no promise id", what, ErrInvalid)
 	}
+	// Every event is written with its time; one without is not an event at the epoch.
+	if str("at") == "" {
+		return Event{}, fmt.Errorf("%s: %w: field at missing", what, ErrInvalid)
+	}
 	at, err := parseMillis(str("at"))
 	if err != nil {
-		return Event{}, fmt.Errorf("%s: field at: %w", what, err)
+		return Event{}, fmt.Errorf("%s: field at: %w", what, maskedError{err})
 	}
 	e := Event{ID: queue + "/" + m.ID, Type: t, Queue: queue, Promise: str("promise"),
 		Number: str("number"), At: at}

@@ -384,3 +384,35 @@ func TestAMaskedEventNamesNoNumber(t *testing.T) {
 		t.Errorf("masking changed the original event: %+v", e)
 	}
 }
+
+// An entry that lacks a field every event has, or holds garbage in one, is skipped and named
+// like any other broken entry, with any number it quotes masked (the error is logged), and
+// the events around it are still read.
+func TestAnEventEntryWithAMissingOrBrokenFieldIsSkippedAndNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []any
+		want   string
+	}{
+		{"no time", []any{"type", "made", "promise", "01JAAAAAAAAAAAAAAAAAAAAAAA", "number", alice}, "field at"},
+		{"a time that is not a number", []any{"type", "made", "promise", "01JAAAAAAAAAAAAAAAAAAAAAAA", "at", "+31201234599x"}, "field at"},
+		{"a type that is a number", []any{"type", "+31201234599", "promise", "01JAAAAAAAAAAAAAAAAAAAAAAA", "at", "1"}, "unknown event type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			now, _ := f.s.EventsNow(f.ctx)
+			f.rdb.XAdd(f.ctx, &redis.XAddArgs{Stream: f.s.EventStreamKey(testQueue), Values: tc.values})
+			j := f.enqueue(t, request(bob))
+			evs, next, err := f.s.ReadEvents(f.ctx, now, 10, 0)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "1234599") {
+				t.Errorf("error = %v; want the bad entry named (%q), numbers masked", err, tc.want)
+			}
+			if len(evs) != 1 || evs[0].Promise != j.ID {
+				t.Errorf("events = %+v, want the good one", evs)
+			}
+			if got, _, _ := f.types(t, next); len(got) != 0 {
+				t.Errorf("after the cursor: %v, want nothing (the bad entry was passed)", got)
+			}
+		})
+	}
+}

@@ -70,6 +70,9 @@ func (i *Idempotency) Claim(ctx context.Context, scope, key, fingerprint string,
 		return Ref{}, false, fmt.Errorf("%w: with a different request", ErrIdempotencyConflict)
 	case res[3] == "":
 		return Ref{}, false, fmt.Errorf("%w: its first request is still being served", ErrIdempotencyConflict)
+	case res[2] == "":
+		// Done writes both at once: a record with one is broken, not a promise in no queue.
+		return Ref{}, false, fmt.Errorf("%s: record %s names promise %s but no queue", what, k, res[3])
 	}
 	return Ref{Queue: res[2], ID: res[3]}, false, nil
 }

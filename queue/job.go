@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callbackd/callbackd/internal/phone"
 )
 
 // State is where a promise is in its life; see the diagram in doc.go.
@@ -172,9 +174,18 @@ type historyEntry struct {
 
 // jobFromReply decodes an HGETALL reply as the scripts return it.
 func jobFromReply(v any) (Job, error) {
+	h, err := hashFromReply(v)
+	if err != nil {
+		return Job{}, err
+	}
+	return jobFromHash(h)
+}
+
+// hashFromReply reads an HGETALL reply as the scripts return it into a map.
+func hashFromReply(v any) (map[string]string, error) {
 	flat, ok := v.([]any)
 	if !ok || len(flat)%2 != 0 {
-		return Job{}, fmt.Errorf("decoding job: reply is %T, not a field/value list", v)
+		return nil, fmt.Errorf("decoding job: reply is %T, not a field/value list", v)
 	}
 	h := make(map[string]string, len(flat)/2)
 	for i := 0; i < len(flat); i += 2 {
@@ -182,7 +193,7 @@ func jobFromReply(v any) (Job, error) {
 		val, _ := flat[i+1].(string)
 		h[k] = val
 	}
-	return jobFromHash(h)
+	return h, nil
 }
 
 // finishedFields are the fields whose values a finish answers (finish in common.lua), in its
@@ -209,6 +220,9 @@ func jobFromHash(h map[string]string) (Job, error) {
 	if h["id"] == "" {
 		return Job{}, fmt.Errorf("decoding job: hash has no id")
 	}
+	if why := h[unreadableField]; why != "" {
+		return Job{}, fmt.Errorf("decoding job %s: its key cannot be read as a hash: %s", h["id"], phone.MaskText(why))
+	}
 	j := Job{
 		ID: h["id"], Queue: h["queue"], Number: h["number"], Name: h["name"],
 		Target: h["target"], Owner: h["owner"], State: State(h["state"]),
@@ -221,8 +235,10 @@ func jobFromHash(h map[string]string) (Job, error) {
 		j.Outcome = j.State
 	}
 	var err error
+	// What a broken field holds is quoted (strconv and the history decoders quote the value),
+	// and these errors are logged and answered: any number in them is masked.
 	fail := func(field string, e error) error {
-		return fmt.Errorf("decoding job %s field %s: %w", j.ID, field, e)
+		return fmt.Errorf("decoding job %s field %s: %w", j.ID, phone.MaskText(field), maskedError{e})
 	}
 	var attempts, maxAttempts, token, heardToken int64
 	for field, dst := range map[string]*int64{"attempts": &attempts, "max_attempts": &maxAttempts, "token": &token,
@@ -303,6 +319,17 @@ func jobFromHash(h map[string]string) (Job, error) {
 	}
 	return j, nil
 }
+
+// unreadableField is what list.lua and page.lua answer, beside the id, for a job whose key is
+// not a hash: what Redis said (listed_answer in common.lua).
+const unreadableField = "unreadable"
+
+// maskedError is err with every phone number in its text masked (phone.MaskText); it still
+// wraps err.
+type maskedError struct{ err error }
+
+func (e maskedError) Error() string { return phone.MaskText(e.err.Error()) }
+func (e maskedError) Unwrap() error { return e.err }
 
 // historyFieldPrefix starts the job hash's history fields: h:1, h:2, ... (see common.lua).
 const historyFieldPrefix = "h:"

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -65,7 +66,9 @@ type PageOptions struct {
 // Page returns the next jobs of queue after o.After, earliest deadline first, and the position
 // to read on from, zero when there is nothing after. Unlike List it pages through any number
 // of due jobs with one bounded read each; waiting, leased and finished jobs are read up to
-// listCap per set, as List does. One round trip.
+// listCap per set, as List does. A job whose hash cannot be decoded is left out of its page
+// and named in the error returned beside the page (whose position still leads past it), as
+// List does. One round trip.
 func (s *Store) Page(ctx context.Context, queue string, o PageOptions) ([]Job, PagePos, error) {
 	what := "reading a page of queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -101,16 +104,46 @@ func (s *Store) Page(ctx context.Context, queue string, o PageOptions) ([]Job, P
 	}
 	rows, _ := v.([]any)
 	jobs := make([]Job, 0, len(rows))
+	// A job that cannot be decoded (a broken record) keeps its place in the order, where the
+	// script put it (pagePlaceField), so that the page and the position after it are what
+	// they would be with it; it is then left out and named in the error.
+	bad := map[string]error{}
 	for _, row := range rows {
-		j, err := jobFromReply(row)
+		h, err := hashFromReply(row)
 		if err != nil {
 			return nil, PagePos{}, fmt.Errorf("%s: %w", what, err)
+		}
+		j, err := jobFromHash(h)
+		if err != nil {
+			if h["id"] == "" {
+				return nil, PagePos{}, fmt.Errorf("%s: %w", what, err)
+			}
+			place, _ := parseInt(h[pagePlaceField])
+			j = Job{ID: h["id"], Deadline: time.UnixMilli(place).UTC()}
+			bad[j.ID] = fmt.Errorf("%s: %w; skipped", what, err)
 		}
 		jobs = append(jobs, j)
 	}
 	jobs, next := CutPage(jobs, o.After, o.Limit)
-	return jobs, next, nil
+	if len(bad) == 0 {
+		return jobs, next, nil
+	}
+	var problems []error
+	kept := jobs[:0]
+	for _, j := range jobs {
+		if err, ok := bad[j.ID]; ok {
+			problems = append(problems, err)
+			continue
+		}
+		kept = append(kept, j)
+	}
+	return kept, next, errors.Join(problems...)
 }
+
+// pagePlaceField is the field page.lua adds to each job it answers: the deadline (ms) it
+// ordered the job by, which for a deadline that is not a number is where the job stands in
+// the ready set (0 elsewhere).
+const pagePlaceField = "page_place"
 
 // CutPage sorts jobs earliest deadline first (by id among equals), keeps those after after,
 // and cuts them to limit; next is the last job kept when more were left, else zero. Paging

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -48,7 +49,10 @@ type ListOptions struct {
 }
 
 // List returns jobs of the queue in the given states, earliest deadline first. Open jobs come
-// from the queue's sets; finished ones are the most recently finished still retained.
+// from the queue's sets; finished ones are the most recently finished still retained. A job
+// whose hash cannot be decoded (a broken record) is skipped and named in the error returned
+// beside the jobs that could be read, as ReadEvents does: one broken record does not hide the
+// others.
 func (s *Store) List(ctx context.Context, queue string, o ListOptions) ([]Job, error) {
 	what := "listing jobs of queue " + queue
 	if err := s.checkQueue(queue); err != nil {
@@ -93,10 +97,12 @@ func (s *Store) List(ctx context.Context, queue string, o ListOptions) ([]Job, e
 	}
 	rows, _ := v.([]any)
 	jobs := make([]Job, 0, len(rows))
+	var bad []error
 	for _, row := range rows {
 		j, err := jobFromReply(row)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+			bad = append(bad, fmt.Errorf("%s: %w; skipped", what, err))
+			continue
 		}
 		if want[j.State] {
 			jobs = append(jobs, j)
@@ -111,7 +117,7 @@ func (s *Store) List(ctx context.Context, queue string, o ListOptions) ([]Job, e
 	if len(jobs) > o.Limit {
 		jobs = jobs[:o.Limit]
 	}
-	return jobs, nil
+	return jobs, errors.Join(bad...)
 }
 
 // NextDue says when Claim will next find a job: now if one is due, the earliest not-before of

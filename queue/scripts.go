@@ -362,6 +362,12 @@ func stripComment(line string) string {
 // Redis parses. A constant given to a command is a string (Redis formats a Lua number again on
 // every call).
 func luaConstants() string {
+	var final []string
+	for _, st := range States() {
+		if !st.Open() {
+			final = append(final, string(st)+" = true")
+		}
+	}
 	return fmt.Sprintf(`-- Put here by scripts.go (luaConstants) from the queue package's Go constants.
 local PROMOTE_BATCH = %[1]d
 local PROMOTE_BATCH_S = '%[1]d'
@@ -369,7 +375,9 @@ local PREFER_LAST_S = '%[2]d'
 local REQUESTED_MS = '%[3]d'
 local MAX_FIELD_LENGTH = %[4]d
 local WINDOW_BUCKET_MS = %[5]d
-`, promoteBatch, preferWindow-1, requestedMemory.Milliseconds(), maxFieldLength, outcomeBucket.Milliseconds())
+local FINAL = {%[6]s}
+`, promoteBatch, preferWindow-1, requestedMemory.Milliseconds(), maxFieldLength, outcomeBucket.Milliseconds(),
+		strings.Join(final, ", "))
 }
 
 // loadScripts builds the scripts. strict starts each with a "#!lua" shebang, under which Redis 7

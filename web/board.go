@@ -84,7 +84,11 @@ func (h *Handler) read(ctx context.Context, s session) board {
 	}
 	for _, q := range h.o.Promises.Queues() {
 		jobs, err := h.o.Promises.List(ctx, q, queue.ListOptions{States: openStates, Limit: h.o.Limit})
-		if err != nil {
+		// A broken record is left out (and named in the log), and the rest of the queue is
+		// shown; a list that could not be read at all says so rather than that it is empty.
+		if err != nil && len(jobs) > 0 {
+			b.problem(h, "some open promises of queue "+q+" (left out)", err)
+		} else if err != nil {
 			b.problem(h, "the open promises of queue "+q, err)
 			b.Unread = true
 			continue

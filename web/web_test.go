@@ -562,3 +562,24 @@ func TestTheEventStreamIsRefusedWhileRedisIsDown(t *testing.T) {
 		}
 	}
 }
+
+// A promise whose record in Redis is broken is left out of the page, which says so, and the
+// queue's other promises are shown all the same.
+func TestABrokenRecordHidesNoOtherPromise(t *testing.T) {
+	p := newPage(t)
+	good := p.promise(t, "support", "+31201234641", time.Hour)
+	bad := p.promise(t, "support", "+31201234642", 2*time.Hour)
+	if err := p.redis.Client().HSet(context.Background(), "callbackd:{support}:job:"+bad.ID, "deadline", "soon").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := p.get(t, p.signedIn(t, "reader-token"), "/")
+	if !strings.Contains(body, good.ID) {
+		t.Errorf("the page does not show the promise next to a broken one:\n%s", body)
+	}
+	if strings.Contains(body, bad.ID) {
+		t.Errorf("the page shows the broken promise %s:\n%s", bad.ID, body)
+	}
+	if want := `role="alert">Could not read some open promises of queue support (left out).<`; !strings.Contains(body, want) {
+		t.Errorf("the page lacks %s:\n%s", want, body)
+	}
+}

@@ -38,9 +38,13 @@ while true do
   end
   for _, id in ipairs(due) do
     redis.call('ZREM', K_DELAYED, id)
-    local dl, targets = unpack(redis.call('HMGET', K_JOBP .. id, 'deadline', 'targets'))
+    -- pcall: a job key of another type answers an error, and is quarantined as broken.
+    local r = redis.pcall('HMGET', K_JOBP .. id, 'deadline', 'targets')
+    local dl, targets = unpack(r)
     if tonumber(dl) then
       ready_add(id, dl, targets)
+    elseif r.err then
+      quarantine(K_QUAR, quarantined, id, 'job key is not a hash')
     else
       quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
@@ -73,8 +77,12 @@ if not plain then
   -- look reads what choose needs of candidate id: its owner and whether its preference window
   -- runs and when it ends; nil when its times cannot be read (it is quarantined on the way).
   local function look(id)
-    local owner, created, dl, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline',
-      'hold_until'))
+    local r = redis.pcall('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline', 'hold_until')
+    if r.err then
+      quarantine(K_QUAR, quarantined, id, 'job key is not a hash')
+      return nil
+    end
+    local owner, created, dl, hold = unpack(r)
     created, dl, hold = tonumber(created), tonumber(dl), tonumber(hold)
     if not created or not dl then
       quarantine(K_QUAR, quarantined, id, 'field created or deadline missing or not a number')
@@ -160,8 +168,10 @@ while true do
     end
   else
     -- One read of the job serves the check, the event and the reply. The first twelve are
-    -- what this script reads itself.
-    v = redis.call('HMGET', K_JOBP .. pick, 'id', 'number', 'created', 'deadline', 'not_before', 'attempts',
+    -- what this script reads itself. pcall: a job key of another type answers an error, which
+    -- broken_values names, so it is quarantined rather than lost off the ready set it was
+    -- popped from.
+    v = redis.pcall('HMGET', K_JOBP .. pick, 'id', 'number', 'created', 'deadline', 'not_before', 'attempts',
       'max_attempts', 'reasons', 'targets', 'history', 'token', 'hn', 'name', 'target', 'owner', 'note',
       'at_risk_from_start', 'external_ref', 'src_asterisk', 'src_linkedid', 'src_channel', 'hold_until')
     local why = broken_values(v)

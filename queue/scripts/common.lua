@@ -157,6 +157,18 @@ local function answer(jk, id)
   return {'ok', h}
 end
 
+-- listed_answer is answer for the reads that list jobs (list.lua, page.lua): a job key that
+-- is not a hash (a broken record) answers only its id and field unreadable, what Redis said,
+-- which Store.List and Store.Page name and skip (unreadableField in job.go), so it hides no
+-- other job.
+local function listed_answer(jk, id)
+  local ok, r = pcall(answer, jk, id)
+  if ok then
+    return r
+  end
+  return {'ok', {'id', id, 'unreadable', type(r) == 'table' and r.err or tostring(r)}}
+end
+
 -- str writes a reply value: Redis would turn a Lua number into an integer reply (or truncate
 -- it), and the client reads every field as a string.
 local function str(v)
@@ -359,7 +371,9 @@ local function unindex(id, st, targets)
     redis.call('ZREM', K_LEASES, id)
     return
   end
-  ready_remove(id, targets or redis.call('HGET', K_JOBP .. id, 'targets'))
+  -- pcall: a job key that is not a hash (a broken record, quarantine) answers an error, which
+  -- reads as no targets.
+  ready_remove(id, targets or redis.pcall('HGET', K_JOBP .. id, 'targets'))
   redis.call('ZREM', K_DELAYED, id)
   if st ~= 'pending' then
     redis.call('ZREM', K_LEASES, id)
@@ -501,9 +515,12 @@ local function bad_list(raw, name)
 end
 
 -- broken_values is broken for a job's BROKEN_FIELDS values as HMGET answers them (false for a
--- missing field), in that order.
+-- missing field), in that order, or as redis.pcall answers its error (a key of another type).
 local function broken_values(v)
   if not v[1] then
+    if v.err then
+      return 'job key is not a hash'
+    end
     return 'job hash missing'
   end
   if not v[2] or v[2] == '' then
@@ -536,7 +553,7 @@ end
 -- gone, or a hash without the fields every transition reads, would otherwise make every claim
 -- or reclaim of its queue fail for good.
 local function broken(jk)
-  return broken_values(redis.call('HMGET', jk, unpack(BROKEN_FIELDS)))
+  return broken_values(redis.pcall('HMGET', jk, unpack(BROKEN_FIELDS)))
 end
 
 -- quarantine takes a broken job out of every index into the queue's dead-letter hash kq

@@ -18,10 +18,11 @@ local ids = redis.call('ZRANGEBYSCORE', K_OPEN, '-inf', '(' .. cutoff, 'LIMIT', 
 local left, expired, quarantined = 0, {}, {}
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
-  local st = redis.call('HGET', jk, 'state')
+  -- pcall: a job key of another type answers an error (a table), which broken names below.
+  local st = redis.pcall('HGET', jk, 'state')
   if LEASED[st] then
     left = left + 1
-  elseif st and not OPEN[st] then
+  elseif type(st) == 'string' and not OPEN[st] then
     -- Finished by a script that did not know the index: nothing to end, only to forget.
     redis.call('ZREM', K_OPEN, id)
   else

@@ -13,7 +13,8 @@ if #head > 0 then
   best = tonumber(head[2])
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[4]))) do
-  local dl = tonumber(redis.call('HGET', K_JOBP .. id, 'deadline'))
+  -- pcall: a job key of another type (a broken record Claim will set aside) has no deadline.
+  local dl = tonumber(redis.pcall('HGET', K_JOBP .. id, 'deadline'))
   if dl and (not best or dl < best) then
     best = dl
   end

@@ -11,7 +11,7 @@ local which, limit, cap = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {}
 local function read(ids)
   for _, id in ipairs(ids) do
-    local r = answer(K_JOBP .. id, id)
+    local r = listed_answer(K_JOBP .. id, id)
     if #r[2] > 2 then
       out[#out + 1] = r[2]
     end

@@ -57,8 +57,14 @@ local function heard_now(jk)
 end
 for _, id in ipairs(ids) do
   local jk = K_JOBP .. id
-  local st = redis.call('HGET', jk, 'state')
+  -- pcall: a job key of another type answers an error, which broken names.
+  local st = redis.pcall('HGET', jk, 'state')
   local why = broken(jk)
+  -- A lease entry left behind by a finished (or pending) job is only forgotten; a job whose
+  -- state is missing or unknown is broken. FINAL: the finished states (luaConstants).
+  if not why and not OPEN[st] and not FINAL[st] then
+    why = 'field state missing or not a known state'
+  end
   if not why and st == 'connected' and not ((tonumber(redis.call('HGET', jk, 'connected')) or 0) > 0) then
     why = 'connected without a connect time'
   end

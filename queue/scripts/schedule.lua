@@ -11,7 +11,9 @@ local cap = tonumber(ARGV[4])
 local out = {}
 local ready = redis.call('ZRANGE', K_READY, 0, cap - 1, 'WITHSCORES')
 local function describe(id)
-  local owner, hold = unpack(redis.call('HMGET', K_JOBP .. id, 'owner', 'hold_until'))
+  -- pcall here and below: a job key of another type (a broken record Claim will set aside)
+  -- has no owner, hold or deadline.
+  local owner, hold = unpack(redis.pcall('HMGET', K_JOBP .. id, 'owner', 'hold_until'))
   out[#out + 1] = id
   out[#out + 1] = owner or ''
   out[#out + 1] = tonumber(hold) or 0
@@ -23,7 +25,7 @@ for i = 2, #ready, 2 do
 end
 local delayed = redis.call('ZRANGE', K_DELAYED, 0, cap - 1, 'WITHSCORES')
 for i = 1, #delayed, 2 do
-  local dl = tonumber(redis.call('HGET', K_JOBP .. delayed[i], 'deadline'))
+  local dl = tonumber(redis.pcall('HGET', K_JOBP .. delayed[i], 'deadline'))
   if dl then
     out[#out + 1] = dl
     out[#out + 1] = tonumber(delayed[i + 1])

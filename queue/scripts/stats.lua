@@ -8,7 +8,8 @@
 
 local dialing, connected = 0, 0
 for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
-  local st = redis.call('HGET', K_JOBP .. id, 'state')
+  -- pcall: a job key of another type (a broken record Reclaim will set aside) counts as neither.
+  local st = redis.pcall('HGET', K_JOBP .. id, 'state')
   if st == 'dialing' then
     dialing = dialing + 1
   elseif st == 'connected' then
