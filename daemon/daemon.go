@@ -312,6 +312,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if d.listener != nil {
 			_ = d.listener.Close()
 		}
+		if ctx.Err() != nil {
+			// Stopped (SIGTERM) while still waiting for Redis: a stop, not a failure.
+			d.log.Info("stopped before Redis answered at start", zap.Error(err))
+			return nil
+		}
 		return fmt.Errorf("starting: %w", err)
 	}
 	if on, why := d.store.Functions(); !on {
@@ -354,7 +359,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("agent holds", d.pool.FollowHolds)
 	var srv *http.Server
 	if d.listener != nil {
-		srv = newHTTPServer(d.handler)
+		// The event streams last as long as their clients; Shutdown would wait for them in vain
+		// and leave them open, so they end as it begins (the clients resume elsewhere).
+		streams, endStreams := context.WithCancel(context.Background())
+		defer endStreams()
+		srv = newHTTPServer(endingStreams(d.handler, streams))
+		srv.RegisterOnShutdown(endStreams)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -394,6 +404,21 @@ func newHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// endingStreams ends the requests of the event streams (the API's and the supervisor page's)
+// when stop is done; other requests are left to finish.
+func endingStreams(h http.Handler, stop context.Context) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/events" && r.URL.Path != "/ui/events" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // checkDurability warns, in the log and in /readyz, of a Redis that may lose promises.

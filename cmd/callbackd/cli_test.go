@@ -162,3 +162,26 @@ func TestCompletionScriptIsValidBashListingTheFlags(t *testing.T) {
 		t.Errorf("bash -n: %v: %s", err, msg)
 	}
 }
+
+// config check's flags are completed like every other command's: --strict and --number as
+// well as -c/--config, read from its own -h.
+func TestCompletionOffersEveryFlagOfConfigCheck(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := dispatch(context.Background(), []string{"completion", "bash"}, &out, &errOut); code != 0 {
+		t.Fatalf("completion bash: exit %d, stderr %q", code, errOut.String())
+	}
+	words := map[string]bool{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), `config) words="`); ok {
+			list, _, _ := strings.Cut(rest, `"`)
+			for _, w := range strings.Fields(list) {
+				words[w] = true
+			}
+		}
+	}
+	for _, want := range []string{"check", "-c", "--config", "--strict", "--number"} {
+		if !words[want] {
+			t.Errorf("completion for config lacks %s; it offers %v", want, words)
+		}
+	}
+}

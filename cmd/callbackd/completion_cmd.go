@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // flagLine is a flag as the flag package's PrintDefaults lists it: "  -name type".
 var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]*)`)
+
+// longFlag is a --flag named in a usage text.
+var longFlag = regexp.MustCompile(`--[a-z][a-z-]*[a-z]`)
 
 // runCompletion prints a shell completion script. The flags come from each command's own -h,
 // so the script cannot drift from the flags the commands take.
@@ -82,8 +86,17 @@ func commandWords(ctx context.Context, name string, c command) []string {
 	args := []string{"-h"}
 	words := append([]string{}, commandVerbs[name]...)
 	if name == "config" {
-		// config's usage names its verb and flag instead of listing defaults.
-		return []string{"check", "-c", "--config"}
+		// config's usage names its verb and flags in its text instead of listing defaults:
+		// -c/--config as every command spells it, and the --flags its usage line names.
+		var help bytes.Buffer
+		c.run(ctx, []string{"check", "-h"}, io.Discard, &help)
+		words := []string{"check", "-c", "--config"}
+		for _, f := range longFlag.FindAllString(help.String(), -1) {
+			if !slices.Contains(words, f) {
+				words = append(words, f)
+			}
+		}
+		return words
 	}
 	var help bytes.Buffer
 	c.run(ctx, args, io.Discard, &help)

@@ -6,11 +6,15 @@ package main
 // read them: the promise store, /metrics, the log, and the REST requests Asterisk received.
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -425,5 +429,88 @@ func TestE2ERunRefusesTheExampleUnlessAllowed(t *testing.T) {
 		if code != 1 || !strings.Contains(out, want) {
 			t.Errorf("run -c the example: exit %d, output %q; want exit 1 naming %q", code, out, want)
 		}
+	}
+}
+
+// SIGTERM while the daemon still waits for Redis to answer at start (a Redis that accepts the
+// connection and never replies, as one stuck loading its data or behind a dead link) is a
+// stop, not a failure: exit 0, as for every signal, so `systemctl stop` does not leave the unit
+// failed.
+func TestE2ESigtermWhileWaitingForRedisAtStartExitsZero(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	defer func() {
+		_ = silent.Close()
+		for c := range accepted {
+			_ = c.Close()
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "callbackd.yml")
+	yaml := `
+redis: {addr: "` + silent.Addr().String() + `"}
+asterisk:
+  - {name: pbx, url: "http://127.0.0.1:1/ari", username: callbackd, password: secret}
+queues:
+  - {name: support}
+http: {listen: "127.0.0.1:0"}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := &logLines{}
+	cmd := exec.Command(callbackdBinary(t), "run", "-c", path)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	select {
+	case c := <-accepted: // the daemon is asking Redis
+		defer c.Close()
+	case err := <-exited:
+		t.Fatalf("callbackd exited before it asked Redis: %v\n%s", err, strings.Join(out.all(), "\n"))
+	case <-time.After(e2eGuard):
+		t.Fatalf("callbackd never connected to Redis\n%s", strings.Join(out.all(), "\n"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	select {
+	case werr = <-exited:
+	case <-time.After(e2eGuard):
+		t.Fatalf("callbackd did not exit after SIGTERM\n%s", strings.Join(out.all(), "\n"))
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		code = ee.ExitCode()
+	} else if werr != nil {
+		t.Fatal(werr)
+	}
+	if code != 0 {
+		t.Errorf("exit code after SIGTERM during the start %d; want 0\n%s", code, strings.Join(out.all(), "\n"))
 	}
 }
