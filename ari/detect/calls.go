@@ -283,17 +283,33 @@ func (d *Detector) move(srv *server, ch *chanInfo, lid string, now, at time.Time
 }
 
 // late reports an event about a channel of a call that is already over (see server.ended).
-// ChannelCreated always starts something new: Asterisk never reuses a channel id.
+// A ChannelCreated of an ended channel is a copy (the old socket's last frames after a
+// reconnect): Asterisk gives a channel id to one live channel at a time, so following it would
+// only keep a call nothing ends. An event about its channel (or its peer) is late when that one
+// ended; a transfer, which names several, only when every one it names ended: one leg of a
+// transfer may well be gone by the time its bridge event is read.
 func (d *Detector) late(srv *server, ev *ari.Event) bool {
-	if ev.Type == ari.EventChannelCreated {
-		return false
-	}
 	for _, ch := range []*ari.Channel{ev.Channel, ev.Peer} {
 		if ch != nil && srv.ended.has(ch.ID) {
 			return true
 		}
 	}
-	return false
+	if ev.Channel != nil || ev.Peer != nil {
+		return false
+	}
+	named := 0
+	for _, ch := range []*ari.Channel{ev.Caller, ev.Forwarded, ev.ReplaceChannel,
+		ev.Transferee, ev.TransfererFirstLeg, ev.TransfererSecondLeg, ev.TransferTarget,
+		ev.DestinationLinkFirstLeg, ev.DestinationLinkSecondLeg, ev.DestinationThreewayChannel} {
+		if ch == nil {
+			continue
+		}
+		if !srv.ended.has(ch.ID) {
+			return false
+		}
+		named++
+	}
+	return named > 0
 }
 
 // forget drops a call and the channels that are still its members.

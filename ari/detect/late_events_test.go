@@ -1,8 +1,11 @@
 package detect
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callbackd/callbackd/ari"
 )
@@ -150,5 +153,46 @@ func TestAnAnswerLostInAGapIsSeenInTheResyncsBridges(t *testing.T) {
 	s.play(det)
 	if got := rec.summary(); len(got) != 0 {
 		t.Errorf("requests %q; want none: the customer reached 2100 while the socket was down", got)
+	}
+}
+
+// A copy of an event of a call that is over — the old socket's last frames overlapping the new
+// one's after a reconnect, or a bridge-topic event such as BridgeAttendedTransfer delivered after
+// the channels it names were destroyed — must not bring the call back: nothing would ever end
+// it again (a ChannelCreated has no ChannelDestroyed to follow, the copy's ChannelDestroyed is
+// late), so it would be followed, and kept in the Memory, until the idle sweep hours later.
+func TestACopyOfAnEventAfterTheCallEndedDoesNotReviveIt(t *testing.T) {
+	tests := []struct {
+		file string
+		typ  ari.EventType // the type of the event delivered again; every one of them in the file
+	}{
+		{"01-dial-noanswer.jsonl", ari.EventChannelCreated},
+		{"04-blind-transfer-noanswer-voicemail.jsonl", ari.EventChannelCreated},
+		{"04-blind-transfer-noanswer-voicemail.jsonl", ari.EventBridgeBlindTransfer},
+		{"04-blind-transfer-noanswer-voicemail.jsonl", ari.EventDial},
+		{"14-attended-transfer-blonde-noanswer.jsonl", ari.EventChannelCreated},
+		{"14-attended-transfer-blonde-noanswer.jsonl", ari.EventBridgeAttendedTransfer},
+		{"14-attended-transfer-blonde-noanswer.jsonl", ari.EventDial},
+	}
+	exp := loadExpected(t)
+	for _, tt := range tests {
+		events := readRecording(t, filepath.Join(tracesDir, tt.file), nil)
+		for i, ev := range events {
+			if ev.Type != tt.typ {
+				continue
+			}
+			det, rec := newTestDetector(t, Options{})
+			for _, e := range events {
+				det.HandleEvent(e)
+			}
+			det.HandleEvent(ev)
+			if n := det.Tracked(); n != 0 {
+				t.Errorf("%s: %s (event %d) again after the call ended: %d calls tracked", tt.file, tt.typ, i, n)
+			}
+			det.Resync(ari.Snapshot{AsteriskID: ev.AsteriskID, At: time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)})
+			if got, want := rec.summary(), expectedSummary(exp[tt.file]); !slices.Equal(got, want) {
+				t.Errorf("%s: %s (event %d) again: requests %s, want %s", tt.file, tt.typ, i, join(got), join(want))
+			}
+		}
 	}
 }
