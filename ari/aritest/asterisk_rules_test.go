@@ -142,3 +142,95 @@ func TestPlusInAPathSegmentIsASpaceAsInAsterisksLegacyDecoding(t *testing.T) {
 		})
 	}
 }
+
+// DELETE /channels/{id}?reason= takes the reasons of res/ari/resource_channels.c
+// (convert_reason_to_hangup_code): "timeout" is AST_CAUSE_NO_USER_RESPONSE (18, not 19) and
+// the network failure is spelled "failure"; any other reason is a 400. A channel hung up
+// before it answered is destroyed with the reason's cause and its text (ast_cause2str).
+func TestHangupReasonsAreAsterisks(t *testing.T) {
+	cases := []struct {
+		reason     string
+		wantStatus int
+		wantCause  string // "cause (cause_txt)" of ChannelDestroyed, for a 204
+	}{
+		{reason: "no_answer", wantStatus: 204, wantCause: "19 (User alerting, no answer)"},
+		{reason: "timeout", wantStatus: 204, wantCause: "18 (No user responding)"},
+		{reason: "failure", wantStatus: 204, wantCause: "38 (Network out of order)"},
+		{reason: "unallocated", wantStatus: 204, wantCause: "1 (Unallocated (unassigned) number)"},
+		{reason: "answered_elsewhere", wantStatus: 204, wantCause: "26 (Answered elsewhere)"},
+		{reason: "failed", wantStatus: 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			s, _ := newFake(t)
+			s.SetEndpoint("PJSIP/1003", Rings())
+			mon := dialEvents(t, s, "app=cbmon&subscribeAll=true")
+			id := s.CreateChannel(ChannelSpec{Endpoint: "PJSIP/1003", State: "Ringing"}).ID
+			status, reply := restCall(t, s, "DELETE", "/ari/channels/"+id+"?reason="+tc.reason, nil)
+			if status != tc.wantStatus {
+				t.Fatalf("DELETE reason=%s: %d %v; want %d", tc.reason, status, reply, tc.wantStatus)
+			}
+			if status != 204 {
+				return
+			}
+			waitDelivered(t, s, mon, "cbmon")
+			got := ""
+			for _, ev := range mon.byApp("cbmon") {
+				if evType(ev) == ari.EventChannelDestroyed {
+					got = fmt.Sprintf("%s (%s)", str(ev["cause"]), ev["cause_txt"])
+				}
+			}
+			if got != tc.wantCause {
+				t.Errorf("DELETE reason=%s of a ringing channel: ChannelDestroyed %q; want %q", tc.reason, got, tc.wantCause)
+			}
+		})
+	}
+}
+
+// What res/ari/resource_channels.c answers when a channel cannot be dialled, played to or have
+// a variable set: find_control first (404 "Channel not found" for no channel, 409 "Channel not
+// in Stasis application" for one outside Stasis), then for /dial the state (409 unless Down).
+// A dial's caller that does not exist is ignored (ast_channel_get_by_name → NULL: no copy).
+// GET variable needs no Stasis, and its 404 says "Provided channel was not found".
+func TestChannelOperationPreconditionsAreAsterisks(t *testing.T) {
+	cases := []struct {
+		method, path string
+		wantStatus   int
+		wantMessage  string
+	}{
+		{"POST", "/ari/channels/gone/dial", 404, "Channel not found"},
+		{"POST", "/ari/channels/outside/dial", 409, "Channel not in Stasis application"},
+		{"POST", "/ari/channels/agent/dial", 409, "Channel is not in the 'Down' state"},
+		{"POST", "/ari/channels/down/dial?caller=gone&timeout=30", 204, ""},
+		{"POST", "/ari/channels/outside/play?media=sound:beep", 409, "Channel not in Stasis application"},
+		{"POST", "/ari/channels/agent/play?media=sound:beep", 201, ""},
+		{"POST", "/ari/channels/outside/variable?variable=X&value=1", 409, "Channel not in Stasis application"},
+		{"POST", "/ari/channels/gone/variable?variable=X&value=1", 404, "Channel not found"},
+		{"GET", "/ari/channels/gone/variable?variable=X", 404, "Provided channel was not found"},
+	}
+	s, _ := newFake(t)
+	s.SetEndpoint("PJSIP/1001", Answers(time.Millisecond))
+	s.SetEndpoint("PJSIP/1003", Rings())
+	_ = dialEvents(t, s, "app=cbctl")
+	s.CreateChannel(ChannelSpec{Endpoint: "PJSIP/trunk", ID: "outside", CallerNumber: "+31201234501"})
+	for _, setup := range []string{
+		"/ari/channels?app=cbctl&endpoint=PJSIP%2F1001&channelId=agent",
+		"/ari/channels/create?app=cbctl&endpoint=PJSIP%2F1003&channelId=down",
+	} {
+		if status, reply := restCall(t, s, "POST", setup, nil); status != 200 && status != 204 {
+			t.Fatalf("POST %s: %d %v", setup, status, reply)
+		}
+	}
+	waitFor(t, "the agent to answer", func() bool { return stateOf(s, "agent") == "Up" })
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			status, reply := restCall(t, s, tc.method, tc.path, nil)
+			if status != tc.wantStatus {
+				t.Fatalf("%s %s: %d %v; want %d %q", tc.method, tc.path, status, reply, tc.wantStatus, tc.wantMessage)
+			}
+			if m, _ := reply.(map[string]any); tc.wantMessage != "" && (str(m["message"]) != tc.wantMessage || len(m) != 1) {
+				t.Errorf("%s %s: body %v; want {\"message\": %q}", tc.method, tc.path, reply, tc.wantMessage)
+			}
+		})
+	}
+}

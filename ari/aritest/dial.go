@@ -263,20 +263,17 @@ func (s *Server) restDial(r *http.Request, m []string) (int, any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channels[m[0]]
-	if ch == nil {
-		return 0, nil, errChannelNotFound
+	ch, err := s.controlLocked(m[0])
+	if err != nil {
+		return 0, nil, err
 	}
-	if ch.dialing || ch.snap.State != "Down" {
-		return 0, nil, fail(http.StatusConflict, "Channel is already dialing or answered")
+	if ch.dialing || (ch.snap.State != "Down" && ch.snap.State != "Rsrvd") {
+		return 0, nil, fail(http.StatusConflict, "Channel is not in the 'Down' state")
 	}
-	if id := q.Get("caller"); id != "" {
-		caller := s.channels[id]
-		if caller == nil {
-			return 0, nil, fail(http.StatusNotFound, "Caller not found")
-		}
-		// As ast_ari_channels_dial does: the callee is shown the caller's id, over whatever
-		// CONNECTEDLINE was set when the channel was created.
+	// As ast_ari_channels_dial does: the callee is shown the caller's id, over whatever
+	// CONNECTEDLINE was set when the channel was created. A caller that does not exist is
+	// ignored, not an error.
+	if caller := s.channels[q.Get("caller")]; caller != nil {
 		ch.snap.Connected = caller.snap.Caller
 		s.chanEventLocked(ari.EventChannelConnectedLine, ch, nil)
 	}
@@ -459,12 +456,9 @@ func (s *Server) restPlay(r *http.Request, m []string) (int, any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channels[m[0]]
-	if ch == nil {
-		return 0, nil, errChannelNotFound
-	}
-	if ch.stasisApp == "" {
-		return 0, nil, fail(http.StatusConflict, "Channel not in a Stasis application")
+	ch, err := s.controlLocked(m[0])
+	if err != nil {
+		return 0, nil, err
 	}
 	id := q.Get("playbackId")
 	if id == "" {

@@ -217,10 +217,12 @@ func (s *Server) restGetChannel(_ *http.Request, m []string) (int, any, error) {
 	return http.StatusOK, ch.snapshot(), nil
 }
 
+// hangupReasons are res/ari/resource_channels.c's convert_reason_to_hangup_code: "timeout" is
+// AST_CAUSE_NO_USER_RESPONSE, "failure" AST_CAUSE_FAILURE (network out of order).
 var hangupReasons = map[string]int{
-	"": 16, "normal": 16, "busy": 17, "congestion": 34, "no_answer": 19, "timeout": 19,
+	"": 16, "normal": 16, "busy": 17, "congestion": 34, "no_answer": 19, "timeout": 18,
 	"rejected": 21, "unallocated": 1, "normal_unspecified": 31, "number_incomplete": 28,
-	"codec_mismatch": 58, "interworking": 127, "failed": 38, "answered_elsewhere": 26,
+	"codec_mismatch": 58, "interworking": 127, "failure": 38, "answered_elsewhere": 26,
 }
 
 func (s *Server) restDeleteChannel(r *http.Request, m []string) (int, any, error) {
@@ -243,6 +245,19 @@ func (s *Server) restDeleteChannel(r *http.Request, m []string) (int, any, error
 	return http.StatusNoContent, nil, nil
 }
 
+// controlLocked is res/ari/resource_channels.c's find_control: the channel, which must be in
+// a Stasis application for the operations that go through its control.
+func (s *Server) controlLocked(id string) (*channel, error) {
+	ch := s.channels[id]
+	if ch == nil {
+		return nil, errChannelNotFound
+	}
+	if ch.stasisApp == "" {
+		return nil, fail(http.StatusConflict, "Channel not in Stasis application")
+	}
+	return ch, nil
+}
+
 func (s *Server) restSetVar(r *http.Request, m []string) (int, any, error) {
 	q, _, err := params(r)
 	if err != nil {
@@ -254,9 +269,9 @@ func (s *Server) restSetVar(r *http.Request, m []string) (int, any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channels[m[0]]
-	if ch == nil {
-		return 0, nil, errChannelNotFound
+	ch, err := s.controlLocked(m[0])
+	if err != nil {
+		return 0, nil, err
 	}
 	s.setVarLocked(ch, name, q.Get("value"))
 	return http.StatusNoContent, nil, nil
@@ -290,7 +305,7 @@ func (s *Server) restGetVar(r *http.Request, m []string) (int, any, error) {
 	defer s.mu.Unlock()
 	ch := s.channels[m[0]]
 	if ch == nil {
-		return 0, nil, errChannelNotFound
+		return 0, nil, fail(http.StatusNotFound, "Provided channel was not found")
 	}
 	var v string
 	var ok bool

@@ -631,14 +631,21 @@ type hangupRequest struct {
 func intp(v int) *int { return &v }
 
 var causeText = map[int]string{
-	0:  "Unknown",
-	3:  "No route to destination",
-	16: "Normal Clearing",
-	17: "User busy",
-	18: "No user responding",
-	19: "User alerting, no answer",
-	21: "Call Rejected",
-	34: "Circuit/channel congestion",
+	0:   "Unknown",
+	1:   "Unallocated (unassigned) number",
+	3:   "No route to destination",
+	16:  "Normal Clearing",
+	17:  "User busy",
+	18:  "No user responding",
+	19:  "User alerting, no answer",
+	21:  "Call Rejected",
+	26:  "Answered elsewhere",
+	28:  "Invalid number format",
+	31:  "Normal, unspecified",
+	34:  "Circuit/channel congestion",
+	38:  "Network out of order",
+	58:  "Bearer capability not available",
+	127: "Interworking, unspecified",
 }
 
 // destroyLocked ends a channel the way Asterisk does: hang-up request(s), leaving its bridge,
