@@ -117,6 +117,11 @@ func (g *gate) push(frame []byte) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	events := g.q.pending.Load() + int64(len(g.held)) + 1
+	if !g.open {
+		// The snapshot goes in ahead of what is held (openWith): its place is kept, or the
+		// backlog would pass the bound by one when the gate opens.
+		events++
+	}
 	bytes := g.q.pendingBytes.Load() + g.heldBytes + int64(len(frame))
 	if events > g.bound.events || bytes > g.bound.bytes {
 		return ErrBacklogFull
