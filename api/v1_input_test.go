@@ -1,13 +1,13 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/daemon/daemontest"
 
 	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/config"
@@ -106,28 +106,10 @@ func TestV1ProblemsSpeakJSONNotGo(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the daemon's goroutines may write to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A failing request is logged with its path; a number in that path is masked whatever form
 // the client wrote it in, as the daemon's own logger (log.mask_numbers: true) writes it.
 func TestV1AFailedRequestLogsNoNumber(t *testing.T) {
-	var out syncBuffer
+	var out daemontest.Output
 	log, err := daemon.NewLogger(config.Log{Level: "info", Format: "json", MaskNumbers: true}, &out)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,29 +14,11 @@ import (
 	"github.com/callbackd/callbackd/internal/redistest"
 )
 
-// syncBuffer is stdout shared by the demo and the test reading it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Served, the demo prints the supervisor page's address with a token made for the run, and
 // the address signs a browser in.
 func TestAServedDemoPrintsTheSupervisorPageAndItsToken(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	var out syncBuffer
+	var out daemontest.Output
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() {

@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,9 +17,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/callbackd/callbackd/daemon/daemontest"
 
 	"go.yaml.in/yaml/v3"
 
@@ -168,7 +168,7 @@ func daemonMetricNames(t *testing.T, want map[string]bool) map[string]bool {
 	t.Helper()
 	addr := freeLoopbackAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out daemontest.Output
 	ran := make(chan error, 1)
 	go func() {
 		ran <- demo.Run(ctx, demo.Settings{Speed: 120, Listen: addr, Serve: true, Token: demoToken}, &out)
@@ -221,24 +221,6 @@ func addTypeLines(names map[string]bool, body io.Reader) {
 			}
 		}
 	}
-}
-
-// lockedBuffer collects the demo's timeline, written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Every metric a panel names is one the running daemon exports: a renamed or removed metric

@@ -148,39 +148,20 @@ func TestADelayedJobWithoutItsDeadlineIsQuarantinedWhenDue(t *testing.T) {
 
 // A leased job that lost a field every reclaim reads does not stop the other expired leases
 // from coming back.
+// A leased job whose state Reclaim cannot read is quarantined too, not dropped from the leases
+// index into no index at all (a promise nobody would ever call back, nor see set aside).
 func TestReclaimQuarantinesABrokenLeaseAndReclaimsTheRest(t *testing.T) {
-	f := newQuarantineFixture(t)
-	f.enqueue(t, request(alice))
-	f.enqueue(t, request(bob))
-	first := f.claim(t, ClaimOptions{})
-	second := f.claim(t, ClaimOptions{})
-	f.rdb.HDel(f.ctx, f.s.ks(testQueue).job(first.ID), "max_attempts")
-	f.clk.Advance(2 * time.Minute)
-	res, err := f.s.Reclaim(f.ctx, testQueue)
-	if err != nil {
-		t.Fatalf("Reclaim: %v", err)
-	}
-	if res.Reclaimed != 2 {
-		t.Errorf("reclaimed %d; want both expired leases handled", res.Reclaimed)
-	}
-	if j := f.get(t, second.Ref()); j.State != StatePending {
-		t.Errorf("the healthy promise is %s; want pending again", j.State)
-	}
-	f.assertQuarantined(t, first.ID, "field max_attempts missing")
-}
-
-// A leased job whose state Reclaim cannot read is quarantined like any other broken lease,
-// not dropped from the leases index into no index at all (a promise nobody would ever call
-// back, nor see set aside), and the other expired leases still come back.
-func TestReclaimQuarantinesALeaseWhoseStateIsUnreadable(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		breakJ func(f *quarantineFixture, id string)
+		name, reason string
+		breakJ       func(f *quarantineFixture, id string)
 	}{
-		{"state missing", func(f *quarantineFixture, id string) {
+		{"max_attempts missing", "field max_attempts missing", func(f *quarantineFixture, id string) {
+			f.rdb.HDel(f.ctx, f.s.ks(testQueue).job(id), "max_attempts")
+		}},
+		{"state missing", "field state", func(f *quarantineFixture, id string) {
 			f.rdb.HDel(f.ctx, f.s.ks(testQueue).job(id), "state")
 		}},
-		{"state unknown", func(f *quarantineFixture, id string) {
+		{"state unknown", "field state", func(f *quarantineFixture, id string) {
 			f.rdb.HSet(f.ctx, f.s.ks(testQueue).job(id), "state", "exploded")
 		}},
 	} {
@@ -202,7 +183,7 @@ func TestReclaimQuarantinesALeaseWhoseStateIsUnreadable(t *testing.T) {
 			if j := f.get(t, second.Ref()); j.State != StatePending {
 				t.Errorf("the healthy promise is %s; want pending again", j.State)
 			}
-			f.assertQuarantined(t, first.ID, "field state")
+			f.assertQuarantined(t, first.ID, tc.reason)
 		})
 	}
 }

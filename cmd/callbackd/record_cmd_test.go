@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +16,6 @@ import (
 	"github.com/callbackd/callbackd/internal/stasisapp"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // An administrator records their PBX and replays the recording: a voicemail left on the
 // (fake) PBX while recording must come out of replay as a voicemail request.
 func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
@@ -41,8 +23,8 @@ func TestRecordThenReplayShowsWhatTheDetectorWouldDo(t *testing.T) {
 
 	a := config.DefaultAsterisk()
 	a.Name, a.URL, a.Username, a.Password = "pbx", config.SecretURL(pbx.URL()+"/ari"), "callbackd", "callbackd-secret"
-	trace := &syncBuffer{}
-	var stderr syncBuffer
+	trace := &daemontest.Output{}
+	var stderr daemontest.Output
 	ctx, cancel := context.WithCancel(context.Background())
 	recorded := make(chan error, 1)
 	go func() { recorded <- record(ctx, a, defaultRecordApp, clk, trace, &stderr) }()
