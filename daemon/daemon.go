@@ -363,7 +363,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// and leave them open, so they end as it begins (the clients resume elsewhere).
 		streams, endStreams := context.WithCancel(context.Background())
 		defer endStreams()
-		srv = newHTTPServer(endingStreams(d.handler, streams))
+		srv = newHTTPServer(endingStreams(d.handler, streams), d.log)
 		srv.RegisterOnShutdown(endStreams)
 		wg.Add(1)
 		go func() {
@@ -395,9 +395,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // newHTTPServer bounds every phase of a connection, so idle or slow clients cannot hold the
 // listener's connections or goroutines for ever.
-func newHTTPServer(h http.Handler) *http.Server {
+//
+// What net/http logs itself (a handler's panic, an accept error) goes to log as well, as JSON
+// with numbers masked like every other line, instead of to stderr as plain text.
+func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,
