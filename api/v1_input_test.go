@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/callbackd/callbackd/daemon/daemontest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/callbackd/callbackd/api/apitest"
 	"github.com/callbackd/callbackd/config"
@@ -183,5 +186,32 @@ func TestV1UnknownRoutesAnswerProblems(t *testing.T) {
 		if err := json.Unmarshal([]byte(a.Body), &p); err != nil || p.Type != "urn:callbackd:problem:"+tc.kind || p.Status != tc.code {
 			t.Errorf("%s %s: problem %s (%v), want %s", tc.method, tc.path, a.Body, err, tc.kind)
 		}
+	}
+}
+
+// A promise whose record in Redis cannot be read is left out of a page, alone: the others are
+// answered, of its queue and of every queue, and the log names it.
+func TestV1APageLeavesOutOnlyTheRecordItCannotRead(t *testing.T) {
+	var out daemontest.Output
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&out), zap.InfoLevel))
+	r := newRigLogging(t, log)
+	good := r.make(t, map[string]any{"number": "+31201234511", "queue": "reception", "window": r.later()})
+	bad := r.make(t, map[string]any{"number": "+31201234512", "queue": "reception", "window": r.later()})
+	if err := r.rdb.HSet(context.Background(), "callbackd:{reception}:job:"+bad.Promise.ID, "reasons", "[voicemail").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/promises?queue=reception", "/promises"} {
+		var page struct{ Promises []promise }
+		a := r.call("GET", path, reader, nil, nil)
+		if a.Code != 200 {
+			t.Fatalf("GET %s with a broken record: %d %s; want the page without it", path, a.Code, a.Body)
+		}
+		a.decode(t, &page)
+		if len(page.Promises) != 1 || page.Promises[0].ID != good.Promise.ID {
+			t.Errorf("GET %s = %+v; want only %s", path, page.Promises, good.Promise.ID)
+		}
+	}
+	if !strings.Contains(out.String(), bad.Promise.ID) {
+		t.Errorf("the log does not name the promise left out:\n%s", out.String())
 	}
 }

@@ -402,6 +402,8 @@ func (a *Admin) Reschedule(ctx context.Context, id string, notBefore, deadline t
 }
 
 // Page reads the promises of one queue, or of all ("" queue) merged, earliest deadline first.
+// A job that cannot be read is left out, and named in an error (queue.ErrSkipped) answered
+// beside the page, as Store.Page does.
 func (a *Admin) Page(ctx context.Context, queueName string, o queue.PageOptions) ([]queue.Job, queue.PagePos, error) {
 	if queueName != "" {
 		if _, ok := a.policy.Queue(queueName); !ok {
@@ -413,10 +415,13 @@ func (a *Admin) Page(ctx context.Context, queueName string, o queue.PageOptions)
 		o.Limit = 100
 	}
 	var all []queue.Job
+	var skipped []error
 	more := false
 	for _, name := range a.policy.QueueNames() {
 		jobs, next, err := a.opts.Store.Page(ctx, name, o)
-		if err != nil {
+		if errors.Is(err, queue.ErrSkipped) {
+			skipped = append(skipped, err)
+		} else if err != nil {
 			return nil, queue.PagePos{}, err
 		}
 		all = append(all, jobs...)
@@ -429,7 +434,7 @@ func (a *Admin) Page(ctx context.Context, queueName string, o queue.PageOptions)
 		last := jobs[len(jobs)-1]
 		next = queue.PagePos{Deadline: last.Deadline, ID: last.ID}
 	}
-	return jobs, next, nil
+	return jobs, next, errors.Join(skipped...)
 }
 
 // Predictions is the forecast of queueName now, by promise id (pending promises only, the most

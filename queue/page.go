@@ -120,7 +120,7 @@ func (s *Store) Page(ctx context.Context, queue string, o PageOptions) ([]Job, P
 			}
 			place, _ := parseInt(h[pagePlaceField])
 			j = Job{ID: h["id"], Deadline: time.UnixMilli(place).UTC()}
-			bad[j.ID] = fmt.Errorf("%s: %w; skipped", what, err)
+			bad[j.ID] = fmt.Errorf("%s: %w: %w", what, ErrSkipped, err)
 		}
 		jobs = append(jobs, j)
 	}

@@ -227,8 +227,8 @@ func TestListAndPageSkipAJobTheyCannotDecode(t *testing.T) {
 			before := f.snapshot(t)
 			named := func(what string, err error) {
 				t.Helper()
-				if err == nil || !strings.Contains(err.Error(), bad.ID) || !strings.Contains(err.Error(), tc.reason) {
-					t.Errorf("%s error = %v; want one naming %s and %q", what, err, bad.ID, tc.reason)
+				if !errors.Is(err, ErrSkipped) || !strings.Contains(err.Error(), bad.ID) || !strings.Contains(err.Error(), tc.reason) {
+					t.Errorf("%s error = %v; want ErrSkipped naming %s and %q", what, err, bad.ID, tc.reason)
 				}
 			}
 			ids := func(jobs []Job) []string {

@@ -101,7 +101,7 @@ func (s *Store) List(ctx context.Context, queue string, o ListOptions) ([]Job, e
 	for _, row := range rows {
 		j, err := jobFromReply(row)
 		if err != nil {
-			bad = append(bad, fmt.Errorf("%s: %w; skipped", what, err))
+			bad = append(bad, fmt.Errorf("%s: %w: %w", what, ErrSkipped, err))
 			continue
 		}
 		if want[j.State] {

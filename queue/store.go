@@ -29,6 +29,9 @@ var (
 	ErrStaleToken   = errors.New("fencing token is stale: the lease was lost")
 	ErrOutcome      = errors.New("outcome contradicts the recorded connect time")
 	ErrEmpty        = errors.New("no job is due")
+	// ErrSkipped: a read left out a job whose record it could not decode (List, Page); the
+	// jobs it could read are answered beside the error.
+	ErrSkipped = errors.New("a job that cannot be read was left out")
 )
 
 // EmptyError is the ErrEmpty of a Claim that found due jobs but left every one it looked at to

@@ -75,13 +75,27 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 		return 1
 	}
 	var jobs []queue.Job
+	// A record that cannot be read is left out and named after the list, which shows the
+	// rest; the exit code still says that something was left out.
+	var skipped []error
 	for _, q := range queues {
 		list, err := store.List(ctx, q.Name, queue.ListOptions{States: wanted, Limit: *limit})
-		if err != nil {
+		if errors.Is(err, queue.ErrSkipped) {
+			skipped = append(skipped, err)
+		} else if err != nil {
 			fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 			return 1
 		}
 		jobs = append(jobs, list...)
+	}
+	defer func() {
+		for _, err := range skipped {
+			fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
+		}
+	}()
+	done := 0
+	if len(skipped) > 0 {
+		done = 1
 	}
 	show := phone.Mask
 	if *unmask {
@@ -96,10 +110,10 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 				return 1
 			}
 		}
-		return 0
+		return done
 	}
 	promisetable.Print(stdout, jobs, clk.Now(), show)
-	return 0
+	return done
 }
 
 // parseStates reads --state: a comma-separated list of states, or all (nil).

@@ -14,6 +14,7 @@ import (
 	"github.com/callbackd/callbackd/internal/clock"
 	"github.com/callbackd/callbackd/internal/redistest"
 	"github.com/callbackd/callbackd/queue"
+	"github.com/redis/go-redis/v9"
 )
 
 // promisesFixture is a config file pointing at a real redis-server holding two open promises
@@ -126,5 +127,39 @@ func TestPromisesRefusesBadInput(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) || out.Len() != 0 {
 			t.Errorf("promises %v: exit %d, stderr %q; want exit %d mentioning %q, nothing on stdout", tc.args, code, errOut.String(), tc.code, tc.msg)
 		}
+	}
+}
+
+// A promise whose record cannot be read is left out of the list, named on stderr, and the
+// exit code says so; the other promises are listed all the same.
+func TestPromisesListsTheRestPastABrokenRecord(t *testing.T) {
+	cfgFile, environ, clk := promisesFixture(t)
+	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(environ[0], "CALLBACKD_REDIS_ADDR=")})
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "callbackd:{support}:job:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broken string
+	for _, k := range keys {
+		if rdb.HGet(ctx, k, "number").Val() == "+31201234502" {
+			broken = strings.TrimPrefix(k, "callbackd:{support}:job:")
+			rdb.HSet(ctx, k, "reasons", "[voicemail")
+		}
+	}
+	if broken == "" {
+		t.Fatal("the fixture's support promise is not in Redis")
+	}
+	var out, errOut bytes.Buffer
+	code := runPromisesWithEnv(ctx, []string{"-c", cfgFile}, environ, clk, &out, &errOut)
+	if code != 1 {
+		t.Errorf("exit %d; want 1, for the promise left out", code)
+	}
+	if !strings.Contains(out.String(), "+31*******05") || strings.Contains(out.String(), broken) {
+		t.Errorf("the list does not show the readable promise alone:\n%s", out.String())
+	}
+	if !strings.Contains(errOut.String(), broken) || strings.Contains(errOut.String(), "+31201234502") {
+		t.Errorf("stderr does not name the promise left out (with no number in full): %s", errOut.String())
 	}
 }
