@@ -353,3 +353,37 @@ func TestTheStatusLineIsALiveRegionBeforeTheFirstEvent(t *testing.T) {
 	do(t, ctx, "the new promise to be announced",
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector("#said").textContent.includes(%q)`, phone.Mask(j.Number))))
 }
+
+// A problem line is an alert, read out whenever one is put in the page: a board refreshed
+// with the same problem keeps the line it had, so a screen reader does not announce it again
+// with every event, while the rest of the board is new.
+func TestARefreshDoesNotAnnounceTheSameProblemAgain(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (Debian: apt-get install -y chromium); the supervisor page's browser test needs it")
+	}
+	p := newPage(t)
+	p.promise(t, "support", "+31201234651", time.Hour)
+	bad := p.promise(t, "support", "+31201234652", 2*time.Hour)
+	if err := p.redis.Client().HSet(context.Background(), "callbackd:{support}:job:"+bad.ID, "deadline", "soon").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := startBrowser(t, chromium)
+	do(t, ctx, "opening the page with a broken record",
+		chromedp.Navigate(p.srv.URL+"/?token=reader-token"),
+		chromedp.WaitVisible(css(`.problem`)),
+		chromedp.WaitVisible(css(`#link[data-state="on"]`)))
+	read(t, ctx, chromedp.Evaluate[bool](`document.querySelector(".problem").setAttribute("data-first", "yes"), true`))
+	j := p.promise(t, "support", "+31201234653", 3*time.Hour)
+	do(t, ctx, "the board to be refreshed with the new promise",
+		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-promise=%q]`, j.ID))))
+	if n := read(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll(".problem").length`)); n != 1 {
+		t.Errorf("after the refresh the page has %d problem lines; want the one", n)
+	}
+	if kept := read(t, ctx, chromedp.Evaluate[bool](`document.querySelector(".problem[data-first]") !== null`)); !kept {
+		t.Errorf("the refresh put the same problem line in anew (it is read out again):\n%s", pageHTML(ctx))
+	}
+	if first := read(t, ctx, chromedp.Evaluate[bool](`document.querySelector("#board").firstElementChild.className === "asof"`)); !first {
+		t.Errorf("the board's order changed around the kept problem line:\n%s", pageHTML(ctx))
+	}
+}

@@ -33,7 +33,7 @@
         // Swapping the board must not lose the keyboard's place: focus goes back to the
         // element of the same id when it is still there.
         var focused = document.activeElement ? document.activeElement.id : "";
-        board.innerHTML = html;
+        swap(html);
         if (focused) {
           var el = document.getElementById(focused);
           if (el) {
@@ -43,6 +43,38 @@
         main.setAttribute("data-refreshed", String(Number(main.getAttribute("data-refreshed") || "0") + 1));
       })
       .catch(function () { /* the next event or tick tries again */ });
+  }
+
+  // swap puts the new board in place of the old. A screen reader reads an alert out each time
+  // one is put in the page: problem lines that still say the same stay where they are, or
+  // every refresh would announce them again.
+  function swap(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var old = board.querySelectorAll(".problem");
+    var fresh = tpl.content.querySelectorAll(".problem");
+    var same = old.length > 0 && old.length === fresh.length;
+    for (var i = 0; same && i < old.length; i++) {
+      same = old[i].textContent === fresh[i].textContent && old[i].parentNode === board;
+    }
+    if (!same) {
+      board.innerHTML = html;
+      return;
+    }
+    var mark = document.createComment("problems");
+    fresh[0].parentNode.replaceChild(mark, fresh[0]);
+    for (var j = 1; j < fresh.length; j++) {
+      fresh[j].parentNode.removeChild(fresh[j]);
+    }
+    Array.prototype.slice.call(board.childNodes).forEach(function (n) {
+      if (Array.prototype.indexOf.call(old, n) < 0) {
+        board.removeChild(n);
+      }
+    });
+    var nodes = Array.prototype.slice.call(tpl.content.childNodes);
+    var at = nodes.indexOf(mark);
+    nodes.slice(0, at).forEach(function (n) { board.insertBefore(n, old[0]); });
+    nodes.slice(at + 1).forEach(function (n) { board.appendChild(n); });
   }
 
   function soon() {
