@@ -20,6 +20,11 @@ import (
 // v1Prefix is where the admin API lives; its description is v1Prefix + "/openapi.json".
 const v1Prefix = "/api/v1"
 
+// EventsPath is the event stream's path: a request to it lasts as long as its client follows.
+const EventsPath = v1Prefix + eventsRoute
+
+const eventsRoute = "/events"
+
 // Admin is the engine's admin operations as the API uses them (dialer.Admin).
 type Admin interface {
 	Make(ctx context.Context, scope, key string, r dialer.MakeRequest) (dialer.Made, error)
@@ -70,7 +75,7 @@ func v1Routes(mux *http.ServeMux, o Options) {
 		}
 	}
 	if o.Events != nil {
-		route("GET /events", config.RoleRead, h.streamEvents)
+		route("GET "+eventsRoute, config.RoleRead, h.streamEvents)
 	}
 	if o.Admin != nil {
 		route("POST /promises", config.RoleWrite, h.makePromise)

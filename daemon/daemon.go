@@ -414,7 +414,7 @@ func newHTTPServer(h http.Handler, log *zap.Logger) *http.Server {
 // when stop is done; other requests are left to finish.
 func endingStreams(h http.Handler, stop context.Context) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/events" && r.URL.Path != "/ui/events" {
+		if r.URL.Path != api.EventsPath && r.URL.Path != web.EventsPath {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -10,17 +10,25 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/callbackd/callbackd/api"
 	"github.com/callbackd/callbackd/config"
 	"github.com/callbackd/callbackd/daemon"
 	"github.com/callbackd/callbackd/daemon/daemontest"
 	"github.com/callbackd/callbackd/demo"
 	"github.com/callbackd/callbackd/internal/redistest"
+	"github.com/callbackd/callbackd/web"
 )
 
-// The HTTP server closes with the daemon: an open event stream (a CRM following
-// /api/v1/events) is ended when Run returns, so the client resumes at another daemon with its
-// Last-Event-ID, rather than left open on a daemon that has stopped.
+// The HTTP server closes with the daemon: an open event stream (a CRM following the API's, a
+// supervisor page following its own) is ended when Run returns, so the client resumes at
+// another daemon with its Last-Event-ID, rather than left open on a daemon that has stopped.
 func TestAnOpenEventStreamEndsWhenTheDaemonStops(t *testing.T) {
+	for _, path := range []string{api.EventsPath, web.EventsPath} {
+		t.Run(path, func(t *testing.T) { eventStreamEndsWithTheDaemon(t, path) })
+	}
+}
+
+func eventStreamEndsWithTheDaemon(t *testing.T, path string) {
 	pbx, clk := daemontest.StartPBX(t)
 	cfg, err := config.Parse([]byte(demo.ConfigYAML), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -46,13 +54,13 @@ func TestAnOpenEventStreamEndsWhenTheDaemonStops(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	resp, err := http.Get(base + "/api/v1/events")
+	resp, err := http.Get(base + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("GET /api/v1/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	ended := make(chan struct{})
 	go func() {

@@ -25,6 +25,9 @@ import (
 	"github.com/callbackd/callbackd/queue"
 )
 
+// EventsPath is the page's event stream: a request to it lasts as long as the page follows.
+const EventsPath = "/ui/events"
+
 // Promises is what the page reads of the promise store, and the one thing it changes.
 type Promises interface {
 	Queues() []string
@@ -143,7 +146,7 @@ func New(o Options) (*Handler, error) {
 	h.mux.Handle("GET /ui/assets/", http.StripPrefix("/ui/assets/", http.FileServerFS(assets)))
 	h.mux.HandleFunc("GET /{$}", h.page)
 	h.mux.HandleFunc("GET /ui/board", h.board)
-	h.mux.HandleFunc("GET /ui/events", h.events)
+	h.mux.HandleFunc("GET "+EventsPath, h.events)
 	h.mux.Handle("POST /ui/login", posts.Handler(http.HandlerFunc(h.login)))
 	h.mux.Handle("POST /ui/logout", posts.Handler(http.HandlerFunc(h.logout)))
 	h.mux.Handle("POST /ui/promises/{queue}/{id}/cancel", posts.Handler(http.HandlerFunc(h.cancel)))
