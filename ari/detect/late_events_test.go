@@ -196,3 +196,34 @@ func TestACopyOfAnEventAfterTheCallEndedDoesNotReviveIt(t *testing.T) {
 		}
 	}
 }
+
+// late judges an event by the channels it names: one about its channel (or a peer) is late
+// when that channel's call ended; a transfer, which names several, only when all of them did,
+// since one leg may be gone by the time the bridge event that moves the customer is read.
+func TestAnEventIsLateOnlyWhenWhatItIsAboutEnded(t *testing.T) {
+	gone, live := &ari.Channel{ID: "gone"}, &ari.Channel{ID: "live"}
+	for _, tc := range []struct {
+		name string
+		ev   ari.Event
+		late bool
+	}{
+		{"a channel's event after it ended", ari.Event{Type: ari.EventChannelStateChange, Channel: gone}, true},
+		{"a copy of ChannelCreated after the call ended", ari.Event{Type: ari.EventChannelCreated, Channel: gone}, true},
+		{"a dial whose peer ended", ari.Event{Type: ari.EventDial, Peer: gone, Caller: live}, true},
+		{"a live channel's event", ari.Event{Type: ari.EventChannelStateChange, Channel: live}, false},
+		{"a transfer whose every leg ended", ari.Event{Type: ari.EventBridgeAttendedTransfer,
+			TransfererFirstLeg: gone, TransfererSecondLeg: gone}, true},
+		{"a transfer with one leg gone and the customer live", ari.Event{Type: ari.EventBridgeAttendedTransfer,
+			TransfererFirstLeg: gone, TransferTarget: live}, false},
+		{"a transfer naming no channel", ari.Event{Type: ari.EventBridgeAttendedTransfer}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			det, _ := newTestDetector(t, Options{})
+			srv := det.server("pbx1")
+			srv.ended.add(gone.ID)
+			if got := det.late(srv, &tc.ev); got != tc.late {
+				t.Errorf("late = %v; want %v", got, tc.late)
+			}
+		})
+	}
+}
