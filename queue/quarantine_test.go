@@ -40,6 +40,23 @@ func (f *quarantineFixture) reported() []Quarantined {
 	return append([]Quarantined(nil), f.seen...)
 }
 
+// reclaimBoth lets the leases run out and reclaims: the broken lease and the healthy one
+// are both handled, and the healthy promise is pending again.
+func (f *quarantineFixture) reclaimBoth(t *testing.T, healthy Ref) {
+	t.Helper()
+	f.clk.Advance(2 * time.Minute)
+	res, err := f.s.Reclaim(f.ctx, testQueue)
+	if err != nil {
+		t.Fatalf("Reclaim: %v", err)
+	}
+	if res.Reclaimed != 2 {
+		t.Errorf("reclaimed %d; want both expired leases handled", res.Reclaimed)
+	}
+	if j := f.get(t, healthy); j.State != StatePending {
+		t.Errorf("the healthy promise is %s; want pending again", j.State)
+	}
+}
+
 // assertQuarantined checks that id, and only id, was moved aside once for a reason naming
 // what was wrong: reported, counted, in the dead-letter hash, in no index.
 func (f *quarantineFixture) assertQuarantined(t *testing.T, id, reason string) {
@@ -172,17 +189,7 @@ func TestReclaimQuarantinesABrokenLeaseAndReclaimsTheRest(t *testing.T) {
 			first := f.claim(t, ClaimOptions{})
 			second := f.claim(t, ClaimOptions{})
 			tc.breakJ(f, first.ID)
-			f.clk.Advance(2 * time.Minute)
-			res, err := f.s.Reclaim(f.ctx, testQueue)
-			if err != nil {
-				t.Fatalf("Reclaim: %v", err)
-			}
-			if res.Reclaimed != 2 {
-				t.Errorf("reclaimed %d; want both expired leases handled", res.Reclaimed)
-			}
-			if j := f.get(t, second.Ref()); j.State != StatePending {
-				t.Errorf("the healthy promise is %s; want pending again", j.State)
-			}
+			f.reclaimBoth(t, second.Ref())
 			f.assertQuarantined(t, first.ID, tc.reason)
 		})
 	}
@@ -343,17 +350,7 @@ func TestAJobKeyOfTheWrongTypeIsQuarantined(t *testing.T) {
 			f.rdb.ZRem(f.ctx, k.ready(), bad.ID)
 			f.rdb.ZAdd(f.ctx, k.leases(), redis.Z{Score: float64(millis(t0)), Member: bad.ID})
 			c := f.claim(t, ClaimOptions{})
-			f.clk.Advance(2 * time.Minute)
-			res, err := f.s.Reclaim(f.ctx, testQueue)
-			if err != nil {
-				t.Fatalf("Reclaim: %v", err)
-			}
-			if res.Reclaimed != 2 {
-				t.Errorf("reclaimed %d; want both expired leases handled", res.Reclaimed)
-			}
-			if j := f.get(t, c.Ref()); j.State != StatePending {
-				t.Errorf("the healthy promise is %s; want pending again", j.State)
-			}
+			f.reclaimBoth(t, c.Ref())
 			return c.ID
 		}},
 		{"expired", func(t *testing.T, f *quarantineFixture, bad, good Job) string {

@@ -44,7 +44,7 @@ while true do
     if tonumber(dl) then
       ready_add(id, dl, targets)
     elseif r.err then
-      quarantine(K_QUAR, quarantined, id, 'job key is not a hash')
+      quarantine(K_QUAR, quarantined, id, NOT_A_HASH)
     else
       quarantine(K_QUAR, quarantined, id, 'field deadline missing or not a number')
     end
@@ -79,7 +79,7 @@ if not plain then
   local function look(id)
     local r = redis.pcall('HMGET', K_JOBP .. id, 'owner', 'created', 'deadline', 'hold_until')
     if r.err then
-      quarantine(K_QUAR, quarantined, id, 'job key is not a hash')
+      quarantine(K_QUAR, quarantined, id, NOT_A_HASH)
       return nil
     end
     local owner, created, dl, hold = unpack(r)

@@ -514,12 +514,16 @@ local function bad_list(raw, name)
   return nil
 end
 
+-- NOT_A_HASH is the quarantine reason of a job key that holds another type than a hash: a
+-- redis.pcall of a hash command on it answers an error table.
+local NOT_A_HASH = 'job key is not a hash'
+
 -- broken_values is broken for a job's BROKEN_FIELDS values as HMGET answers them (false for a
 -- missing field), in that order, or as redis.pcall answers its error (a key of another type).
 local function broken_values(v)
   if not v[1] then
     if v.err then
-      return 'job key is not a hash'
+      return NOT_A_HASH
     end
     return 'job hash missing'
   end
