@@ -93,9 +93,9 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 			fmt.Fprintf(stderr, "callbackd promises: %v\n", err)
 		}
 	}()
-	done := 0
+	code := 0
 	if len(skipped) > 0 {
-		done = 1
+		code = 1
 	}
 	show := phone.Mask
 	if *unmask {
@@ -110,10 +110,10 @@ func runPromisesWithEnv(ctx context.Context, args, environ []string, clk clock.C
 				return 1
 			}
 		}
-		return done
+		return code
 	}
 	promisetable.Print(stdout, jobs, clk.Now(), show)
-	return done
+	return code
 }
 
 // parseStates reads --state: a comma-separated list of states, or all (nil).
