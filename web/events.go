@@ -83,17 +83,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	var out strings.Builder
 	out.WriteString("retry: 3000\n\n")
-	for first := true; ; first = false {
-		if !first {
-			if _, err := fmt.Fprint(w, out.String()); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
-				return
-			}
-			out.Reset()
-			evs, next, err = h.o.Events.ReadEvents(ctx, cur, 100, eventBlock)
-		}
+	for {
 		if ctx.Err() != nil {
 			return
 		}
@@ -119,6 +109,14 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&out, "id: %s\nevent: promise\ndata: %s\n\n", cur, data)
 		}
 		cur = next
+		if _, err := fmt.Fprint(w, out.String()); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		out.Reset()
+		evs, next, err = h.o.Events.ReadEvents(ctx, cur, 100, eventBlock)
 	}
 }
 
